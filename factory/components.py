@@ -1,0 +1,64 @@
+"""Build the objects a run needs from config nodes, naming the key when one fails."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from factory.errors import ConfigError, FactoryError
+
+CSV_LOGGER = "pytorch_lightning.loggers.CSVLogger"
+
+
+def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node, **kwargs)``; a failure names ``key`` in one line.
+
+    Errors the component raises about its own input (``FactoryError``) pass unchanged.
+    """
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, FactoryError):
+            raise e.__cause__ from None
+        reason = e.__cause__ or e
+        text = str(reason).strip().splitlines()
+        raise ConfigError(f"{key}: {text[-1] if text else type(reason).__name__}") from e
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
+    """The configured logger plus a CSV log in ``<run_dir>/csv/``, which reports read."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    loggers = []
+    if cfg.get("logger") is None or cfg.logger.get("_target_") != CSV_LOGGER:
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+    if cfg.get("logger") is not None:
+        loggers.append(build(cfg.logger, "logger"))
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path):
+    """A Lightning Trainer with the run's strategy, loggers and callbacks."""
+    callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()
+                 if node is not None]
+    progress = cfg.trainer.get("enable_progress_bar")
+    return build(
+        cfg.trainer, "trainer",
+        strategy=build(cfg.strategy, "strategy"),
+        logger=build_loggers(cfg, run_dir),
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        # A bar on a terminal; in logs, notebooks and CI it only adds noise.
+        enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
+    )
+
+
+def checkpoint_callback(trainer) -> Any | None:
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    return next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)

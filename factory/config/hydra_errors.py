@@ -1,0 +1,36 @@
+"""Turn Hydra's and OmegaConf's multi-line composition errors into one-line ConfigErrors."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from factory.errors import ConfigError
+
+
+def describe(error: BaseException) -> str:
+    """One line naming the key (or group) at fault."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
+        options = f" (available: {', '.join(error.options)})" if error.options else ""
+        return f"{error.missing_cfg_file}: no such config{options}"
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
+    full_key = getattr(cause, "full_key", None)
+    if full_key and "not in struct" in str(cause):
+        return f"{full_key}: unknown key (to add a new key: +{full_key}=...)"
+    text = " ".join(line.strip() for line in str(cause).splitlines()
+                    if line.strip() and not line.strip().startswith(("full_key:", "object_type=")))
+    return f"{full_key}: {text}" if full_key else text
+
+
+@contextmanager
+def hydra_errors_as_config_errors() -> Iterator[None]:
+    """Re-raise composition and override errors as ``ConfigError`` with one line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        yield
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(describe(e)) from e

@@ -1,0 +1,248 @@
+"""Typed schemas for every config node, keyed by the ``_target_`` they build.
+
+These dataclasses import nothing heavy, so a typo'd key or a wrong type is reported
+before torch or Lightning load. ``tests/unit/config/test_schemas.py`` checks each one
+against the signature of the object it describes, so a schema cannot drift from code.
+Fields that a caller fills in at build time (a data module's ``source`` object, a
+network's ``spec``) are not in the schemas.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Union
+
+from omegaconf import MISSING
+
+#: ``_target_`` -> schema dataclass. Filled by ``@schema_for`` beside each definition.
+SCHEMAS: dict[str, type] = {}
+
+
+def schema_for(target: str):
+    """Register the decorated dataclass as the schema of nodes built from ``target``."""
+
+    def register(cls: type) -> type:
+        SCHEMAS[target] = cls
+        return cls
+
+    return register
+
+
+def choices(*allowed: Any, default: Any = MISSING) -> Any:
+    """A field whose value must be one of ``allowed``."""
+    return field(default=default, metadata={"choices": allowed})
+
+
+# --- data -------------------------------------------------------------------
+
+@schema_for("factory.data.TabularDataModule")
+@dataclass
+class TabularDataModuleConf:
+    source: Any = MISSING
+    batch_size: int = 1024
+    num_workers: int = 0
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_seed: int = 42
+    max_onehot: int = 16
+
+
+@schema_for("factory.data.sources.FraudSource")
+@dataclass
+class FraudSourceConf:
+    rows: int = 50000
+    fraud_rate: float = 0.015
+    seed: int = 42
+
+
+@schema_for("factory.data.sources.SklearnSource")
+@dataclass
+class SklearnSourceConf:
+    dataset: str = choices("breast_cancer", "digits")
+
+
+@dataclass
+class DeclaredSchemaConf:
+    """Schema keys of sources whose table carries no schema of its own."""
+
+    target: str = MISSING
+    features: Optional[List[str]] = None
+    categorical: Optional[List[str]] = None
+    task: Optional[str] = choices("binary", "multiclass", "regression", None, default=None)
+    positive_label: Optional[Any] = None
+
+
+@schema_for("factory.data.sources.FileSource")
+@dataclass
+class FileSourceConf(DeclaredSchemaConf):
+    path: str = MISSING
+    format: Optional[str] = choices("csv", "parquet", None, default=None)
+    storage_options: Dict[str, Any] = field(default_factory=dict)
+
+
+@schema_for("factory.data.sources.WarehouseSource")
+@dataclass
+class WarehouseSourceConf(DeclaredSchemaConf):
+    url: str = MISSING
+    query: str = MISSING
+
+
+# --- model ------------------------------------------------------------------
+
+@schema_for("factory.models.SupervisedModel")
+@dataclass
+class SupervisedModelConf:
+    net: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = None
+    pos_weight: Optional[float] = None
+
+
+@schema_for("factory.models.TabularMLP")
+@dataclass
+class TabularMLPConf:
+    hidden_dims: List[int] = field(default_factory=lambda: [128, 64])
+    dropout: float = 0.1
+    norm: str = choices("batch", "layer", "none", default="batch")
+    embed_dim: int = 8
+
+
+@schema_for("factory.models.SmallCNN")
+@dataclass
+class SmallCNNConf:
+    channels: List[int] = field(default_factory=lambda: [16, 32])
+    dropout: float = 0.2
+
+
+# --- strategy ---------------------------------------------------------------
+
+@schema_for("factory.distributed.single_device")
+@dataclass
+class SingleDeviceConf:
+    pass
+
+
+@schema_for("factory.distributed.ddp")
+@dataclass
+class DDPConf:
+    process_group_backend: Optional[str] = choices("gloo", "nccl", None, default=None)
+    find_unused_parameters: bool = False
+
+
+# --- trainer, loggers, callbacks ---------------------------------------------
+
+@schema_for("pytorch_lightning.Trainer")
+@dataclass
+class TrainerConf:
+    accelerator: str = "auto"
+    devices: Any = 1
+    num_nodes: int = 1
+    precision: Any = "32-true"
+    max_epochs: Optional[int] = None
+    min_epochs: Optional[int] = None
+    max_steps: int = -1
+    limit_train_batches: Optional[Union[int, float]] = None
+    limit_val_batches: Optional[Union[int, float]] = None
+    limit_test_batches: Optional[Union[int, float]] = None
+    fast_dev_run: Union[bool, int] = False
+    check_val_every_n_epoch: Optional[int] = 1
+    log_every_n_steps: Optional[int] = 50
+    gradient_clip_val: Optional[Union[int, float]] = None
+    accumulate_grad_batches: int = 1
+    deterministic: Optional[bool] = None
+    enable_progress_bar: Optional[bool] = None
+
+
+@schema_for("pytorch_lightning.loggers.WandbLogger")
+@dataclass
+class WandbLoggerConf:
+    offline: bool = True
+    project: Optional[str] = None
+    name: Optional[str] = None
+    save_dir: str = "."
+    tags: List[str] = field(default_factory=list)
+    log_model: Union[bool, str] = False
+
+
+@schema_for("pytorch_lightning.loggers.CSVLogger")
+@dataclass
+class CSVLoggerConf:
+    save_dir: str = MISSING
+    name: Optional[str] = "csv"
+    version: Optional[Union[int, str]] = None
+
+
+@schema_for("pytorch_lightning.callbacks.ModelCheckpoint")
+@dataclass
+class ModelCheckpointConf:
+    dirpath: Optional[str] = None
+    filename: Optional[str] = None
+    monitor: Optional[str] = None
+    mode: str = choices("min", "max", default="min")
+    save_last: Optional[bool] = None
+    save_top_k: int = 1
+    auto_insert_metric_name: bool = True
+
+
+@schema_for("pytorch_lightning.callbacks.EarlyStopping")
+@dataclass
+class EarlyStoppingConf:
+    monitor: str = MISSING
+    mode: str = choices("min", "max", default="min")
+    patience: int = 3
+    min_delta: float = 0.0
+
+
+@schema_for("pytorch_lightning.callbacks.LearningRateMonitor")
+@dataclass
+class LearningRateMonitorConf:
+    logging_interval: Optional[str] = choices("step", "epoch", None, default=None)
+
+
+# --- top level -----------------------------------------------------------------
+
+@dataclass
+class MonitorConf:
+    metric: str = "val/loss"
+    mode: str = choices("min", "max", default="min")
+
+
+@dataclass
+class PathsConf:
+    root_dir: str = "."
+    data_dir: str = MISSING
+    output_dir: str = MISSING
+    run_dir: str = MISSING
+
+
+@dataclass
+class TrainConf:
+    data: Any = MISSING
+    model: Any = MISSING
+    strategy: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = None
+    callbacks: Dict[str, Any] = field(default_factory=dict)
+    paths: PathsConf = MISSING
+    task_name: str = "train"
+    tags: List[str] = field(default_factory=list)
+    seed: int = 42
+    monitor: MonitorConf = field(default_factory=MonitorConf)
+    baseline: Optional[str] = choices("logistic_regression", None, default=None)
+    train: bool = True
+    test: bool = True
+    ckpt_path: Optional[str] = None
+
+
+@dataclass
+class EvaluateConf:
+    data: Any = MISSING
+    trainer: Any = MISSING
+    paths: PathsConf = MISSING
+    task_name: str = "evaluate"
+    tags: List[str] = field(default_factory=list)
+    seed: int = 42
+    ckpt_path: str = MISSING
+
+
+#: The schema of each top-level config in conf/.
+ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf}

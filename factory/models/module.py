@@ -1,0 +1,140 @@
+"""The LightningModule for supervised tasks: loss, metrics, optimizers around a network."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torchmetrics import MeanMetric
+
+from factory.data.spec import InputSpec
+from factory.errors import ConfigError
+from factory.models.metrics import scores, task_loss, task_metrics
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x_num, x_cat, y)
+
+
+class SupervisedModel(pl.LightningModule):
+    """Binary, multiclass or regression training around an injected or configured network.
+
+    Args:
+        net: an ``nn.Module``, or a config (``_target_`` + kwargs) built with ``spec`` as
+            its first argument. A config is stored in the hyperparameters, so
+            ``SupervisedModel.load_from_checkpoint(path)`` needs nothing else.
+        optimizer: a partial optimizer config (``_partial_: true``), called with the
+            parameters.
+        scheduler: a partial LR scheduler config called with the optimizer, or ``None``.
+        pos_weight: binary only: weight of the positive class in the loss; ``None``
+            derives negatives/positives from ``spec.class_counts``.
+        spec: the inputs, from ``TabularDataModule.input_spec`` (a dict after loading).
+
+    Example:
+        >>> model = SupervisedModel(net=nn.Linear(4, 1), optimizer={"_target_": "torch.optim.SGD",
+        ...     "_partial_": True, "lr": 0.1}, spec=InputSpec(4, [], 2, "binary", [5, 5]))
+    """
+
+    def __init__(self, net: nn.Module | Mapping, optimizer: Mapping, scheduler: Mapping | None = None,
+                 pos_weight: float | None = None, spec: InputSpec | Mapping | None = None) -> None:
+        super().__init__()
+        if spec is None:
+            raise ValueError("SupervisedModel needs spec= (TabularDataModule.input_spec)")
+        self.spec = InputSpec(**spec) if isinstance(spec, Mapping) else spec
+        if isinstance(net, nn.Module):
+            self.net = net
+            self.save_hyperparameters(ignore=["net"])
+        else:
+            net = _plain(net)
+            self.net = instantiate(net, _partial_=True, _convert_="all")(self.spec)
+            self.save_hyperparameters({"net": net})
+        self.save_hyperparameters({"optimizer": _plain(optimizer), "scheduler": _plain(scheduler),
+                                   "pos_weight": pos_weight, "spec": self.spec.to_dict()})
+        self.task = self.spec.task
+        self.loss_fn = task_loss(self.task, self._pos_weight(pos_weight))
+        # Keyed "<stage>_": a bare "train" would shadow nn.Module.train.
+        self.losses = nn.ModuleDict({f"{stage}_": MeanMetric() for stage in ("train", "val", "test")})
+        self.metrics = nn.ModuleDict({f"{stage}_": task_metrics(self.task, self.spec.n_classes)
+                                      for stage in ("val", "test")})
+
+    def _pos_weight(self, pos_weight: float | None) -> float | None:
+        if self.task != "binary" or pos_weight is not None or len(self.spec.class_counts) != 2:
+            return pos_weight
+        negatives, positives = self.spec.class_counts
+        return negatives / max(positives, 1)
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        return self.net(x_num, x_cat)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "multiclass":
+            return self.loss_fn(logits, y)
+        return self.loss_fn(logits.squeeze(-1), y.float())
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        x_num, x_cat, y = batch
+        loss = self._loss(self(x_num, x_cat), y)
+        self.losses["train_"].update(loss.detach(), weight=len(y))
+        # self.log on every step costs more than the step itself for small models.
+        if self.global_step % max(self.trainer.log_every_n_steps, 1) == 0:
+            self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss_epoch", self.losses["train_"].compute())
+        self.losses["train_"].reset()
+
+    def _evaluation_step(self, stage: str, batch: Batch) -> None:
+        x_num, x_cat, y = batch
+        logits = self(x_num, x_cat)
+        self.losses[f"{stage}_"].update(self._loss(logits, y), weight=len(y))
+        self.metrics[f"{stage}_"].update(scores(self.task, logits), y)
+
+    def _evaluation_epoch_end(self, stage: str) -> None:
+        # compute() synchronizes across processes once per epoch, not per step.
+        values = {f"{stage}/{name}": value for name, value in self.metrics[f"{stage}_"].compute().items()}
+        values[f"{stage}/loss"] = self.losses[f"{stage}_"].compute()
+        self.log_dict(values, prog_bar=stage == "val")
+        self.metrics[f"{stage}_"].reset()
+        self.losses[f"{stage}_"].reset()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluation_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._evaluation_epoch_end("val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluation_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluation_epoch_end("test")
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        x_num, x_cat, _ = batch
+        return scores(self.task, self(x_num, x_cat))
+
+    def configure_optimizers(self) -> Any:
+        optimizer = _call(self.hparams.optimizer, "model.optimizer", self.parameters())
+        if self.hparams.scheduler is None:
+            return optimizer
+        scheduler = _call(self.hparams.scheduler, "model.scheduler", optimizer)
+        config = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = "val/loss"
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def _plain(node: Any) -> Any:
+    """DictConfig -> plain containers, so hyperparameters pickle and print cleanly."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _call(partial_config: Mapping, key: str, argument: Any) -> Any:
+    """Build a ``_partial_`` config and call it, naming the config key on bad kwargs."""
+    try:
+        return instantiate(partial_config)(argument)
+    except Exception as e:  # noqa: BLE001: instantiate wraps everything it calls
+        reason = str(e.__cause__ or e).strip().splitlines()[-1] if str(e.__cause__ or e).strip() else repr(e)
+        raise ConfigError(f"{key}: {reason}") from e

@@ -1,0 +1,37 @@
+"""Where a run came from: code version, library versions, command line."""
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+
+def git_state(directory: str | Path = ".") -> dict | None:
+    """``{"commit": sha, "dirty": bool}`` of the repository holding ``directory``, or None."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that decide a run's numbers."""
+    found = {"python": platform.python_version()}
+    for package in ("factory", "torch", "pytorch-lightning", "torchmetrics", "numpy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def command_line() -> list[str]:
+    return [sys.executable, *sys.argv]

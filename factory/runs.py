@@ -1,0 +1,81 @@
+"""The run directory and its manifest, ``run.json``: the contract with everything downstream.
+
+Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/``::
+
+    config.yaml       the resolved config
+    run.json          this manifest (status, provenance, data, checkpoints)
+    metrics.json      final val/test (and baseline) metrics
+    checkpoints/      best.ckpt, last.ckpt
+    csv/metrics.csv   the metrics history
+    wandb/            offline wandb run, when logger=wandb
+"""
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from factory import atomic, provenance
+
+MANIFEST = "run.json"
+METRICS = "metrics.json"
+CONFIG = "config.yaml"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunRecord:
+    """Everything needed to trust, reproduce and find a run; saved as ``run.json``."""
+
+    run_id: str
+    task_name: str
+    run_dir: str
+    status: str = "running"  # running | completed | failed
+    started_at: str = field(default_factory=_now)
+    ended_at: str | None = None
+    duration_s: float | None = None
+    command: list[str] = field(default_factory=provenance.command_line)
+    git: dict | None = None
+    versions: dict = field(default_factory=provenance.versions)
+    seed: int | None = None
+    tags: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)      # source, fingerprint, rows per split
+    strategy: dict = field(default_factory=dict)  # name, world_size
+    monitor: dict = field(default_factory=dict)   # metric, mode, best value
+    best_checkpoint: str | None = None
+    last_checkpoint: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def begin(cls, run_dir: Path, task_name: str, seed: int, tags: list[str]) -> "RunRecord":
+        return cls(run_id=run_dir.name, task_name=task_name, run_dir=str(run_dir), seed=seed,
+                   tags=list(tags), git=provenance.git_state())
+
+    def save(self) -> Path:
+        return atomic.write_json(Path(self.run_dir) / MANIFEST, asdict(self))
+
+    def finish(self, status: str, error: BaseException | None = None) -> Path:
+        self.status = status
+        self.ended_at = _now()
+        start = datetime.fromisoformat(self.started_at)
+        self.duration_s = round((datetime.now(timezone.utc) - start).total_seconds(), 3)
+        if error is not None:
+            last = traceback.format_exception_only(type(error), error)[-1].strip()
+            self.error = last
+        return self.save()
+
+
+def load_record(run_dir: str | Path) -> RunRecord:
+    """Read ``run.json`` from a run directory."""
+    data = json.loads((Path(run_dir) / MANIFEST).read_text())
+    return RunRecord(**data)
+
+
+def save_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
+    return atomic.write_json(run_dir / METRICS, metrics)

@@ -1,0 +1,187 @@
+"""``run(cfg)`` trains, validates and tests; ``evaluate(cfg)`` tests a checkpoint. Orchestration only."""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from factory import runs
+from factory.config import validate
+from factory.config.resolvers import RUN_ID_ENV
+from factory.errors import ConfigError
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns: where it is and how it did."""
+
+    run_dir: Path
+    status: str
+    metrics: dict[str, dict[str, float]]
+    best_checkpoint: Path | None
+    monitored_value: float | None
+
+    def load_model(self):
+        """The trained model (best checkpoint, else last), in eval mode on the CPU."""
+        from factory.models import SupervisedModel
+
+        path = self.best_checkpoint or self.run_dir / "checkpoints" / "last.ckpt"
+        return SupervisedModel.load_from_checkpoint(path, map_location="cpu").eval()
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Train, validate and test the model ``cfg`` describes; write its run directory.
+
+    Args:
+        cfg: a composed ``train`` config (``factory.compose("train", [...])`` or the CLI's).
+
+    Returns:
+        The run's directory, final metrics and best checkpoint.
+
+    Raises:
+        ConfigError, DataError: bad input, named in one line; the run is marked failed.
+    """
+    validate(cfg, root="train")
+    cfg = _pin_run_dir(cfg)
+    run_dir = Path(cfg.paths.run_dir)
+
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from factory.components import build, build_trainer, checkpoint_callback
+
+    is_zero = rank_zero_only.rank == 0
+    record = runs.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
+    if is_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / runs.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        record.save()
+    previous_run_id = os.environ.get(RUN_ID_ENV)
+    os.environ[RUN_ID_ENV] = run_dir.name  # processes the strategy launches join this run
+    try:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule = build(cfg.data, "data")
+        datamodule.setup("fit")
+        model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
+        trainer = build_trainer(cfg, run_dir)
+        record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
+                       "rows": datamodule.split_sizes}
+        record.strategy = {"name": _strategy_name(cfg), "world_size": trainer.world_size}
+        if is_zero:
+            record.save()
+        for logger in trainer.loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+        if cfg.train:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        checkpoints = checkpoint_callback(trainer)
+        best = checkpoints.best_model_path if checkpoints and checkpoints.best_model_path else None
+        metrics = {"val": _first(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False))}
+        if cfg.test:
+            metrics["test"] = _first(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False))
+        if cfg.get("baseline") == "logistic_regression":
+            from factory import baselines
+
+            metrics["baseline"] = baselines.logistic_regression(datamodule, seed=cfg.seed)
+
+        monitored = metrics["val"].get(cfg.monitor.metric)
+        record.monitor = {"metric": cfg.monitor.metric, "mode": cfg.monitor.mode, "best": monitored}
+        record.best_checkpoint = best
+        last = checkpoints.last_model_path if checkpoints else None
+        record.last_checkpoint = last or None
+        if is_zero:
+            runs.save_metrics(run_dir, metrics)
+            record.finish("completed")
+        return RunResult(run_dir, "completed", metrics, Path(best) if best else None, monitored)
+    except BaseException as error:
+        if is_zero:
+            record.finish("failed", error)
+        raise
+    finally:
+        _restore_env(RUN_ID_ENV, previous_run_id)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test a checkpoint on ``cfg.data`` with the preprocessing fitted when it was trained.
+
+    Returns:
+        Test metrics (``test/...``), also written to ``metrics.json`` in a new run directory.
+
+    Raises:
+        ConfigError: ``ckpt_path`` is missing or not a factory checkpoint.
+    """
+    validate(cfg, root="evaluate")
+    cfg = _pin_run_dir(cfg)
+    run_dir = Path(cfg.paths.run_dir)
+    checkpoint_path = Path(cfg.ckpt_path)
+    if not checkpoint_path.is_file():
+        raise ConfigError(f"ckpt_path: no such checkpoint file: {checkpoint_path}")
+
+    import torch
+
+    from factory.components import build
+    from factory.data.datamodule import TabularDataModule
+    from factory.models import SupervisedModel
+
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001: torch raises many types for a non-checkpoint
+        raise ConfigError(f"ckpt_path: {checkpoint_path} is not a readable checkpoint ({type(e).__name__})") from e
+    if "hyper_parameters" not in checkpoint or TabularDataModule.__qualname__ not in checkpoint:
+        raise ConfigError(f"ckpt_path: {checkpoint_path} was not written by factory's training")
+
+    record = runs.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / runs.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    record.save()
+    try:
+        model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")
+        datamodule = build(cfg.data, "data")
+        datamodule.load_state_dict(checkpoint[TabularDataModule.__qualname__])
+        datamodule.setup("test")
+        trainer = build(cfg.trainer, "trainer", logger=False, callbacks=[], default_root_dir=str(run_dir),
+                        enable_progress_bar=False)
+        metrics = _first(trainer.test(model, datamodule=datamodule, verbose=False))
+        record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
+                       "rows": datamodule.split_sizes}
+        record.best_checkpoint = str(checkpoint_path)
+        runs.save_metrics(run_dir, {"test": metrics, "checkpoint": str(checkpoint_path)})
+        record.finish("completed")
+        return metrics
+    except BaseException as error:
+        record.finish("failed", error)
+        raise
+
+
+def _pin_run_dir(cfg: DictConfig) -> DictConfig:
+    """Resolve ``paths.run_dir`` once (it holds a fresh id) and fix it in a copy of ``cfg``.
+
+    Under the CLI, Hydra has already created the directory: use that one.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = copy.deepcopy(cfg)
+    run_dir = (HydraConfig.get().runtime.output_dir if HydraConfig.initialized()
+               else cfg.paths.run_dir)
+    with open_dict(cfg):
+        cfg.paths.run_dir = str(Path(run_dir).resolve())
+    return cfg
+
+
+def _strategy_name(cfg: DictConfig) -> str:
+    return str(cfg.strategy.get("_target_", "")).rsplit(".", 1)[-1]
+
+
+def _first(results: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value

@@ -1,0 +1,24 @@
+"""Train, validate and test a model from composed configs.
+
+    python scripts/train.py experiment=fraud_detection trainer.max_epochs=5
+    python scripts/train.py --help        # config groups and their options
+"""
+import hydra
+from omegaconf import DictConfig
+
+from factory.cli import job, run_cli
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+@job
+def main(cfg: DictConfig) -> float | None:
+    from factory.config import validate
+
+    validate(cfg, root="train")  # before torch loads: config errors answer fast
+    from factory.training import run
+
+    return run(cfg).monitored_value  # what sweeps optimize
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,28 @@
+"""Shared fixtures: keep every run, wandb file and cache inside the test's tmp dir."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs land in tmp_path/outputs; wandb writes nothing to the home directory."""
+    monkeypatch.setenv("FACTORY_ROOT", str(tmp_path))
+    for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / "wandb-home"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("FACTORY_RUN_ID", raising=False)
+    return tmp_path
+
+
+def script_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running scripts/*.py as a subprocess in a test."""
+    env = dict(os.environ)
+    env["FACTORY_ROOT"] = str(tmp_path)
+    env.pop("FACTORY_RUN_ID", None)
+    return env
