@@ -7,6 +7,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+#: The checkout factory runs from: its commit is the code version of a run.
+CODE_DIR = Path(__file__).resolve().parents[1]
+
 
 def git_state(directory: str | Path = ".") -> dict | None:
     """``{"commit": sha, "dirty": bool}`` of the repository holding ``directory``, or None."""

@@ -55,7 +55,7 @@ class RunRecord:
     @classmethod
     def begin(cls, run_dir: Path, task_name: str, seed: int, tags: list[str]) -> "RunRecord":
         return cls(run_id=run_dir.name, task_name=task_name, run_dir=str(run_dir), seed=seed,
-                   tags=list(tags), git=provenance.git_state())
+                   tags=list(tags), git=provenance.git_state(provenance.CODE_DIR))
 
     def save(self) -> Path:
         return atomic.write_json(Path(self.run_dir) / MANIFEST, asdict(self))

@@ -41,7 +41,8 @@ class SupervisedModel(pl.LightningModule):
         super().__init__()
         if spec is None:
             raise ValueError("SupervisedModel needs spec= (TabularDataModule.input_spec)")
-        self.spec = InputSpec(**spec) if isinstance(spec, Mapping) else spec
+        # Hydra hands kwargs over as DictConfig; checkpoints must hold plain Python only.
+        self.spec = InputSpec(**_plain(spec)) if isinstance(spec, Mapping) else spec
         if isinstance(net, nn.Module):
             self.net = net
             self.save_hyperparameters(ignore=["net"])

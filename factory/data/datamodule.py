@@ -1,0 +1,173 @@
+"""The LightningDataModule every data config instantiates: one source, split, encoded, batched."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from factory.data.batches import batch_loader
+from factory.data.fingerprint import table_fingerprint
+from factory.data.preprocessing import Preprocessor
+from factory.data.sources.base import DataSource
+from factory.data.spec import InputSpec, TableSchema
+from factory.data.split import SPLITS, check_fractions, stratified_split
+from factory.data.validation import validate_table
+
+
+class TabularDataModule(pl.LightningDataModule):
+    """Loads a source's table once, validates, splits, encodes and serves tensor batches.
+
+    Batches are ``(x_num, x_cat, y)``: float32 ``(B, n_numeric)`` (``(B, C, H, W)`` for
+    images), int64 ``(B, n_embedded)`` category codes, and ``y`` int64 class indices
+    ``(B,)`` for classification or float32 ``(B,)`` for regression.
+
+    The fitted preprocessing is the module's state: Lightning stores ``state_dict()`` in
+    every checkpoint and calls ``load_state_dict`` when restoring one (after ``setup``),
+    so evaluating a checkpoint on other data encodes it as in training instead of
+    refitting on that data.
+
+    Args:
+        source: the ``DataSource`` to load.
+        batch_size: rows per batch.
+        num_workers: DataLoader worker processes (persistent when > 0).
+        val_fraction: share of rows (per class) for validation.
+        test_fraction: share of rows (per class) for the test split.
+        split_seed: seed of the split and of the per-epoch train shuffle.
+        max_onehot: categoricals with at most this many levels are one-hot encoded,
+            the others embedded.
+
+    Example:
+        >>> dm = TabularDataModule(FraudSource(rows=5000), batch_size=256)
+        >>> dm.setup("fit")
+        >>> model = build_model(dm.input_spec)
+    """
+
+    def __init__(
+        self,
+        source: DataSource,
+        batch_size: int = 1024,
+        num_workers: int = 0,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        split_seed: int = 42,
+        max_onehot: int = 16,
+    ):
+        super().__init__()
+        check_fractions(val_fraction, test_fraction)  # no I/O: fails at instantiation
+        self.source = source
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
+        self.max_onehot = max_onehot
+        self.preprocessor: Preprocessor | None = None
+        self.schema: TableSchema | None = None
+        self.input_spec: InputSpec | None = None
+        self.fingerprint: str | None = None
+        self.split_sizes: dict[str, int] = {}
+        self._table: pa.Table | None = None
+        self._rows: dict[str, np.ndarray] = {}
+        self._tensors: dict[str, tuple[torch.Tensor, ...]] = {}
+
+    @property
+    def source_name(self) -> str:
+        """The source's short name, for manifests."""
+        return self.source.name
+
+    @property
+    def class_labels(self) -> list:
+        """Display label of each encoded class (empty for regression)."""
+        return self._fitted().class_labels
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, validate, split and encode, once for all stages.
+
+        Fits the preprocessor on the train split unless one was restored with
+        ``load_state_dict``. ``input_spec`` is set on return.
+
+        Raises:
+            DataError: the source's table does not match its schema.
+        """
+        if self._table is not None:
+            return  # "fit" then "test" (or "validate"): one load serves all stages
+        loaded = self.source.load()
+        validate_table(loaded, source=self.source.name)
+        self.schema, self._table = loaded.schema, loaded.table
+        self.fingerprint = table_fingerprint(loaded.table)
+        target = loaded.table.column(loaded.schema.target).to_pandas().to_numpy()
+        self._rows = stratified_split(
+            target,
+            self.val_fraction,
+            self.test_fraction,
+            self.split_seed,
+            stratify=loaded.schema.task != "regression",
+        )
+        self.split_sizes = {name: len(rows) for name, rows in self._rows.items()}
+        if self.preprocessor is None:
+            self.preprocessor = Preprocessor.fit(self.split_table("train"), loaded.schema, self.max_onehot)
+        self._encode()
+
+    def split_table(self, name: str) -> pa.Table:
+        """The raw rows of split ``name`` (``train``, ``val`` or ``test``), in source order."""
+        if self._table is None:
+            raise RuntimeError("TabularDataModule.setup() has not run yet")
+        if name not in self._rows:
+            raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return self._table.take(self._rows[name])
+
+    def train_dataloader(self) -> DataLoader:
+        # A ragged last batch (possibly one row) is dropped once a full batch exists:
+        # batch statistics stay meaningful, and rows reshuffle so none is lost for good.
+        return self._loader("train", shuffle=True, drop_last=self.split_sizes["train"] > self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def state_dict(self) -> dict:
+        """``{"preprocessor": <JSON-able state>}`` once fitted or restored, else ``{}``."""
+        return {"preprocessor": self.preprocessor.state_dict()} if self.preprocessor is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Adopt a saved preprocessor; re-encodes the splits if ``setup`` already ran."""
+        self.preprocessor = Preprocessor.from_state_dict(state_dict["preprocessor"])
+        if self._table is not None:
+            self._encode()
+
+    def _encode(self) -> None:
+        preprocessor = self._fitted()
+        arrays = preprocessor.transform(self._table)
+        tensors = tuple(torch.from_numpy(a) for a in arrays)
+        self._tensors = {
+            name: tuple(t[torch.from_numpy(rows)] for t in tensors) for name, rows in self._rows.items()
+        }
+        counts: list[int] = []
+        if preprocessor.class_labels:
+            y_train = self._tensors["train"][2].numpy()
+            counts = np.bincount(y_train, minlength=len(preprocessor.class_labels)).tolist()
+        self.input_spec = preprocessor.input_spec(counts)
+
+    def _loader(self, split: str, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+        if split not in self._tensors:
+            raise RuntimeError("TabularDataModule.setup() has not run yet")
+        return batch_loader(
+            self._tensors[split],
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.split_seed,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+        )
+
+    def _fitted(self) -> Preprocessor:
+        if self.preprocessor is None:
+            raise RuntimeError("TabularDataModule.setup() has not run yet")
+        return self.preprocessor

@@ -1,0 +1,235 @@
+"""Feature and target encoding fitted on the train split, saved as plain JSON-able state.
+
+Float block layout, in this order (``InputSpec.n_numeric`` columns):
+    standardized numerics (schema order) | missing indicators | one-hot categoricals.
+Categoricals with more than ``max_onehot`` levels are embedded instead: their int64
+codes form ``x_cat``. Every categorical reserves code 0 for a missing value and code 1
+for a level unseen in training; the train levels, sorted, follow from code 2.
+
+Missing-indicator policy: a numeric column gets an indicator only if it had missing
+values in the train split (as scikit-learn's ``SimpleImputer(add_indicator=True)``).
+The list is part of the state, so later tables get the same columns; a column that
+was complete in training is only imputed. Image tables get no indicators and no one-hot
+columns, so the float block stays exactly ``C*H*W`` pixels wide.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from factory.data.spec import InputSpec, TableSchema
+from factory.data.validation import label_mask
+from factory.errors import DataError
+
+MISSING, UNSEEN, FIRST_LEVEL = 0, 1, 2
+
+
+class Preprocessor:
+    """Turns Arrow tables into ``(x_num, x_cat, y)`` arrays with statistics from one table.
+
+    Build it with ``Preprocessor.fit(train_table, schema)`` or ``from_state_dict``; the
+    state is plain lists, dicts, strings and numbers, so it can live in a Lightning
+    checkpoint or a JSON file.
+
+    Example:
+        >>> pre = Preprocessor.fit(train, schema, max_onehot=16)
+        >>> x_num, x_cat, y = pre.transform(test)
+        >>> Preprocessor.from_state_dict(json.loads(json.dumps(pre.state_dict())))
+    """
+
+    def __init__(self, state: dict):
+        state = self._state = copy.deepcopy(state)  # the caller's dict may change later; ours must not
+        schema = dict(state["schema"])
+        if schema["image_shape"] is not None:
+            schema["image_shape"] = tuple(schema["image_shape"])
+        self.schema = TableSchema(**schema)
+        numeric = state["numeric"]
+        self._names = [c["name"] for c in numeric]
+        self._mean = np.array([c["mean"] for c in numeric], dtype=np.float64)
+        self._std = np.array([c["std"] for c in numeric], dtype=np.float64)
+        self._indicators = [self._names.index(name) for name in state["indicators"]]
+        self._categorical = state["categorical"]
+        self.class_labels: list = state["class_labels"]
+
+    @classmethod
+    def fit(cls, table: pa.Table, schema: TableSchema, max_onehot: int = 16) -> Preprocessor:
+        """Learn statistics, levels and classes from ``table`` (the train split only).
+
+        Args:
+            table: validated train rows.
+            schema: the source's declaration of features, target and task.
+            max_onehot: categoricals with at most this many train levels are one-hot
+                encoded; more levels are embedded.
+        """
+        image = schema.image_shape is not None
+        values = _numeric_matrix(table, schema.numeric)  # (N, n_numeric) float64, NaN = missing
+        seen = ~np.isnan(values)
+        count = np.maximum(seen.sum(axis=0), 1)  # an all-missing column gets mean 0, std 1
+        mean = np.where(seen, values, 0.0).sum(axis=0) / count
+        std = np.sqrt(np.where(seen, (values - mean) ** 2, 0.0).sum(axis=0) / count)
+        std[std == 0] = 1.0  # constant columns (blank image borders) stay 0 after centring
+        numeric = [
+            {"name": name, "mean": float(m), "std": float(s)} for name, m, s in zip(schema.numeric, mean, std)
+        ]
+        indicators = [] if image else [name for name, ok in zip(schema.numeric, seen.all(axis=0)) if not ok]
+        categorical = []
+        for name in schema.categorical:
+            levels = sorted(pc.unique(_as_text(table.column(name)).drop_null()).to_pylist())
+            categorical.append({"name": name, "levels": levels, "onehot": not image and len(levels) <= max_onehot})
+        schema_state = dataclasses.asdict(schema)
+        if schema.image_shape is not None:
+            schema_state["image_shape"] = list(schema.image_shape)
+        return cls(
+            {
+                "schema": schema_state,
+                "numeric": numeric,
+                "indicators": indicators,
+                "categorical": categorical,
+                "class_labels": _class_labels(table.column(schema.target), schema),
+            }
+        )
+
+    def state_dict(self) -> dict:
+        """Everything ``transform`` needs, as JSON-serializable Python (a copy)."""
+        return copy.deepcopy(self._state)
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> Preprocessor:
+        """Rebuild a fitted preprocessor from ``state_dict()`` output (e.g. after JSON)."""
+        return cls(state)
+
+    @property
+    def n_float(self) -> int:
+        """Width of the float block before any image reshape."""
+        onehot = sum(len(c["levels"]) + FIRST_LEVEL for c in self._categorical if c["onehot"])
+        return len(self._names) + len(self._indicators) + onehot
+
+    def input_spec(self, class_counts: list[int] | None = None) -> InputSpec:
+        """Describe the encoded inputs for building a network.
+
+        Args:
+            class_counts: train rows per encoded class (classification), stored as-is.
+        """
+        image_shape = self.schema.image_shape
+        return InputSpec(
+            n_numeric=self.n_float,
+            embed_cardinalities=[len(c["levels"]) + FIRST_LEVEL for c in self._categorical if not c["onehot"]],
+            n_classes=len(self.class_labels) or 1,
+            task=self.schema.task,
+            class_counts=list(class_counts or []),
+            image_shape=list(image_shape) if image_shape is not None else None,
+        )
+
+    def transform(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Encode a table with the fitted statistics; vectorized over rows.
+
+        Args:
+            table: any table holding the fitted feature and target columns.
+
+        Returns:
+            ``x_num``: float32 ``(N, n_float)``, or ``(N, C, H, W)`` for images;
+            ``x_cat``: int64 ``(N, n_embedded)`` codes; ``y``: int64 ``(N,)`` class
+            indices for classification, float32 ``(N,)`` for regression.
+
+        Raises:
+            DataError: a fitted column is absent, or the target has missing values or
+                classes unknown at fit time.
+        """
+        needed = [*self.schema.features, self.schema.target]
+        absent = [c for c in needed if c not in table.column_names]
+        if absent:
+            raise DataError(f"table lacks column(s) the fitted preprocessing needs: {', '.join(map(repr, absent))}")
+        n = table.num_rows
+        raw = _numeric_matrix(table, self._names)
+        x_num = np.empty((n, self.n_float), dtype=np.float32)
+        k = len(self._names)
+        x_num[:, :k] = np.nan_to_num((raw - self._mean) / self._std, nan=0.0)  # impute: train mean -> 0
+        x_num[:, k : k + len(self._indicators)] = np.isnan(raw[:, self._indicators])
+        col, embedded = k + len(self._indicators), []
+        for cat in self._categorical:
+            codes = _codes(table.column(cat["name"]), cat["levels"])
+            if cat["onehot"]:
+                width = len(cat["levels"]) + FIRST_LEVEL
+                x_num[:, col : col + width] = 0.0
+                x_num[np.arange(n), col + codes] = 1.0
+                col += width
+            else:
+                embedded.append(codes)
+        if self.schema.image_shape is not None:
+            x_num = x_num.reshape(n, *self.schema.image_shape)
+        x_cat = np.stack(embedded, axis=1) if embedded else np.zeros((n, 0), dtype=np.int64)
+        return x_num, x_cat, self._encode_target(table.column(self.schema.target))
+
+    def _encode_target(self, column: pa.ChunkedArray) -> np.ndarray:
+        schema, name = self.schema, self.schema.target
+        if column.null_count:
+            raise DataError(f"target '{name}' has {column.null_count} missing value(s); drop or fill those rows")
+        column = _decoded(column)
+        if schema.task == "regression":
+            return pc.cast(column, pa.float32()).to_numpy().copy()  # Arrow buffers are read-only
+        if schema.task == "binary" and schema.positive_label is not None:
+            return label_mask(column, schema.positive_label).to_numpy().astype(np.int64)
+        if schema.task == "binary":
+            y = pc.cast(column, pa.float64()).to_numpy()
+            if not np.isin(y, (0.0, 1.0)).all():
+                raise DataError(f"binary target '{name}' must be 0/1 or set positive_label")
+            return y.astype(np.int64)
+        try:
+            classes = pa.array(self.class_labels).cast(column.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise DataError(f"target '{name}' has type {column.type}; fitted classes: {self.class_labels}") from None
+        index = pc.index_in(column, value_set=classes)
+        if index.null_count:
+            unknown = pc.unique(pc.filter(column, pc.is_null(index))).to_pylist()
+            raise DataError(f"target '{name}' has classes unseen in training: {unknown[:5]}")
+        return index.to_numpy().astype(np.int64)
+
+
+def _class_labels(column: pa.ChunkedArray, schema: TableSchema) -> list:
+    """Display labels, index = encoded class: 0/1, ``[other, positive]``, or sorted classes."""
+    if schema.task == "regression":
+        return []
+    if schema.task == "multiclass":
+        return sorted(pc.unique(_decoded(column)).to_pylist())
+    positive = schema.positive_label
+    if positive is None:
+        return [0, 1]
+    column = _decoded(column)
+    others = pc.unique(pc.filter(column, pc.invert(label_mask(column, positive)))).to_pylist()
+    return [others[0] if len(others) == 1 else f"not {positive}", positive]
+
+
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Categorical values as strings, so levels compare the same way at fit and later."""
+    return pc.cast(_decoded(column), pa.string())
+
+
+def _numeric_matrix(table: pa.Table, names: list[str]) -> np.ndarray:
+    """(N, len(names)) float64 with NaN for nulls."""
+    out = np.empty((table.num_rows, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        column = _decoded(table.column(name))
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            # The parse validation checked (pandas', via pandera); Arrow's cast is stricter.
+            out[:, j] = column.to_pandas().astype("float64").to_numpy()
+        else:
+            out[:, j] = pc.cast(column, pa.float64()).to_numpy()
+    return out
+
+
+def _codes(column: pa.ChunkedArray, levels: list[str]) -> np.ndarray:
+    """(N,) int64 codes: MISSING, UNSEEN, or FIRST_LEVEL + position in ``levels``."""
+    text = _as_text(column)
+    index = pc.fill_null(pc.index_in(text, value_set=pa.array(levels, pa.string())), -1).to_numpy()
+    codes = index.astype(np.int64) + FIRST_LEVEL
+    absent = index < 0
+    codes[absent] = np.where(pc.is_null(text).to_numpy()[absent], MISSING, UNSEEN)
+    return codes

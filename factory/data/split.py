@@ -1,0 +1,76 @@
+"""Deterministic train/val/test row indices, stratified by class for classification.
+
+Rare classes never fail the split: each class is split on its own and rounds its val
+and test shares to whole rows, keeping at least one row in train. A class with one or
+two rows therefore lives only in train (val/test metrics simply lack it), while every
+class the model can be asked about is one it has seen.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from factory.errors import ConfigError
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raise ``ConfigError`` unless both fractions lie in [0, 1) and leave rows for training."""
+    for key, value in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise ConfigError(f"{key}={value} must be in [0, 1)")
+    if val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} must be < 1 "
+            "(the rest is the train split)"
+        )
+
+
+def stratified_split(
+    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int, stratify: bool = True
+) -> dict[str, np.ndarray]:
+    """Split row positions into train/val/test.
+
+    Args:
+        y: the target, one value per row (labels for classification).
+        val_fraction: share of rows (of each class, when stratifying) for validation.
+        test_fraction: share of rows for the test split.
+        seed: the same seed and ``y`` always give the same split.
+        stratify: split each class separately (classification); ``False`` shuffles all
+            rows together (regression).
+
+    Returns:
+        ``{"train": ..., "val": ..., "test": ...}``: sorted int64 row positions that
+        partition ``range(len(y))``; sorted so split tables keep the source's row order.
+
+    Raises:
+        ConfigError: a fraction outside [0, 1) or fractions summing to 1 or more.
+
+    Example:
+        >>> parts = stratified_split(np.array([0, 1] * 10), 0.2, 0.2, seed=0)
+        >>> [len(parts[s]) for s in SPLITS]
+        [12, 4, 4]
+    """
+    check_fractions(val_fraction, test_fraction)
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    if stratify:
+        _, codes = np.unique(y, return_inverse=True)
+        groups = [np.flatnonzero(codes == c) for c in range(codes.max(initial=-1) + 1)]
+    else:
+        groups = [np.arange(len(y))]
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    for rows in groups:
+        rows = rng.permutation(rows)
+        n_test = round(len(rows) * test_fraction)
+        n_val = round(len(rows) * val_fraction)
+        # Rounding up could leave a tiny class nothing in train: take the excess back,
+        # from val first, so train always keeps at least one row of every class.
+        excess = max(0, n_test + n_val - (len(rows) - 1))
+        from_val = min(excess, n_val)
+        n_val -= from_val
+        n_test -= excess - from_val
+        parts["test"].append(rows[:n_test])
+        parts["val"].append(rows[n_test : n_test + n_val])
+        parts["train"].append(rows[n_test + n_val :])
+    return {name: np.sort(np.concatenate(chunks)).astype(np.int64) for name, chunks in parts.items()}
