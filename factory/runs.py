@@ -12,7 +12,6 @@ Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/``::
 from __future__ import annotations
 
 import json
-import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,8 +65,7 @@ class RunRecord:
         start = datetime.fromisoformat(self.started_at)
         self.duration_s = round((datetime.now(timezone.utc) - start).total_seconds(), 3)
         if error is not None:
-            last = traceback.format_exception_only(type(error), error)[-1].strip()
-            self.error = last
+            self.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         return self.save()
 
 

@@ -24,6 +24,7 @@ class RunResult:
     metrics: dict[str, dict[str, float]]
     best_checkpoint: Path | None
     monitored_value: float | None
+    is_rank_zero: bool = True  # False in the worker processes of a multi-process run
 
     def load_model(self):
         """The trained model (best checkpoint, else last), in eval mode on the CPU."""
@@ -96,7 +97,8 @@ def run(cfg: DictConfig) -> RunResult:
         if is_zero:
             runs.save_metrics(run_dir, metrics)
             record.finish("completed")
-        return RunResult(run_dir, "completed", metrics, Path(best) if best else None, monitored)
+        return RunResult(run_dir, "completed", metrics, Path(best) if best else None, monitored,
+                         is_rank_zero=trainer.is_global_zero)
     except BaseException as error:
         if is_zero:
             record.finish("failed", error)

@@ -14,9 +14,10 @@ def main(cfg: DictConfig) -> None:
     from factory.config import validate
 
     validate(cfg, root="evaluate")
+    from factory.console import print_metrics
     from factory.training import evaluate
 
-    evaluate(cfg)
+    print_metrics(f"evaluate {cfg.ckpt_path}", {"test": evaluate(cfg)})
 
 
 if __name__ == "__main__":

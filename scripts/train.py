@@ -15,9 +15,13 @@ def main(cfg: DictConfig) -> float | None:
     from factory.config import validate
 
     validate(cfg, root="train")  # before torch loads: config errors answer fast
+    from factory.console import print_metrics
     from factory.training import run
 
-    return run(cfg).monitored_value  # what sweeps optimize
+    result = run(cfg)
+    if result.is_rank_zero:
+        print_metrics(f"{cfg.task_name}: {result.status}", result.metrics, footer=f"run: {result.run_dir}")
+    return result.monitored_value  # what sweeps optimize
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ def declare_schema(
         _check_known(categorical, features, "categorical")
     for name in features:
         kind = table.schema.field(name).type
-        if name not in categorical and not _is_numeric(kind):
+        # Text declared numeric (numbers in a CSV) passes: validate_table checks every value.
+        if name not in categorical and not (_is_numeric(kind) or pat.is_string(kind) or pat.is_large_string(kind)):
             raise DataError(
                 f"feature column {name!r} has type {kind}: name it in data.source.categorical"
                 " or leave it out of data.source.features"
