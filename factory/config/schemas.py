@@ -128,6 +128,22 @@ class DDPConf:
     find_unused_parameters: bool = False
 
 
+@schema_for("factory.distributed.deepspeed_zero")
+@dataclass
+class DeepSpeedZeroConf:
+    stage: int = choices(1, 2, 3, default=2)
+    offload_optimizer: bool = False
+    offload_parameters: bool = False
+    allgather_bucket_size: float = 5e7
+    reduce_bucket_size: float = 5e7
+    stage3_prefetch_bucket_size: float = 5e7
+    stage3_max_live_parameters: float = 1e8
+    stage3_param_persistence_threshold: float = 1e5
+    pin_memory: bool = False
+    process_group_backend: Optional[str] = choices("gloo", "nccl", None, default=None)
+    deepspeed_config: Optional[Dict[str, Any]] = None
+
+
 # --- trainer, loggers, callbacks ---------------------------------------------
 
 @schema_for("pytorch_lightning.Trainer")

@@ -1,4 +1,4 @@
 """Strategy construction (single device, DDP; DeepSpeed next) for CPU and CUDA alike."""
-from factory.distributed.strategies import ddp, single_device
+from factory.distributed.strategies import ddp, deepspeed_zero, single_device
 
-__all__ = ["ddp", "single_device"]
+__all__ = ["ddp", "deepspeed_zero", "single_device"]

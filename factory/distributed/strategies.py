@@ -20,3 +20,40 @@ def ddp(process_group_backend: str | None = None, find_unused_parameters: bool =
 
     return DDPStrategy(process_group_backend=process_group_backend,
                        find_unused_parameters=find_unused_parameters)
+
+
+def deepspeed_zero(stage: int = 2, offload_optimizer: bool = False, offload_parameters: bool = False,
+                   allgather_bucket_size: float = 5e7, reduce_bucket_size: float = 5e7,
+                   stage3_prefetch_bucket_size: float = 5e7, stage3_max_live_parameters: float = 1e8,
+                   stage3_param_persistence_threshold: float = 1e5, pin_memory: bool = False,
+                   process_group_backend: str | None = None,
+                   deepspeed_config: dict | None = None) -> Any:
+    """DeepSpeed ZeRO ``stage`` (1, 2, 3), optionally offloading to CPU, on CUDA or CPU.
+
+    Args:
+        stage: 1 shards optimizer states, 2 also gradients, 3 also parameters.
+        offload_optimizer: keep optimizer states (and the step) on the CPU (stage 2, 3).
+        offload_parameters: keep parameters on the CPU between uses (stage 3 only).
+        allgather_bucket_size, reduce_bucket_size: elements per communication bucket;
+            smaller buckets lower peak memory, larger ones lower the number of calls.
+        stage3_prefetch_bucket_size, stage3_max_live_parameters,
+        stage3_param_persistence_threshold: how many parameters ZeRO-3 gathers ahead, keeps
+            gathered, and never shards (small tensors).
+        pin_memory: page-locked offload buffers (CUDA only: faster copies, more host memory).
+        process_group_backend: ``None``: nccl on CUDA, gloo on CPU.
+        deepspeed_config: a raw DeepSpeed config merged over the generated one.
+    """
+    from factory.distributed.deepspeed import AnyDeviceDeepSpeedStrategy, merge, zero_config
+
+    if stage not in (1, 2, 3):
+        raise ValueError(f"strategy.stage must be 1, 2 or 3, got {stage}")
+    config = {
+        "zero_optimization": zero_config(stage, offload_optimizer, offload_parameters, allgather_bucket_size,
+                                         reduce_bucket_size, stage3_prefetch_bucket_size,
+                                         stage3_max_live_parameters, stage3_param_persistence_threshold,
+                                         pin_memory),
+        "zero_allow_untested_optimizer": True,
+    }
+    if deepspeed_config:
+        config = merge(config, deepspeed_config)
+    return AnyDeviceDeepSpeedStrategy(config=config, process_group_backend=process_group_backend)

@@ -83,7 +83,7 @@ class SupervisedModel(pl.LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/loss_epoch", self.losses["train_"].compute())
+        self.log("train/loss_epoch", self.losses["train_"].compute(), sync_dist=True)
         self.losses["train_"].reset()
 
     def _evaluation_step(self, stage: str, batch: Batch) -> None:
@@ -93,10 +93,11 @@ class SupervisedModel(pl.LightningModule):
         self.metrics[f"{stage}_"].update(scores(self.task, logits), y)
 
     def _evaluation_epoch_end(self, stage: str) -> None:
-        # compute() synchronizes across processes once per epoch, not per step.
+        # compute() synchronizes across processes once per epoch, not per step; sync_dist then
+        # only averages values that are already equal on every rank.
         values = {f"{stage}/{name}": value for name, value in self.metrics[f"{stage}_"].compute().items()}
         values[f"{stage}/loss"] = self.losses[f"{stage}_"].compute()
-        self.log_dict(values, prog_bar=stage == "val")
+        self.log_dict(values, prog_bar=stage == "val", sync_dist=True)
         self.metrics[f"{stage}_"].reset()
         self.losses[f"{stage}_"].reset()
 
