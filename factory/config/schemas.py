@@ -106,6 +106,15 @@ class TabularMLPConf:
     embed_dim: int = 8
 
 
+@schema_for("factory.models.WideMLP")
+@dataclass
+class WideMLPConf:
+    width: int = 1024
+    depth: int = 4
+    embed_dim: int = 8
+    activation_checkpointing: bool = False
+
+
 @schema_for("factory.models.SmallCNN")
 @dataclass
 class SmallCNNConf:

@@ -2,5 +2,6 @@
 from factory.models.cnn import SmallCNN
 from factory.models.module import SupervisedModel
 from factory.models.tabular_mlp import TabularMLP
+from factory.models.wide_mlp import WideMLP
 
-__all__ = ["SmallCNN", "SupervisedModel", "TabularMLP"]
+__all__ = ["SmallCNN", "SupervisedModel", "TabularMLP", "WideMLP"]

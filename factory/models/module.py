@@ -43,13 +43,12 @@ class SupervisedModel(pl.LightningModule):
             raise ValueError("SupervisedModel needs spec= (TabularDataModule.input_spec)")
         # Hydra hands kwargs over as DictConfig; checkpoints must hold plain Python only.
         self.spec = InputSpec(**_plain(spec)) if isinstance(spec, Mapping) else spec
+        self.net: nn.Module | None = None
         if isinstance(net, nn.Module):
             self.net = net
             self.save_hyperparameters(ignore=["net"])
         else:
-            net = _plain(net)
-            self.net = instantiate(net, _partial_=True, _convert_="all")(self.spec)
-            self.save_hyperparameters({"net": net})
+            self.save_hyperparameters({"net": _plain(net)})  # built in configure_model
         self.save_hyperparameters({"optimizer": _plain(optimizer), "scheduler": _plain(scheduler),
                                    "pos_weight": pos_weight, "spec": self.spec.to_dict()})
         self.task = self.spec.task
@@ -65,7 +64,15 @@ class SupervisedModel(pl.LightningModule):
         negatives, positives = self.spec.class_counts
         return negatives / max(positives, 1)
 
+    def configure_model(self) -> None:
+        """Build the configured network. Lightning calls this inside the strategy's sharding
+        context, so under ZeRO-3 each process only ever holds its shard of the parameters."""
+        if self.net is None:
+            self.net = instantiate(self.hparams.net, _partial_=True, _convert_="all")(self.spec)
+
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        if self.net is None:  # used outside a Trainer, e.g. right after construction
+            self.configure_model()
         return self.net(x_num, x_cat)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
