@@ -46,9 +46,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
     """A Lightning Trainer with the run's strategy, loggers and callbacks."""
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()
                  if node is not None]
+    from factory.distributed.precision import supported_precision
+
     progress = cfg.trainer.get("enable_progress_bar")
     return build(
         cfg.trainer, "trainer",
+        precision=supported_precision(cfg.trainer.precision, use_cuda=uses_cuda(cfg.trainer)),
         strategy=build(cfg.strategy, "strategy"),
         logger=build_loggers(cfg, run_dir),
         callbacks=callbacks,
@@ -56,6 +59,13 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
         # A bar on a terminal; in logs, notebooks and CI it only adds noise.
         enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
     )
+
+
+def uses_cuda(trainer_cfg: DictConfig) -> bool:
+    """Whether the Trainer will run on CUDA GPUs (``auto`` picks them when present)."""
+    import torch
+
+    return trainer_cfg.get("accelerator", "auto") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 def checkpoint_callback(trainer) -> Any | None:

@@ -153,6 +153,15 @@ class DeepSpeedZeroConf:
     deepspeed_config: Optional[Dict[str, Any]] = None
 
 
+@schema_for("factory.distributed.cpu_adam")
+@dataclass
+class CPUAdamConf:
+    lr: float = 1e-3
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
 # --- trainer, loggers, callbacks ---------------------------------------------
 
 @schema_for("pytorch_lightning.Trainer")
@@ -240,6 +249,15 @@ class PathsConf:
 
 
 @dataclass
+class PlanConf:
+    """The memory check before launch (``factory.distributed.planner``, ``scripts/plan.py``)."""
+
+    check: bool = True
+    device_memory_gb: Optional[float] = None
+    headroom: float = 0.9
+
+
+@dataclass
 class TrainConf:
     data: Any = MISSING
     model: Any = MISSING
@@ -256,6 +274,7 @@ class TrainConf:
     train: bool = True
     test: bool = True
     ckpt_path: Optional[str] = None
+    plan: PlanConf = field(default_factory=PlanConf)
 
 
 @dataclass

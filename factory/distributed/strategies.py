@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 
 def single_device() -> str:
     """One process on one device; Lightning picks the CPU or the GPU."""
@@ -54,6 +56,20 @@ def deepspeed_zero(stage: int = 2, offload_optimizer: bool = False, offload_para
                                          pin_memory),
         "zero_allow_untested_optimizer": True,
     }
+    if offload_optimizer:
+        # Lets the torch AdamW fallback of factory.distributed.cpu_adam run where CPU Adam can't build.
+        config["zero_force_ds_cpu_optimizer"] = False
     if deepspeed_config:
         config = merge(config, deepspeed_config)
+    # Build native ops here, in the launching process, with a message, rather than
+    # silently inside every worker (which would each wait on the build lock).
+    from factory.distributed.native_ops import NativeOpError, ensure_built
+
+    if not torch.cuda.is_available():
+        ensure_built("deepspeed_shm_comm")
+    if offload_optimizer:
+        try:
+            ensure_built("cpu_adam")
+        except NativeOpError:
+            pass  # factory.distributed.cpu_adam warns and falls back to torch's AdamW
     return AnyDeviceDeepSpeedStrategy(config=config, process_group_backend=process_group_backend)

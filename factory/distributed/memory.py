@@ -1,0 +1,246 @@
+"""Per-device memory of a training step under each strategy: the arithmetic, nothing else.
+
+Pure functions of a parameter count, a precision and a world size (no torch), so the
+numbers can be checked by hand. ``factory.distributed.planner`` measures the model and
+reads the config; this module only multiplies.
+
+Bytes are decimal (1 GB = 1e9 B). For ``P`` parameters on ``N`` processes in fp32 with
+AdamW (4 B weights, 4 B gradients, 8 B for the two moments):
+
+    strategy         params   grads    optimizer          buffers (communication)
+    single / ddp     4P       4P       8P                 ddp: 4P (the reducer's gradient buckets)
+    deepspeed_zero1  4P       4P       (8 + 4)P / N       reduce + allgather buckets
+    deepspeed_zero2  4P       4P / N   (8 + 4)P / N       reduce + allgather buckets
+    deepspeed_zero3  4P / N   4P / N   8P / N             reduce + prefetch + live-parameter buckets
+
+ZeRO-1/2 update a cloned fp32 partition of the weights (the ``+ 4``) even in fp32;
+ZeRO-3 updates its fp32 shard in place. Offload moves the optimizer states, that fp32
+copy and the fp32 gradient partition to host memory (and, for ``zero3_offload``, the
+parameter shards too); the device keeps only what a step gathers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Bytes per parameter (and per activation element) of each state under one precision."""
+
+    param: int       # weights as the model holds them
+    grad: int
+    optimizer: int   # AdamW's two moments
+    master: int      # an fp32 copy of the weights the optimizer updates
+    activation: int  # bytes per saved activation element
+
+
+FP32 = Precision(param=4, grad=4, optimizer=8, master=0, activation=4)
+FP64 = Precision(param=8, grad=8, optimizer=16, master=0, activation=8)
+HALF = Precision(param=2, grad=2, optimizer=4, master=0, activation=2)  # "bf16-true": states in 16 bits too
+# "16-mixed" under torch autocast (single, ddp): fp32 weights and states, 16-bit activations.
+AUTOCAST = Precision(param=4, grad=4, optimizer=8, master=0, activation=2)
+# "16-mixed" under DeepSpeed: 16-bit weights and gradients, fp32 master copy and moments.
+DEEPSPEED_MIXED = Precision(param=2, grad=2, optimizer=8, master=4, activation=2)
+
+
+def precision_bytes(precision: str | int, deepspeed: bool) -> Precision:
+    """The byte sizes a Lightning ``trainer.precision`` value implies.
+
+    Args:
+        precision: ``32-true``, ``bf16-mixed``, ``16-true``, ``64``, ...; unknown values
+            count as fp32.
+        deepspeed: whether DeepSpeed trains the model (it keeps mixed-precision weights in
+            16 bits; torch autocast keeps them in fp32).
+    """
+    text = str(precision)
+    if text.startswith("64"):
+        return FP64
+    if text.endswith("-true") and text.startswith(("16", "bf16")):
+        return HALF
+    if text.startswith(("16", "bf16", "transformer-engine")):
+        return DEEPSPEED_MIXED if deepspeed else AUTOCAST
+    return FP32
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a strategy places model states: which are sharded, which live on the host."""
+
+    name: str                     # the conf/strategy option: strategy=<name>
+    stage: int                    # 0: every process holds everything; 1-3: the ZeRO stage
+    offload_optimizer: bool = False
+    offload_params: bool = False  # stage 3 only
+
+    @property
+    def single(self) -> bool:
+        return self.name == "single"
+
+
+#: Every strategy the planner compares, least sharded first (ties go to the earlier one).
+LAYOUTS: tuple[Layout, ...] = (
+    Layout("single", 0),
+    Layout("ddp", 0),
+    Layout("deepspeed_zero1", 1),
+    Layout("deepspeed_zero2", 2),
+    Layout("deepspeed_zero2_offload", 2, offload_optimizer=True),
+    Layout("deepspeed_zero3", 3),
+    Layout("deepspeed_zero3_offload", 3, offload_optimizer=True, offload_params=True),
+)
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """Communication buffer sizes, in elements (``factory.distributed.deepspeed_zero``'s defaults)."""
+
+    reduce: float = 5e7
+    allgather: float = 5e7
+    prefetch: float = 5e7    # ZeRO-3: parameters gathered ahead of use
+    max_live: float = 1e8    # ZeRO-3: gathered parameters kept before release
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """What the planner measured about the model for the configured batch."""
+
+    params: int
+    largest_layer: int     # most parameters held directly by one module (ZeRO-3 gathers it whole)
+    activations: int       # bytes one fp32 training step keeps for backward, for one process's batch
+    batch_size: int = 0
+    activations_measured: bool = True  # False: the forward could not run on meta tensors
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes per process of one strategy: on its device, and in host memory."""
+
+    layout: Layout
+    world_size: int
+    params: float
+    grads: float
+    optimizer: float
+    activations: float
+    buffers: float
+    host: float = 0.0  # offloaded states, per process
+
+    @property
+    def device(self) -> float:
+        return self.params + self.grads + self.optimizer + self.activations + self.buffers
+
+
+def estimate(model: ModelSize, layout: Layout, precision: str | int = "32-true", world_size: int = 1,
+             buckets: Buckets = Buckets()) -> Estimate:
+    """Per-process memory of ``model`` trained with ``layout`` on ``world_size`` processes.
+
+    Args:
+        model: parameter count, largest layer and activation bytes (fp32).
+        layout: the strategy; ``single`` always runs on one process.
+        precision: the trainer's precision.
+        world_size: processes in all (devices per node x nodes).
+        buckets: communication buffer sizes of the strategy.
+
+    Returns:
+        Bytes per process of parameters, gradients, optimizer states (with any fp32 master
+        copy), activations and communication buffers on the device, and offloaded bytes on
+        the host.
+
+    Example:
+        >>> e = estimate(ModelSize(1_000_000, 0, 0), LAYOUTS[1], "32-true", world_size=4)  # ddp
+        >>> (e.params, e.grads, e.optimizer, e.buffers)
+        (4000000.0, 4000000.0, 8000000.0, 4000000.0)
+    """
+    n = 1 if layout.single else world_size
+    stage, p = layout.stage, float(model.params)
+    b = precision_bytes(precision, deepspeed=stage > 0)
+    # ZeRO-1/2 always step a cloned fp32 partition; ZeRO-3 steps its shard in place unless 16-bit.
+    master = max(b.master, 4) if stage in (1, 2) else b.master
+    params = p * b.param / (n if stage == 3 else 1)
+    grads = p * b.grad / (n if stage >= 2 else 1)
+    optimizer = p * (b.optimizer + master) / (n if stage >= 1 else 1)
+    host = 0.0
+    if layout.offload_optimizer:
+        host += optimizer + p * 4 / n  # states, fp32 copy and the fp32 gradient partition
+        optimizer = 0.0
+        if stage >= 2:
+            grads = 0.0  # reduced straight from the bucket to the host partition
+    if layout.offload_params:
+        host += params
+        params = 0.0
+    return Estimate(layout, n, params, grads, optimizer, model.activations * b.activation / 4,
+                    _buffers(layout, b, p, model.largest_layer, buckets), host)
+
+
+def _buffers(layout: Layout, b: Precision, p: float, largest_layer: int, buckets: Buckets) -> float:
+    """Communication buffers per process; a bucket never fills past the model."""
+    if layout.stage == 0:
+        # DDP copies every gradient into flat buckets (gradient_as_bucket_view=False).
+        return 0.0 if layout.single else p * b.grad
+    reduce = min(buckets.reduce, p) * b.grad
+    if layout.stage < 3:
+        return reduce + min(buckets.allgather, p) * b.param
+    live = min(max(buckets.max_live, largest_layer), p)  # at least the layer being computed
+    return reduce + (live + min(buckets.prefetch, p)) * b.param
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Memory per process, and the fraction of it a plan may use."""
+
+    device_total: float
+    host_total: float
+    shared: bool          # the devices are CPUs: device and host memory are one pool
+    source: str           # where device_total came from: "plan.device_memory_gb=4", "host RAM ..."
+    headroom: float = 1.0  # the rest is for the framework, the data and fragmentation
+
+    @property
+    def device(self) -> float:
+        return self.device_total * self.headroom
+
+    @property
+    def host(self) -> float:
+        return self.host_total * self.headroom
+
+    def need(self, e: Estimate) -> float:
+        """What ``e`` takes from the device pool (host included when they are the same memory)."""
+        return e.device + e.host if self.shared else e.device
+
+    def fits(self, e: Estimate) -> bool:
+        return self.need(e) <= self.device and (self.shared or e.host <= self.host)
+
+
+def cheapest_fit(estimates: list[Estimate], budget: Budget) -> Estimate | None:
+    """The estimate that fits with the least device memory (of equals, the first)."""
+    return min((e for e in estimates if budget.fits(e)), key=budget.need, default=None)
+
+
+def deepspeed_estimate(model: ModelSize, layout: Layout, devices_per_node: int,
+                       nodes: int) -> tuple[int, int] | None:
+    """DeepSpeed's own estimate of model states, for ZeRO layouts: ``(device, host per node)``.
+
+    Calls ``estimate_zero2_model_states_mem_needs`` (stages 1 and 2) and
+    ``estimate_zero3_model_states_mem_needs`` (``zero_init=True``, as Lightning builds
+    ZeRO-3 models). DeepSpeed assumes 16-bit mixed precision and a 1.5x host buffer
+    factor, and leaves out activations and communication buffers. Imports DeepSpeed.
+
+    Returns:
+        ``None`` for ``single``/``ddp`` or when DeepSpeed is not installed.
+    """
+    if layout.stage == 0:
+        return None
+    try:
+        if layout.stage < 3:
+            from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+
+            host, device = estimate_zero2_model_states_mem_needs(
+                model.params, devices_per_node, nodes, cpu_offload=layout.offload_optimizer)
+        else:
+            from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+
+            host, device, _ = estimate_zero3_model_states_mem_needs(
+                model.params, model.largest_layer, devices_per_node, nodes, cpu_offload=layout.offload_optimizer,
+                cpu_offload_params=layout.offload_params, zero_init=True)
+    except ImportError:
+        return None
+    return int(device), int(host)
+

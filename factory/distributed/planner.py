@@ -1,0 +1,310 @@
+"""Plan memory before launch: measure the model on meta tensors and compare every strategy.
+
+    plan = make_plan(cfg, datamodule.input_spec, datamodule.batch_size)  # what scripts/plan.py prints
+    check_fits(cfg, datamodule.input_spec, datamodule.batch_size)       # what training.run checks
+
+The model is built on ``torch.device("meta")``: shapes without storage, so a 151M-parameter
+network costs nothing to count and one forward on meta tensors of the configured batch
+shows what autograd keeps. The arithmetic per strategy is in ``memory.py``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from factory.data.spec import InputSpec
+from factory.distributed.memory import (GB, LAYOUTS, Budget, Buckets, Estimate, Layout, ModelSize,
+                                        cheapest_fit, estimate)
+from factory.errors import ConfigError
+
+PLAN_DEFAULTS = {"check": True, "device_memory_gb": None, "headroom": 0.9}  # as schemas.PlanConf
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Per-process memory of every strategy for one config, and the memory it assumes."""
+
+    model: ModelSize
+    precision: str
+    devices_per_node: int
+    nodes: int
+    budget: Budget
+    estimates: list[Estimate]  # LAYOUTS order; the configured strategy with its own settings
+    chosen: Estimate | None    # None: a strategy the planner does not know
+
+    @property
+    def world_size(self) -> int:
+        return self.devices_per_node * self.nodes
+
+    def cheapest_fit(self) -> Estimate | None:
+        """The strategy that fits with least memory per device on the configured devices.
+
+        ``single`` counts only when one device is configured: it cannot use more.
+        """
+        candidates = [e for e in self.estimates if self.world_size == 1 or not e.layout.single]
+        return cheapest_fit(candidates, self.budget)
+
+
+def make_plan(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None) -> Plan:
+    """Estimate per-device memory of ``cfg``'s model under every strategy.
+
+    Args:
+        cfg: a composed ``train`` config (``model``, ``strategy``, ``trainer``, ``plan``).
+        spec: the data's ``InputSpec`` (``TabularDataModule.input_spec`` after ``setup``).
+        batch_size: rows per process and step; default ``cfg.data.batch_size``.
+
+    Raises:
+        ConfigError: ``plan.headroom`` outside (0, 1], or a model that cannot be built.
+    """
+    batch_size = int(batch_size or (cfg.get("data") or {}).get("batch_size") or 1)
+    trainer = cfg.trainer
+    per_node, nodes = device_counts(trainer)
+    configured = strategy_layout(cfg.strategy)
+    layouts = [(layout, Buckets()) for layout in LAYOUTS]
+    if configured is not None:
+        names = [layout.name for layout, _ in layouts]
+        if configured[0].name in names:
+            layouts[names.index(configured[0].name)] = configured
+        else:
+            layouts.append(configured)
+    model = measure_model(cfg.model, spec, batch_size)
+    precision = str(trainer.get("precision", "32-true"))
+    estimates = [estimate(model, layout, precision, per_node * nodes, buckets) for layout, buckets in layouts]
+    chosen = next((e for e in estimates if configured and e.layout == configured[0]), None)
+    return Plan(model, precision, per_node, nodes, memory_budget(_plan_settings(cfg), trainer, per_node),
+                estimates, chosen)
+
+
+def check_fits(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None) -> Plan | None:
+    """Stop before launch when the configured strategy cannot fit in device memory.
+
+    Returns:
+        The plan, or ``None`` when ``plan.check`` is false.
+
+    Raises:
+        ConfigError: one line naming what the strategy needs, what is usable, and the
+            cheapest strategy that fits (or that none does).
+    """
+    if not _plan_settings(cfg)["check"]:
+        return None
+    plan = make_plan(cfg, spec, batch_size)
+    if plan.chosen is None or plan.budget.fits(plan.chosen):
+        return plan
+    raise ConfigError(refusal(plan))
+
+
+def refusal(plan: Plan) -> str:
+    """Why the configured strategy does not fit, and what would, in one line."""
+    chosen, budget = plan.chosen, plan.budget
+    assert chosen is not None
+    if budget.shared or budget.need(chosen) > budget.device:
+        what = (f"strategy={chosen.layout.name} needs ~{fmt(budget.need(chosen))} per device, "
+                f"{fmt(budget.device)} usable ({budget.source} x plan.headroom={budget.headroom:g})")
+    else:
+        what = (f"strategy={chosen.layout.name} needs ~{fmt(chosen.host)} of host memory per process, "
+                f"{fmt(budget.host)} usable (host RAM / {plan.devices_per_node} x plan.headroom={budget.headroom:g})")
+    best = plan.cheapest_fit()
+    if best is not None:
+        return f"{what}; strategy={best.layout.name} fits at ~{fmt(budget.need(best))}, or set plan.check=false"
+    least = min((e for e in plan.estimates if plan.world_size == 1 or not e.layout.single), key=budget.need)
+    return (f"{what}; no strategy fits on {plan.world_size} device(s) (the least, strategy={least.layout.name}, "
+            f"needs ~{fmt(budget.need(least))}): add devices (trainer.devices, trainer.num_nodes), "
+            "lower data.batch_size, or set plan.check=false")
+
+
+def measure_model(model_cfg: Any, spec: InputSpec | Mapping, batch_size: int) -> ModelSize:
+    """Parameter count, largest layer and activation bytes of the configured model, on meta tensors.
+
+    The model is built as ``training.run`` builds it (``configure_model`` included), but
+    on the meta device: no memory is allocated and no arithmetic runs.
+    """
+    import torch
+
+    from factory.components import build
+
+    spec = spec if isinstance(spec, InputSpec) else InputSpec(**dict(spec))
+    with torch.device("meta"):
+        module = build(model_cfg, "model", spec=spec.to_dict())
+        if hasattr(module, "configure_model"):
+            module.configure_model()
+    params = sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())  # shared once
+    largest = max((sum(p.numel() for p in m.parameters(recurse=False)) for m in module.modules()), default=0)
+    activations = _activation_bytes(module, spec, batch_size)
+    return ModelSize(params, largest, activations or 0, batch_size, activations is not None)
+
+
+def _activation_bytes(module: Any, spec: InputSpec, batch_size: int) -> int | None:
+    """Bytes one training step keeps for backward, from a forward on meta tensors.
+
+    Every op saves what its backward needs (a Linear and a GELU their inputs, a LayerNorm
+    its input and statistics); that, not the sum of layer outputs, is what training holds
+    beyond the weights. Counting the tensors autograd saves is exact for the forward and
+    sees activation checkpointing, whose blocks save only their inputs. Backward then
+    holds, beside them, the gradient reaching a layer and the one it passes on: we add
+    two of the largest saved tensors for that. ``None`` when the forward cannot run on
+    meta tensors (data-dependent ops).
+    """
+    import torch
+
+    weights = {t.untyped_storage()._cdata for t in [*module.parameters(), *module.buffers()]}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()  # keyed by storage: views and re-saves count once
+        if storage._cdata not in weights:
+            saved[storage._cdata] = storage.nbytes()
+        return tensor
+
+    rows = (batch_size, *spec.image_shape) if spec.image_shape else (batch_size, spec.n_numeric)
+    x_num = torch.zeros(rows, device="meta")                                         # (B, n_numeric)
+    x_cat = torch.zeros(batch_size, len(spec.embed_cardinalities), dtype=torch.long, device="meta")  # (B, n_emb)
+    module.train()
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            module(x_num, x_cat)
+    except Exception:  # noqa: BLE001: a model meta tensors cannot run is planned without activations
+        return None
+    return sum(saved.values()) + 2 * max(saved.values(), default=0)
+
+
+def strategy_layout(strategy: Any) -> tuple[Layout, Buckets] | None:
+    """The layout and buffer sizes a ``strategy`` config node builds; ``None`` for other targets."""
+    target = strategy.get("_target_")
+    if target == "factory.distributed.single_device":
+        return LAYOUTS[0], Buckets()
+    if target == "factory.distributed.ddp":
+        return LAYOUTS[1], Buckets()
+    if target != "factory.distributed.deepspeed_zero":
+        return None
+    from omegaconf import OmegaConf
+
+    from factory.config.schemas import DeepSpeedZeroConf
+    from factory.distributed.deepspeed import merge, zero_config
+
+    # The zero_optimization block exactly as the strategy builds it, raw overrides included.
+    settings = {**vars(DeepSpeedZeroConf()), **OmegaConf.to_container(strategy, resolve=True)}
+    block = zero_config(*(settings[k] for k in (
+        "stage", "offload_optimizer", "offload_parameters", "allgather_bucket_size", "reduce_bucket_size",
+        "stage3_prefetch_bucket_size", "stage3_max_live_parameters", "stage3_param_persistence_threshold",
+        "pin_memory")))
+    block = merge(block, (settings.get("deepspeed_config") or {}).get("zero_optimization") or {})
+    stage = int(block["stage"])
+    offload_optimizer = _offloaded(block.get("offload_optimizer"))
+    offload_params = stage == 3 and _offloaded(block.get("offload_param"))
+    flags = (stage, offload_optimizer, offload_params)
+    known = next((lay for lay in LAYOUTS if (lay.stage, lay.offload_optimizer, lay.offload_params) == flags), None)
+    name = known.name if known else f"deepspeed_zero{stage}+offload_optimizer"  # stage 3, optimizer only
+    buckets = Buckets(reduce=float(block["reduce_bucket_size"]), allgather=float(block["allgather_bucket_size"]),
+                      prefetch=float(block.get("stage3_prefetch_bucket_size", Buckets.prefetch)),
+                      max_live=float(block.get("stage3_max_live_parameters", Buckets.max_live)))
+    return Layout(name, stage, offload_optimizer, offload_params), buckets
+
+
+def _offloaded(node: Any) -> bool:
+    return isinstance(node, Mapping) and node.get("device") in ("cpu", "nvme")
+
+
+def device_counts(trainer: Any) -> tuple[int, int]:
+    """``(devices per node, nodes)`` from ``trainer.devices`` and ``trainer.num_nodes``."""
+    devices, nodes = trainer.get("devices", 1), int(trainer.get("num_nodes", 1) or 1)
+    if not isinstance(devices, (int, str)):
+        return len(devices), nodes  # a list of device indices
+    text = str(devices).strip()
+    if "," in text:
+        return len([d for d in text.split(",") if d.strip()]), nodes
+    if text in ("auto", "-1"):  # every GPU, or (auto on CPU) one process
+        return max(_gpu_count(trainer), 1 if text == "auto" else os.cpu_count() or 1), nodes
+    return max(int(text), 1), nodes
+
+
+def memory_budget(settings: Mapping, trainer: Any, devices_per_node: int) -> Budget:
+    """The memory each process may plan for: ``plan.device_memory_gb``, else the GPU's, else RAM / devices."""
+    headroom = float(settings["headroom"])
+    if not 0 < headroom <= 1:
+        raise ConfigError(f"plan.headroom: must be in (0, 1], got {headroom}")
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    host = ram / devices_per_node
+    gpu = _gpu_count(trainer) > 0
+    if settings["device_memory_gb"] is not None:
+        total, source = float(settings["device_memory_gb"]) * GB, f"plan.device_memory_gb={settings['device_memory_gb']:g}"
+    elif gpu:
+        import torch
+
+        properties = torch.cuda.get_device_properties(0)
+        total, source = float(properties.total_memory), f"GPU 0: {properties.name}, {fmt(properties.total_memory)}"
+    else:
+        total, source = host, f"host RAM {fmt(ram)} / {devices_per_node} device(s)"
+    return Budget(total, host, shared=not gpu, source=source, headroom=headroom)
+
+
+def _gpu_count(trainer: Any) -> int:
+    """CUDA devices the trainer would use: none when ``trainer.accelerator`` names another."""
+    if str(trainer.get("accelerator", "auto")) not in ("auto", "gpu", "cuda"):
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _plan_settings(cfg: Any) -> dict:
+    node = cfg.get("plan") if hasattr(cfg, "get") else None
+    return {key: (node.get(key, default) if node is not None else default) for key, default in PLAN_DEFAULTS.items()}
+
+
+def fmt(n: float) -> str:
+    """Bytes in decimal units: ``2.42 GB``, ``605.2 MB``."""
+    for unit, size in (("GB", GB), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}" if unit == "GB" else f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
+    """Print one row per strategy (the configured one marked) and which is cheapest that fits.
+
+    Args:
+        plan: from ``make_plan``.
+        console: a ``rich.console.Console``; default stdout.
+        deepspeed: add DeepSpeed's own estimates beside ours (imports DeepSpeed).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from factory.distributed.memory import deepspeed_estimate
+
+    console = console or Console()
+    model, budget = plan.model, plan.budget
+    console.print(f"model: {model.params / 1e6:.1f}M parameters (largest layer {model.largest_layer / 1e6:.1f}M), "
+                  f"batch {model.batch_size} per device, precision {plan.precision}", highlight=False)
+    console.print(f"devices: {plan.devices_per_node} per node x {plan.nodes} node(s); memory per device: "
+                  f"{fmt(budget.device)} usable ({budget.source} x plan.headroom={budget.headroom:g})",
+                  highlight=False)
+    table = Table(title_justify="left")
+    for column in ("strategy", "params", "grads", "optimizer", "activations", "buffers", "total/device",
+                   "host/process", "DeepSpeed est.", "fits"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for e in plan.estimates:
+        ds = deepspeed_estimate(model, e.layout, plan.devices_per_node, plan.nodes) if deepspeed else None
+        name = e.layout.name + (" *" if e is plan.chosen else "") + (" (1 dev)" if e.world_size < plan.world_size
+                                                                      else "")
+        table.add_row(name, *(fmt(v) for v in (e.params, e.grads, e.optimizer, e.activations, e.buffers,
+                                                 budget.need(e), e.host)),
+                      f"{fmt(ds[0])} | {fmt(ds[1])}" if ds else "-", "yes" if budget.fits(e) else "no",
+                      style="bold" if e is plan.chosen else None)
+    console.print(table)
+    notes = ["* configured. total/device: what one process needs for a training step"
+             + (" (devices are CPUs: host memory is the same RAM, so offloaded states count too)"
+                if budget.shared else "") + ".",
+             "DeepSpeed est.: DeepSpeed's estimate_zero2/zero3_model_states_mem_needs, device | host per node: "
+             "model states only, assuming 16-bit mixed precision."]
+    if not model.activations_measured:
+        notes.append("activations: not measured (the model's forward does not run on meta tensors).")
+    if plan.chosen is not None:
+        notes.append(f"strategy={plan.chosen.layout.name} fits: ~{fmt(budget.need(plan.chosen))} per device."
+                     if budget.fits(plan.chosen) else refusal(plan).split("; ")[0] + ".")
+    best = plan.cheapest_fit()
+    notes.append(f"cheapest that fits: strategy={best.layout.name} (~{fmt(budget.need(best))} per device)"
+                 if best else f"no strategy fits on {plan.world_size} device(s)")
+    for note in notes:
+        console.print(note, highlight=False, soft_wrap=True)
