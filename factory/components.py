@@ -49,6 +49,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
     from factory.distributed.precision import supported_precision
 
     progress = cfg.trainer.get("enable_progress_bar")
+    # A bar on a terminal; in logs, notebooks and CI it only adds noise: a line per epoch instead.
+    progress = sys.stderr.isatty() if progress is None else progress
+    if not progress:
+        from factory.callbacks import EpochSummary
+
+        callbacks.append(EpochSummary())
     return build(
         cfg.trainer, "trainer",
         precision=supported_precision(cfg.trainer.precision, use_cuda=uses_cuda(cfg.trainer)),
@@ -56,8 +62,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
         logger=build_loggers(cfg, run_dir),
         callbacks=callbacks,
         default_root_dir=str(run_dir),
-        # A bar on a terminal; in logs, notebooks and CI it only adds noise.
-        enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
+        enable_progress_bar=progress,
     )
 
 

@@ -49,6 +49,8 @@ class RunRecord:
     monitor: dict = field(default_factory=dict)   # metric, mode, best value
     best_checkpoint: str | None = None
     last_checkpoint: str | None = None
+    checkpoint_format: str | None = None  # file | sharded (a DeepSpeed ZeRO directory)
+    resumed_from: str | None = None
     error: str | None = None
 
     @classmethod

@@ -26,12 +26,27 @@ class RunResult:
     monitored_value: float | None
     is_rank_zero: bool = True  # False in the worker processes of a multi-process run
 
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path) -> "RunResult":
+        """Read a finished run back from its directory (``run.json`` and ``metrics.json``)."""
+        import json
+
+        run_dir = Path(run_dir)
+        record = runs.load_record(run_dir)
+        metrics_file = run_dir / runs.METRICS
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        best = record.best_checkpoint
+        return cls(run_dir, record.status, metrics, Path(best) if best else None,
+                   (record.monitor or {}).get("best"))
+
     def load_model(self):
         """The trained model (best checkpoint, else last), in eval mode on the CPU."""
         from factory.models import SupervisedModel
 
+        from factory.checkpoints import as_file
+
         path = self.best_checkpoint or self.run_dir / "checkpoints" / "last.ckpt"
-        return SupervisedModel.load_from_checkpoint(path, map_location="cpu").eval()
+        return SupervisedModel.load_from_checkpoint(as_file(path), map_location="cpu").eval()
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -47,12 +62,13 @@ def run(cfg: DictConfig) -> RunResult:
         ConfigError, DataError: bad input, named in one line; the run is marked failed.
     """
     validate(cfg, root="train")
-    cfg = _pin_run_dir(cfg)
+    cfg = pin_run_dir(cfg)
     run_dir = Path(cfg.paths.run_dir)
 
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import rank_zero_only
 
+    from factory import checkpoints as ckpts
     from factory.components import build, build_trainer, checkpoint_callback
 
     is_zero = rank_zero_only.rank == 0
@@ -69,6 +85,9 @@ def run(cfg: DictConfig) -> RunResult:
         datamodule.setup("fit")
         model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
         trainer = build_trainer(cfg, run_dir)
+        resume_from = ckpts.resolve_resume(cfg.ckpt_path, run_dir.parent)
+        ckpts.check_resume_format(resume_from, _is_deepspeed(trainer))
+        record.resumed_from = resume_from
         record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
                        "rows": datamodule.split_sizes}
         record.strategy = {"name": _strategy_name(cfg), "world_size": trainer.world_size}
@@ -78,7 +97,7 @@ def run(cfg: DictConfig) -> RunResult:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
         if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
         checkpoints = checkpoint_callback(trainer)
         best = checkpoints.best_model_path if checkpoints and checkpoints.best_model_path else None
         metrics = {"val": _first(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False))}
@@ -94,6 +113,7 @@ def run(cfg: DictConfig) -> RunResult:
         record.best_checkpoint = best
         last = checkpoints.last_model_path if checkpoints else None
         record.last_checkpoint = last or None
+        record.checkpoint_format = ckpts.checkpoint_format(best or last or None)
         if is_zero:
             runs.save_metrics(run_dir, metrics)
             record.finish("completed")
@@ -117,13 +137,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         ConfigError: ``ckpt_path`` is missing or not a factory checkpoint.
     """
     validate(cfg, root="evaluate")
-    cfg = _pin_run_dir(cfg)
+    cfg = pin_run_dir(cfg)
     run_dir = Path(cfg.paths.run_dir)
-    checkpoint_path = Path(cfg.ckpt_path)
-    if not checkpoint_path.is_file():
-        raise ConfigError(f"ckpt_path: no such checkpoint file: {checkpoint_path}")
 
     import torch
+
+    from factory.checkpoints import as_file
+
+    checkpoint_path = as_file(cfg.ckpt_path)  # a ZeRO directory is consolidated first
 
     from factory.components import build
     from factory.data.datamodule import TabularDataModule
@@ -151,6 +172,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
                        "rows": datamodule.split_sizes}
         record.best_checkpoint = str(checkpoint_path)
+        record.checkpoint_format = "file"
         runs.save_metrics(run_dir, {"test": metrics, "checkpoint": str(checkpoint_path)})
         record.finish("completed")
         return metrics
@@ -159,7 +181,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise
 
 
-def _pin_run_dir(cfg: DictConfig) -> DictConfig:
+def pin_run_dir(cfg: DictConfig) -> DictConfig:
     """Resolve ``paths.run_dir`` once (it holds a fresh id) and fix it in a copy of ``cfg``.
 
     Under the CLI, Hydra has already created the directory: use that one.
@@ -172,6 +194,12 @@ def _pin_run_dir(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         cfg.paths.run_dir = str(Path(run_dir).resolve())
     return cfg
+
+
+def _is_deepspeed(trainer) -> bool:
+    from pytorch_lightning.strategies import DeepSpeedStrategy
+
+    return isinstance(trainer.strategy, DeepSpeedStrategy)
 
 
 def _strategy_name(cfg: DictConfig) -> str:

@@ -26,7 +26,7 @@ class Plan:
     """Per-process memory of every strategy for one config, and the memory it assumes."""
 
     model: ModelSize
-    precision: str
+    precision: str             # what training will use (``trainer.precision``, or fp32 where unsupported)
     devices_per_node: int
     nodes: int
     budget: Budget
@@ -69,7 +69,7 @@ def make_plan(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None
         else:
             layouts.append(configured)
     model = measure_model(cfg.model, spec, batch_size)
-    precision = str(trainer.get("precision", "32-true"))
+    precision = _effective_precision(trainer)
     estimates = [estimate(model, layout, precision, per_node * nodes, buckets) for layout, buckets in layouts]
     chosen = next((e for e in estimates if configured and e.layout == configured[0]), None)
     return Plan(model, precision, per_node, nodes, memory_budget(_plan_settings(cfg), trainer, per_node),
@@ -240,11 +240,26 @@ def memory_budget(settings: Mapping, trainer: Any, devices_per_node: int) -> Bud
 
 def _gpu_count(trainer: Any) -> int:
     """CUDA devices the trainer would use: none when ``trainer.accelerator`` names another."""
-    if str(trainer.get("accelerator", "auto")) not in ("auto", "gpu", "cuda"):
-        return 0
     import torch
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    from factory.components import uses_cuda
+
+    return torch.cuda.device_count() if uses_cuda(trainer) else 0
+
+
+def _effective_precision(trainer: Any) -> str:
+    """``trainer.precision`` as training will run it: fp32 where the hardware lacks it.
+
+    Quietly: ``build_trainer`` warns about the fallback once, at launch.
+    """
+    from factory.distributed import precision as hardware
+
+    configured = trainer.get("precision", "32-true")
+    quiet, hardware.log.disabled = hardware.log.disabled, True
+    try:
+        return hardware.supported_precision(configured, use_cuda=_gpu_count(trainer) > 0)
+    finally:
+        hardware.log.disabled = quiet
 
 
 def _plan_settings(cfg: Any) -> dict:
@@ -265,39 +280,45 @@ def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
 
     Args:
         plan: from ``make_plan``.
-        console: a ``rich.console.Console``; default stdout.
+        console: a ``rich.console.Console``; default stdout, at least 130 columns wide.
         deepspeed: add DeepSpeed's own estimates beside ours (imports DeepSpeed).
     """
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     from factory.distributed.memory import deepspeed_estimate
 
-    console = console or Console()
     model, budget = plan.model, plan.budget
-    console.print(f"model: {model.params / 1e6:.1f}M parameters (largest layer {model.largest_layer / 1e6:.1f}M), "
-                  f"batch {model.batch_size} per device, precision {plan.precision}", highlight=False)
+    # DeepSpeed announces its accelerator on import: let that line come before the plan.
+    ds = {e.layout: deepspeed_estimate(model, e.layout, plan.devices_per_node, plan.nodes) if deepspeed else None
+          for e in plan.estimates}
+    console = console or Console(width=max(Console().width, 130))
+    unit, size = next(((u, s) for u, s in (("GB", GB), ("MB", 1e6)) if max(budget.need(e) for e in plan.estimates) >= s),
+                      ("kB", 1e3))
+    console.print(f"model: {model.params:,} parameters (largest layer {model.largest_layer:,}), "
+                  f"batch {model.batch_size} per device, precision {plan.precision}", highlight=False, soft_wrap=True)
     console.print(f"devices: {plan.devices_per_node} per node x {plan.nodes} node(s); memory per device: "
                   f"{fmt(budget.device)} usable ({budget.source} x plan.headroom={budget.headroom:g})",
-                  highlight=False)
-    table = Table(title_justify="left")
-    for column in ("strategy", "params", "grads", "optimizer", "activations", "buffers", "total/device",
-                   "host/process", "DeepSpeed est.", "fits"):
-        table.add_column(column, justify="left" if column == "strategy" else "right")
+                  highlight=False, soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, title=f"memory per process, {unit}", title_justify="left")
+    table.add_column("strategy", no_wrap=True)
+    for column in ("params", "grads", "optimizer", "activations", "buffers", "total/device", "host",
+                   "DeepSpeed est.", "fits"):
+        table.add_column(column, justify="right", no_wrap=True)
     for e in plan.estimates:
-        ds = deepspeed_estimate(model, e.layout, plan.devices_per_node, plan.nodes) if deepspeed else None
-        name = e.layout.name + (" *" if e is plan.chosen else "") + (" (1 dev)" if e.world_size < plan.world_size
-                                                                      else "")
-        table.add_row(name, *(fmt(v) for v in (e.params, e.grads, e.optimizer, e.activations, e.buffers,
-                                                 budget.need(e), e.host)),
-                      f"{fmt(ds[0])} | {fmt(ds[1])}" if ds else "-", "yes" if budget.fits(e) else "no",
-                      style="bold" if e is plan.chosen else None)
+        name = e.layout.name + (" (1 device)" if e.world_size < plan.world_size else "")
+        values = (e.params, e.grads, e.optimizer, e.activations, e.buffers, budget.need(e), e.host)
+        estimate_ds = ds[e.layout]
+        table.add_row(("* " if e is plan.chosen else "  ") + name, *(f"{v / size:.2f}" for v in values),
+                      f"{estimate_ds[0] / size:.2f} | {estimate_ds[1] / size:.2f}" if estimate_ds else "-",
+                      "yes" if budget.fits(e) else "no", style="bold" if e is plan.chosen else None)
     console.print(table)
     notes = ["* configured. total/device: what one process needs for a training step"
-             + (" (devices are CPUs: host memory is the same RAM, so offloaded states count too)"
-                if budget.shared else "") + ".",
-             "DeepSpeed est.: DeepSpeed's estimate_zero2/zero3_model_states_mem_needs, device | host per node: "
-             "model states only, assuming 16-bit mixed precision."]
+             + (" (the devices are CPUs: host memory is the same RAM, so offloaded states count)"
+                if budget.shared else "") + "; host: offloaded states per process.",
+             "DeepSpeed est.: DeepSpeed's estimate_zero2/zero3_model_states_mem_needs, per device | host per "
+             "node: model states only, for 16-bit mixed precision."]
     if not model.activations_measured:
         notes.append("activations: not measured (the model's forward does not run on meta tensors).")
     if plan.chosen is not None:

@@ -1,0 +1,22 @@
+"""Callbacks factory adds by itself."""
+from __future__ import annotations
+
+import time
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_info
+
+
+class EpochSummary(pl.Callback):
+    """One line per epoch where there is no progress bar (logs, CI, notebooks, subprocesses)."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The epoch's validation has run by now; train/loss is the last logged step's.
+        shown = {k: float(v) for k, v in trainer.callback_metrics.items()
+                 if k.startswith("val/") or k == "train/loss"}
+        values = "  ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
+        total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
+        rank_zero_info(f"epoch {trainer.current_epoch + 1}/{total}  {values}  ({time.monotonic() - self._start:.1f} s)")
