@@ -61,8 +61,11 @@ def as_file(path: str | Path) -> Path:
     return target if target.is_file() else consolidate(path, target)
 
 
-def resolve_resume(ckpt_path: str | None, task_dir: Path) -> str | None:
+def resolve_resume(ckpt_path: str | None, task_dir: Path, run_dir: Path | None = None) -> str | None:
     """``ckpt_path`` as given, or for ``last`` the newest ``last.ckpt`` among this task's runs.
+
+    ``last`` looks through every run under ``task_dir`` (sweep runs included) except
+    ``run_dir`` itself, and takes the most recently written one.
 
     Raises:
         ConfigError: the path does not exist, or ``last`` finds no earlier run to resume.
@@ -70,10 +73,11 @@ def resolve_resume(ckpt_path: str | None, task_dir: Path) -> str | None:
     if ckpt_path is None:
         return None
     if ckpt_path == "last":
-        candidates = sorted(task_dir.glob("*/checkpoints/last.ckpt"))
+        candidates = [p for p in task_dir.glob("**/checkpoints/last.ckpt")
+                      if run_dir is None or run_dir not in p.parents]
         if not candidates:
             raise ConfigError(f"ckpt_path=last: no run under {task_dir} has checkpoints/last.ckpt to resume")
-        return str(candidates[-1])
+        return str(max(candidates, key=lambda p: p.stat().st_mtime))
     if not Path(ckpt_path).exists():
         raise ConfigError(f"ckpt_path: no such checkpoint: {ckpt_path}")
     return str(Path(ckpt_path).resolve())

@@ -85,7 +85,8 @@ def run(cfg: DictConfig) -> RunResult:
         datamodule.setup("fit")
         model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
         trainer = build_trainer(cfg, run_dir)
-        resume_from = ckpts.resolve_resume(cfg.ckpt_path, run_dir.parent)
+        resume_from = ckpts.resolve_resume(cfg.ckpt_path, Path(cfg.paths.output_dir).resolve() / cfg.task_name,
+                                           run_dir)
         ckpts.check_resume_format(resume_from, _is_deepspeed(trainer))
         record.resumed_from = resume_from
         record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,

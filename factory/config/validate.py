@@ -145,6 +145,10 @@ def _check_consistency(cfg: DictConfig) -> list[str]:
         if single and devices not in (1, "1"):
             errors.append(f"trainer.devices: strategy=single runs on one device, got {devices} "
                           "(use strategy=ddp for several)")
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if isinstance(node, DictConfig) and "_target_" not in node:
+            errors.append(f"callbacks.{name}: no _target_ (the selected callbacks group has no {name}; "
+                          f"remove the override or choose a callbacks group that has it)")
     data = cfg.get("data")
     if isinstance(data, DictConfig) and "val_fraction" in data and "test_fraction" in data:
         val, test = data.val_fraction, data.test_fraction

@@ -8,11 +8,13 @@ consolidation) is Lightning's own code.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from pytorch_lightning.accelerators import CUDAAccelerator
 from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy
+from pytorch_lightning.trainer.states import TrainerFn
 
 
 class AnyDeviceDeepSpeedStrategy(DeepSpeedStrategy):
@@ -26,6 +28,30 @@ class AnyDeviceDeepSpeedStrategy(DeepSpeedStrategy):
             return
         self.parallel_devices = [torch.device("cpu", i) for i in range(len(self.parallel_devices))]
         DDPStrategy.setup_environment(self)  # everything but the CUDA-only check
+
+    def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
+        # Validating or testing a ZeRO-3 directory: DeepSpeed's inference engine has no
+        # optimizer to take the sharded weights. Consolidate once (rank 0, reused later by
+        # load_model/export), then load full weights through Lightning's ZeRO-3 gather.
+        self._full_weights_loaded = False
+        fitting = self.lightning_module.trainer.state.fn == TrainerFn.FITTING
+        if self.zero_stage_3 and not fitting and Path(checkpoint_path).is_dir():
+            from factory.checkpoints import consolidate, consolidated_path
+
+            target = consolidated_path(checkpoint_path)
+            if self.is_global_zero and not target.is_file():
+                consolidate(checkpoint_path, target)
+            self.barrier("factory_consolidate")
+            self._full_weights_loaded = True
+            return self.checkpoint_io.load_checkpoint(target, weights_only=False)
+        return super().load_checkpoint(checkpoint_path, weights_only)
+
+    def load_model_state_dict(self, checkpoint: Mapping[str, Any], strict: bool = True) -> None:
+        if getattr(self, "_full_weights_loaded", False):
+            self.model_to_device()
+            self._restore_zero_state(checkpoint, strict=strict)
+            return
+        super().load_model_state_dict(checkpoint, strict=strict)
 
     def _auto_select_batch_size(self) -> int:
         # factory's loaders slice whole batches (no batch_sampler); the datamodule knows the size.

@@ -1,26 +1,27 @@
 """Per-device memory of a training step under each strategy: the arithmetic, nothing else.
 
-Pure functions of a parameter count, a precision and a world size (no torch), so the
-numbers can be checked by hand. ``factory.distributed.planner`` measures the model and
-reads the config; this module only multiplies.
+Functions of a parameter count, a precision and a world size, checkable by hand; torch
+and DeepSpeed load only inside ``strategy_layout`` and ``deepspeed_estimate``.
+``factory.distributed.planner`` measures the model and reads the rest of the config.
 
 Bytes are decimal (1 GB = 1e9 B). For ``P`` parameters on ``N`` processes in fp32 with
 AdamW (4 B weights, 4 B gradients, 8 B for the two moments):
 
-    strategy         params   grads    optimizer          buffers (communication)
-    single / ddp     4P       4P       8P                 ddp: 4P (the reducer's gradient buckets)
-    deepspeed_zero1  4P       4P       (8 + 4)P / N       reduce + allgather buckets
-    deepspeed_zero2  4P       4P / N   (8 + 4)P / N       reduce + allgather buckets
-    deepspeed_zero3  4P / N   4P / N   8P / N             reduce + prefetch + live-parameter buckets
+    strategy         params   grads    optimizer      buffers (communication)
+    single / ddp     4P       4P       8P             ddp: 4P (the reducer's gradient buckets)
+    deepspeed_zero1  4P       4P       (8 + 4)P / N   4 x reduce_bucket_size
+    deepspeed_zero2  4P       4P / N   (8 + 4)P / N   4 x reduce_bucket_size
+    deepspeed_zero3  4P / N   4P / N   8P / N         4 x (reduce_bucket_size + gathered parameters)
 
 ZeRO-1/2 update a cloned fp32 partition of the weights (the ``+ 4``) even in fp32;
-ZeRO-3 updates its fp32 shard in place. Offload moves the optimizer states, that fp32
+ZeRO-3 updates its fp32 shard in place, unless offloaded. Offload moves the optimizer states, that fp32
 copy and the fp32 gradient partition to host memory (and, for ``zero3_offload``, the
 parameter shards too); the device keeps only what a step gathers.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 GB = 1e9
 
@@ -38,10 +39,10 @@ class Precision:
 
 FP32 = Precision(param=4, grad=4, optimizer=8, master=0, activation=4)
 FP64 = Precision(param=8, grad=8, optimizer=16, master=0, activation=8)
-HALF = Precision(param=2, grad=2, optimizer=4, master=0, activation=2)  # "bf16-true": states in 16 bits too
+HALF = Precision(param=2, grad=2, optimizer=4, master=0, activation=2)  # "bf16-true": every state in 16 bits
 # "16-mixed" under torch autocast (single, ddp): fp32 weights and states, 16-bit activations.
 AUTOCAST = Precision(param=4, grad=4, optimizer=8, master=0, activation=2)
-# "16-mixed" under DeepSpeed: 16-bit weights and gradients, fp32 master copy and moments.
+# Any 16-bit precision under DeepSpeed: 16-bit weights and gradients, fp32 master copy and moments.
 DEEPSPEED_MIXED = Precision(param=2, grad=2, optimizer=8, master=4, activation=2)
 
 
@@ -57,11 +58,11 @@ def precision_bytes(precision: str | int, deepspeed: bool) -> Precision:
     text = str(precision)
     if text.startswith("64"):
         return FP64
-    if text.endswith("-true") and text.startswith(("16", "bf16")):
-        return HALF
-    if text.startswith(("16", "bf16", "transformer-engine")):
-        return DEEPSPEED_MIXED if deepspeed else AUTOCAST
-    return FP32
+    if not text.startswith(("16", "bf16", "transformer-engine")):
+        return FP32
+    if deepspeed:  # DeepSpeed's fp16/bf16 modes always step an fp32 master copy
+        return DEEPSPEED_MIXED
+    return HALF if text.endswith("-true") else AUTOCAST
 
 
 @dataclass(frozen=True)
@@ -94,10 +95,48 @@ LAYOUTS: tuple[Layout, ...] = (
 class Buckets:
     """Communication buffer sizes, in elements (``factory.distributed.deepspeed_zero``'s defaults)."""
 
-    reduce: float = 5e7
-    allgather: float = 5e7
+    reduce: float = 5e7      # gradients reduced per call
     prefetch: float = 5e7    # ZeRO-3: parameters gathered ahead of use
     max_live: float = 1e8    # ZeRO-3: gathered parameters kept before release
+
+
+def strategy_layout(strategy: Any) -> tuple[Layout, Buckets] | None:
+    """The layout and buffer sizes a ``strategy`` config node builds; ``None`` for other targets."""
+    target = strategy.get("_target_")
+    if target == "factory.distributed.single_device":
+        return LAYOUTS[0], Buckets()
+    if target == "factory.distributed.ddp":
+        return LAYOUTS[1], Buckets()
+    if target != "factory.distributed.deepspeed_zero":
+        return None
+    from omegaconf import OmegaConf
+
+    from factory.config.schemas import DeepSpeedZeroConf
+    from factory.distributed.deepspeed import merge, zero_config
+
+    # The zero_optimization block exactly as the strategy builds it, raw overrides included.
+    settings = {**vars(DeepSpeedZeroConf()), **OmegaConf.to_container(strategy, resolve=True)}
+    block = zero_config(*(settings[k] for k in (
+        "stage", "offload_optimizer", "offload_parameters", "allgather_bucket_size", "reduce_bucket_size",
+        "stage3_prefetch_bucket_size", "stage3_max_live_parameters", "stage3_param_persistence_threshold",
+        "pin_memory")))
+    block = merge(block, (settings.get("deepspeed_config") or {}).get("zero_optimization") or {})
+    stage = int(block["stage"])
+    offload_optimizer = _offloaded(block.get("offload_optimizer"))
+    offload_params = stage == 3 and _offloaded(block.get("offload_param"))
+    name = f"deepspeed_zero{stage}"
+    if (stage, offload_optimizer, offload_params) in ((2, True, False), (3, True, True)):
+        name += "_offload"  # the conf/strategy options
+    else:
+        name += "+offload_optimizer" * offload_optimizer + "+offload_parameters" * offload_params
+    buckets = Buckets(reduce=float(block["reduce_bucket_size"]),
+                      prefetch=float(block.get("stage3_prefetch_bucket_size", Buckets.prefetch)),
+                      max_live=float(block.get("stage3_max_live_parameters", Buckets.max_live)))
+    return Layout(name, stage, offload_optimizer, offload_params), buckets
+
+
+def _offloaded(node: Any) -> bool:
+    return isinstance(node, Mapping) and node.get("device") in ("cpu", "nvme")
 
 
 @dataclass(frozen=True)
@@ -153,8 +192,8 @@ def estimate(model: ModelSize, layout: Layout, precision: str | int = "32-true",
     n = 1 if layout.single else world_size
     stage, p = layout.stage, float(model.params)
     b = precision_bytes(precision, deepspeed=stage > 0)
-    # ZeRO-1/2 always step a cloned fp32 partition; ZeRO-3 steps its shard in place unless 16-bit.
-    master = max(b.master, 4) if stage in (1, 2) else b.master
+    # ZeRO-1/2 and offload always step a cloned fp32 partition; ZeRO-3 steps its shard in place.
+    master = max(b.master, 4) if stage in (1, 2) or layout.offload_optimizer else b.master
     params = p * b.param / (n if stage == 3 else 1)
     grads = p * b.grad / (n if stage >= 2 else 1)
     optimizer = p * (b.optimizer + master) / (n if stage >= 1 else 1)
@@ -172,15 +211,17 @@ def estimate(model: ModelSize, layout: Layout, precision: str | int = "32-true",
 
 
 def _buffers(layout: Layout, b: Precision, p: float, largest_layer: int, buckets: Buckets) -> float:
-    """Communication buffers per process; a bucket never fills past the model."""
+    """Communication buffers per process."""
     if layout.stage == 0:
         # DDP copies every gradient into flat buckets (gradient_as_bucket_view=False).
         return 0.0 if layout.single else p * b.grad
-    reduce = min(buckets.reduce, p) * b.grad
+    # DeepSpeed allocates the gradient reduction bucket whole, however small the model.
+    reduce = buckets.reduce * b.grad
     if layout.stage < 3:
-        return reduce + min(buckets.allgather, p) * b.param
-    live = min(max(buckets.max_live, largest_layer), p)  # at least the layer being computed
-    return reduce + (live + min(buckets.prefetch, p)) * b.param
+        return reduce  # ZeRO-1/2 all-gather updated weights in place, into the flat parameter buffer
+    # ZeRO-3 gathers whole layers: at least the one being computed, at most the full model.
+    gathered = min(max(buckets.max_live, largest_layer) + buckets.prefetch, p)
+    return reduce + gathered * b.param
 
 
 @dataclass(frozen=True)
@@ -209,9 +250,17 @@ class Budget:
         return self.need(e) <= self.device and (self.shared or e.host <= self.host)
 
 
-def cheapest_fit(estimates: list[Estimate], budget: Budget) -> Estimate | None:
-    """The estimate that fits with the least device memory (of equals, the first)."""
-    return min((e for e in estimates if budget.fits(e)), key=budget.need, default=None)
+def cheapest_fit(estimates: list[Estimate], budget: Budget, tolerance: float = 0.02) -> Estimate | None:
+    """The estimate that fits with the least memory; within ``tolerance`` of it, the first.
+
+    ``LAYOUTS`` lists the least sharded first, so near-ties go to the faster strategy
+    (ZeRO-2 over a ZeRO-3 whose gathered layers cost what its sharding saved).
+    """
+    fitting = [e for e in estimates if budget.fits(e)]
+    if not fitting:
+        return None
+    least = min(budget.need(e) for e in fitting)
+    return next(e for e in fitting if budget.need(e) <= least * (1 + tolerance))
 
 
 def deepspeed_estimate(model: ModelSize, layout: Layout, devices_per_node: int,
@@ -238,9 +287,16 @@ def deepspeed_estimate(model: ModelSize, layout: Layout, devices_per_node: int,
             from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
 
             host, device, _ = estimate_zero3_model_states_mem_needs(
-                model.params, model.largest_layer, devices_per_node, nodes, cpu_offload=layout.offload_optimizer,
-                cpu_offload_params=layout.offload_params, zero_init=True)
+                model.params, model.largest_layer, devices_per_node, nodes,
+                cpu_offload=layout.offload_optimizer, cpu_offload_params=layout.offload_params, zero_init=True)
     except ImportError:
         return None
     return int(device), int(host)
 
+
+def fmt(n: float) -> str:
+    """Bytes in decimal units: ``2.42 GB``, ``605.2 MB``."""
+    for unit, size in (("GB", GB), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}" if unit == "GB" else f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from factory.data.spec import InputSpec
-from factory.distributed.memory import (GB, LAYOUTS, Budget, Buckets, Estimate, Layout, ModelSize,
-                                        cheapest_fit, estimate)
+from factory.distributed.memory import (GB, LAYOUTS, Budget, Buckets, Estimate, ModelSize, cheapest_fit,
+                                        estimate, fmt, strategy_layout)
 from factory.errors import ConfigError
 
 PLAN_DEFAULTS = {"check": True, "device_memory_gb": None, "headroom": 0.9}  # as schemas.PlanConf
@@ -26,24 +26,26 @@ class Plan:
     """Per-process memory of every strategy for one config, and the memory it assumes."""
 
     model: ModelSize
-    precision: str             # what training will use (``trainer.precision``, or fp32 where unsupported)
+    precision: str             # what training will use: trainer.precision, or fp32 where unsupported
     devices_per_node: int
     nodes: int
     budget: Budget
     estimates: list[Estimate]  # LAYOUTS order; the configured strategy with its own settings
     chosen: Estimate | None    # None: a strategy the planner does not know
+    requested_precision: str = "32-true"
 
     @property
     def world_size(self) -> int:
         return self.devices_per_node * self.nodes
 
-    def cheapest_fit(self) -> Estimate | None:
-        """The strategy that fits with least memory per device on the configured devices.
+    @property
+    def candidates(self) -> list[Estimate]:
+        """The strategies that run on the configured devices: ``single`` only on one device."""
+        return [e for e in self.estimates if self.world_size == 1 or not e.layout.single]
 
-        ``single`` counts only when one device is configured: it cannot use more.
-        """
-        candidates = [e for e in self.estimates if self.world_size == 1 or not e.layout.single]
-        return cheapest_fit(candidates, self.budget)
+    def cheapest_fit(self) -> Estimate | None:
+        """The candidate that fits with the least memory per device."""
+        return cheapest_fit(self.candidates, self.budget)
 
 
 def make_plan(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None) -> Plan:
@@ -60,20 +62,17 @@ def make_plan(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None
     batch_size = int(batch_size or (cfg.get("data") or {}).get("batch_size") or 1)
     trainer = cfg.trainer
     per_node, nodes = device_counts(trainer)
-    configured = strategy_layout(cfg.strategy)
-    layouts = [(layout, Buckets()) for layout in LAYOUTS]
+    configured = strategy_layout(cfg.strategy)  # (layout, buckets), None for a strategy we do not know
+    layouts = {layout.name: (layout, Buckets()) for layout in LAYOUTS}
     if configured is not None:
-        names = [layout.name for layout, _ in layouts]
-        if configured[0].name in names:
-            layouts[names.index(configured[0].name)] = configured
-        else:
-            layouts.append(configured)
+        layouts[configured[0].name] = configured  # its own buckets; a non-standard mix is appended
     model = measure_model(cfg.model, spec, batch_size)
     precision = _effective_precision(trainer)
-    estimates = [estimate(model, layout, precision, per_node * nodes, buckets) for layout, buckets in layouts]
+    estimates = [estimate(model, layout, precision, per_node * nodes, buckets)
+                 for layout, buckets in layouts.values()]
     chosen = next((e for e in estimates if configured and e.layout == configured[0]), None)
     return Plan(model, precision, per_node, nodes, memory_budget(_plan_settings(cfg), trainer, per_node),
-                estimates, chosen)
+                estimates, chosen, requested_precision=str(trainer.get("precision", "32-true")))
 
 
 def check_fits(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None) -> Plan | None:
@@ -103,14 +102,15 @@ def refusal(plan: Plan) -> str:
                 f"{fmt(budget.device)} usable ({budget.source} x plan.headroom={budget.headroom:g})")
     else:
         what = (f"strategy={chosen.layout.name} needs ~{fmt(chosen.host)} of host memory per process, "
-                f"{fmt(budget.host)} usable (host RAM / {plan.devices_per_node} x plan.headroom={budget.headroom:g})")
+                f"{fmt(budget.host)} usable (host RAM / {plan.devices_per_node} devices "
+                f"x plan.headroom={budget.headroom:g})")
     best = plan.cheapest_fit()
     if best is not None:
         return f"{what}; strategy={best.layout.name} fits at ~{fmt(budget.need(best))}, or set plan.check=false"
-    least = min((e for e in plan.estimates if plan.world_size == 1 or not e.layout.single), key=budget.need)
-    return (f"{what}; no strategy fits on {plan.world_size} device(s) (the least, strategy={least.layout.name}, "
-            f"needs ~{fmt(budget.need(least))}): add devices (trainer.devices, trainer.num_nodes), "
-            "lower data.batch_size, or set plan.check=false")
+    least = min(plan.candidates, key=budget.need)
+    return (f"{what}; no strategy fits on {plan.world_size} device(s) (the least, "
+            f"strategy={least.layout.name}, needs ~{fmt(budget.need(least))}): add devices "
+            "(trainer.devices, trainer.num_nodes), lower data.batch_size, or set plan.check=false")
 
 
 def measure_model(model_cfg: Any, spec: InputSpec | Mapping, batch_size: int) -> ModelSize:
@@ -157,8 +157,8 @@ def _activation_bytes(module: Any, spec: InputSpec, batch_size: int) -> int | No
         return tensor
 
     rows = (batch_size, *spec.image_shape) if spec.image_shape else (batch_size, spec.n_numeric)
-    x_num = torch.zeros(rows, device="meta")                                         # (B, n_numeric)
-    x_cat = torch.zeros(batch_size, len(spec.embed_cardinalities), dtype=torch.long, device="meta")  # (B, n_emb)
+    x_num = torch.zeros(rows, device="meta")  # (B, n_numeric) or (B, C, H, W)
+    x_cat = torch.zeros(batch_size, len(spec.embed_cardinalities), dtype=torch.long, device="meta")  # (B, n_cat)
     module.train()
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
@@ -166,43 +166,6 @@ def _activation_bytes(module: Any, spec: InputSpec, batch_size: int) -> int | No
     except Exception:  # noqa: BLE001: a model meta tensors cannot run is planned without activations
         return None
     return sum(saved.values()) + 2 * max(saved.values(), default=0)
-
-
-def strategy_layout(strategy: Any) -> tuple[Layout, Buckets] | None:
-    """The layout and buffer sizes a ``strategy`` config node builds; ``None`` for other targets."""
-    target = strategy.get("_target_")
-    if target == "factory.distributed.single_device":
-        return LAYOUTS[0], Buckets()
-    if target == "factory.distributed.ddp":
-        return LAYOUTS[1], Buckets()
-    if target != "factory.distributed.deepspeed_zero":
-        return None
-    from omegaconf import OmegaConf
-
-    from factory.config.schemas import DeepSpeedZeroConf
-    from factory.distributed.deepspeed import merge, zero_config
-
-    # The zero_optimization block exactly as the strategy builds it, raw overrides included.
-    settings = {**vars(DeepSpeedZeroConf()), **OmegaConf.to_container(strategy, resolve=True)}
-    block = zero_config(*(settings[k] for k in (
-        "stage", "offload_optimizer", "offload_parameters", "allgather_bucket_size", "reduce_bucket_size",
-        "stage3_prefetch_bucket_size", "stage3_max_live_parameters", "stage3_param_persistence_threshold",
-        "pin_memory")))
-    block = merge(block, (settings.get("deepspeed_config") or {}).get("zero_optimization") or {})
-    stage = int(block["stage"])
-    offload_optimizer = _offloaded(block.get("offload_optimizer"))
-    offload_params = stage == 3 and _offloaded(block.get("offload_param"))
-    flags = (stage, offload_optimizer, offload_params)
-    known = next((lay for lay in LAYOUTS if (lay.stage, lay.offload_optimizer, lay.offload_params) == flags), None)
-    name = known.name if known else f"deepspeed_zero{stage}+offload_optimizer"  # stage 3, optimizer only
-    buckets = Buckets(reduce=float(block["reduce_bucket_size"]), allgather=float(block["allgather_bucket_size"]),
-                      prefetch=float(block.get("stage3_prefetch_bucket_size", Buckets.prefetch)),
-                      max_live=float(block.get("stage3_max_live_parameters", Buckets.max_live)))
-    return Layout(name, stage, offload_optimizer, offload_params), buckets
-
-
-def _offloaded(node: Any) -> bool:
-    return isinstance(node, Mapping) and node.get("device") in ("cpu", "nvme")
 
 
 def device_counts(trainer: Any) -> tuple[int, int]:
@@ -213,33 +176,48 @@ def device_counts(trainer: Any) -> tuple[int, int]:
     text = str(devices).strip()
     if "," in text:
         return len([d for d in text.split(",") if d.strip()]), nodes
-    if text in ("auto", "-1"):  # every GPU, or (auto on CPU) one process
-        return max(_gpu_count(trainer), 1 if text == "auto" else os.cpu_count() or 1), nodes
+    if text in ("auto", "-1"):  # every GPU; on CPU, auto is one process
+        return _gpu_count(trainer) or (1 if text == "auto" else os.cpu_count() or 1), nodes
     return max(int(text), 1), nodes
 
 
 def memory_budget(settings: Mapping, trainer: Any, devices_per_node: int) -> Budget:
-    """The memory each process may plan for: ``plan.device_memory_gb``, else the GPU's, else RAM / devices."""
-    headroom = float(settings["headroom"])
+    """Memory per process: ``plan.device_memory_gb``, else the local GPU's, else host RAM / devices.
+
+    Raises:
+        ConfigError: ``plan.headroom`` outside (0, 1], ``plan.device_memory_gb`` not
+            positive, or GPUs asked for, none here, and no ``plan.device_memory_gb``.
+    """
+    headroom, gb = float(settings["headroom"]), settings["device_memory_gb"]
     if not 0 < headroom <= 1:
         raise ConfigError(f"plan.headroom: must be in (0, 1], got {headroom}")
+    if gb is not None and gb <= 0:
+        raise ConfigError(f"plan.device_memory_gb: must be positive (or null), got {gb}")
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    host = ram / devices_per_node
-    gpu = _gpu_count(trainer) > 0
-    if settings["device_memory_gb"] is not None:
-        total, source = float(settings["device_memory_gb"]) * GB, f"plan.device_memory_gb={settings['device_memory_gb']:g}"
-    elif gpu:
+    host, gpus = ram / devices_per_node, _on_gpus(trainer)
+    if gb is not None:
+        total, source = float(gb) * GB, f"plan.device_memory_gb={gb:g}"
+    elif gpus and _gpu_count(trainer):
         import torch
 
         properties = torch.cuda.get_device_properties(0)
-        total, source = float(properties.total_memory), f"GPU 0: {properties.name}, {fmt(properties.total_memory)}"
+        total = float(properties.total_memory)
+        source = f"GPU 0: {properties.name}, {fmt(total)}"
+    elif gpus:
+        raise ConfigError(f"plan.device_memory_gb: trainer.accelerator={trainer.accelerator} but no CUDA "
+                          "device here; set the memory of the GPUs to plan for")
     else:
         total, source = host, f"host RAM {fmt(ram)} / {devices_per_node} device(s)"
-    return Budget(total, host, shared=not gpu, source=source, headroom=headroom)
+    return Budget(total, host, shared=not gpus, source=source, headroom=headroom)
+
+
+def _on_gpus(trainer: Any) -> bool:
+    """Whether the devices are GPUs: asked for by name (plannable from a laptop), or found by auto."""
+    return str(trainer.get("accelerator", "auto")) in ("gpu", "cuda") or _gpu_count(trainer) > 0
 
 
 def _gpu_count(trainer: Any) -> int:
-    """CUDA devices the trainer would use: none when ``trainer.accelerator`` names another."""
+    """Local CUDA devices the trainer would use: none when ``trainer.accelerator`` names another."""
     import torch
 
     from factory.components import uses_cuda
@@ -255,24 +233,19 @@ def _effective_precision(trainer: Any) -> str:
     from factory.distributed import precision as hardware
 
     configured = trainer.get("precision", "32-true")
+    if _on_gpus(trainer) and not _gpu_count(trainer):
+        return str(configured)  # planning for GPUs elsewhere: take the precision as given
     quiet, hardware.log.disabled = hardware.log.disabled, True
     try:
-        return hardware.supported_precision(configured, use_cuda=_gpu_count(trainer) > 0)
+        return hardware.supported_precision(configured, use_cuda=_on_gpus(trainer))
     finally:
         hardware.log.disabled = quiet
 
 
 def _plan_settings(cfg: Any) -> dict:
-    node = cfg.get("plan") if hasattr(cfg, "get") else None
-    return {key: (node.get(key, default) if node is not None else default) for key, default in PLAN_DEFAULTS.items()}
-
-
-def fmt(n: float) -> str:
-    """Bytes in decimal units: ``2.42 GB``, ``605.2 MB``."""
-    for unit, size in (("GB", GB), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}" if unit == "GB" else f"{n / size:.1f} {unit}"
-    return f"{n:.0f} B"
+    """``cfg.plan`` over the defaults: configs composed before ``plan:`` existed still plan."""
+    node = cfg.get("plan") or {}
+    return {key: node.get(key, default) for key, default in PLAN_DEFAULTS.items()}
 
 
 def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
@@ -291,13 +264,16 @@ def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
 
     model, budget = plan.model, plan.budget
     # DeepSpeed announces its accelerator on import: let that line come before the plan.
-    ds = {e.layout: deepspeed_estimate(model, e.layout, plan.devices_per_node, plan.nodes) if deepspeed else None
-          for e in plan.estimates}
+    ds = {e.layout: deepspeed_estimate(model, e.layout, plan.devices_per_node, plan.nodes) if deepspeed
+          else None for e in plan.estimates}
     console = console or Console(width=max(Console().width, 130))
-    unit, size = next(((u, s) for u, s in (("GB", GB), ("MB", 1e6)) if max(budget.need(e) for e in plan.estimates) >= s),
-                      ("kB", 1e3))
+    largest = max(budget.need(e) for e in plan.estimates)
+    unit, size = next(((u, s) for u, s in (("GB", GB), ("MB", 1e6)) if largest >= s), ("kB", 1e3))
     console.print(f"model: {model.params:,} parameters (largest layer {model.largest_layer:,}), "
-                  f"batch {model.batch_size} per device, precision {plan.precision}", highlight=False, soft_wrap=True)
+                  f"batch {model.batch_size} per device, precision {plan.precision}"
+                  + ("" if plan.precision == plan.requested_precision else
+                     f" (trainer.precision={plan.requested_precision} is not supported here)"),
+                  highlight=False, soft_wrap=True)
     console.print(f"devices: {plan.devices_per_node} per node x {plan.nodes} node(s); memory per device: "
                   f"{fmt(budget.device)} usable ({budget.source} x plan.headroom={budget.headroom:g})",
                   highlight=False, soft_wrap=True)
