@@ -84,6 +84,10 @@ def run(cfg: DictConfig) -> RunResult:
         datamodule = build(cfg.data, "data")
         datamodule.setup("fit")
         model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
+        if cfg.train:  # will the strategy fit the model in memory? (plan.check=false skips)
+            from factory.distributed.planner import check_fits
+
+            check_fits(cfg, datamodule.input_spec, datamodule.batch_size)
         trainer = build_trainer(cfg, run_dir)
         resume_from = ckpts.resolve_resume(cfg.ckpt_path, Path(cfg.paths.output_dir).resolve() / cfg.task_name,
                                            run_dir)

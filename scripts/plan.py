@@ -1,6 +1,7 @@
 """Per-device memory of the configured model under every strategy, and the cheapest that fits.
 
-    python scripts/plan.py model=mlp_wide model.net.width=4096 model.net.depth=10 strategy=deepspeed_zero3 trainer.devices=2
+    python scripts/plan.py model=mlp_wide model.net.width=4096 model.net.depth=10 \
+        strategy=deepspeed_zero3 trainer.devices=2
     python scripts/plan.py model=mlp_wide trainer.devices=8 trainer.num_nodes=2 plan.device_memory_gb=80
 """
 import sys

@@ -149,6 +149,12 @@ def _check_consistency(cfg: DictConfig) -> list[str]:
         if isinstance(node, DictConfig) and "_target_" not in node:
             errors.append(f"callbacks.{name}: no _target_ (the selected callbacks group has no {name}; "
                           f"remove the override or choose a callbacks group that has it)")
+    plan = cfg.get("plan")
+    if isinstance(plan, DictConfig):
+        if not 0 < plan.get("headroom", 0.9) <= 1:
+            errors.append(f"plan.headroom: must be in (0, 1], got {plan.headroom}")
+        if plan.get("device_memory_gb") is not None and plan.device_memory_gb <= 0:
+            errors.append(f"plan.device_memory_gb: must be positive, got {plan.device_memory_gb}")
     data = cfg.get("data")
     if isinstance(data, DictConfig) and "val_fraction" in data and "test_fraction" in data:
         val, test = data.val_fraction, data.test_fraction

@@ -9,7 +9,7 @@ from factory.data.spec import InputSpec
 
 
 def wide_mlp_parameters(n_inputs: int, n_outputs: int, width: int, depth: int) -> int:
-    """Parameter count of ``WideMLP`` (weights and biases), for planning without building it."""
+    """Parameters of ``WideMLP`` with ``n_inputs`` input features, categorical embeddings excluded."""
     hidden = (depth - 1) * (width * width + width) + depth * 2 * width  # blocks + LayerNorms
     return n_inputs * width + width + hidden + width * n_outputs + n_outputs
 

@@ -93,3 +93,11 @@ def test_bad_optimizer_kwarg_names_key(isolated_env):
     with pytest.raises(ConfigError, match="^model.optimizer: .*lrr"):
         run(compose("train", ["trainer=debug", "logger=csv", "data.source.rows=2000",
                               "+model.optimizer.lrr=0.1"]))
+
+
+def test_strategy_that_cannot_fit_stops_before_training(isolated_env):
+    overrides = ["model=mlp_wide", "model.net.width=512", "logger=csv", "data.source.rows=2000",
+                 "plan.device_memory_gb=0.01"]
+    _failed_run(isolated_env, overrides, ConfigError, r"^strategy=single needs ~.* per device")
+    # The same config with the check off trains.
+    assert run(compose("train", overrides + ["plan.check=false", "trainer=debug"])).status == "completed"

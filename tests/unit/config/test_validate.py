@@ -26,6 +26,7 @@ def _errors(overrides: list[str], root: str = "train") -> list[str]:
     (["trainer.devices=2"], "trainer.devices: strategy=single runs on one device, got 2 (use strategy=ddp for several)"),
     (["data.test_fraction=1.5"], "data.test_fraction: must be in [0, 1), got 1.5"),
     (["experiment=diagnosis", "callbacks=none"], "callbacks.early_stopping: no _target_"),
+    (["plan.headroom=1.5"], "plan.headroom: must be in (0, 1], got 1.5"),
     (["model.net._target_=factory.models.TabularMLPP"],
      "model.net._target_: unknown factory component 'factory.models.TabularMLPP' (did you mean factory.models.TabularMLP?)"),
 ])
