@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.types as pat
 
+from factory.data.sources.base import LoadedTable
 from factory.data.spec import TASKS, TableSchema
 from factory.errors import DataError
 
@@ -89,6 +91,24 @@ def declare_schema(
 
     kinds = {c: "categorical" if c in categorical else "numeric" for c in features}
     return TableSchema(features=kinds, target=target, task=task, positive_label=positive_label)
+
+
+@dataclass(frozen=True)
+class SchemaDeclaration:
+    """The schema keys of a config-declared source (files, warehouse), applied to its table."""
+
+    target: str
+    features: Sequence[str] | None = None
+    categorical: Sequence[str] | None = None
+    task: str | None = None
+    positive_label: str | int | None = None
+
+    def apply(self, table: pa.Table) -> LoadedTable:
+        """Declare the schema over ``table`` and keep only its features and target."""
+        table = decimals_to_float(table)
+        schema = declare_schema(table, self.target, self.features, self.categorical, self.task,
+                                self.positive_label)
+        return LoadedTable(table.select([*schema.features, schema.target]), schema)
 
 
 def decimals_to_float(table: pa.Table) -> pa.Table:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from factory.data.sources.base import DataSource, LoadedTable
-from factory.data.sources.declared import decimals_to_float, declare_schema, first_line
+from factory.data.sources.declared import SchemaDeclaration, first_line
 from factory.errors import DataError
 
 if TYPE_CHECKING:
@@ -55,19 +55,11 @@ class FileSource(DataSource):
             raise DataError(f"unknown data.source.format {format!r}; choose csv or parquet")
         self.path = str(path)
         self.format = format
-        self.target = target
-        self.features = features
-        self.categorical = categorical
-        self.task = task
-        self.positive_label = positive_label
+        self.declaration = SchemaDeclaration(target, features, categorical, task, positive_label)
         self.storage_options = storage_options
 
     def load(self) -> LoadedTable:
-        table = decimals_to_float(self._read())
-        schema = declare_schema(
-            table, self.target, self.features, self.categorical, self.task, self.positive_label
-        )
-        return LoadedTable(table.select([*schema.features, schema.target]), schema)
+        return self.declaration.apply(self._read())
 
     def _read(self) -> pa.Table:
         import fsspec

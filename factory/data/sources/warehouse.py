@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from factory.data.sources.base import DataSource, LoadedTable
-from factory.data.sources.declared import decimals_to_float, declare_schema, first_line
+from factory.data.sources.declared import SchemaDeclaration, first_line
 from factory.data.sources.fraud import FraudSource
 from factory.errors import DataError
 
@@ -49,19 +49,11 @@ class WarehouseSource(DataSource):
     ):
         self.url = str(url)
         self.query = query
-        self.target = target
-        self.features = features
-        self.categorical = categorical
-        self.task = task
-        self.positive_label = positive_label
+        self.declaration = SchemaDeclaration(target, features, categorical, task, positive_label)
 
     def load(self) -> LoadedTable:
         table = self._duckdb() if self.url.startswith("duckdb://") else self._sqlalchemy()
-        table = decimals_to_float(table)
-        schema = declare_schema(
-            table, self.target, self.features, self.categorical, self.task, self.positive_label
-        )
-        return LoadedTable(table.select([*schema.features, schema.target]), schema)
+        return self.declaration.apply(table)
 
     def _duckdb(self) -> pa.Table:
         import duckdb
