@@ -6,16 +6,18 @@ STAMP := $(VENV)/.installed
 # torch first and exactly: a range would make pip fetch a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install train test test-fast bench clean
+.PHONY: install train test test-fast bench lab clean
 
 install: $(STAMP)
 
-# Reinstall only when the dependency list changes.
+# Reinstall only when the dependency list changes. Last step: the `factory` Jupyter kernel,
+# registered inside .venv (no home-dir writes); notebooks and papermill name it.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name factory --display-name "Python (factory)"
 	touch $(STAMP)
 
 train: $(STAMP)
@@ -29,6 +31,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+
+# JupyterLab on this environment; notebooks open with the `factory` kernel.
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

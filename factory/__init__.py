@@ -1,8 +1,14 @@
 """factory: configs in; trained, evaluated and reported models out.
 
-Light to import: heavy modules (torch, Lightning) load on first use of what needs them.
+Light to import: heavy modules (torch, Lightning, pandas, matplotlib) load on first use
+of what needs them.
+
+Notebook API: ``compose``, ``train``, ``runs()``, ``load_run``, ``plots`` (see
+``factory.notebook``).
 """
 from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
@@ -22,4 +28,31 @@ def train(cfg):
     return train_in_subprocess(cfg) if needs_subprocess(cfg) else run(cfg)
 
 
-__all__ = ["__version__", "compose", "train"]
+def runs(root=None):
+    """Every run under ``<root>/outputs`` as a pandas DataFrame, newest first.
+
+    See ``factory.notebook.list_runs``; ``root`` defaults to ``$FACTORY_ROOT`` or the cwd.
+    """
+    from factory.notebook import list_runs
+
+    return list_runs(root)
+
+
+# Loaded on first access, so `import factory` stays light.
+_LAZY = {"load_run": "factory.notebook", "list_runs": "factory.notebook", "LoadedRun": "factory.notebook"}
+_LAZY_MODULES = {"plots", "notebook", "predictions"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"factory.{name}")
+    raise AttributeError(f"module 'factory' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _LAZY_MODULES)
+
+
+__all__ = ["__version__", "compose", "train", "runs", "load_run", "list_runs", "LoadedRun", "plots"]

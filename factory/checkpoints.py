@@ -93,3 +93,38 @@ def check_resume_format(ckpt_path: str | None, sharded_strategy: bool) -> None:
     if not is_sharded(ckpt_path) and sharded_strategy:
         raise ConfigError(f"ckpt_path: {ckpt_path} is a single-file checkpoint; a DeepSpeed strategy resumes "
                           "only the sharded directories it writes")
+
+
+def judged_checkpoint(run_dir: str | Path, best: str | Path | None) -> Path:
+    """The checkpoint a run is judged by (best, else last), as one file (ZeRO shards consolidated)."""
+    return as_file(best or Path(run_dir) / "checkpoints" / "last.ckpt")
+
+
+def load_factory_checkpoint(path: str | Path) -> dict:
+    """``torch.load`` a checkpoint file written by factory's training.
+
+    Raises:
+        ConfigError: the file is unreadable, or lacks the model config or the preprocessing.
+    """
+    import torch
+
+    from factory.data.datamodule import TabularDataModule
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001: torch raises many types for a non-checkpoint
+        raise ConfigError(f"ckpt_path: {path} is not a readable checkpoint ({type(e).__name__})") from e
+    if "hyper_parameters" not in checkpoint or TabularDataModule.__qualname__ not in checkpoint:
+        raise ConfigError(f"ckpt_path: {path} was not written by factory's training")
+    return checkpoint
+
+
+def restore_datamodule(data_cfg, checkpoint: dict):
+    """Build ``data_cfg``'s DataModule with the preprocessing fitted at training time; set up for test."""
+    from factory.components import build
+    from factory.data.datamodule import TabularDataModule
+
+    datamodule = build(data_cfg, "data")
+    datamodule.load_state_dict(checkpoint[TabularDataModule.__qualname__])
+    datamodule.setup("test")
+    return datamodule

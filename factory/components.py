@@ -1,6 +1,7 @@
 """Build the objects a run needs from config nodes, naming the key when one fails."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
 
     progress = cfg.trainer.get("enable_progress_bar")
     # A bar on a terminal; in logs, notebooks and CI it only adds noise: a line per epoch instead.
-    progress = sys.stderr.isatty() if progress is None else progress
+    if progress is None:  # FACTORY_PROGRESS_BAR=0: report kernels, where a bar is hundreds of outputs
+        progress = sys.stderr.isatty() and os.environ.get("FACTORY_PROGRESS_BAR") != "0"
     if not progress:
         from factory.callbacks import EpochSummary
 

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from omegaconf import DictConfig, OmegaConf
 
-from factory import runs
+from factory import manifest
 from factory.errors import FactoryError
 
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train.py"
@@ -50,6 +50,6 @@ def train_in_subprocess(cfg: DictConfig, out: TextIO | None = None):
                 out.flush()
         code = process.wait()
     if code != 0:
-        error = runs.load_record(run_dir).error if (run_dir / runs.MANIFEST).exists() else None
+        error = manifest.load_record(run_dir).error if (run_dir / manifest.MANIFEST).exists() else None
         raise FactoryError(f"training process exited with {code}: {error or 'see the output above'}")
     return RunResult.from_run_dir(run_dir)

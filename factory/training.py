@@ -9,10 +9,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from factory import runs
+from factory import manifest
 from factory.config import validate
 from factory.config.resolvers import RUN_ID_ENV
-from factory.errors import ConfigError
 
 
 @dataclass
@@ -32,8 +31,8 @@ class RunResult:
         import json
 
         run_dir = Path(run_dir)
-        record = runs.load_record(run_dir)
-        metrics_file = run_dir / runs.METRICS
+        record = manifest.load_record(run_dir)
+        metrics_file = run_dir / manifest.METRICS
         metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
         best = record.best_checkpoint
         return cls(run_dir, record.status, metrics, Path(best) if best else None,
@@ -43,10 +42,10 @@ class RunResult:
         """The trained model (best checkpoint, else last), in eval mode on the CPU."""
         from factory.models import SupervisedModel
 
-        from factory.checkpoints import as_file
+        from factory.checkpoints import judged_checkpoint
 
-        path = self.best_checkpoint or self.run_dir / "checkpoints" / "last.ckpt"
-        return SupervisedModel.load_from_checkpoint(as_file(path), map_location="cpu").eval()
+        path = judged_checkpoint(self.run_dir, self.best_checkpoint)
+        return SupervisedModel.load_from_checkpoint(path, map_location="cpu").eval()
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -72,10 +71,10 @@ def run(cfg: DictConfig) -> RunResult:
     from factory.components import build, build_trainer, checkpoint_callback
 
     is_zero = rank_zero_only.rank == 0
-    record = runs.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
+    record = manifest.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / runs.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (run_dir / manifest.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
         record.save()
     previous_run_id = os.environ.get(RUN_ID_ENV)
     os.environ[RUN_ID_ENV] = run_dir.name  # processes the strategy launches join this run
@@ -120,8 +119,12 @@ def run(cfg: DictConfig) -> RunResult:
         record.last_checkpoint = last or None
         record.checkpoint_format = ckpts.checkpoint_format(best or last or None)
         if is_zero:
-            runs.save_metrics(run_dir, metrics)
+            manifest.save_metrics(run_dir, metrics)
             record.finish("completed")
+            if cfg.get("report") or cfg.get("reports"):
+                from factory.reports import run_reports_after_training
+
+                run_reports_after_training(cfg, run_dir)  # a failing report does not fail the run
         return RunResult(run_dir, "completed", metrics, Path(best) if best else None, monitored,
                          is_rank_zero=trainer.is_global_zero)
     except BaseException as error:
@@ -145,32 +148,20 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     cfg = pin_run_dir(cfg)
     run_dir = Path(cfg.paths.run_dir)
 
-    import torch
-
-    from factory.checkpoints import as_file
-
-    checkpoint_path = as_file(cfg.ckpt_path)  # a ZeRO directory is consolidated first
-
+    from factory import checkpoints as ckpts
     from factory.components import build
-    from factory.data.datamodule import TabularDataModule
     from factory.models import SupervisedModel
 
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001: torch raises many types for a non-checkpoint
-        raise ConfigError(f"ckpt_path: {checkpoint_path} is not a readable checkpoint ({type(e).__name__})") from e
-    if "hyper_parameters" not in checkpoint or TabularDataModule.__qualname__ not in checkpoint:
-        raise ConfigError(f"ckpt_path: {checkpoint_path} was not written by factory's training")
+    checkpoint_path = ckpts.as_file(cfg.ckpt_path)  # a ZeRO directory is consolidated first
+    checkpoint = ckpts.load_factory_checkpoint(checkpoint_path)
 
-    record = runs.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
+    record = manifest.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / runs.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run_dir / manifest.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
     record.save()
     try:
         model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")
-        datamodule = build(cfg.data, "data")
-        datamodule.load_state_dict(checkpoint[TabularDataModule.__qualname__])
-        datamodule.setup("test")
+        datamodule = ckpts.restore_datamodule(cfg.data, checkpoint)
         trainer = build(cfg.trainer, "trainer", logger=False, callbacks=[], default_root_dir=str(run_dir),
                         enable_progress_bar=False)
         metrics = _first(trainer.test(model, datamodule=datamodule, verbose=False))
@@ -178,7 +169,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                        "rows": datamodule.split_sizes}
         record.best_checkpoint = str(checkpoint_path)
         record.checkpoint_format = "file"
-        runs.save_metrics(run_dir, {"test": metrics, "checkpoint": str(checkpoint_path)})
+        manifest.save_metrics(run_dir, {"test": metrics, "checkpoint": str(checkpoint_path)})
         record.finish("completed")
         return metrics
     except BaseException as error:

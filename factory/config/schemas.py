@@ -275,6 +275,8 @@ class TrainConf:
     test: bool = True
     ckpt_path: Optional[str] = None
     plan: PlanConf = field(default_factory=PlanConf)
+    report: Optional[ReportConf] = None  # report=<name>: run it on this run when it finishes
+    reports: List[str] = field(default_factory=list)  # more reports by name, run the same way
 
 
 @dataclass
@@ -288,5 +290,30 @@ class EvaluateConf:
     ckpt_path: str = MISSING
 
 
+# --- reports -------------------------------------------------------------------
+
+@dataclass
+class ReportConf:
+    """One report in conf/report/: a notebook, its parameters, outputs and schedule."""
+
+    name: str = MISSING
+    notebook: str = MISSING  # relative to the repository root, or absolute
+    parameters: Dict[str, Any] = field(default_factory=dict)
+    required: List[str] = field(default_factory=list)  # parameters that must not be null
+    formats: List[str] = field(default_factory=lambda: ["ipynb", "html"])
+    hide_input: bool = False
+    schedule: Optional[str] = None  # cron expression, for scripts/schedule.py
+    timeout: Optional[int] = 600  # seconds per cell; a hung or dead kernel fails the report
+    kernel: Optional[str] = None  # null: the project's kernel (factory.reports.kernel)
+
+
+@dataclass
+class ReportRootConf:
+    report: ReportConf = MISSING
+    paths: PathsConf = MISSING
+    task_name: str = "report"
+    reports_dir: str = MISSING
+
+
 #: The schema of each top-level config in conf/.
-ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf}
+ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf, "report": ReportRootConf}

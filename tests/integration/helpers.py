@@ -9,7 +9,8 @@ from pathlib import Path
 from tests.conftest import REPO, script_env
 
 # Tiny, fast settings for the fraud experiment.
-FAST_FRAUD = ["experiment=fraud_detection", "logger=csv", "data.source.rows=3000", "trainer.max_epochs=2"]
+FAST_FRAUD = ["experiment=fraud_detection", "logger=csv", "data.source.rows=3000", "trainer.max_epochs=2",
+              "data.batch_size=512"]
 
 
 def run_script(tmp_path: Path, script: str, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:

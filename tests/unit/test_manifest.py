@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from factory import atomic, runs
+from factory import atomic, manifest
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -34,14 +34,14 @@ def test_failed_write_keeps_previous_version(tmp_path, monkeypatch):
 def test_record_lifecycle(tmp_path):
     run_dir = tmp_path / "2026-01-01_00-00-00_abcdef"
     run_dir.mkdir()
-    record = runs.RunRecord.begin(run_dir, "demo", seed=3, tags=["a"])
+    record = manifest.RunRecord.begin(run_dir, "demo", seed=3, tags=["a"])
     record.save()
-    assert runs.load_record(run_dir).status == "running"
+    assert manifest.load_record(run_dir).status == "running"
     try:
         raise ValueError("boom")
     except ValueError as e:
         record.finish("failed", e)
-    loaded = runs.load_record(run_dir)
+    loaded = manifest.load_record(run_dir)
     assert loaded.status == "failed" and loaded.error == "ValueError: boom"
     assert loaded.run_id == run_dir.name and loaded.seed == 3
     assert loaded.duration_s is not None and loaded.ended_at is not None

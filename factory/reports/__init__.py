@@ -1,0 +1,66 @@
+"""Reports: parameterized notebooks executed with papermill, exported to HTML, indexed.
+
+    spec = spec_from_file("run_report", parameters={"run_dir": "outputs/x/2026-..."})
+    result = run_report(spec, "reports")        # reports/run_report/<timestamp>/report.{ipynb,html}
+
+A report is declared in ``conf/report/<name>.yaml`` (``ReportConf``); ``scripts/report.py``
+runs one, ``scripts/schedule.py`` runs those with a ``schedule``, and a training run
+with ``report=<name>`` runs it on itself when it finishes (``run_reports_after_training``).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from factory.reports.execute import ReportFailed, ReportResult, export_html, run_report
+from factory.reports.kernel import KERNEL_NAME, ensure_kernel
+from factory.reports.spec import ReportError, ReportSpec, available, compose_report, spec_from_file, to_spec
+
+log = logging.getLogger(__name__)
+
+
+def reports_dir(cfg: DictConfig) -> Path:
+    """``cfg.reports_dir`` if set, else ``<paths.root_dir>/reports``."""
+    if cfg.get("reports_dir"):
+        return Path(cfg.reports_dir)
+    return Path(cfg.paths.root_dir) / "reports" if cfg.get("paths") else Path("reports")
+
+
+def run_reports_after_training(cfg: DictConfig, run_dir: str | Path) -> list[ReportResult]:
+    """Run the reports a training config asks for (``report=<name>``, ``reports=[...]``) on ``run_dir``.
+
+    Each report's ``run_dir`` parameter is set to the finished run. A failing report is
+    logged and recorded in the index; it does not fail the training run (its metrics
+    and checkpoints are already written). Needs no Hydra global state, so it is safe
+    inside ``scripts/train.py``'s Hydra app.
+
+    Returns:
+        One result per report, in order.
+    """
+    specs: list[ReportSpec] = []
+    node = cfg.get("report")
+    names = list(cfg.get("reports") or [])
+    if isinstance(node, str):
+        names.insert(0, node)
+    elif isinstance(node, DictConfig):
+        node = OmegaConf.merge(node, {"parameters": {"run_dir": str(run_dir)}})
+        root = OmegaConf.merge({k: cfg[k] for k in cfg.keys() if k not in ("report", "hydra")}, {"report": node})
+        specs.append(to_spec(root.report))
+    for name in names:
+        specs.append(spec_from_file(str(name), context=cfg, parameters={"run_dir": str(run_dir)}))
+    results = []
+    for spec in specs:
+        result = run_report(spec, reports_dir(cfg), trigger="training", check=False)
+        if result.error:
+            log.error("report %s on %s failed: %s (%s)", spec.name, run_dir, result.error, result.ipynb)
+        else:
+            log.info("report %s: %s", spec.name, result.html or result.ipynb)
+        results.append(result)
+    return results
+
+
+__all__ = ["KERNEL_NAME", "ReportError", "ReportFailed", "ReportResult", "ReportSpec", "available",
+           "compose_report", "ensure_kernel", "export_html", "reports_dir", "run_report",
+           "run_reports_after_training", "spec_from_file", "to_spec"]

@@ -1,0 +1,279 @@
+"""Run one report: papermill executes the notebook, nbconvert exports HTML, the index records it.
+
+Output of a run: ``<reports_dir>/<name>/<YYYY-MM-DD_HH-MM-SS>_<id>/report.ipynb`` (the
+executed notebook, kept even when a cell fails) and ``report.html`` (self-contained:
+images embedded, inputs optionally hidden).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from factory import __version__, provenance
+from factory.config.resolvers import new_run_id
+from factory.reports import index
+from factory.reports.kernel import ensure_kernel
+from factory.reports.spec import ReportSpec
+
+log = logging.getLogger(__name__)
+
+NOTEBOOK = "report.ipynb"
+HTML = "report.html"
+
+#: Set in the kernel's environment: the factory trainer shows no progress bar (an executed
+#: notebook would keep one output per refresh), and code can tell it runs in a report.
+KERNEL_ENV = {"FACTORY_PROGRESS_BAR": "0", "FACTORY_REPORT": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
+
+@dataclass
+class ReportResult:
+    """Where a report run went and how it ended."""
+
+    name: str
+    run_id: str
+    status: str  # completed | failed
+    output_dir: Path
+    ipynb: Path | None
+    html: Path | None
+    duration_s: float
+    error: str | None = None
+    # Index of the failing cell as executed (papermill's injected-parameters cell counts; the
+    # error banner papermill adds at the top of a failed notebook does not).
+    failing_cell: int | None = None
+
+
+class ReportFailed(Exception):
+    """A report ran and failed: a cell raised, the kernel died or a cell passed the timeout."""
+
+    def __init__(self, result: ReportResult):
+        self.result = result
+        super().__init__(f"report {result.name} failed: {result.error} "
+                         f"(partial notebook: {result.ipynb})")
+
+
+def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "manual",
+               check: bool = True, cwd: str | Path | None = None) -> ReportResult:
+    """Execute ``spec``'s notebook with its parameters and record the run in the index.
+
+    Args:
+        spec: a checked report (``spec_from_file`` / ``to_spec``).
+        reports_dir: root of all report output (``reports/``); the index lives there.
+        trigger: what started it (``manual``, ``schedule``, ``training``), for the index.
+        check: raise ``ReportFailed`` when the report fails (else return the result).
+        cwd: the kernel's working directory (default: this process's), where relative
+            paths in parameters are read from.
+
+    Returns:
+        The result: status, output files, error and failing cell.
+
+    Raises:
+        ReportFailed: with ``check``, when a cell raised, the kernel died or timed out.
+    """
+    reports_dir = Path(reports_dir).absolute()
+    run_id = new_run_id()
+    out = reports_dir / spec.name / run_id
+    out.mkdir(parents=True)
+    started = time.monotonic()
+    meta = provenance_of(spec, run_id, trigger)
+    entry = {"id": f"{spec.name}/{run_id}", **meta, "status": "running", "ended_at": None, "duration_s": None,
+             "ipynb": None, "html": None, "error": None, "failing_cell": None}
+    index.record(reports_dir, entry)
+
+    error, failing_cell = None, None
+    ipynb = out / NOTEBOOK
+    try:
+        _execute(spec, meta, ipynb, cwd)
+    except Exception as e:  # noqa: BLE001  (any failure of the run is recorded, then raised)
+        error, failing_cell = describe_failure(e, ipynb)
+    html = None
+    if ipynb.exists() and "html" in spec.formats:
+        try:
+            html = export_html(ipynb, out / HTML, hide_input=spec.hide_input)
+        except Exception as e:  # noqa: BLE001
+            error = error or f"HTML export failed: {type(e).__name__}: {e}"
+    if "ipynb" not in spec.formats and error is None and html is not None:
+        ipynb.unlink()  # kept when the run failed: the partial notebook is the evidence
+    result = ReportResult(spec.name, run_id, "failed" if error else "completed", out,
+                          ipynb if ipynb.exists() else None, html, round(time.monotonic() - started, 3),
+                          error, failing_cell)
+    entry.update(status=result.status, ended_at=_now(), duration_s=result.duration_s, error=error,
+                 failing_cell=failing_cell, ipynb=_rel(result.ipynb, reports_dir), html=_rel(html, reports_dir))
+    index.record(reports_dir, entry)
+    log.info("report %s %s in %.1f s: %s", spec.name, result.status, result.duration_s, out)
+    if check and error:
+        raise ReportFailed(result)
+    return result
+
+
+def _execute(spec: ReportSpec, meta: dict, output: Path, cwd: str | Path | None) -> None:
+    import nbformat
+    import papermill
+
+    kernel = spec.kernel or ensure_kernel()
+    nb = nbformat.read(spec.notebook, as_version=4)
+    # papermill refuses a notebook that names no kernel or language: name ours.
+    nb.metadata.setdefault("kernelspec", {"name": kernel, "display_name": kernel, "language": "python"})
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    nb.metadata["factory"] = meta
+    with _kernel_env():
+        papermill.execute_notebook(
+            nb, str(output), parameters=spec.parameters, kernel_name=kernel, language="python",
+            execution_timeout=spec.timeout, cwd=str(cwd or os.getcwd()), progress_bar=False,
+            log_output=False, report_mode=spec.hide_input)
+
+
+_env_lock = threading.Lock()
+_env_users = 0
+
+
+@contextlib.contextmanager
+def _kernel_env() -> Iterator[None]:
+    """``KERNEL_ENV`` in os.environ while kernels start (they inherit it), then restored."""
+    global _env_users
+    with _env_lock:
+        if _env_users == 0:
+            _kernel_env.saved = {k: os.environ.get(k) for k in KERNEL_ENV}  # type: ignore[attr-defined]
+            os.environ.update(KERNEL_ENV)
+        _env_users += 1
+    try:
+        yield
+    finally:
+        with _env_lock:
+            _env_users -= 1
+            if _env_users == 0:
+                for k, v in _kernel_env.saved.items():  # type: ignore[attr-defined]
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+
+def describe_failure(error: BaseException, executed: Path) -> tuple[str, int | None]:
+    """One line naming the failing cell and the error, and the cell's index."""
+    from papermill.exceptions import PapermillExecutionError
+
+    cell = _failed_cell(executed)
+    if isinstance(error, PapermillExecutionError):
+        cell = error.cell_index
+        where = f"cell {cell} (execution count {error.exec_count})"
+        first = _first_line(error.source)
+        return f"{where} `{first}`: {error.ename}: {error.evalue}", cell
+    text = _first_line(str(error)) or type(error).__name__
+    kind = type(error).__name__
+    if kind == "CellTimeoutError":
+        text = "timed out: " + text
+    elif kind == "DeadKernelError":
+        text = "kernel died: " + text
+    _mark_failed_cell(executed, cell, f"{kind}: {text}")
+    where = f"cell {cell}: " if cell is not None else ""
+    return f"{where}{kind}: {text}", cell
+
+
+def _failed_cell(executed: Path) -> int | None:
+    """The cell papermill marked as failed, else the last one started (timeout, dead kernel)."""
+    if not executed.exists():
+        return None
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return None
+    started = None
+    for i, cell in enumerate(cells):
+        pm = cell.get("metadata", {}).get("papermill", {})
+        if pm.get("exception"):
+            return i
+        if pm.get("start_time"):
+            started = i
+    return started
+
+
+def _mark_failed_cell(executed: Path, cell: int | None, error: str) -> None:
+    """Make a timeout or kernel death visible at its cell in the kept notebook."""
+    import nbformat
+
+    if cell is None or not executed.exists():
+        return
+    nb = nbformat.read(executed, as_version=4)
+    target = nb.cells[cell]
+    target.metadata.setdefault("papermill", {}).update(exception=True, status="failed")
+    if target.cell_type == "code":
+        target.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"factory: {error}\n"))
+    from factory import atomic
+
+    atomic.write_text(executed, nbformat.writes(nb))
+
+
+def export_html(ipynb: Path, html: Path, hide_input: bool = False) -> Path:
+    """A self-contained HTML page of an executed notebook (images embedded).
+
+    Cells tagged ``remove-cell`` are dropped; ``remove-input`` hides one cell's code;
+    ``hide_input`` hides all code.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    c = Config()
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_cell_tags = {"remove-cell"}
+    c.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
+    exporter = HTMLExporter(config=c, embed_images=True, exclude_input=hide_input,
+                            exclude_input_prompt=hide_input, exclude_output_prompt=hide_input)
+    body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
+    from factory import atomic
+
+    return atomic.write_text(html, body)
+
+
+def provenance_of(spec: ReportSpec, run_id: str, trigger: str) -> dict[str, Any]:
+    """What produced a report run: recorded in the notebook's metadata and the index."""
+    return {
+        "name": spec.name, "run_id": run_id, "trigger": trigger, "started_at": _now(),
+        "notebook": _rel(spec.notebook, provenance.CODE_DIR) or str(spec.notebook),
+        "parameters": spec.parameters, "source_run_ids": source_run_ids(spec.parameters),
+        "factory_version": __version__, "git": provenance.git_state(provenance.CODE_DIR),
+    }
+
+
+def source_run_ids(parameters: dict[str, Any]) -> list[str]:
+    """Run ids named by ``*run_dir`` / ``*run_dirs`` parameters (from each ``run.json``)."""
+    dirs: list[str] = []
+    for key, value in parameters.items():
+        if key.endswith("run_dir") and isinstance(value, str):
+            dirs.append(value)
+        elif key.endswith("run_dirs") and isinstance(value, list):
+            dirs += [v for v in value if isinstance(v, str)]
+    ids = []
+    for d in dirs:
+        manifest = Path(d) / "run.json"
+        try:
+            ids.append(json.loads(manifest.read_text())["run_id"])
+        except (OSError, ValueError, KeyError):
+            ids.append(Path(d).name)
+    return ids
+
+
+def _first_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _rel(path: Path | None, base: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return str(path)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,37 @@
+"""Execute a report notebook with papermill; write report.ipynb, report.html and the index.
+
+    python scripts/report.py report=run_report report.parameters.run_dir=outputs/fraud_detection/<run>
+    python scripts/report.py --help        # report options
+Exit codes: 0 done, 1 the report failed (a cell raised, timed out or killed the kernel), 2 bad input.
+"""
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from factory.cli import job, run_cli
+
+
+@hydra.main(config_path="../conf", config_name="report", version_base="1.3")
+@job
+def main(cfg: DictConfig) -> None:
+    from factory.reports import ReportFailed, reports_dir, run_report, to_spec
+
+    spec = to_spec(cfg.report)  # before validate: names the missing parameter, checks the cron line
+    from factory.config import validate
+
+    validate(cfg, root="report")
+    try:
+        result = run_report(spec, reports_dir(cfg))
+    except ReportFailed as e:
+        print(f"error: report {e.result.name} failed: {e.result.error}", file=sys.stderr)
+        print(f"partial notebook: {e.result.ipynb}", file=sys.stderr)
+        sys.exit(1)
+    print(f"{result.name}: {result.status} in {result.duration_s:.1f} s")
+    for path in (result.ipynb, result.html):
+        if path:
+            print(f"  {path}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
