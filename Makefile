@@ -37,4 +37,4 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab $(ARGS)
 
 clean:
-	rm -rf outputs multirun .pytest_cache
+	rm -rf outputs multirun reports .pytest_cache
