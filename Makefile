@@ -34,7 +34,7 @@ bench: $(STAMP)
 
 # JupyterLab on this environment; notebooks open with the `factory` kernel.
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(ARGS)
+	$(BIN)/jupyter lab --MappingKernelManager.default_kernel_name=factory $(ARGS)
 
 clean:
 	rm -rf outputs multirun reports .pytest_cache
