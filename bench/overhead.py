@@ -1,0 +1,360 @@
+"""What factory costs on top of PyTorch: training throughput and start-up time.
+
+    python bench/overhead.py                 # full run; rewrites the results in docs/benchmarks.md
+    python bench/overhead.py --quick         # a smoke check (fewer epochs and repeats)
+    python bench/overhead.py --part startup --no-write
+    python bench/overhead.py --override trainer.deterministic=false   # price one config knob
+
+Throughput: the ``fraud_detection`` experiment trained by factory (built as
+``factory.training.run`` builds it) against a hand-written loop over the same tensors, back
+to back, validation off for both. Start-up: CLI calls that must not load torch, and launch
+to the first optimizer step against ``import torch, pytorch_lightning``. docs/benchmarks.md
+says what each number means.
+
+Only ratios and same-run baselines mean anything: the machine's load moves both sides.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import io
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "benchmarks.md"
+MARKER = "<!-- results: written by bench/overhead.py, do not edit below -->"
+TRAIN = [sys.executable, "scripts/train.py"]
+EXPERIMENT = ["experiment=fraud_detection", "logger=csv"]
+TARGET_RATIO, TARGET_CLI_S, TARGET_ADDED_S = 0.95, 1.0, 1.5  # factory/hand; seconds; seconds
+BUSY_CORES = 0.3  # CPU cores other processes may keep busy before the results are unreliable
+
+# ``python -c CHILD scripts/train.py ...``: runs the script as ``python scripts/train.py ...``
+# would, prints ``stamp <time> <label>`` lines, and exits at the first optimizer step. With
+# BENCH_PHASES=1 it also stamps the end of each phase of factory.training.run (imports first).
+CHILD = """
+import os, runpy, sys, time
+from torch.optim.optimizer import register_optimizer_step_post_hook
+SEEN = set()
+def mark(label):
+    if label not in SEEN:  # each phase ends once (setup runs again inside fit)
+        SEEN.add(label)
+        print(f"stamp {time.time()!r} {label}", flush=True)
+def stamp(owner, name, label, before=False):
+    inner = getattr(owner, name)
+    def wrapped(*a, **k):
+        before and mark(label)
+        result = inner(*a, **k)
+        before or mark(label)
+        return result
+    setattr(owner, name, wrapped)
+if os.environ.get("BENCH_PHASES"):
+    import factory.components, factory.training, pytorch_lightning as pl
+    from factory.data.datamodule import TabularDataModule
+    mark("imports (torch, Lightning, factory)")
+    stamp(factory.training, "run", "Hydra: compose, run directory, validate", before=True)
+    stamp(TabularDataModule, "setup", "data: generate, validate, split, preprocess")
+    stamp(factory.components, "build_trainer", "model, loggers, callbacks, Trainer")
+    stamp(pl.Trainer, "_run_sanity_check", "fit set-up (hooks, model summary)", before=True)
+    stamp(pl.Trainer, "_run_sanity_check", "sanity validation (2 batches)")
+register_optimizer_step_post_hook(lambda *_: (mark("first training step"), os._exit(0)))
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+BARE = "import time, torch, pytorch_lightning; print(f'stamp {time.time()!r} imported')"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--quick`` lowers epochs and repeats."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--part", choices=["all", "throughput", "startup"], default="all")
+    p.add_argument("--repeats", type=int, default=5, help="alternating pairs / subprocess runs")
+    p.add_argument("--epochs", type=int, default=None, help="default: the experiment's max_epochs")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--override", action="append", default=[],
+                   help="extra config override (network and data ones reach the hand loop too)")
+    p.add_argument("--quick", action="store_true", help="2 epochs, 2 repeats")
+    p.add_argument("--no-write", action="store_true", help=f"do not update {DOC.relative_to(REPO)}")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.repeats, args.epochs = min(args.repeats, 2), args.epochs or 2
+    return args
+
+
+# --- 1. throughput -------------------------------------------------------------------
+
+def compose_run(run_dir: Path, epochs: int | None, overrides: list[str]):
+    """The experiment's config with validation off and a fixed run directory."""
+    from factory.config import compose
+
+    return compose("train", [*EXPERIMENT, "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
+                             "monitor.metric=train/loss_epoch", "monitor.mode=min", f"paths.run_dir={run_dir}",
+                             *([f"trainer.max_epochs={epochs}"] if epochs else []), *overrides])
+
+
+def fit_factory(cfg, datamodule) -> tuple[int, float]:
+    """Train as ``factory.training.run`` does; returns (samples, seconds of ``trainer.fit``)."""
+    import pytorch_lightning as pl
+
+    from factory.components import build, build_trainer
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
+    trainer = build_trainer(cfg, Path(cfg.paths.run_dir))
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    return trainer.global_step * cfg.data.batch_size, time.perf_counter() - start
+
+
+def fit_by_hand(cfg, datamodule) -> tuple[int, float]:
+    """A plain PyTorch loop: same network, optimizer, scheduler, loss and tensors."""
+    import torch
+    from hydra.utils import instantiate
+
+    from factory.models.metrics import task_loss
+
+    torch.manual_seed(cfg.seed)
+    spec = datamodule.input_spec
+    net = instantiate(cfg.model.net, _partial_=True, _convert_="all")(spec).train()
+    optimizer = instantiate(cfg.model.optimizer)(net.parameters())
+    scheduler = instantiate(cfg.model.scheduler)(optimizer) if cfg.model.get("scheduler") else None
+    pos_weight = cfg.model.get("pos_weight")  # as SupervisedModel: null -> negatives / positives
+    if pos_weight is None and spec.task == "binary" and len(spec.class_counts) == 2:
+        pos_weight = spec.class_counts[0] / max(spec.class_counts[1], 1)
+    loss_fn = task_loss(spec.task, pos_weight)
+    x_num, x_cat, y = datamodule.train_dataloader().dataset.tensors  # preloaded, (N, F), (N, E), (N,)
+    size, steps = cfg.data.batch_size, len(y) // cfg.data.batch_size  # drop_last, as factory
+    total = torch.zeros(())
+    start = time.perf_counter()
+    for _ in range(cfg.trainer.max_epochs):
+        order = torch.randperm(len(y))
+        for i in range(steps):
+            rows = order[i * size:(i + 1) * size]
+            loss = loss_fn(net(x_num[rows], x_cat[rows]).squeeze(-1), y[rows].float())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+        if scheduler is not None:
+            scheduler.step()  # per epoch, as factory configures it
+    return cfg.trainer.max_epochs * steps * size, time.perf_counter() - start
+
+
+def throughput(args: argparse.Namespace) -> dict:
+    """Median samples/s of factory and of the hand loop over alternating repeats."""
+    import importlib
+    import logging
+
+    import torch
+
+    from factory.components import build
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    importlib.import_module("pytorch_lightning")  # it sets its loggers' levels on import: ours go after
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # epoch lines, device and tip messages
+    rates: dict[str, list[float]] = {"factory": [], "hand": []}  # samples/s, one per repeat
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()):  # Lightning prints its model summary
+        warnings.simplefilter("ignore")
+        cfg = compose_run(Path(tmp) / "data", args.epochs, args.override)
+        datamodule = build(cfg.data, "data")
+        datamodule.setup("fit")  # once: data preparation is not training throughput
+        loops = {"factory": fit_factory, "hand": fit_by_hand}
+        for repeat in range(args.repeats + 1):  # repeat 0 warms both up
+            for name in (["factory", "hand"] if repeat % 2 else ["hand", "factory"]):
+                run_cfg = compose_run(Path(tmp) / f"{name}-{repeat}", args.epochs, args.override)
+                samples, seconds = loops[name](run_cfg, datamodule)
+                if repeat:
+                    rates[name].append(samples / seconds)
+    ratios = [f / h for f, h in zip(rates["factory"], rates["hand"])]  # pairs ran back to back
+    return {"factory": statistics.median(rates["factory"]), "hand": statistics.median(rates["hand"]),
+            "ratio": statistics.median(ratios), "epochs": cfg.trainer.max_epochs,
+            "batch_size": cfg.data.batch_size, "threads": torch.get_num_threads(), "overrides": args.override,
+            "range": {k: (min(v), max(v)) for k, v in rates.items()}}
+
+
+# --- 2. start-up ----------------------------------------------------------------------
+
+def child_env(tmp: str, threads: int | None) -> dict[str, str]:
+    """Runs and wandb files in ``tmp``; optionally a fixed thread count."""
+    env = dict(os.environ, FACTORY_ROOT=tmp, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=tmp)
+    env.pop("FACTORY_RUN_ID", None)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def wall(argv: list[str], env: dict[str, str], exit_code: int) -> float:
+    """Seconds from launch to exit of a subprocess in the repository root."""
+    start = time.perf_counter()
+    code = subprocess.run(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    if code != exit_code:  # a crash is fast too: do not time it
+        raise RuntimeError(f"{' '.join(argv[1:])} exited {code}, expected {exit_code}")
+    return time.perf_counter() - start
+
+
+def stamps(env: dict[str, str], code: str, *argv: str) -> list[tuple[str, float]]:
+    """Run ``python -c code *argv``; its ``stamp`` lines as (label, seconds since launch)."""
+    start = time.time()
+    out = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, env=env, capture_output=True,
+                         text=True).stdout
+    found = [(m.group(2), float(m.group(1)) - start) for m in re.finditer(r"^stamp (\S+) (.+)$", out, re.M)]
+    if not found:
+        raise RuntimeError(f"no time stamp from {' '.join(argv) or code}:\n{out[-2000:]}")
+    return found
+
+
+def import_times(argv: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Self time (s) of each module ``python *argv`` imports (``-X importtime``)."""
+    err = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=REPO, env=env, capture_output=True,
+                         text=True).stderr
+    return {m.group(2).strip(): int(m.group(1)) / 1e6
+            for m in re.finditer(r"^import time:\s+(\d+) \|\s+\d+ \|(.+)$", err, re.M)}
+
+
+def extra_imports(env: dict[str, str], top: int = 8) -> list[tuple[str, float]]:
+    """Import seconds, by package, of what the training launch imports and the baseline does not."""
+    bare, totals = import_times(["-c", BARE], env), {}
+    for module, seconds in import_times(["-c", CHILD, "scripts/train.py", *EXPERIMENT], env).items():
+        if module not in bare:
+            totals[module.split(".")[0]] = totals.get(module.split(".")[0], 0.0) + seconds
+    return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+
+
+def startup(args: argparse.Namespace) -> dict:
+    """Median wall times of the light CLI calls and of launch-to-first-step."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = child_env(tmp, args.threads)
+        cli = {"train.py --help": ([*TRAIN, "--help"], 0), "train.py --cfg job": ([*TRAIN, "--cfg", "job"], 0),
+               "train.py trainer.max_epochs=abc": ([*TRAIN, "trainer.max_epochs=abc"], 2)}  # bad input: 2
+        result = {"cli": {name: (statistics.median(wall(argv, env, code) for _ in range(args.repeats)),
+                                 bool({"torch", "pytorch_lightning"} & import_times(argv[1:], env).keys()))
+                          for name, (argv, code) in cli.items()}}
+        bare, train = [], []
+        for repeat in range(args.repeats):
+            pair = [(bare, (BARE,)), (train, (CHILD, "scripts/train.py", *EXPERIMENT))]
+            for times, argv in (pair if repeat % 2 else pair[::-1]):
+                times.append(stamps(env, *argv)[-1][1])
+        steps = stamps(dict(env, BENCH_PHASES="1"), CHILD, "scripts/train.py", *EXPERIMENT)
+        result.update(bare=statistics.median(bare), train=statistics.median(train), imports=extra_imports(env),
+                      phases=[(label, t - (steps[i - 1][1] if i else 0.0)) for i, (label, t) in enumerate(steps)])
+    result["added"] = result["train"] - result["bare"]
+    return result
+
+
+# --- report ---------------------------------------------------------------------------
+
+def cores() -> int:
+    """CPU cores this process may use, as ``nproc`` counts them."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def busy_cores(seconds: float = 2.0) -> float:
+    """Cores kept busy by all processes over ``seconds`` (``/proc/stat``), when we run nothing."""
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    if not Path("/proc/stat").exists():
+        return 0.0
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return cores() * (1 - (idle1 - idle0) / max(total1 - total0, 1))
+
+
+def machine() -> str:
+    """CPU, cores, versions: one line for the results header."""
+    import pytorch_lightning
+    import torch
+
+    cpuinfo = Path("/proc/cpuinfo")
+    names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M) if cpuinfo.exists() else []
+    cpu = names[0] if names else platform.processor() or "unknown CPU"
+    return (f"{cpu}, {cores()} cores (nproc); Python {platform.python_version()}, torch {torch.__version__}, "
+            f"pytorch-lightning {pytorch_lightning.__version__}")
+
+
+def table(header: str, rows: list[str]) -> list[str]:
+    """Markdown table lines: ``header`` like ``"| a | b |"``, numbers right-aligned after the first."""
+    return [header, "|---" + "|---:" * (header.count("|") - 2) + "|", *rows, ""]
+
+
+def report(tp: dict | None, su: dict | None, busy: tuple[float, float]) -> str:
+    """The results section, as Markdown; verdicts are withheld when the machine was busy."""
+    # Another busy process on a small machine stalls torch's intra-op threads at every op:
+    # both loops slow down, by different amounts. Such numbers only say that it was busy.
+    shaky = max(busy) > BUSY_CORES or bool(tp and any(high > 1.25 * low for low, high in tp["range"].values()))
+
+    def verdict(ok: bool, target: str) -> str:
+        return f"target {target}: " + ("unreliable, see above" if shaky else "met" if ok else "**missed**")
+
+    lines = [f"## Results, {datetime.datetime.now():%Y-%m-%d %H:%M}", "",
+             f"{machine()}. Other processes kept {busy[0]:.1f} cores busy just before, {busy[1]:.1f} just after.",
+             ""]
+    if shaky:
+        lines += [f"**Unreliable run**: other processes kept more than {BUSY_CORES} cores busy, or the repeats "
+                  "lie more than 25% apart. Rerun on an idle machine (`--threads 1` is less sensitive).", ""]
+    if tp:
+        knobs = f", overrides `{' '.join(tp['overrides'])}`" if tp["overrides"] else ""
+        lines += ["### Training throughput (validation off for both)", "",
+                  f"`fraud_detection`: batch size {tp['batch_size']}, {tp['epochs']} epochs per run, "
+                  f"torch threads: {tp['threads']}{knobs}.", "",
+                  *table("| loop | samples/s, median | min | max |",
+                         [f"| {name} | {tp[name]:,.0f} | {tp['range'][name][0]:,.0f} | {tp['range'][name][1]:,.0f} |"
+                          for name in ("factory", "hand")]),
+                  f"factory / hand (median of the per-repeat ratios): **{tp['ratio']:.3f}** "
+                  f"({verdict(tp['ratio'] >= TARGET_RATIO, f'>= {TARGET_RATIO}')})", ""]
+    if su:
+        cli_rows = [f"| `{name}` | {seconds:.2f} | {'yes' if torch_loaded else 'no'} | "
+                    f"{verdict(seconds < TARGET_CLI_S and not torch_loaded, f'< {TARGET_CLI_S:g} s, no torch')} |"
+                    for name, (seconds, torch_loaded) in su["cli"].items()]
+        lines += ["### Start-up (median wall time)", "", *table("| command | s | loads torch | verdict |", cli_rows),
+                  *table("| launch to first optimizer step | s |", [
+                      f"| `python -c \"import torch, pytorch_lightning\"` (baseline) | {su['bare']:.2f} |",
+                      f"| `train.py {' '.join(EXPERIMENT)}` | {su['train']:.2f} |",
+                      f"| added by factory | **{su['added']:.2f}** "
+                      f"({verdict(su['added'] < TARGET_ADDED_S, f'< {TARGET_ADDED_S:g} s')}) |"]),
+                  "Where one launch spends its time (phases in order, one run):", "",
+                  *table("| phase | s |", [f"| {name} | {s:.2f} |" for name, s in su["phases"]]),
+                  "Imports the baseline does not make (`-X importtime` self time, by package):", "",
+                  *table("| package | s |", [f"| {name} | {s:.2f} |" for name, s in su["imports"]])]
+    return "\n".join(lines)
+
+
+def write_doc(results: str) -> None:
+    """Replace everything below the marker in docs/benchmarks.md (create it if missing)."""
+    head = DOC.read_text().split(MARKER)[0] if DOC.exists() else "# Benchmarks\n\n"
+    DOC.write_text(f"{head.rstrip()}\n\n{MARKER}\n\n{results.rstrip()}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure, print the results, and write them into docs/benchmarks.md."""
+    args = parse_args(argv)
+    busy_before = busy_cores()
+    tp = throughput(args) if args.part in ("all", "throughput") else None
+    su = startup(args) if args.part in ("all", "startup") else None
+    results = report(tp, su, (busy_before, busy_cores()))
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    Console().print(Markdown(results))
+    if not args.no_write and not args.override:  # a priced knob is not the baseline result
+        write_doc(results)
+        print(f"wrote {DOC.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
