@@ -8,8 +8,9 @@ consolidation) is Lightning's own code.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from pytorch_lightning.accelerators import CUDAAccelerator
@@ -28,6 +29,12 @@ class AnyDeviceDeepSpeedStrategy(DeepSpeedStrategy):
             return
         self.parallel_devices = [torch.device("cpu", i) for i in range(len(self.parallel_devices))]
         DDPStrategy.setup_environment(self)  # everything but the CUDA-only check
+
+    def _setup_model_and_optimizer(self, model, optimizer, lr_scheduler=None):
+        if isinstance(self.accelerator, CUDAAccelerator):
+            return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
+        with shared_fp32_shards():
+            return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
 
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
         # Validating or testing a ZeRO-3 directory: DeepSpeed's inference engine has no
@@ -59,6 +66,36 @@ class AnyDeviceDeepSpeedStrategy(DeepSpeedStrategy):
         return int(getattr(datamodule, "batch_size", 0) or 1)
 
 
+@contextmanager
+def shared_fp32_shards() -> Iterator[None]:
+    """ZeRO-3 in fp32 on CPU: let the optimizer step the parameter shards in place.
+
+    DeepSpeed 0.19 keeps no separate fp32 master copy when the flat parameter shard already
+    is fp32 on the optimizer's device, but tests that with ``tensor.device == "cpu"`` (a
+    ``torch.device`` against a string: always False), so on CPU it clones every shard:
+    4 bytes per parameter / N of memory that only mirrors the shard. While the optimizer is
+    built, its device is a ``torch.device``, and DeepSpeed's own comparison holds.
+    """
+    from deepspeed.runtime.zero.stage3 import DeepSpeedZeroOptimizer_Stage3 as Stage3
+
+    original = Stage3._create_fp32_partitions
+
+    def create_fp32_partitions(self) -> None:
+        device = self.device
+        if type(device) is str:  # offload uses its own enum and keeps its host copy
+            self.device = torch.device(device)
+        try:
+            original(self)
+        finally:
+            self.device = device
+
+    Stage3._create_fp32_partitions = create_fp32_partitions
+    try:
+        yield
+    finally:
+        Stage3._create_fp32_partitions = original
+
+
 def zero_config(stage: int, offload_optimizer: bool, offload_parameters: bool,
                 allgather_bucket_size: int, reduce_bucket_size: int,
                 stage3_prefetch_bucket_size: int, stage3_max_live_parameters: int,
@@ -78,6 +115,11 @@ def zero_config(stage: int, offload_optimizer: bool, offload_parameters: bool,
             "stage3_prefetch_bucket_size": int(stage3_prefetch_bucket_size),
             "stage3_max_live_parameters": int(stage3_max_live_parameters),
             "stage3_param_persistence_threshold": int(stage3_param_persistence_threshold),
+            # The optimizer steps one sub-group of the shard at a time, and each step makes
+            # ~3 sub-group-sized temporaries (flattened gradients, Adam's sqrt and denominator).
+            # DeepSpeed's 1e9 makes the whole shard one group: +12 bytes per parameter / N at
+            # the step. 1e7 elements: ~120 MB of temporaries, a few more loop turns.
+            "sub_group_size": int(1e7),
         })
         if offload_parameters:
             block["offload_param"] = {"device": "cpu", "pin_memory": pin_memory}

@@ -7,16 +7,22 @@ and DeepSpeed load only inside ``strategy_layout`` and ``deepspeed_estimate``.
 Bytes are decimal (1 GB = 1e9 B). For ``P`` parameters on ``N`` processes in fp32 with
 AdamW (4 B weights, 4 B gradients, 8 B for the two moments):
 
-    strategy         params   grads    optimizer      buffers (communication)
-    single / ddp     4P       4P       8P             ddp: 4P (the reducer's gradient buckets)
-    deepspeed_zero1  4P       4P       (8 + 4)P / N   4 x reduce_bucket_size
-    deepspeed_zero2  4P       4P / N   (8 + 4)P / N   4 x reduce_bucket_size
-    deepspeed_zero3  4P / N   4P / N   8P / N         4 x (reduce_bucket_size + gathered parameters)
+    strategy         params   grads    optimizer      buffers (communication)                 step
+    single / ddp     4P       4P       8P             ddp: 4P (the reducer's gradient buckets)  8L
+    deepspeed_zero1  4P       4P       (8 + 4)P / N   4 x reduce_bucket_size                   12P / N
+    deepspeed_zero2  4P       4P / N   (8 + 4)P / N   4 x reduce_bucket_size                   12P / N
+    deepspeed_zero3  4P / N   4P / N   8P / N         4 x (reduce_bucket_size + gathered)       12 x sub-group
 
 ZeRO-1/2 update a cloned fp32 partition of the weights (the ``+ 4``) even in fp32;
-ZeRO-3 updates its fp32 shard in place, unless offloaded. Offload moves the optimizer states, that fp32
+ZeRO-3 updates its fp32 shard in place, unless offloaded. step: what the optimizer step
+allocates on top, for a moment. AdamW's elementwise update makes two temporaries the size
+of the tensor it steps (``sqrt`` of the second moment, then the denominator); ZeRO steps
+its flat partition, or under ZeRO-3 one sub-group of it, and first copies the gradients
+into one more flat tensor of that size. DDP steps layer by layer (``L``: the largest
+layer); torch's foreach path on CUDA holds more. Offload moves the optimizer states, that fp32
 copy and the fp32 gradient partition to host memory (and, for ``zero3_offload``, the
-parameter shards too); the device keeps only what a step gathers.
+parameter shards and a second, gradient-accumulation partition too); the device keeps
+only what a step gathers.
 """
 from __future__ import annotations
 
@@ -95,9 +101,10 @@ LAYOUTS: tuple[Layout, ...] = (
 class Buckets:
     """Communication buffer sizes, in elements (``factory.distributed.deepspeed_zero``'s defaults)."""
 
-    reduce: float = 5e7      # gradients reduced per call
+    reduce: float = 1e7      # gradients reduced per call
     prefetch: float = 5e7    # ZeRO-3: parameters gathered ahead of use
     max_live: float = 1e8    # ZeRO-3: gathered parameters kept before release
+    sub_group: float = 1e7   # ZeRO-3: partition elements the optimizer steps at once
 
 
 def strategy_layout(strategy: Any) -> tuple[Layout, Buckets] | None:
@@ -131,7 +138,8 @@ def strategy_layout(strategy: Any) -> tuple[Layout, Buckets] | None:
         name += "+offload_optimizer" * offload_optimizer + "+offload_parameters" * offload_params
     buckets = Buckets(reduce=float(block["reduce_bucket_size"]),
                       prefetch=float(block.get("stage3_prefetch_bucket_size", Buckets.prefetch)),
-                      max_live=float(block.get("stage3_max_live_parameters", Buckets.max_live)))
+                      max_live=float(block.get("stage3_max_live_parameters", Buckets.max_live)),
+                      sub_group=float(block.get("sub_group_size", Buckets.sub_group)))
     return Layout(name, stage, offload_optimizer, offload_params), buckets
 
 
@@ -162,10 +170,11 @@ class Estimate:
     activations: float
     buffers: float
     host: float = 0.0  # offloaded states, per process
+    step: float = 0.0  # temporaries of the optimizer step (flattened gradients, AdamW's intermediates)
 
     @property
     def device(self) -> float:
-        return self.params + self.grads + self.optimizer + self.activations + self.buffers
+        return self.params + self.grads + self.optimizer + self.activations + self.buffers + self.step
 
 
 def estimate(model: ModelSize, layout: Layout, precision: str | int = "32-true", world_size: int = 1,
@@ -181,8 +190,8 @@ def estimate(model: ModelSize, layout: Layout, precision: str | int = "32-true",
 
     Returns:
         Bytes per process of parameters, gradients, optimizer states (with any fp32 master
-        copy), activations and communication buffers on the device, and offloaded bytes on
-        the host.
+        copy), activations, communication buffers and the optimizer step's temporaries on
+        the device, and offloaded bytes on the host.
 
     Example:
         >>> e = estimate(ModelSize(1_000_000, 0, 0), LAYOUTS[1], "32-true", world_size=4)  # ddp
@@ -200,6 +209,8 @@ def estimate(model: ModelSize, layout: Layout, precision: str | int = "32-true",
     host = 0.0
     if layout.offload_optimizer:
         host += optimizer + p * 4 / n  # states, fp32 copy and the fp32 gradient partition
+        if stage == 3:  # and ZeRO-3's gradient-accumulation partition, also on the host
+            host += grads
         optimizer = 0.0
         if stage >= 2:
             grads = 0.0  # reduced straight from the bucket to the host partition
@@ -207,7 +218,25 @@ def estimate(model: ModelSize, layout: Layout, precision: str | int = "32-true",
         host += params
         params = 0.0
     return Estimate(layout, n, params, grads, optimizer, model.activations * b.activation / 4,
-                    _buffers(layout, b, p, model.largest_layer, buckets), host)
+                    _buffers(layout, b, p, model.largest_layer, buckets), host,
+                    _step(layout, b, p, model.largest_layer, n, buckets))
+
+
+def _step(layout: Layout, b: Precision, p: float, largest_layer: int, n: int, buckets: Buckets) -> float:
+    """Temporaries of one optimizer step: AdamW's two intermediates and ZeRO's flat gradient copy.
+
+    Measured on CPU (docs/benchmarks.md): a flat ZeRO-1/2 partition of 75M fp32 elements
+    added 0.9 GB at the step, a ZeRO-3 sub-group of 1e7 elements 0.14 GB, DDP 0.14 GB.
+    Offloaded steps run DeepSpeed's CPU Adam in place, on gradients already on the host.
+    """
+    if layout.offload_optimizer:
+        return 0.0
+    if layout.stage == 0:
+        return 2 * b.param * largest_layer  # torch's AdamW steps one tensor at a time on CPU
+    width = max(b.master, b.param)  # ZeRO steps in the master dtype (fp32 unless fp64)
+    # ZeRO-3 closes a sub-group once it reaches sub_group elements: at most one layer's shard more.
+    stepped = p / n if layout.stage < 3 else min(p / n, buckets.sub_group + largest_layer / n)
+    return 3 * width * stepped  # the flat gradient copy, sqrt(v), the denominator
 
 
 def _buffers(layout: Layout, b: Precision, p: float, largest_layer: int, buckets: Buckets) -> float:
@@ -219,8 +248,9 @@ def _buffers(layout: Layout, b: Precision, p: float, largest_layer: int, buckets
     reduce = buckets.reduce * b.grad
     if layout.stage < 3:
         return reduce  # ZeRO-1/2 all-gather updated weights in place, into the flat parameter buffer
-    # ZeRO-3 gathers whole layers: at least the one being computed, at most the full model.
-    gathered = min(max(buckets.max_live, largest_layer) + buckets.prefetch, p)
+    # ZeRO-3 gathers whole layers and releases each after use: the one being computed plus
+    # what is prefetched, within max_live (measured here: no layer stays gathered after use).
+    gathered = min(largest_layer + buckets.prefetch, max(buckets.max_live, largest_layer), p)
     return reduce + gathered * b.param
 
 

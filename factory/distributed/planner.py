@@ -253,7 +253,7 @@ def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
 
     Args:
         plan: from ``make_plan``.
-        console: a ``rich.console.Console``; default stdout, at least 130 columns wide.
+        console: a ``rich.console.Console``; default stdout, at least 140 columns wide.
         deepspeed: add DeepSpeed's own estimates beside ours (imports DeepSpeed).
     """
     from rich import box
@@ -266,7 +266,7 @@ def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
     # DeepSpeed announces its accelerator on import: let that line come before the plan.
     ds = {e.layout: deepspeed_estimate(model, e.layout, plan.devices_per_node, plan.nodes) if deepspeed
           else None for e in plan.estimates}
-    console = console or Console(width=max(Console().width, 130))
+    console = console or Console(width=max(Console().width, 140))
     largest = max(budget.need(e) for e in plan.estimates)
     unit, size = next(((u, s) for u, s in (("GB", GB), ("MB", 1e6)) if largest >= s), ("kB", 1e3))
     console.print(f"model: {model.params:,} parameters (largest layer {model.largest_layer:,}), "
@@ -279,18 +279,19 @@ def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
                   highlight=False, soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAD, title=f"memory per process, {unit}", title_justify="left")
     table.add_column("strategy", no_wrap=True)
-    for column in ("params", "grads", "optimizer", "activations", "buffers", "total/device", "host",
+    for column in ("params", "grads", "optimizer", "activations", "buffers", "step", "total/device", "host",
                    "DeepSpeed est.", "fits"):
         table.add_column(column, justify="right", no_wrap=True)
     for e in plan.estimates:
         name = e.layout.name + (" (1 device)" if e.world_size < plan.world_size else "")
-        values = (e.params, e.grads, e.optimizer, e.activations, e.buffers, budget.need(e), e.host)
+        values = (e.params, e.grads, e.optimizer, e.activations, e.buffers, e.step, budget.need(e), e.host)
         estimate_ds = ds[e.layout]
         table.add_row(("* " if e is plan.chosen else "  ") + name, *(f"{v / size:.2f}" for v in values),
                       f"{estimate_ds[0] / size:.2f} | {estimate_ds[1] / size:.2f}" if estimate_ds else "-",
                       "yes" if budget.fits(e) else "no", style="bold" if e is plan.chosen else None)
     console.print(table)
-    notes = ["* configured. total/device: what one process needs for a training step"
+    notes = ["* configured. step: temporaries of the optimizer step. total/device: what one process needs for a "
+             "training step"
              + (" (the devices are CPUs: host memory is the same RAM, so offloaded states count)"
                 if budget.shared else "") + "; host: offloaded states per process.",
              "DeepSpeed est.: DeepSpeed's estimate_zero2/zero3_model_states_mem_needs, per device | host per "

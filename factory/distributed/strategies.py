@@ -25,7 +25,7 @@ def ddp(process_group_backend: str | None = None, find_unused_parameters: bool =
 
 
 def deepspeed_zero(stage: int = 2, offload_optimizer: bool = False, offload_parameters: bool = False,
-                   allgather_bucket_size: float = 5e7, reduce_bucket_size: float = 5e7,
+                   allgather_bucket_size: float = 5e7, reduce_bucket_size: float = 1e7,
                    stage3_prefetch_bucket_size: float = 5e7, stage3_max_live_parameters: float = 1e8,
                    stage3_param_persistence_threshold: float = 1e5, pin_memory: bool = False,
                    process_group_backend: str | None = None,
@@ -37,7 +37,9 @@ def deepspeed_zero(stage: int = 2, offload_optimizer: bool = False, offload_para
         offload_optimizer: keep optimizer states (and the step) on the CPU (stage 2, 3).
         offload_parameters: keep parameters on the CPU between uses (stage 3 only).
         allgather_bucket_size, reduce_bucket_size: elements per communication bucket;
-            smaller buckets lower peak memory, larger ones lower the number of calls.
+            smaller buckets lower peak memory, larger ones lower the number of calls. ZeRO-3
+            allocates its reduce bucket whole (1e7 fp32 elements: 40 MB); ZeRO-1/2 gather in
+            place, so ``allgather_bucket_size`` costs little memory (and ZeRO-3 ignores it).
         stage3_prefetch_bucket_size, stage3_max_live_parameters,
         stage3_param_persistence_threshold: how many parameters ZeRO-3 gathers ahead, keeps
             gathered, and never shards (small tensors).

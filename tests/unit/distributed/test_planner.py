@@ -38,7 +38,7 @@ def _bytes(name: str, world_size: int = 4, precision: str = "32-true") -> tuple[
     ("deepspeed_zero2", (4, 1, 3, 4e-6, 0)),
     ("deepspeed_zero2_offload", (4, 0, 0, 4e-6, 4)),  # host: 3 optimizer + 1 fp32 gradient partition
     ("deepspeed_zero3", (1, 1, 2, 1 + 4e-6, 0)),       # gathers the 250k-parameter layer: 1 MB
-    ("deepspeed_zero3_offload", (0, 0, 0, 1 + 4e-6, 5)),  # host: 3 + 1 + the 1 MB parameter shard
+    ("deepspeed_zero3_offload", (0, 0, 0, 1 + 4e-6, 6)),  # host: 3 + 1 + 1 accumulated grads + 1 MB shard
 ])
 def test_one_million_parameters_on_four_devices_by_hand(name, expected):
     assert _bytes(name) == pytest.approx(expected)
@@ -48,6 +48,17 @@ def test_ddp_model_states_are_16_bytes_per_parameter():
     e = estimate(MILLION, LAYOUT["ddp"], "32-true", world_size=4)
     assert e.params + e.grads + e.optimizer == 16 * MB
     assert e.world_size == 4 and estimate(MILLION, LAYOUT["single"], "32-true", 4).world_size == 1
+
+
+def test_the_optimizer_step_adds_its_temporaries():
+    def step(name: str, buckets: Buckets = TINY_BUCKETS) -> float:
+        return estimate(MILLION, LAYOUT[name], "32-true", 4, buckets).step / MB
+
+    assert step("ddp") == pytest.approx(2)                  # AdamW's two temporaries of the 250k layer
+    assert step("deepspeed_zero2") == pytest.approx(3)      # gradient copy + two temporaries of the partition
+    sub_group = Buckets(reduce=1, prefetch=0, max_live=0, sub_group=100_000)
+    assert step("deepspeed_zero3", sub_group) == pytest.approx(1.95)  # 100k + a 62.5k shard, x 12 B
+    assert step("deepspeed_zero3_offload") == 0              # DeepSpeed's CPU Adam steps in place
 
 
 def test_mixed_precision_under_deepspeed_keeps_an_fp32_master_copy():
@@ -68,7 +79,7 @@ def test_activations_scale_with_precision_and_do_not_shard():
 
 def test_buckets_come_from_the_strategy_config():
     layout, buckets = strategy_layout(compose("train", ["strategy=deepspeed_zero3"]).strategy)
-    assert (layout, buckets) == (LAYOUT["deepspeed_zero3"], Buckets(reduce=5e7, prefetch=5e7, max_live=1e8))
+    assert (layout, buckets) == (LAYOUT["deepspeed_zero3"], Buckets(reduce=1e7, prefetch=5e7, max_live=1e8))
     raw = compose("train", ["strategy=deepspeed_zero2",
                             "+strategy.deepspeed_config={zero_optimization:{reduce_bucket_size:1000}}"]).strategy
     assert strategy_layout(raw)[1].reduce == 1000  # the raw DeepSpeed block wins, as in training
@@ -81,20 +92,20 @@ def test_buckets_come_from_the_strategy_config():
 
 def test_a_cpu_budget_counts_offloaded_states_against_the_same_ram():
     e = estimate(MILLION, LAYOUT["deepspeed_zero3_offload"], "32-true", 4, TINY_BUCKETS)
-    cpu = Budget(device_total=7 * MB, host_total=7 * MB, shared=True, source="test")
+    cpu = Budget(device_total=8 * MB, host_total=8 * MB, shared=True, source="test")
     gpu = Budget(device_total=2 * MB, host_total=6 * MB, shared=False, source="test")
     assert cpu.need(e) == e.device + e.host and cpu.fits(e)
     assert gpu.need(e) == e.device and gpu.fits(e)
-    assert not Budget(2 * MB, 4 * MB, shared=False, source="test").fits(e)  # 5 MB offloaded, 4 MB of host
-    assert not Budget(7 * MB, 7 * MB, shared=True, source="test", headroom=0.5).fits(e)
+    assert not Budget(2 * MB, 4 * MB, shared=False, source="test").fits(e)  # 6 MB offloaded, 4 MB of host
+    assert not Budget(8 * MB, 8 * MB, shared=True, source="test", headroom=0.5).fits(e)
 
 
 def test_the_cheapest_fit_prefers_less_sharding_on_a_near_tie():
     budget = Budget(device_total=GB, host_total=GB, shared=True, source="test")
-    zero2 = estimate(MILLION, LAYOUT["deepspeed_zero2"], "32-true", 4, TINY_BUCKETS)      # 8 MB
-    zero3 = estimate(MILLION, LAYOUT["deepspeed_zero3"], "32-true", 4, TINY_BUCKETS)      # 5 MB
+    zero2 = estimate(MILLION, LAYOUT["deepspeed_zero2"], "32-true", 4, TINY_BUCKETS)      # 8 MB + 3 MB step
+    zero3 = estimate(MILLION, LAYOUT["deepspeed_zero3"], "32-true", 4, TINY_BUCKETS)      # 5 MB + 3 MB step
     near = estimate(MILLION, LAYOUT["deepspeed_zero3"], "32-true", 4,
-                    Buckets(reduce=1, prefetch=0, max_live=990_000))  # 4 MB + 3.96 MB of gathered layers
+                    Buckets(reduce=1, prefetch=740_000, max_live=1e6))  # 7 MB + 3.96 MB of gathered layers
     assert cheapest_fit([zero2, zero3], budget) is zero3
     assert cheapest_fit([zero2, near], budget) is zero2
     assert cheapest_fit([zero2, zero3], Budget(4 * MB, GB, shared=True, source="test")) is None
@@ -162,7 +173,8 @@ def test_check_fits_names_the_cheapest_strategy_that_fits():
     big = {"width": 4096, "depth": 10}  # 151M parameters: ZeRO's fixed buckets no longer dominate
     plan = make_plan(_cfg("strategy=ddp", **big), SPEC)
     ddp, best = plan.chosen, plan.cheapest_fit()
-    assert best.layout.name == "deepspeed_zero2"  # ZeRO-3's gathered layers cost what its sharding saves
+    # ZeRO-1/2 step their whole flat partition (12P/N of temporaries); ZeRO-3 one sub-group.
+    assert best.layout.name == "deepspeed_zero3"
     gb = (ddp.device + best.device) / 2 / GB / 0.9  # between the two
     with pytest.raises(ConfigError) as error:
         check_fits(_cfg("strategy=ddp", f"plan.device_memory_gb={gb}", **big), SPEC)
@@ -170,7 +182,7 @@ def test_check_fits_names_the_cheapest_strategy_that_fits():
     assert "\n" not in message
     assert message.startswith(f"strategy=ddp needs ~{memory.fmt(ddp.device)} per device, ")
     assert f"(plan.device_memory_gb={gb:g} x plan.headroom=0.9)" in message
-    assert f"strategy=deepspeed_zero2 fits at ~{memory.fmt(best.device)}" in message
+    assert f"strategy=deepspeed_zero3 fits at ~{memory.fmt(best.device)}" in message
     assert message.endswith("or set plan.check=false")
 
 
