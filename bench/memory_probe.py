@@ -9,17 +9,18 @@ RSS and the peak RSS since the previous milestone (``VmHWM``, which it then rese
 ``/proc/self/clear_refs``), so every phase has its own peak:
 
     setup     imports, data, process group, DeepSpeed's comm op: the same for every strategy
-    model     after ``configure_model`` (under ZeRO-3: inside ``zero.Init``, already sharded?)
+    model     after ``configure_model`` (under ZeRO-3: inside ``zero.Init``, so sharded)
     engine    after the strategy wrapped model and optimizer (DDP reducer, ZeRO flat buffers)
     forward   after the first forward (activations)
     backward  after the first backward (gradients, reduction buckets)
     step      after the first optimizer step (Adam's moments are created lazily here)
     steady    the peak over the remaining steps
 
-At ``engine``, ``backward`` and ``step`` it also counts live tensor bytes by owner (module parameters,
-their gradients, the inner optimizer's states, each tensor attribute of DeepSpeed's ZeRO
-optimizer), deduplicated by storage. What RSS holds beyond those tensors is the process
-baseline, tensors held only in C++ (DDP's gradient buckets), and memory the allocator kept.
+At ``engine``, ``backward`` and ``step`` it also counts live tensor bytes by owner (module
+parameters, their gradients, the inner optimizer's states, each tensor attribute of
+DeepSpeed's ZeRO optimizer), deduplicated by storage. What RSS holds beyond those tensors
+is the process baseline, tensors held only in C++ (DDP's gradient buckets), and memory the
+allocator kept. After each forward it notes how many ZeRO-3 parameters are gathered whole.
 """
 from __future__ import annotations
 

@@ -8,11 +8,12 @@
     python bench/sharding.py --from-json outputs/bench/sharding.json   # re-render saved results
 
 Each configuration is one ``scripts/train.py`` run of the 151M-parameter MLP (``MODEL``) on
-CPU processes with ``bench/memory_probe.py``'s callback injected, a few optimizer steps
-and no validation, test or checkpoint (the probe drops Lightning's default one). The probe writes, per rank, RSS and peak RSS at
-each milestone (setup, model built, engine built, first forward, backward, step, the
-remaining steps), live tensor bytes by owner, and step times. Beside them go the
-planner's predictions (``factory.distributed.planner.make_plan``) for the same config.
+CPU processes with ``bench/memory_probe.py``'s callback injected: a few optimizer steps,
+no validation, test or checkpoint (the probe drops Lightning's default one). The probe
+writes, per rank, RSS and peak RSS at each milestone (setup, model built, engine built,
+first forward, backward, step, the remaining steps), live tensor bytes by owner, and step
+times. Beside them go the planner's predictions (``factory.distributed.planner.make_plan``)
+for the same config; ``--from-json`` recomputes those with the planner as it is now.
 
 Runs go one at a time (memory is what is measured) and wait for free memory first. With
 more ranks than cores the processes take turns on the CPUs: samples/s then says little.
@@ -35,9 +36,8 @@ from sharding_report import render, write_section  # noqa: E402
 
 STRATEGIES = ["ddp", "deepspeed_zero1", "deepspeed_zero2", "deepspeed_zero3", "deepspeed_zero3_offload"]
 MODEL = ["model=mlp_wide", "model.net.width=4096", "model.net.depth=10"]  # 151,289,761 parameters
-SETTINGS = ["trainer.accelerator=cpu", "logger=csv", "callbacks=none", "trainer.limit_val_batches=0",
-            "test=false", "data.source.rows=20000",
-            "trainer.enable_progress_bar=false", "plan.check=false"]
+SETTINGS = ["trainer.accelerator=cpu", "logger=csv", "callbacks=none", "trainer.limit_val_batches=0", "test=false",
+            "data.source.rows=20000", "trainer.enable_progress_bar=false", "plan.check=false"]
 PROBE = "+callbacks.memprobe._target_=memory_probe.MemoryProbe"
 RESULTS = REPO / "outputs" / "bench" / "sharding.json"
 GB = 1e9

@@ -31,8 +31,9 @@ def summary(run: dict) -> dict | None:
     during = _by_column(worst["census"].get("backward", {}))  # gradients and buckets live here
     steps = worst["step_s"][1:] or worst["step_s"]  # the first step builds Adam's states
     samples = worst["batch_size"] * worst["world_size"] * len(steps)
+    untracked = m["step"]["rss"] - m["setup"]["rss"] - sum(states.values())  # C++ buffers, allocator
     return {"peak": m[peak_phase]["peak"], "peak_phase": peak_phase, "baseline": m["setup"]["rss"],
-            "milestones": m, "states": states, "backward": during, "untracked": m["step"]["rss"] - m["setup"]["rss"] - sum(states.values()),
+            "milestones": m, "states": states, "backward": during, "untracked": untracked,
             "samples_s": samples / sum(steps), "step_s": sum(steps) / len(steps)}
 
 

@@ -144,7 +144,7 @@ class DeepSpeedZeroConf:
     offload_optimizer: bool = False
     offload_parameters: bool = False
     allgather_bucket_size: float = 5e7
-    reduce_bucket_size: float = 5e7
+    reduce_bucket_size: float = 1e7
     stage3_prefetch_bucket_size: float = 5e7
     stage3_max_live_parameters: float = 1e8
     stage3_param_persistence_threshold: float = 1e5
