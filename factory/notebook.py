@@ -27,6 +27,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from factory import manifest as run_files
+from factory import train  # noqa: F401  (re-exported: in this kernel, or as a process)
 from factory.config import compose  # noqa: F401  (re-exported)
 from factory.errors import FactoryError
 
@@ -34,13 +35,6 @@ from factory.errors import FactoryError
 RUN_COLUMNS = ["run_id", "experiment", "status", "started_at", "duration_s", "data_source",
                "data_fingerprint", "rows", "strategy", "run_dir"]
 HISTORY = Path("csv") / "metrics.csv"
-
-
-def train(cfg: DictConfig):
-    """``factory.train``: train in this kernel, or as a process for multi-process strategies."""
-    from factory import train as factory_train
-
-    return factory_train(cfg)
 
 
 def outputs_dir(root: str | Path | None = None) -> Path:
