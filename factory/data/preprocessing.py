@@ -139,10 +139,17 @@ class Preprocessor:
             DataError: a fitted column is absent, or the target has missing values or
                 classes unknown at fit time.
         """
-        needed = [*self.schema.features, self.schema.target]
-        absent = [c for c in needed if c not in table.column_names]
-        if absent:
-            raise DataError(f"table lacks column(s) the fitted preprocessing needs: {', '.join(map(repr, absent))}")
+        _require(table, [*self.schema.features, self.schema.target])
+        x_num, x_cat = self.transform_features(table)
+        return x_num, x_cat, self._encode_target(table.column(self.schema.target))
+
+    def transform_features(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """``transform`` without the target: encode new rows to score (the target may be absent).
+
+        Raises:
+            DataError: a fitted feature column is absent.
+        """
+        _require(table, self.schema.features)
         n = table.num_rows
         raw = _numeric_matrix(table, self._names)
         x_num = np.empty((n, self.n_float), dtype=np.float32)
@@ -162,7 +169,7 @@ class Preprocessor:
         if self.schema.image_shape is not None:
             x_num = x_num.reshape(n, *self.schema.image_shape)
         x_cat = np.stack(embedded, axis=1) if embedded else np.zeros((n, 0), dtype=np.int64)
-        return x_num, x_cat, self._encode_target(table.column(self.schema.target))
+        return x_num, x_cat
 
     def _encode_target(self, column: pa.ChunkedArray) -> np.ndarray:
         schema, name = self.schema, self.schema.target
@@ -201,6 +208,12 @@ def _class_labels(column: pa.ChunkedArray, schema: TableSchema) -> list:
     column = _decoded(column)
     others = pc.unique(pc.filter(column, pc.invert(label_mask(column, positive)))).to_pylist()
     return [others[0] if len(others) == 1 else f"not {positive}", positive]
+
+
+def _require(table: pa.Table, columns: list[str]) -> None:
+    absent = [c for c in columns if c not in table.column_names]
+    if absent:
+        raise DataError(f"table lacks column(s) the fitted preprocessing needs: {', '.join(map(repr, absent))}")
 
 
 def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:

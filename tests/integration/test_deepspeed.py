@@ -83,6 +83,19 @@ def test_zero3_consolidates_to_a_file_that_loads_without_deepspeed(tmp_path):
                for d in run_dirs(tmp_path) if d.parent.name == "evaluate"]
     assert len(results) == 2 and results[0] == results[1]
 
+    # Registering the run consolidates its ZeRO directory into one file in the registry.
+    import torch
+
+    from factory import registry
+    from factory.models import SupervisedModel
+
+    version = registry.register(run_dir, registry=tmp_path / "registry")
+    assert version.checkpoint.is_file() and version.metadata()["checkpoint"]["source_format"] == "sharded"
+    registered = registry.load(version.ref, tmp_path / "registry").model.state_dict()
+    exported = SupervisedModel.load_from_checkpoint(consolidated, map_location="cpu").state_dict()
+    assert registered.keys() == exported.keys()
+    assert all(torch.equal(registered[k], exported[k]) for k in registered)
+
 
 def test_ddp_and_zero2_reach_the_same_loss(tmp_path):
     steps = ["trainer.max_steps=6", "trainer.log_every_n_steps=1", "model.net.dropout=0.0",

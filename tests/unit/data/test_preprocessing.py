@@ -140,3 +140,16 @@ def test_image_features_are_reshaped_and_standardized_per_pixel():
 def test_absent_column_is_a_data_error():
     with pytest.raises(DataError, match="'shop'"):
         _fit().transform(TRAIN.drop_columns(["shop"]))
+
+
+def test_features_encode_without_the_target():
+    pre = _fit()
+    x_num, x_cat, _ = pre.transform(TRAIN)
+    new_rows = TRAIN.drop_columns(["y"])  # rows to score have no target
+    features = pre.transform_features(new_rows)
+    np.testing.assert_array_equal(features[0], x_num)
+    np.testing.assert_array_equal(features[1], x_cat)
+    with pytest.raises(DataError, match="'y'"):
+        pre.transform(new_rows)
+    with pytest.raises(DataError, match="'city'"):
+        pre.transform_features(new_rows.drop_columns(["city"]))

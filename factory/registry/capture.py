@@ -1,0 +1,120 @@
+"""Registering a run: its judged checkpoint copied in as one file, with the run's lineage.
+
+The copy makes the registry independent of ``outputs/``: deleting a run directory
+leaves every registered version loadable.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from factory.errors import FactoryError
+from factory.registry.store import CHECKPOINT, STAGING, ModelVersion, Registry
+
+
+def register(registry: Registry, run: str | Path, name: str | None = None,
+             root: str | Path | None = None) -> ModelVersion:
+    """Register the best checkpoint of ``run`` as the next version of ``name``.
+
+    Args:
+        registry: where to register.
+        run: a run directory, or a run id (or its unique suffix) under ``<root>/outputs``.
+        name: the model name; default the run's ``task_name`` (the experiment).
+        root: the directory holding ``outputs/``; default ``$FACTORY_ROOT``, else the cwd.
+
+    Returns:
+        The new version.
+
+    Raises:
+        FactoryError: no such run, a run whose status is not ``completed``, a missing
+            checkpoint, or a bad name.
+    """
+    from factory import manifest
+    from factory.notebook import find_run
+
+    run_dir = find_run(run, root)
+    try:
+        record = manifest.load_record(run_dir)
+    except (OSError, ValueError, TypeError) as e:
+        raise FactoryError(f"run {run_dir}: unreadable {manifest.MANIFEST} ({e})") from None
+    if record.status != "completed":
+        why = f": {record.error.splitlines()[0]}" if record.error else (
+            " (still running, or stopped without recording an end)" if record.status == "running" else "")
+        raise FactoryError(f"run {record.run_id} has status {record.status!r}, not 'completed'{why}; "
+                           "only completed runs can be registered")
+    name = name or record.task_name
+    source = _judged_checkpoint(run_dir, record)
+    staging_root = registry.root / STAGING
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f"{record.run_id}.", dir=staging_root))
+    try:
+        # Copy (or consolidate) outside the lock: a large checkpoint must not stall other writers.
+        _copy_checkpoint(source, staged / CHECKPOINT)
+        metadata, metric = _describe(run_dir, record, source, staged / CHECKPOINT)
+        return registry.add(name, staged, metadata, metric)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)  # gone already when add() moved it in
+
+
+def _judged_checkpoint(run_dir: Path, record) -> Path:
+    """The best checkpoint (else the last) in ``run_dir``, also when the directory was moved or copied."""
+    recorded = record.best_checkpoint or record.last_checkpoint
+    candidates = [run_dir / "checkpoints" / "last.ckpt"]
+    if recorded:
+        recorded, written_in = Path(recorded), Path(record.run_dir)
+        # The directory asked for first: run.json keeps the path the run was written at.
+        candidates = [run_dir / recorded.relative_to(written_in), recorded] if written_in in recorded.parents \
+            else [recorded]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise FactoryError(f"run {record.run_id}: checkpoint {candidates[0]} is missing; nothing to register")
+
+
+def _copy_checkpoint(source: Path, target: Path) -> None:
+    from factory import checkpoints
+
+    if checkpoints.is_sharded(source):
+        checkpoints.consolidate(source, target)  # ZeRO shards -> one fp32 file, no DeepSpeed to load
+    else:
+        shutil.copyfile(source, target)
+
+
+def _describe(run_dir: Path, record, source: Path, copied: Path) -> tuple[dict, dict]:
+    """``meta.json``'s content and the index's key metric for a run."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from factory import checkpoints, manifest
+    from factory.notebook import flat_metrics
+
+    metrics_file = run_dir / manifest.METRICS
+    metrics = flat_metrics(json.loads(metrics_file.read_text())) if metrics_file.is_file() else {}
+    config_file = run_dir / manifest.CONFIG
+    config = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
+    monitor = record.monitor or {}
+    metric_name = monitor.get("metric")
+    metric = {"name": metric_name, "mode": monitor.get("mode"),
+              "val": metrics.get(metric_name, monitor.get("best")) if metric_name else None,
+              "test": metrics.get(f"test/{metric_name.split('/', 1)[-1]}") if metric_name else None}
+    metadata = {
+        "run_id": record.run_id, "run_dir": str(run_dir), "task_name": record.task_name,
+        "run_started_at": record.started_at, "run_ended_at": record.ended_at,
+        "metrics": metrics, "monitor": monitor, "data": record.data, "seed": record.seed,
+        "tags": record.tags, "git": record.git, "versions": record.versions, "strategy": record.strategy,
+        "command": record.command, "config": config,
+        "checkpoint": {"file": CHECKPOINT, "sha256": sha256(copied), "bytes": copied.stat().st_size,
+                       "source": str(source), "source_format": checkpoints.checkpoint_format(source)},
+    }
+    return metadata, metric
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,101 @@
+"""What ``scripts/registry.py`` prints: tables a person reads at a glance (rich), or JSON."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from factory.registry.store import ModelVersion
+
+
+def version_row(v: ModelVersion) -> dict:
+    """One version as plain JSON-able values (``list --json``)."""
+    return {"name": v.name, "version": v.version, "stage": v.stage, "metric": v.metric,
+            "created_at": v.created_at, "created_by": v.created_by, "run_id": v.run_id, "path": str(v.path)}
+
+
+def print_versions(versions: list[ModelVersion], root: Path, as_json: bool = False) -> None:
+    """One row per name and version: stage, key metric (val, test), created at/by, run."""
+    if as_json:
+        print(json.dumps([version_row(v) for v in versions], indent=2))
+        return
+    from rich.table import Table
+
+    console = _console()
+    if not versions:
+        console.print(f"no models registered in {root}", highlight=False)
+        return
+    table = Table(title=f"registry: {root}", title_justify="left")
+    for column in ("name", "version", "stage", "metric", "val", "test", "created (UTC)", "by", "run"):
+        table.add_column(column, justify="right" if column in ("version", "val", "test") else "left", no_wrap=True)
+    for v in versions:
+        table.add_row(v.name, str(v.version), v.stage, v.metric.get("name") or "", _number(v.metric.get("val")),
+                      _number(v.metric.get("test")), v.created_at[:16].replace("T", " "), v.created_by, v.run_id)
+    console.print(table)
+
+
+def print_version(meta: dict, as_json: bool = False) -> None:
+    """``show``: identity, lineage, data, checkpoint, metrics, then the run's config as YAML."""
+    if as_json:
+        print(json.dumps(meta, indent=2, default=str))
+        return
+    from omegaconf import OmegaConf
+    from rich.table import Table
+
+    from factory.console import print_metrics
+
+    data = meta.get("data") or {}
+    checkpoint = meta.get("checkpoint") or {}
+    monitor = meta.get("monitor") or {}
+    fields = {
+        "model": f"{meta['name']} v{meta['version']}",
+        "stage": meta.get("stage"),
+        "created": f"{meta.get('created_at')} by {meta.get('created_by')}",
+        "run id": meta.get("run_id"),
+        "run dir": meta.get("run_dir"),
+        "experiment": meta.get("task_name"),
+        "data": f"{data.get('source')}, rows {data.get('rows')}",
+        "data fingerprint": data.get("fingerprint"),
+        "seed": meta.get("seed"),
+        "git": (meta.get("git") or {}).get("commit"),
+        "monitor": f"{monitor.get('metric')} ({monitor.get('mode')}), best {monitor.get('best')}" if monitor else None,
+        "checkpoint": f"{checkpoint.get('file')} ({checkpoint.get('bytes')} bytes, sha256 "
+                      f"{str(checkpoint.get('sha256'))[:12]}; from a {checkpoint.get('source_format')} checkpoint)",
+    }
+    console = _console()
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in fields.items():
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
+    sections: dict[str, dict[str, float]] = {}
+    for key, value in (meta.get("metrics") or {}).items():
+        group, _, name = key.partition("/")
+        sections.setdefault(group, {})[name] = value
+    if sections:
+        print_metrics("metrics", sections)
+    console.print("config:", style="bold")
+    console.print(OmegaConf.to_yaml(OmegaConf.create(meta.get("config") or {})), highlight=False, markup=False)
+
+
+def print_loaded(loaded, file=None) -> None:
+    """``load``: what was loaded and what it expects."""
+    v = loaded.version
+    parameters = sum(p.numel() for p in loaded.model.parameters())
+    classes = f", classes {loaded.class_labels}" if loaded.class_labels else ""
+    print(f"loaded {v.name} v{v.version} ({v.stage}): {type(loaded.model).__name__} for {loaded.task}, "
+          f"{parameters:,} parameters, eval mode; {len(loaded.features)} feature columns{classes}; "
+          f"run {v.run_id}", file=file)
+
+
+def _console():
+    import sys
+
+    from rich.console import Console
+
+    # Piped or captured output is not cut to rich's default 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{value:.4f}"
