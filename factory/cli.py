@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from typing import Callable, TypeVar
@@ -19,14 +20,22 @@ def job(task: F) -> F:
     """Wrap a Hydra task function so bad input exits 2 from inside the job.
 
     Exiting from the job itself keeps Hydra from adding its own "Error executing job"
-    line around ours.
+    line around ours. In a sweep (``-m``) a failing job is logged and returns ``None``
+    instead, so the other trials still run; the sweep fails at its end (``factory.sweeps``).
     """
 
     @functools.wraps(task)
     def wrapped(*args, **kwargs):
         try:
             return task(*args, **kwargs)
-        except FactoryError as e:
+        except Exception as e:
+            if _in_sweep():  # one failed trial must not end the sweep; run.json and sweep.json say why
+                logging.getLogger(task.__module__).error(
+                    "trial failed: %s", e, exc_info=not isinstance(e, FactoryError))
+                _outcome["job_error"] = f"{type(e).__name__}: {e}".strip().splitlines()[0]
+                return None
+            if not isinstance(e, FactoryError):
+                raise
             _exit_bad_input(str(e), e)
 
     return wrapped  # type: ignore[return-value]
@@ -49,6 +58,30 @@ def run_cli(hydra_main: Callable[[], object]) -> None:
         _exit_bad_input(str(e), e)
     except (HydraException, OmegaConfBaseException) as e:
         _exit_bad_input(describe(e), e)
+    if _outcome.get("sweep_failure"):  # every trial ran; some failed (Hydra ignores callback errors)
+        print(f"error: {_outcome['sweep_failure']}", file=sys.stderr)
+        sys.exit(1)
+
+
+#: What a job or a sweep reports back to this process (Hydra's callbacks cannot raise).
+_outcome: dict[str, str] = {}
+
+
+def pop_job_error() -> str | None:
+    """The one-line error of the sweep job that just failed in this process, once."""
+    return _outcome.pop("job_error", None)
+
+
+def fail_sweep(message: str) -> None:
+    """Make ``run_cli`` exit 1 with ``message`` once the sweep has finished."""
+    _outcome["sweep_failure"] = message
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _exit_bad_input(message: str, error: BaseException) -> None:

@@ -57,6 +57,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
         from factory.callbacks import EpochSummary
 
         callbacks.append(EpochSummary())
+    if cfg.get("trial") and cfg.trial.prune:  # a job of an Optuna sweep: report to its trial
+        from factory.sweeps.trial import OptunaPruning
+
+        callbacks.append(OptunaPruning(cfg.trial.storage, cfg.trial.study, cfg.trial.number, cfg.monitor.metric))
     return build(
         cfg.trainer, "trainer",
         precision=supported_precision(cfg.trainer.precision, use_cuda=uses_cuda(cfg.trainer)),

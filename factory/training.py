@@ -118,14 +118,15 @@ def run(cfg: DictConfig) -> RunResult:
         last = checkpoints.last_model_path if checkpoints else None
         record.last_checkpoint = last or None
         record.checkpoint_format = ckpts.checkpoint_format(best or last or None)
+        status = "pruned" if _pruned(trainer) else "completed"
         if is_zero:
             manifest.save_metrics(run_dir, metrics)
-            record.finish("completed")
+            record.finish(status)
             if cfg.get("report") or cfg.get("reports"):
                 from factory.reports import run_reports_after_training
 
                 run_reports_after_training(cfg, run_dir)  # a failing report does not fail the run
-        return RunResult(run_dir, "completed", metrics, Path(best) if best else None, monitored,
+        return RunResult(run_dir, status, metrics, Path(best) if best else None, monitored,
                          is_rank_zero=trainer.is_global_zero)
     except BaseException as error:
         if is_zero:
@@ -190,6 +191,11 @@ def pin_run_dir(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         cfg.paths.run_dir = str(Path(run_dir).resolve())
     return cfg
+
+
+def _pruned(trainer) -> bool:
+    """Whether an Optuna sweep's pruner stopped this run early (``factory.sweeps.trial``)."""
+    return any(getattr(callback, "pruned_at", None) is not None for callback in trainer.callbacks)
 
 
 def _is_deepspeed(trainer) -> bool:

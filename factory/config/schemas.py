@@ -258,6 +258,16 @@ class PlanConf:
 
 
 @dataclass
+class TrialConf:
+    """The Optuna trial a sweep job belongs to (set by factory's sweeper, not by hand)."""
+
+    storage: str = MISSING  # an Optuna storage URL, or a journal file path
+    study: str = MISSING
+    number: int = MISSING
+    prune: bool = True  # report validation metrics each epoch and stop when the pruner says so
+
+
+@dataclass
 class TrainConf:
     data: Any = MISSING
     model: Any = MISSING
@@ -277,6 +287,8 @@ class TrainConf:
     plan: PlanConf = field(default_factory=PlanConf)
     report: Optional[ReportConf] = None  # report=<name>: run it on this run when it finishes
     reports: List[str] = field(default_factory=list)  # more reports by name, run the same way
+    search_space: Dict[str, str] = field(default_factory=dict)  # key -> Hydra sweep syntax, for Optuna
+    trial: Optional[TrialConf] = None  # set per job by the Optuna sweeper
 
 
 @dataclass

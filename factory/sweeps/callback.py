@@ -1,0 +1,134 @@
+"""A Hydra callback that keeps ``sweep.json`` for every multirun, grid or Optuna.
+
+Registered in ``conf/hydra/default.yaml``. Job hooks run where the job runs (this process
+for the basic launcher, a worker for submitit), so each trial records its own run directory
+and outcome; the sweep-level hooks run in the process that launched the sweep. Factory's
+Optuna sweeper writes the sweep-level entries itself (study, parameters, pruning).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from factory.cli import fail_sweep, pop_job_error
+from factory.sweeps import journal
+
+log = logging.getLogger(__name__)
+
+#: ``hydra.sweeper._target_`` of factory's Optuna sweeper (it keeps the sweep-level entries).
+OPTUNA_SWEEPER = "hydra_plugins.factory_optuna_sweeper.sweeper.OptunaSweeper"
+
+
+def command_line() -> str:
+    return shlex.join(["python", *sys.argv])
+
+
+def uses_factory_optuna(config: DictConfig) -> bool:
+    return config.hydra.sweeper.get("_target_") == OPTUNA_SWEEPER
+
+
+class SweepJournal(Callback):
+    """Writes each trial of a multirun into ``<sweep dir>/sweep.json`` as it starts and ends."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not uses_factory_optuna(config):
+            monitor = config.get("monitor") or {}
+            journal.start(config.hydra.sweep.dir, kind="grid", command=command_line(),
+                          metric=monitor.get("metric"), mode=monitor.get("mode", "min"),
+                          swept=_swept_keys(list(config.hydra.overrides.task)))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not _is_multirun(config):
+            return
+        run_dir = Path(config.hydra.runtime.output_dir).resolve()
+        overrides = [o for o in config.hydra.overrides.task if not o.startswith("trial=")]  # sweeper's link
+        journal.update_trial(config.hydra.sweep.dir, int(config.hydra.job.num), status="running",
+                             overrides=overrides, run_dir=str(run_dir), run_id=run_dir.name,
+                             started_at=journal.now(), **_swept(config.hydra.sweep.dir, overrides))
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if not _is_multirun(config):
+            return
+        status, error = _outcome(Path(config.hydra.runtime.output_dir), job_return, pop_job_error())
+        value = job_return._return_value if job_return.status == JobStatus.COMPLETED else None
+        journal.update_trial(config.hydra.sweep.dir, int(config.hydra.job.num), status=status, error=error,
+                             value=float(value) if isinstance(value, (int, float)) else None,
+                             finished_at=journal.now())
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = config.hydra.sweep.dir
+        if not uses_factory_optuna(config):
+            journal.finish(sweep_dir, "completed")
+        record = summarize(sweep_dir)
+        failed = [t for t in record["trials"] if t["status"] == "failed"]
+        if failed:  # the others ran to the end; the exit code still says not all went well
+            first = failed[0]
+            fail_sweep(f"sweep {sweep_dir}: {len(failed)} of {len(record['trials'])} trials failed "
+                       f"(trial {first['number']}: {first.get('error') or 'see its run.json'})")
+
+
+def summarize(sweep_dir: str | Path) -> dict[str, Any]:
+    """Log the sweep's outcome in one line per fact; returns the journal."""
+    record = journal.read(sweep_dir)
+    counts: dict[str, int] = {}
+    for trial in record["trials"]:
+        counts[trial["status"]] = counts.get(trial["status"], 0) + 1
+    log.info("sweep %s: %s", sweep_dir, ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials")
+    if record.get("best"):
+        best = record["best"]
+        log.info("best trial %s: %s = %s (%s)", best["number"], record["objective"]["metric"], best["value"],
+                 " ".join(best["overrides"] or []))
+    return record
+
+
+def _swept(sweep_dir: str, overrides: list[str]) -> dict[str, Any]:
+    """``{"params": {key: value}}`` for the keys a grid sweep varies (Optuna's sweeper sets its own)."""
+    swept = set(journal.read(sweep_dir).get("swept") or [])
+    if not swept:
+        return {}
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return {"params": {o.get_key_element(): o.value() for o in parsed if o.get_key_element() in swept}}
+
+
+def _swept_keys(overrides: list[str]) -> list[str]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return [o.get_key_element() for o in OverridesParser.create().parse_overrides(overrides) if o.is_sweep_override()]
+
+
+def _is_multirun(config: DictConfig) -> bool:
+    from hydra.types import RunMode
+
+    return config.hydra.mode == RunMode.MULTIRUN
+
+
+def _outcome(run_dir: Path, job_return: JobReturn, job_error: str | None) -> tuple[str, str | None]:
+    """(status, one-line error): the run's own record first (it knows ``pruned``), then the
+    error ``factory.cli.job`` caught, then Hydra's."""
+    manifest = run_dir / "run.json"
+    if manifest.is_file():
+        record = json.loads(manifest.read_text())
+        error = record.get("error")
+        if isinstance(error, dict):
+            error = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+        status = record.get("status")
+        if status in journal.FINISHED:
+            return status, error
+        if status:  # running / interrupted: the job ended without finishing its run
+            return "failed", error or job_error or f"run ended with status {status}"
+    if job_error:
+        return "failed", job_error
+    if job_return.status == JobStatus.FAILED:
+        exc = job_return._return_value
+        return "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    return "completed", None

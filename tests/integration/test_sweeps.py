@@ -1,0 +1,115 @@
+"""Sweeps through the CLI: Optuna trials, pruning, resume after a kill, and grid sweep.json."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from factory.sweeps import journal
+from factory.sweeps.trial import open_storage
+from tests.conftest import REPO, script_env
+from tests.integration.helpers import manifest, run_script
+
+TINY = ["experiment=diagnosis", "logger=csv", "trainer.max_epochs=3"]
+OPTUNA = ["-m", "hparams_search=optuna", *TINY]
+
+
+def sweep_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in (root / "outputs").rglob(journal.JOURNAL))
+
+
+def test_optuna_sweep_runs_trials_and_records_them(tmp_path):
+    done = run_script(tmp_path, "train.py", *OPTUNA, "hydra.sweeper.n_trials=3", "~hydra/sweeper/pruner")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sweep,) = sweep_dirs(tmp_path)
+    record = journal.read(sweep)
+    assert record["kind"] == "optuna" and record["status"] == "completed"
+    assert record["objective"] == {"metric": "val/loss", "mode": "min"}
+    trials = record["trials"]
+    assert [t["number"] for t in trials] == [0, 1, 2] and {t["status"] for t in trials} == {"completed"}
+    for t in trials:  # each trial is a real run with the sampled values in its config
+        run = Path(t["run_dir"])
+        assert manifest(run)["status"] == "completed"
+        assert t["value"] == pytest.approx(manifest(run)["monitor"]["best"])
+        config = (run / "config.yaml").read_text()
+        assert f"lr: {t['params']['model.optimizer.lr']}" in config
+        assert set(t["params"]) == {"model.optimizer.lr", "model.net.dropout", "model.net.hidden_dims"}
+        assert not any(o.startswith("trial=") for o in t["overrides"])
+    assert record["best"]["value"] == min(t["value"] for t in trials)
+    study = optuna.load_study(study_name=record["study"]["name"], storage=open_storage(record["study"]["storage"]))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert study.best_value == pytest.approx(record["best"]["value"])
+
+
+def test_pruned_trials_stop_early_and_are_recorded(tmp_path):
+    # A pruner that prunes every trial once it has reported one epoch: deterministic.
+    done = run_script(tmp_path, "train.py", *OPTUNA, "trainer.max_epochs=4", "hydra.sweeper.n_trials=2",
+                      "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=0.0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = journal.read(sweep_dirs(tmp_path)[0])
+    assert [t["status"] for t in record["trials"]] == ["pruned", "pruned"] and record["best"] is None
+    run = Path(record["trials"][0]["run_dir"])
+    assert manifest(run)["status"] == "pruned"
+    with open(run / "csv" / "metrics.csv") as f:
+        validated = {int(row["epoch"]) for row in csv.DictReader(f) if row.get("val/loss")}
+    assert validated == {0}  # stopped after the first of 4 epochs
+
+
+def test_a_failing_trial_is_recorded_and_the_others_run(tmp_path):
+    done = run_script(tmp_path, "train.py", "-m", *TINY, "model.optimizer.lr=-1,0.01")
+    assert done.returncode == 1
+    assert "1 of 2 trials failed (trial 0: ConfigError: model.optimizer: Invalid learning rate: -1" \
+        in done.stderr.strip().splitlines()[-1]
+    record = journal.read(sweep_dirs(tmp_path)[0])
+    assert record["kind"] == "grid" and record["status"] == "completed"
+    first, second = record["trials"]
+    assert first["status"] == "failed" and "Invalid learning rate" in first["error"]
+    assert second["status"] == "completed" and second["params"] == {"model.optimizer.lr": 0.01}
+    assert record["best"]["number"] == 1
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
+    args = [sys.executable, str(REPO / "scripts" / "train.py"), *OPTUNA, "hydra.sweeper.n_trials=4",
+            "~hydra/sweeper/pruner"]
+    first = subprocess.Popen(args, cwd=tmp_path, env=script_env(tmp_path), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # kill -9 once two trials are finished and a third runs
+            found = sweep_dirs(tmp_path)
+            if found:
+                trials = journal.read(found[0])["trials"]
+                if sum(t["status"] == "completed" for t in trials) >= 2 and len(trials) >= 3:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the sweep never finished two trials")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    (sweep,) = sweep_dirs(tmp_path)
+    before = journal.read(sweep)
+    assert before["status"] == "running"
+
+    done = subprocess.run([*args, "hydra.sweeper.resume=true"], cwd=tmp_path, env=script_env(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sweep_dirs(tmp_path) == [sweep]  # continued in place, no second sweep directory
+    after = journal.read(sweep)
+    assert after["status"] == "completed"
+    kept = {t["number"]: t for t in before["trials"] if t["status"] == "completed"}
+    for number, trial in kept.items():  # finished trials are not rerun
+        assert after["trials"][number]["run_dir"] == trial["run_dir"]
+        assert after["trials"][number]["finished_at"] == trial["finished_at"]
+    statuses = [t["status"] for t in after["trials"]]
+    assert statuses.count("completed") == 4 and set(statuses) <= {"completed", "interrupted"}
+    study = optuna.load_study(study_name=after["study"]["name"], storage=open_storage(after["study"]["storage"]))
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 4
