@@ -1,10 +1,12 @@
 """Compose configs from conf/ the way the CLI does, for notebooks and tests."""
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from factory.config.hydra_errors import hydra_errors_as_config_errors
 from factory.config.validate import validate
@@ -12,16 +14,23 @@ from factory.config.validate import validate
 #: conf/ beside the package: the repository layout (installed editable).
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
+# `${hydra:key}` with a plain dotted key: the form Hydra documents (`${hydra:runtime.choices.db}`).
+_HYDRA_REF = re.compile(r"\$\{hydra:\s*([\w.\-/]+)\s*\}")
+
 
 def compose(config_name: str = "train", overrides: Sequence[str] = (),
             check: bool = True) -> DictConfig:
     """Return the config a CLI run with ``overrides`` would get, validated.
 
     Safe to call any number of times in one process: Hydra's global state is set up
-    and torn down around each call.
+    and torn down around each call. ``${hydra:...}`` interpolations
+    (``${hydra:runtime.choices.data}``, ``${hydra:job.name}``) are replaced by the values a
+    CLI run of ``scripts/<config_name>.py`` gives them, so the returned config resolves
+    on its own; ``${hydra:runtime.output_dir}`` becomes ``${paths.run_dir}``, the directory
+    a run of this config writes to (fixed when it starts, as under the CLI).
 
     Args:
-        config_name: ``train`` or ``evaluate`` (a file in conf/).
+        config_name: ``train``, ``evaluate`` or ``report`` (a file in conf/).
         overrides: Hydra overrides, as on the command line (``["data.source.rows=500"]``).
         check: validate against the schemas (raises ``ConfigError``).
 
@@ -36,8 +45,80 @@ def compose(config_name: str = "train", overrides: Sequence[str] = (),
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
-    with hydra_errors_as_config_errors(), initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    # job_name: the CLI's job is named after its script (scripts/train.py -> train).
+    with hydra_errors_as_config_errors():
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=config_name):
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+        cfg = _inline_hydra_interpolations(cfg)
     if check:
         validate(cfg, root=config_name)
     return cfg
+
+
+def _inline_hydra_interpolations(cfg: DictConfig) -> DictConfig:
+    """Replace ``${hydra:...}`` by its value, then drop the ``hydra`` node.
+
+    Hydra resolves these through a process-wide singleton (``HydraConfig``) that its app
+    sets for the job's lifetime; a notebook composes many configs in one process, so
+    each config gets its values written in instead of sharing (or lacking) that state.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    with read_write(cfg), open_dict(cfg):
+        hydra = cfg.hydra
+        if hydra.mode is None:
+            hydra.mode = RunMode.RUN  # what Hydra's app sets before a run
+        singleton = HydraConfig.instance()
+        previous = singleton.cfg
+        singleton.set_config(cfg)
+        try:
+            for parent, key, raw in list(_hydra_references(cfg)):
+                _inline(cfg, parent, key, raw)
+        finally:
+            singleton.cfg = previous  # an unset HydraConfig tells factory it runs outside the CLI
+        del cfg["hydra"]
+    return cfg
+
+
+def _hydra_references(node: DictConfig | ListConfig):
+    """``(parent, key, raw string)`` of every value below ``node`` that interpolates ``hydra:``."""
+    keys = list(node.keys()) if isinstance(node, DictConfig) else range(len(node))
+    for key in keys:
+        if node._get_parent() is None and key == "hydra":
+            continue
+        child = node._get_node(key)
+        if isinstance(child, (DictConfig, ListConfig)) and not child._is_interpolation():
+            if not (child._is_none() or child._is_missing()):
+                yield from _hydra_references(child)
+            continue
+        raw = child._value()
+        if isinstance(raw, str) and "hydra:" in raw and OmegaConf.is_interpolation(node, key):
+            yield node, key, raw
+
+
+def _inline(cfg: DictConfig, parent: Any, key: Any, raw: str) -> None:
+    """Write the value of each ``${hydra:key}`` in ``parent[key]`` into it (see ``compose``)."""
+    matches = list(_HYDRA_REF.finditer(raw))
+    if len(matches) == 1 and matches[0].group(0) == raw.strip():
+        parent[key] = _hydra_value(cfg, matches[0].group(1), whole=True)  # keeps the value's type
+        return
+    text = _HYDRA_REF.sub(lambda m: _hydra_value(cfg, m.group(1), whole=False), raw)
+    if "hydra:" in text:  # a form the pattern does not cover (nested): resolve the whole value now
+        text = parent._get_node(key)._dereference_node()._value()
+    parent[key] = text
+
+
+def _hydra_value(cfg: DictConfig, key: str, whole: bool) -> Any:
+    """The value of ``hydra.<key>``; inside a longer string, its text (``${`` escaped)."""
+    if key == "runtime.output_dir":
+        # Under the CLI: the run directory. It holds a fresh run id, fixed when a run starts.
+        if OmegaConf.select(cfg, "paths.run_dir", default=None) is not None:
+            return "${paths.run_dir}"
+        value = os.path.abspath(str(OmegaConf.select(cfg, "hydra.run.dir")))
+    else:
+        value = OmegaConf.select(cfg.hydra, key)
+    if whole:
+        return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    text = OmegaConf.to_yaml(value).strip() if isinstance(value, (DictConfig, ListConfig)) else str(value)
+    return text.replace("${", "\\${")
