@@ -56,27 +56,8 @@ def list_runs(root: str | Path | None = None) -> pd.DataFrame:
     Returns:
         The runs; an empty frame with the columns above when there are none.
     """
-    rows = []
-    for manifest in outputs_dir(root).rglob(run_files.MANIFEST):
-        try:
-            record = run_files.load_record(manifest.parent)
-        except (OSError, ValueError, TypeError):  # half-written or foreign run.json: not a run
-            continue
-        data = record.data or {}
-        row: dict[str, Any] = {
-            "run_id": record.run_id,
-            "experiment": record.task_name,
-            "status": record.status,
-            "started_at": pd.Timestamp(datetime.fromisoformat(record.started_at)),
-            "duration_s": record.duration_s,
-            "data_source": data.get("source"),
-            "data_fingerprint": (data.get("fingerprint") or "")[:12] or None,
-            "rows": sum((data.get("rows") or {}).values()) or None,
-            "strategy": (record.strategy or {}).get("name"),
-            "run_dir": str(manifest.parent),
-        }
-        row.update(flat_metrics(_read_metrics(manifest.parent)))
-        rows.append(row)
+    found = (run_row(manifest.parent) for manifest in outputs_dir(root).rglob(run_files.MANIFEST))
+    rows = [row for row in found if row is not None]
     if not rows:
         return pd.DataFrame(columns=RUN_COLUMNS)
     frame = pd.DataFrame(rows)
@@ -84,6 +65,34 @@ def list_runs(root: str | Path | None = None) -> pd.DataFrame:
     frame = frame[RUN_COLUMNS + metric_columns]
     frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
     return frame.sort_values(["started_at", "run_id"], ascending=False, ignore_index=True)
+
+
+def run_row(run_dir: str | Path) -> dict[str, Any] | None:
+    """One run as a row of ``list_runs`` (its columns, then its final metrics).
+
+    Returns:
+        The row, or None when ``run.json`` is missing, half-written or not a run's.
+    """
+    run_dir = Path(run_dir)
+    try:
+        record = run_files.load_record(run_dir)
+    except (OSError, ValueError, TypeError):
+        return None
+    data = record.data or {}
+    row: dict[str, Any] = {
+        "run_id": record.run_id,
+        "experiment": record.task_name,
+        "status": record.status,
+        "started_at": pd.Timestamp(datetime.fromisoformat(record.started_at)),
+        "duration_s": record.duration_s,
+        "data_source": data.get("source"),
+        "data_fingerprint": (data.get("fingerprint") or "")[:12] or None,
+        "rows": sum((data.get("rows") or {}).values()) or None,
+        "strategy": (record.strategy or {}).get("name"),
+        "run_dir": str(run_dir),
+    }
+    row.update(flat_metrics(_read_metrics(run_dir)))
+    return row
 
 
 def flat_metrics(metrics: dict) -> dict[str, float]:
@@ -125,6 +134,27 @@ class LoadedRun:
         return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["epoch", "step"])
 
     @property
+    def lineage(self) -> pd.DataFrame:
+        """What produced the run, one ``value`` per row: id, status, times, command, git commit,
+        seed, data source and fingerprint, rows, strategy, best checkpoint, library versions."""
+        record = self.manifest
+        git, data = record.git or {}, record.data or {}
+        facts = {
+            "run id": record.run_id, "status": record.status, "started": record.started_at,
+            "duration (s)": record.duration_s, "command": " ".join(record.command[1:]),
+            "git commit": git.get("commit"), "uncommitted changes": git.get("dirty"),
+            "seed": record.seed, "data source": data.get("source"), "data fingerprint": data.get("fingerprint"),
+            "rows": data.get("rows"), "strategy": record.strategy, "best checkpoint": record.best_checkpoint,
+            **{f"version: {k}": v for k, v in (record.versions or {}).items()},
+        }
+        return pd.DataFrame({"value": {k: str(v) for k, v in facts.items()}})
+
+    @property
+    def metrics_table(self) -> pd.DataFrame:
+        """Final metrics, one column per group (val, test, baseline); see ``metrics_table``."""
+        return metrics_table(self.metrics)
+
+    @property
     def history(self) -> pd.DataFrame:
         """One row per training epoch: ``epoch``, ``step`` and every train/val/lr column merged.
 
@@ -153,6 +183,26 @@ class LoadedRun:
 
         return run_predictions(self.run_dir, self.config, self.manifest.best_checkpoint,
                                (self.manifest.data or {}).get("fingerprint"), split, model=self.model())
+
+
+def metrics_table(metrics: dict) -> pd.DataFrame:
+    """``metrics.json`` (or ``RunResult.metrics``) as a table: a row per metric name, a column per group.
+
+    Example:
+        ``{"val": {"val/loss": 0.2}, "test": {"test/loss": 0.3}}`` -> row ``loss``, columns ``val``, ``test``.
+    """
+    return pd.DataFrame({group: {name.split("/", 1)[-1]: value for name, value in values.items()}
+                         for group, values in metrics.items() if isinstance(values, dict)})
+
+
+def segment_column(predictions: pd.DataFrame, max_levels: int = 30) -> str | None:
+    """The text column with the fewest levels (2 to ``max_levels``) to split metrics by, or None.
+
+    ``label`` (the target's display value) is not a segment.
+    """
+    candidates = [c for c in predictions.columns if predictions[c].dtype == object and c != "label"
+                  and 2 <= predictions[c].nunique() <= max_levels]
+    return min(candidates, key=lambda c: predictions[c].nunique()) if candidates else None
 
 
 def tidy_history(steps: pd.DataFrame) -> pd.DataFrame:

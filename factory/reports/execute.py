@@ -244,13 +244,16 @@ def provenance_of(spec: ReportSpec, run_id: str, trigger: str) -> dict[str, Any]
 
 
 def source_run_ids(parameters: dict[str, Any]) -> list[str]:
-    """Run ids named by ``*run_dir`` / ``*run_dirs`` parameters (from each ``run.json``)."""
+    """Run ids named by ``*run_dir`` / ``*run_dirs`` parameters (from each ``run.json``), and
+    those of a ``sweep_dir``'s trials."""
     dirs: list[str] = []
     for key, value in parameters.items():
         if key.endswith("run_dir") and isinstance(value, str):
             dirs.append(value)
         elif key.endswith("run_dirs") and isinstance(value, list):
             dirs += [v for v in value if isinstance(v, str)]
+        elif key.endswith("sweep_dir") and isinstance(value, str):
+            dirs += _sweep_run_dirs(Path(value))
     ids = []
     for d in dirs:
         manifest = Path(d) / "run.json"
@@ -259,6 +262,15 @@ def source_run_ids(parameters: dict[str, Any]) -> list[str]:
         except (OSError, ValueError, KeyError):
             ids.append(Path(d).name)
     return ids
+
+
+def _sweep_run_dirs(sweep_dir: Path) -> list[str]:
+    """The trials' run directories: from ``sweep.json``, else every ``run.json`` below."""
+    try:
+        trials = json.loads((sweep_dir / "sweep.json").read_text())["trials"]
+        return [t["run_dir"] for t in trials if isinstance(t, dict) and isinstance(t.get("run_dir"), str)]
+    except (OSError, ValueError, KeyError, TypeError):
+        return sorted(str(p.parent) for p in sweep_dir.rglob("run.json")) if sweep_dir.is_dir() else []
 
 
 def _first_line(text: str | None) -> str:

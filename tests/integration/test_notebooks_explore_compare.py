@@ -1,13 +1,14 @@
 """notebooks/01_explore_data.ipynb and notebooks/compare_runs.ipynb execute and draw what they promise."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from tests.conftest import REPO
-from tests.integration.helpers import run_dirs, run_script
+from tests.integration.helpers import manifest, run_dirs, run_script
 
 # The sweep compare_runs is tested on: two 2-epoch runs that differ only in dropout.
 TINY_SWEEP = ["experiment=diagnosis", "logger=csv", "trainer.max_epochs=2", "model.net.dropout=0.1,0.3", "-m"]
@@ -67,3 +68,29 @@ def test_compare_runs_notebook_plots_the_metric_against_the_swept_hyperparameter
     nb = _execute(tmp_path, "compare_runs.ipynb", "single", run_ids=[str(runs[0])])
     assert _images(nb) == 0
     assert "nothing to compare" in _text(nb)
+
+    # report=sweep_report on a sweep.json written here: the two real runs and a failed trial.
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    trials = [{"number": i, "overrides": [f"model.net.dropout={d}"], "params": {"model.net.dropout": d},
+               "status": "completed", "value": manifest(run)["monitor"]["best"], "run_dir": str(run),
+               "run_id": run.name, "error": None, "started_at": None, "finished_at": None}
+              for i, (d, run) in enumerate(zip((0.1, 0.3), runs))]
+    trials.append({"number": 2, "overrides": ["model.net.dropout=0.9"], "params": {"model.net.dropout": 0.9},
+                   "status": "failed", "value": None, "run_dir": None, "run_id": None,
+                   "error": "ValueError: loss is NaN", "started_at": None, "finished_at": None})
+    (journal / "sweep.json").write_text(json.dumps({
+        "version": 1, "sweep_dir": str(journal), "kind": "grid", "command": "python scripts/train.py -m ...",
+        "objective": {"metric": "val/loss", "mode": "min"}, "status": "completed", "updated_at": None,
+        "trials": trials, "best": None}))
+    done = run_script(tmp_path, "report.py", "report=sweep_report", f"report.parameters.sweep_dir={journal}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (html,) = (tmp_path / "reports" / "sweep_report").glob("*/report.html")
+    page = html.read_text()
+    assert page.count('src="data:image/png;base64') == 3  # objective per trial, curves, objective vs dropout
+    assert "ValueError: loss is NaN" in page and "trials failed" in page and "model.net.dropout" in page
+    entry = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"][0]
+    assert entry["status"] == "completed" and entry["source_run_ids"] == [r.name for r in runs]
+
+    done = run_script(tmp_path, "report.py", "report=sweep_report", f"report.parameters.sweep_dir={tmp_path}/nope")
+    assert done.returncode == 1 and f"FactoryError: sweep_dir: {tmp_path}/nope: no such directory" in done.stderr

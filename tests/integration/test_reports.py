@@ -157,6 +157,7 @@ def test_cli_failing_cell_exits_1_naming_the_cell(tmp_path: Path):
      "error: report.schedule: '61 * * * *': not a valid cron expression"),
     ([f"report.notebook={TINY}", "report.parameters.run_dir=x", "report.timeout=soon"],
      "error: report.timeout:"),
+    (["report=sweep_report"], "error: report.parameters.sweep_dir: missing required value"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, overrides, message):
     done = run_script(tmp_path, "report.py", *overrides)
