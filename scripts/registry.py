@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from factory.cli import EXIT_BAD_INPUT, job
+from factory.registry.store import STAGES
 
 
 class Parser(argparse.ArgumentParser):
@@ -23,7 +24,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def parser() -> Parser:
-    main = Parser(prog="registry.py", description=__doc__.splitlines()[0])
+    main = Parser(prog="registry.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     main.add_argument("--registry", metavar="DIR", help="the registry directory")
     common = Parser(add_help=False)  # --registry after the subcommand too
     common.add_argument("--registry", metavar="DIR", default=argparse.SUPPRESS, help="the registry directory")
@@ -39,7 +40,7 @@ def parser() -> Parser:
     promote = commands.add_parser("promote", parents=[common], help="move a version to a stage")
     promote.add_argument("name")
     promote.add_argument("version", type=int)
-    promote.add_argument("--stage", required=True, choices=["staging", "production", "archived"])
+    promote.add_argument("--stage", required=True, choices=STAGES)
     load = commands.add_parser("load", parents=[common], help="load a version for inference and summarize it")
     load.add_argument("ref", help="NAME (latest), NAME@VERSION or NAME@STAGE")
     load.add_argument("--score", metavar="TABLE", help="also score this CSV or Parquet file of raw rows")
