@@ -58,8 +58,8 @@ def test_pruned_trials_stop_early_and_are_recorded(tmp_path):
     run = Path(record["trials"][0]["run_dir"])
     assert manifest(run)["status"] == "pruned"
     with open(run / "csv" / "metrics.csv") as f:
-        validated = {int(row["epoch"]) for row in csv.DictReader(f) if row.get("val/loss")}
-    assert validated == {0}  # stopped after the first of 4 epochs
+        trained = {int(row["epoch"]) for row in csv.DictReader(f) if row.get("train/loss_epoch")}
+    assert trained == {0}  # stopped after the first of 4 epochs
 
 
 def test_a_failing_trial_is_recorded_and_the_others_run(tmp_path):
