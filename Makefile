@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first and exactly: a range would make pip fetch a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install train test test-fast bench lab clean
+.PHONY: install train test test-fast bench lab sync clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ bench: $(STAMP)
 # JupyterLab on this environment; notebooks open with the `factory` kernel.
 lab: $(STAMP)
 	$(BIN)/jupyter lab --MappingKernelManager.default_kernel_name=factory $(ARGS)
+
+# Upload offline wandb runs under outputs/ (needs WANDB_API_KEY or `wandb login`); ARGS=--dry-run lists them.
+sync: $(STAMP)
+	$(BIN)/python scripts/sync.py $(ARGS)
 
 clean:
 	rm -rf outputs multirun reports .pytest_cache

@@ -8,6 +8,7 @@ Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/``::
     checkpoints/      best.ckpt, last.ckpt
     csv/metrics.csv   the metrics history
     wandb/            offline wandb run, when logger=wandb
+    tensorboard/      event files, when logger=tensorboard (MLflow: outputs/mlflow/, shared)
 """
 from __future__ import annotations
 

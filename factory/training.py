@@ -68,6 +68,7 @@ def run(cfg: DictConfig) -> RunResult:
     from pytorch_lightning.utilities import rank_zero_only
 
     from factory import checkpoints as ckpts
+    from factory import tracking
     from factory.components import build, build_trainer, checkpoint_callback
 
     is_zero = rank_zero_only.rank == 0
@@ -78,6 +79,7 @@ def run(cfg: DictConfig) -> RunResult:
         record.save()
     previous_run_id = os.environ.get(RUN_ID_ENV)
     os.environ[RUN_ID_ENV] = run_dir.name  # processes the strategy launches join this run
+    trainer = None
     try:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = build(cfg.data, "data")
@@ -122,6 +124,7 @@ def run(cfg: DictConfig) -> RunResult:
         if is_zero:
             manifest.save_metrics(run_dir, metrics)
             record.finish(status)
+            tracking.publish(cfg, trainer.loggers, record, metrics)  # the final run.json; closes the trackers
             if cfg.get("report") or cfg.get("reports"):
                 from factory.reports import run_reports_after_training
 
@@ -131,6 +134,8 @@ def run(cfg: DictConfig) -> RunResult:
     except BaseException as error:
         if is_zero:
             record.finish("failed", error)
+            if trainer is not None:
+                tracking.abandon(trainer.loggers, record)
         raise
     finally:
         _restore_env(RUN_ID_ENV, previous_run_id)

@@ -197,6 +197,33 @@ class WandbLoggerConf:
     log_model: Union[bool, str] = False
 
 
+@schema_for("pytorch_lightning.loggers.TensorBoardLogger")
+@dataclass
+class TensorBoardLoggerConf:
+    save_dir: str = MISSING
+    name: Optional[str] = "lightning_logs"
+    version: Optional[Union[int, str]] = None
+    default_hp_metric: bool = True
+    log_graph: bool = False
+
+
+@schema_for("pytorch_lightning.loggers.MLFlowLogger")
+@dataclass
+class MLFlowLoggerConf:
+    experiment_name: str = "lightning_logs"
+    run_name: Optional[str] = None
+    tracking_uri: Optional[str] = None
+    artifact_location: Optional[str] = None
+    log_model: Union[bool, str] = False
+
+
+@dataclass
+class TrackingConf:
+    """What factory hands the experiment tracker when a run ends (``factory.tracking``)."""
+
+    log_checkpoint: bool = False  # the best checkpoint as one file: a wandb/MLflow artifact
+
+
 @schema_for("pytorch_lightning.loggers.CSVLogger")
 @dataclass
 class CSVLoggerConf:
@@ -285,6 +312,7 @@ class TrainConf:
     test: bool = True
     ckpt_path: Optional[str] = None
     plan: PlanConf = field(default_factory=PlanConf)
+    tracking: TrackingConf = field(default_factory=TrackingConf)
     report: Optional[ReportConf] = None  # report=<name>: run it on this run when it finishes
     reports: List[str] = field(default_factory=list)  # more reports by name, run the same way
     search_space: Dict[str, str] = field(default_factory=dict)  # key -> Hydra sweep syntax, for Optuna

@@ -155,6 +155,12 @@ def _check_consistency(cfg: DictConfig) -> list[str]:
             errors.append(f"plan.headroom: must be in (0, 1], got {plan.headroom}")
         if plan.get("device_memory_gb") is not None and plan.device_memory_gb <= 0:
             errors.append(f"plan.device_memory_gb: must be positive, got {plan.device_memory_gb}")
+    tracking = cfg.get("tracking")
+    if isinstance(tracking, DictConfig) and tracking.get("log_checkpoint"):
+        target = str((cfg.get("logger") or {}).get("_target_", ""))
+        if not target.endswith((".WandbLogger", ".MLFlowLogger")):
+            errors.append("tracking.log_checkpoint: only logger=wandb or logger=mlflow store a checkpoint "
+                          f"(logger is {target.rsplit('.', 1)[-1] or 'null'})")
     data = cfg.get("data")
     if isinstance(data, DictConfig) and "val_fraction" in data and "test_fraction" in data:
         val, test = data.val_fraction, data.test_fraction

@@ -9,6 +9,7 @@ import torch
 from factory import compose
 from factory.training import run
 from tests.integration.helpers import FAST_FRAUD, manifest, run_dirs
+from tests.integration.wandb_log import OfflineRun
 
 
 @pytest.fixture(scope="module")
@@ -90,5 +91,8 @@ def test_wandb_logger_writes_offline_run(isolated_env):
     result = run(compose("train", ["logger=wandb", "data.source.rows=2000", "trainer.max_epochs=1"]))
     offline_runs = list((result.run_dir / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
+    logged = OfflineRun(offline_runs[0])
+    assert logged.summary["manifest"]["status"] == "completed" and logged.exit_code == 0
+    assert logged.artifacts == []  # tracking.log_checkpoint is off by default
     assert (result.run_dir / "csv" / "metrics.csv").is_file()  # CSV is always written
     assert run_dirs(isolated_env) == [result.run_dir]
