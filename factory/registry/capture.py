@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from factory.errors import FactoryError
-from factory.registry.store import CHECKPOINT, STAGING, ModelVersion, Registry
+from factory.registry.store import CHECKPOINT, STAGING, ModelVersion, Registry, check_name
 
 
 def register(registry: Registry, run: str | Path, name: str | None = None,
@@ -44,7 +44,7 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
             " (still running, or stopped without recording an end)" if record.status == "running" else "")
         raise FactoryError(f"run {record.run_id} has status {record.status!r}, not 'completed'{why}; "
                            "only completed runs can be registered")
-    name = name or record.task_name
+    name = check_name(name or record.task_name)  # before any copying
     source = _judged_checkpoint(run_dir, record)
     staging_root = registry.root / STAGING
     staging_root.mkdir(parents=True, exist_ok=True)
