@@ -34,33 +34,60 @@ def run_reports_after_training(cfg: DictConfig, run_dir: str | Path) -> list[Rep
     Each report's ``run_dir`` parameter is set to the finished run. A failing report is
     logged and recorded in the index; it does not fail the training run (its metrics
     and checkpoints are already written). Needs no Hydra global state, so it is safe
-    inside ``scripts/train.py``'s Hydra app.
+    inside ``scripts/train.py``'s Hydra app. In a trial of a ``-m`` sweep, sweep reports
+    (a ``sweep_dir`` parameter and no ``run_dir``) wait for ``run_reports_after_sweep``.
 
     Returns:
         One result per report, in order.
     """
+    skip = _in_sweep()
+    return _run_requested(cfg, {"run_dir": str(run_dir)}, lambda sweep_report: not (skip and sweep_report),
+                          trigger="training")
+
+
+def run_reports_after_sweep(cfg: DictConfig, sweep_dir: str | Path) -> list[ReportResult]:
+    """Run the sweep reports a ``-m`` sweep's config asks for (``report=sweep_report``) once, on
+    ``sweep_dir``, when its last trial has finished. Failures are logged, as after training."""
+    return _run_requested(cfg, {"sweep_dir": str(sweep_dir)}, lambda sweep_report: sweep_report, trigger="sweep")
+
+
+def _run_requested(cfg: DictConfig, subject: dict[str, str], wanted, trigger: str) -> list[ReportResult]:
+    """Build each requested report with ``subject`` as parameters, if ``wanted(is_sweep_report)``."""
     specs: list[ReportSpec] = []
     node = cfg.get("report")
     names = list(cfg.get("reports") or [])
     if isinstance(node, str):
         names.insert(0, node)
-    elif isinstance(node, DictConfig):
-        node = OmegaConf.merge(node, {"parameters": {"run_dir": str(run_dir)}})
+    elif isinstance(node, DictConfig) and wanted(_is_sweep_report(node.get("parameters") or {})):
+        node = OmegaConf.merge(node, {"parameters": subject})
         root = OmegaConf.merge({k: cfg[k] for k in cfg.keys() if k not in ("report", "hydra")}, {"report": node})
         specs.append(to_spec(root.report))
+    context = OmegaConf.create({k: cfg[k] for k in cfg.keys() if k != "hydra"})
     for name in names:
-        specs.append(spec_from_file(str(name), context=cfg, parameters={"run_dir": str(run_dir)}))
+        if wanted(_is_sweep_report(spec_from_file(str(name), context=context).parameters)):
+            specs.append(spec_from_file(str(name), context=context, parameters=subject))
     results = []
     for spec in specs:
-        result = run_report(spec, reports_dir(cfg), trigger="training", check=False)
+        result = run_report(spec, reports_dir(cfg), trigger=trigger, check=False)
         if result.error:
-            log.error("report %s on %s failed: %s (%s)", spec.name, run_dir, result.error, result.ipynb)
+            log.error("report %s on %s failed: %s (%s)", spec.name, subject, result.error, result.ipynb)
         else:
             log.info("report %s: %s", spec.name, result.html or result.ipynb)
         results.append(result)
     return results
 
 
+def _is_sweep_report(parameters) -> bool:
+    return "sweep_dir" in parameters and "run_dir" not in parameters
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 __all__ = ["KERNEL_NAME", "ReportError", "ReportFailed", "ReportResult", "ReportSpec", "available",
            "compose_report", "ensure_kernel", "export_html", "reports_dir", "run_report",
-           "run_reports_after_training", "spec_from_file", "to_spec"]
+           "run_reports_after_sweep", "run_reports_after_training", "spec_from_file", "to_spec"]

@@ -68,6 +68,10 @@ class SweepJournal(Callback):
         if not uses_factory_optuna(config):
             journal.finish(sweep_dir, "completed")
         record = summarize(sweep_dir)
+        if config.get("report") or config.get("reports"):  # report=sweep_report: once, on the whole sweep
+            from factory.reports import run_reports_after_sweep
+
+            run_reports_after_sweep(config, sweep_dir)
         failed = [t for t in record["trials"] if t["status"] == "failed"]
         if failed:  # the others ran to the end; the exit code still says not all went well
             first = failed[0]

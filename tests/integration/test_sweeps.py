@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -63,7 +64,7 @@ def test_pruned_trials_stop_early_and_are_recorded(tmp_path):
 
 
 def test_a_failing_trial_is_recorded_and_the_others_run(tmp_path):
-    done = run_script(tmp_path, "train.py", "-m", *TINY, "model.optimizer.lr=-1,0.01")
+    done = run_script(tmp_path, "train.py", "-m", *TINY, "model.optimizer.lr=-1,0.01", "report=sweep_report")
     assert done.returncode == 1
     assert "1 of 2 trials failed (trial 0: ConfigError: model.optimizer: Invalid learning rate: -1" \
         in done.stderr.strip().splitlines()[-1]
@@ -113,3 +114,8 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     assert statuses.count("completed") == 4 and set(statuses) <= {"completed", "interrupted"}
     study = optuna.load_study(study_name=after["study"]["name"], storage=open_storage(after["study"]["storage"]))
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 4
+    # report=sweep_report ran once, on the whole sweep, not after each trial
+    (report,) = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"]
+    assert report["name"] == "sweep_report" and report["trigger"] == "sweep" and report["status"] == "completed"
+    assert report["parameters"]["sweep_dir"] == record["sweep_dir"]
+    assert "<img" in (tmp_path / "reports" / report["html"]).read_text()
