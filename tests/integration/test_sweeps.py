@@ -119,3 +119,13 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     assert report["name"] == "sweep_report" and report["trigger"] == "sweep" and report["status"] == "completed"
     assert report["parameters"]["sweep_dir"] == record["sweep_dir"]
     assert "<img" in (tmp_path / "reports" / report["html"]).read_text()
+
+
+@pytest.mark.slow
+def test_trials_run_in_parallel_under_the_submitit_launcher(tmp_path):
+    done = run_script(tmp_path, "train.py", *OPTUNA, "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
+                      "launcher=local")
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second = journal.read(sweep_dirs(tmp_path)[0])["trials"]
+    assert first["status"] == second["status"] == "completed"
+    assert second["started_at"] <= first["finished_at"]  # both ran at once, each in its own process
