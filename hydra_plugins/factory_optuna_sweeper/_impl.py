@@ -65,7 +65,7 @@ class OptunaSweeperImpl(Sweeper):
                               "model.optimizer.lr='tag(log, interval(1e-4, 1e-1))')")
         direction = self.direction or ("maximize" if cfg.monitor.mode == "max" else "minimize")
         study_name = self.study_name or f"{cfg.task_name}-{_digest(sorted(overrides))}"
-        sweep_dir = self._sweep_dir(study_name)
+        sweep_dir = self.sweep_dir = self._sweep_dir(study_name)
         storage = self.storage or str(sweep_dir / f"optuna{JOURNAL_SUFFIX}")
         study = optuna.create_study(study_name=study_name, storage=open_storage(storage), sampler=self.sampler,
                                     pruner=self.pruner, direction=direction, load_if_exists=True)
@@ -84,6 +84,7 @@ class OptunaSweeperImpl(Sweeper):
         while len(done) < self.n_trials:
             batch = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - len(done)))]
             jobs = [self._job_overrides(trial, fixed, storage, study_name, sweep_dir) for trial in batch]
+            self._validate(batch, jobs)
             for trial, job in zip(batch, jobs):
                 journal.update_trial(sweep_dir, trial.number, status="running", params=dict(trial.params),
                                      overrides=[o for o in job if not o.startswith(("trial=", "hydra."))],
@@ -130,6 +131,22 @@ class OptunaSweeperImpl(Sweeper):
                f"prune:{str(self.pruner is not None).lower()}}}")
         # The resolved sweep dir, so every job lands in it (a resumed one included).
         return [*fixed.values(), *sampled, ref, f"hydra.sweep.dir={_quoted(str(sweep_dir))}"]
+
+    def _validate(self, batch: list, jobs: list[list[str]]) -> None:
+        """Compose and check each job's config before launching: a typo'd key fails the sweep
+        now, in one line, not every trial later (possibly on a cluster)."""
+        from factory.config import validate
+
+        for trial, job in zip(batch, jobs):
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+            try:
+                validate(config, root="train")
+            except ConfigError as e:
+                for pending in batch:
+                    pending.study.tell(pending, state=TrialState.FAIL)
+                journal.finish(self.sweep_dir, "failed")
+                sampled = " ".join(as_override(key, value) for key, value in trial.params.items())
+                raise ConfigError(f"trial {trial.number} ({sampled}): {e}") from e
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, result: Any, sweep_dir: Path) -> bool:
         """Record one finished job in the study and the journal; True when it failed."""

@@ -76,6 +76,17 @@ def test_a_failing_trial_is_recorded_and_the_others_run(tmp_path):
     assert record["best"]["number"] == 1
 
 
+def test_a_bad_config_stops_an_optuna_sweep_before_any_trial_runs(tmp_path):
+    done = run_script(tmp_path, "train.py", *OPTUNA, "trainer.max_epochs=abc", "hydra.sweeper.n_trials=2")
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error: trial 0 (model.optimizer.lr=") and line.endswith(
+        "trainer.max_epochs: expected int, got str 'abc'")
+    record = journal.read(sweep_dirs(tmp_path)[0])
+    assert record["status"] == "failed" and record["trials"] == []
+    assert not list((tmp_path / "outputs").rglob("run.json"))
+
+
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     args = [sys.executable, str(REPO / "scripts" / "train.py"), *OPTUNA, "hydra.sweeper.n_trials=4",
