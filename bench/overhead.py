@@ -16,9 +16,7 @@ Only ratios and same-run baselines mean anything: the machine's load moves both 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import io
 import os
 import platform
 import re
@@ -27,14 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 MARKER = "<!-- results: written by bench/overhead.py, do not edit below -->"
 TRAIN = [sys.executable, "scripts/train.py"]
-EXPERIMENT = ["experiment=fraud_detection", "logger=csv"]
+from throughput import EXPERIMENT, LOOPS, throughput  # bench/ is sys.path[0] when run as a script
 TARGET_RATIO, TARGET_CLI_S, TARGET_ADDED_S = 0.95, 1.0, 1.5  # factory/hand; seconds; seconds
 BUSY_CORES = 0.3  # CPU cores other processes may keep busy before the results are unreliable
 
@@ -89,100 +86,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.repeats, args.epochs = min(args.repeats, 2), args.epochs or 2
     return args
-
-
-# --- 1. throughput -------------------------------------------------------------------
-
-def compose_run(run_dir: Path, epochs: int | None, overrides: list[str]):
-    """The experiment's config with validation off and a fixed run directory."""
-    from factory.config import compose
-
-    return compose("train", [*EXPERIMENT, "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
-                             "monitor.metric=train/loss_epoch", "monitor.mode=min", f"paths.run_dir={run_dir}",
-                             *([f"trainer.max_epochs={epochs}"] if epochs else []), *overrides])
-
-
-def fit_factory(cfg, datamodule) -> tuple[int, float]:
-    """Train as ``factory.training.run`` does; returns (samples, seconds of ``trainer.fit``)."""
-    import pytorch_lightning as pl
-
-    from factory.components import build, build_trainer
-
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
-    trainer = build_trainer(cfg, Path(cfg.paths.run_dir))
-    start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
-    return trainer.global_step * cfg.data.batch_size, time.perf_counter() - start
-
-
-def fit_by_hand(cfg, datamodule) -> tuple[int, float]:
-    """A plain PyTorch loop: same network, optimizer, scheduler, loss and tensors."""
-    import torch
-    from hydra.utils import instantiate
-
-    from factory.models.metrics import task_loss
-
-    torch.manual_seed(cfg.seed)
-    spec = datamodule.input_spec
-    net = instantiate(cfg.model.net, _partial_=True, _convert_="all")(spec).train()
-    optimizer = instantiate(cfg.model.optimizer)(net.parameters())
-    scheduler = instantiate(cfg.model.scheduler)(optimizer) if cfg.model.get("scheduler") else None
-    pos_weight = cfg.model.get("pos_weight")  # as SupervisedModel: null -> negatives / positives
-    if pos_weight is None and spec.task == "binary" and len(spec.class_counts) == 2:
-        pos_weight = spec.class_counts[0] / max(spec.class_counts[1], 1)
-    loss_fn = task_loss(spec.task, pos_weight)
-    x_num, x_cat, y = datamodule.train_dataloader().dataset.tensors  # preloaded, (N, F), (N, E), (N,)
-    size, steps = cfg.data.batch_size, len(y) // cfg.data.batch_size  # drop_last, as factory
-    total = torch.zeros(())
-    start = time.perf_counter()
-    for _ in range(cfg.trainer.max_epochs):
-        order = torch.randperm(len(y))
-        for i in range(steps):
-            rows = order[i * size:(i + 1) * size]
-            loss = loss_fn(net(x_num[rows], x_cat[rows]).squeeze(-1), y[rows].float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()
-        if scheduler is not None:
-            scheduler.step()  # per epoch, as factory configures it
-    return cfg.trainer.max_epochs * steps * size, time.perf_counter() - start
-
-
-def throughput(args: argparse.Namespace) -> dict:
-    """Median samples/s of factory and of the hand loop over alternating repeats."""
-    import importlib
-    import logging
-
-    import torch
-
-    from factory.components import build
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    importlib.import_module("pytorch_lightning")  # it sets its loggers' levels on import: ours go after
-    for name in ("pytorch_lightning", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # epoch lines, device and tip messages
-    rates: dict[str, list[float]] = {"factory": [], "hand": []}  # samples/s, one per repeat
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
-            contextlib.redirect_stdout(io.StringIO()):  # Lightning prints its model summary
-        warnings.simplefilter("ignore")
-        cfg = compose_run(Path(tmp) / "data", args.epochs, args.override)
-        datamodule = build(cfg.data, "data")
-        datamodule.setup("fit")  # once: data preparation is not training throughput
-        loops = {"factory": fit_factory, "hand": fit_by_hand}
-        for repeat in range(args.repeats + 1):  # repeat 0 warms both up
-            for name in (["factory", "hand"] if repeat % 2 else ["hand", "factory"]):
-                run_cfg = compose_run(Path(tmp) / f"{name}-{repeat}", args.epochs, args.override)
-                samples, seconds = loops[name](run_cfg, datamodule)
-                if repeat:
-                    rates[name].append(samples / seconds)
-    ratios = [f / h for f, h in zip(rates["factory"], rates["hand"])]  # pairs ran back to back
-    return {"factory": statistics.median(rates["factory"]), "hand": statistics.median(rates["hand"]),
-            "ratio": statistics.median(ratios), "epochs": cfg.trainer.max_epochs,
-            "batch_size": cfg.data.batch_size, "threads": torch.get_num_threads(), "overrides": args.override,
-            "range": {k: (min(v), max(v)) for k, v in rates.items()}}
 
 
 # --- 2. start-up ----------------------------------------------------------------------
@@ -314,9 +217,11 @@ def report(tp: dict | None, su: dict | None, busy: tuple[float, float]) -> str:
                   f"torch threads: {tp['threads']}{knobs}.", "",
                   *table("| loop | samples/s, median | min | max |",
                          [f"| {name} | {tp[name]:,.0f} | {tp['range'][name][0]:,.0f} | {tp['range'][name][1]:,.0f} |"
-                          for name in ("factory", "hand")]),
+                          for name in LOOPS]),
                   f"factory / hand (median of the per-repeat ratios): **{tp['ratio']:.3f}** "
-                  f"({verdict(tp['ratio'] >= TARGET_RATIO, f'>= {TARGET_RATIO}')})", ""]
+                  f"({verdict(tp['ratio'] >= TARGET_RATIO, f'>= {TARGET_RATIO}')})", "",
+                  f"bare Lightning / hand: {tp['lightning_ratio']:.3f}; factory / bare Lightning: "
+                  f"{tp['factory_vs_lightning']:.3f}", ""]
     if su:
         cli_rows = [f"| `{name}` | {seconds:.2f} | {'yes' if torch_loaded else 'no'} | "
                     f"{verdict(seconds < TARGET_CLI_S and not torch_loaded, f'< {TARGET_CLI_S:g} s, no torch')} |"
