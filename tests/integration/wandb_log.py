@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,11 +44,19 @@ def records(path: Path) -> Iterator[Any]:
 
 
 class OfflineRun:
-    """The config, summary, history, saved files and artifacts of one offline run directory."""
+    """The config, summary, history, saved files and artifacts of one offline run directory.
 
-    def __init__(self, run_dir: Path):
+    wandb-core writes the log in its own process: ``run.finish()`` can return before the
+    records reach the file, so this waits (up to ``wait`` seconds) for the run's exit record.
+    """
+
+    def __init__(self, run_dir: Path, wait: float = 30.0):
         (log,) = run_dir.glob("run-*.wandb")
+        deadline = time.monotonic() + wait
         self.records = list(records(log))
+        while not any(r.WhichOneof("record_type") == "exit" for r in self.records) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            self.records = list(records(log))
         self.config: dict[str, Any] = {}
         self.summary: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
