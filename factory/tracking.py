@@ -53,7 +53,7 @@ def publish(cfg: DictConfig, loggers: Iterable, record: RunRecord, metrics: dict
 
 
 def abandon(loggers: Iterable, record: RunRecord) -> None:
-    """Close a failed run's trackers as failed, with its manifest; never raises (the run's error wins)."""
+    """Close a failed (or interrupted) run's trackers with its manifest; never raises (the run's error wins)."""
     from pytorch_lightning.loggers import MLFlowLogger, WandbLogger
 
     for logger in loggers:
@@ -65,7 +65,7 @@ def abandon(loggers: Iterable, record: RunRecord) -> None:
             elif isinstance(logger, MLFlowLogger) and logger._initialized:
                 client, run_id = logger.experiment, logger.run_id
                 _mlflow_files(client, run_id, record)
-                client.set_terminated(run_id, "FAILED")
+                client.set_terminated(run_id, "KILLED" if record.status == "interrupted" else "FAILED")
         except Exception as e:  # noqa: BLE001: a tracker failing here must not hide the run's error
             log.warning("could not mark the %s run failed: %s", type(logger).__name__, e)
 
