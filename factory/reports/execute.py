@@ -7,9 +7,11 @@ images embedded, inputs optionally hidden).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +33,18 @@ HTML = "report.html"
 #: Set in the kernel's environment: the factory trainer shows no progress bar (an executed
 #: notebook would keep one output per refresh), and code can tell it runs in a report.
 KERNEL_ENV = {"FACTORY_PROGRESS_BAR": "0", "FACTORY_REPORT": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
+#: Arguments for the report kernel's process (``ipykernel`` options).
+KERNEL_ARGS = [
+    # No IPython history database: nobody reads it, and reports running at once would
+    # share (and lock) one sqlite file in the home directory.
+    "--HistoryManager.enabled=False",
+    # After the last cell the kernel is shut down; once its atexit hooks have run (a wandb
+    # run finishes, files close), skip interpreter finalization: with Lightning imported
+    # it takes ~1.5 s, and the report already holds every output. Registered first, so it
+    # runs after the hooks the notebook's code registers; no names left in its namespace.
+    "--IPKernelApp.exec_lines=__import__('atexit').register(__import__('os')._exit, 0)",
+]
 
 
 @dataclass
@@ -114,6 +128,7 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
 
 
 def _execute(spec: ReportSpec, meta: dict, output: Path, cwd: str | Path | None) -> None:
+    _import_jsonschema_without_iri_checker()
     import nbformat
     import papermill
 
@@ -127,7 +142,31 @@ def _execute(spec: ReportSpec, meta: dict, output: Path, cwd: str | Path | None)
         papermill.execute_notebook(
             nb, str(output), parameters=spec.parameters, kernel_name=kernel, language="python",
             execution_timeout=spec.timeout, cwd=str(cwd or os.getcwd()), progress_bar=False,
-            log_output=False, report_mode=spec.hide_input)
+            log_output=False, report_mode=spec.hide_input, extra_arguments=KERNEL_ARGS)
+
+
+_import_lock = threading.Lock()
+
+
+def _import_jsonschema_without_iri_checker() -> None:
+    """Import jsonschema (nbformat validates with it) without its optional IRI format checker.
+
+    When ``rfc3987_syntax`` is installed (JupyterLab's jupyter-events brings it),
+    ``import jsonschema`` builds three Earley parsers from it: 1.3 s of CPU in every
+    process that runs a report, for a format that notebook validation never checks.
+    Hidden, jsonschema takes its documented path for an absent optional dependency.
+    """
+    with _import_lock:
+        if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+            return
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # its import raises ImportError
+        try:
+            importlib.import_module("jsonschema")
+        except ImportError:  # a jsonschema that needs it after all: import it as it is
+            for name in [m for m in sys.modules if m == "jsonschema" or m.startswith("jsonschema.")]:
+                del sys.modules[name]
+        finally:
+            del sys.modules["rfc3987_syntax"]
 
 
 _env_lock = threading.Lock()
@@ -217,6 +256,7 @@ def export_html(ipynb: Path, html: Path, hide_input: bool = False) -> Path:
     Cells tagged ``remove-cell`` are dropped; ``remove-input`` hides one cell's code;
     ``hide_input`` hides all code.
     """
+    _import_jsonschema_without_iri_checker()
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config

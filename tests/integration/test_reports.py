@@ -96,6 +96,21 @@ def test_kernel_that_dies_fails_the_report(tmp_path: Path, monkeypatch):
     assert os.environ.get("FACTORY_PROGRESS_BAR") is None  # the kernel's environment is not left behind
 
 
+def test_kernel_runs_the_notebooks_atexit_hooks_when_the_report_ends(tmp_path: Path):
+    # The kernel skips interpreter finalization after its atexit hooks (KERNEL_ARGS): hooks the
+    # notebook registers (wandb finishing a run, say) must still run.
+    marker = tmp_path / "atexit.txt"
+    source = nbformat.read(TINY, as_version=4)
+    source.cells[4].source = ("import atexit, pathlib\n"
+                              f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'ran')\nprint('done')")
+    notebook = tmp_path / "hook.ipynb"
+    nbformat.write(source, notebook)
+    spec = tiny()
+    spec.notebook = notebook
+    assert run_report(spec, tmp_path / "reports").status == "completed"
+    assert marker.read_text() == "ran"
+
+
 def test_index_lists_runs_newest_first(tmp_path: Path):
     first = run_report(tiny(), tmp_path / "reports")
     second = run_report(tiny(fail=True), tmp_path / "reports", check=False)
