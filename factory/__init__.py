@@ -4,7 +4,8 @@ Light to import: heavy modules (torch, Lightning, pandas, matplotlib) load on fi
 of what needs them.
 
 Notebook API: ``compose``, ``train``, ``runs()``, ``load_run``, ``plots`` (see
-``factory.notebook``); ``registry`` for registered models (``factory.registry.load("fraud@production")``).
+``factory.notebook``); ``registry`` for registered models (``factory.registry.load("fraud@production")``);
+``explore`` (a data config's profile) and ``compare`` (runs or a sweep side by side).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def runs(root=None):
 
 # Loaded on first access, so `import factory` stays light.
 _LAZY = {"load_run": "factory.notebook", "list_runs": "factory.notebook", "LoadedRun": "factory.notebook"}
-_LAZY_MODULES = {"plots", "notebook", "predictions", "registry"}
+_LAZY_MODULES = {"plots", "notebook", "predictions", "registry", "explore", "compare"}
 
 
 def __getattr__(name: str):
@@ -55,4 +56,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY) | _LAZY_MODULES)
 
 
-__all__ = ["__version__", "compose", "train", "runs", "load_run", "list_runs", "LoadedRun", "plots", "registry"]
+__all__ = ["__version__", "compose", "train", "runs", "load_run", "list_runs", "LoadedRun", "plots", "registry",
+           "explore", "compare"]
