@@ -71,14 +71,21 @@ class Comparison:
                 f"{len(self.table)} trials" if self.sweep else f"{len(self.table)} runs")
         return "\n".join([f"{what}; metric {self.metric} ({self.mode})", *self.notes])
 
-    def best(self) -> pd.DataFrame | None:
-        """The run or trial with the best metric, as a one-column table (None without values)."""
+    def best_label(self) -> str | None:
+        """The label of the best run or completed trial (pruned or failed ones do not count)."""
         values = self.values.dropna()
+        if self.sweep is not None:
+            values = values[self.table.loc[values.index, "status"] == "completed"]
         if values.empty:
             return None
-        label = values.idxmin() if self.mode == "min" else values.idxmax()
-        row = self.table.loc[label].dropna()
-        return row.to_frame(f"best: {label}").astype(str)
+        return values.idxmin() if self.mode == "min" else values.idxmax()
+
+    def best(self) -> pd.DataFrame | None:
+        """The best run or trial (``best_label``) as a one-column table; None without values."""
+        label = self.best_label()
+        if label is None:
+            return None
+        return self.table.loc[label].dropna().to_frame(f"best: {label}").astype(str)
 
     def sweep_summary(self) -> pd.DataFrame | None:
         """How the sweep went (kind, status, objective, trials per status); None if not a sweep."""
@@ -100,8 +107,7 @@ class Comparison:
         values = self.values.dropna()
         if len(values) < 2 or self.hyperparameters.empty:
             return None
-        best = values.idxmin() if self.mode == "min" else values.idxmax()
-        return metric_vs_hyperparameters(self.hyperparameters.loc[values.index], values, best=best)
+        return metric_vs_hyperparameters(self.hyperparameters.loc[values.index], values, best=self.best_label())
 
 
 def select(run_ids: Sequence[str] = (), experiment: str | None = None, sweep_dir: str | Path | None = None,
@@ -175,8 +181,8 @@ def _from_sweep(sweep: Sweep, metric: str | None) -> Comparison:
     table = trials.join(pd.DataFrame.from_dict(metrics, orient="index"))
     default_metric = metric or sweep.metric
     metric, mode = _metric_and_mode(default_metric, runs, sweep.mode if metric in (None, sweep.metric) else None)
-    if metric == sweep.metric:  # the journal's value stands in where the run directory is gone
-        table[metric] = table[metric].fillna(table["value"]) if metric in table else table["value"]
+    if metric == sweep.metric:  # the value the sweep optimized; the run's metrics.json where it has none
+        table[metric] = table["value"].fillna(table[metric]) if metric in table else table["value"]
     hyperparameters = trials[sweep.params].copy()
     return _finish(Comparison(table, runs, metric, mode, hyperparameters, sweep))
 
@@ -195,7 +201,9 @@ def _metric_and_mode(metric: str | None, runs: Mapping[str, LoadedRun],
 
 def _finish(comparison: Comparison) -> Comparison:
     n = len(comparison.table)
-    if n < 2:
+    if n < 2 and comparison.sweep is not None:
+        comparison.notes.append(f"{n} trial(s) in the sweep so far: nothing to compare")
+    elif n < 2:
         comparison.notes.append(f"{n} run selected: nothing to compare (set run_ids, experiment or sweep_dir)")
     elif comparison.values.dropna().empty:
         logged = ", ".join(comparison.metrics.columns) or "no metrics"

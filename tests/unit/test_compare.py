@@ -112,6 +112,25 @@ def test_another_metric_comes_from_the_runs_metrics(sweep_dir):
     assert comparison.best().columns == ["best: trial 1"]
 
 
+def test_a_pruned_trial_is_plotted_but_never_the_best(sweep_dir):
+    journal = json.loads((sweep_dir / "sweep.json").read_text())
+    journal["trials"][0].update(status="pruned", value=0.9)  # stopped early, on a lucky epoch
+    (sweep_dir / "sweep.json").write_text(json.dumps(journal))
+    comparison = compare.select(sweep_dir=sweep_dir)
+    assert comparison.best_label() == "trial 1"
+    assert len(comparison.metric_vs_hyperparameters().axes[0].collections[0].get_offsets()) == 2
+
+
+def test_a_sweep_that_has_just_started_has_nothing_to_compare_yet(tmp_path):
+    (tmp_path / "sweep.json").write_text(json.dumps({"version": 1, "kind": "optuna", "status": "running",
+                                                     "objective": {"metric": "val/loss", "mode": "min"},
+                                                     "trials": [], "best": None}))
+    comparison = compare.select(sweep_dir=tmp_path)
+    assert comparison.table.empty and comparison.best() is None and comparison.metric_per_run() is None
+    assert "0 trial(s) in the sweep so far" in comparison.describe()
+    assert comparison.sweep_summary().loc["status", "value"] == "running"
+
+
 def test_a_directory_without_sweep_json_is_read_from_its_runs(sweep_dir):
     (sweep_dir / "sweep.json").unlink()
     sweep = load_sweep(sweep_dir)
