@@ -10,6 +10,9 @@ from pytorch_lightning.utilities import rank_zero_info
 class EpochSummary(pl.Callback):
     """One line per epoch where there is no progress bar (logs, CI, notebooks, subprocesses)."""
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.monotonic()  # a fit resumed mid-epoch skips on_train_epoch_start
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.monotonic()
 

@@ -39,7 +39,9 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     if cfg.get("logger") is None or cfg.logger.get("_target_") != CSV_LOGGER:
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     if cfg.get("logger") is not None:
-        loggers.append(build(cfg.logger, "logger"))
+        from factory.resume import tracker_identity  # the same wandb run id on every attempt of a run
+
+        loggers.append(build(cfg.logger, "logger", **tracker_identity(cfg.logger, run_dir)))
     return loggers
 
 
@@ -48,6 +50,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()
                  if node is not None]
     from factory.distributed.precision import supported_precision
+    from factory.fault_tolerance import RankState
+
+    callbacks.append(RankState())  # every checkpoint carries each rank's RNG states: a resume repeats exactly
 
     progress = cfg.trainer.get("enable_progress_bar")
     # A bar on a terminal; in logs, notebooks and CI it only adds noise: a line per epoch instead.

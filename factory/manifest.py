@@ -36,7 +36,7 @@ class RunRecord:
     run_id: str
     task_name: str
     run_dir: str
-    status: str = "running"  # running | completed | failed
+    status: str = "running"  # running | completed | failed | interrupted (SIGTERM; resume=auto continues it)
     started_at: str = field(default_factory=_now)
     ended_at: str | None = None
     duration_s: float | None = None
@@ -52,6 +52,8 @@ class RunRecord:
     last_checkpoint: str | None = None
     checkpoint_format: str | None = None  # file | sharded (a DeepSpeed ZeRO directory)
     resumed_from: str | None = None
+    attempt: int = 1              # launches of this run: resume=auto continues it in place
+    resumes: list[dict] = field(default_factory=list)  # per continuation: at, checkpoint, previous status/error
     error: str | None = None
 
     @classmethod

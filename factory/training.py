@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from factory import manifest
+from factory import manifest, resume
 from factory.config import validate
 from factory.config.resolvers import RUN_ID_ENV
 
@@ -70,9 +70,11 @@ def run(cfg: DictConfig) -> RunResult:
     from factory import checkpoints as ckpts
     from factory import tracking
     from factory.components import build, build_trainer, checkpoint_callback
+    from factory.fault_tolerance import Interrupted
 
     is_zero = rank_zero_only.rank == 0
-    record = manifest.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
+    attempt = resume.begin(cfg, run_dir, is_zero)  # resume=auto: the unfinished run in run_dir, continued
+    record = attempt.record
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / manifest.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -90,8 +92,8 @@ def run(cfg: DictConfig) -> RunResult:
 
             check_fits(cfg, datamodule.input_spec, datamodule.batch_size)
         trainer = build_trainer(cfg, run_dir)
-        resume_from = ckpts.resolve_resume(cfg.ckpt_path, Path(cfg.paths.output_dir).resolve() / cfg.task_name,
-                                           run_dir)
+        resume_from = attempt.checkpoint or ckpts.resolve_resume(
+            cfg.ckpt_path, Path(cfg.paths.output_dir).resolve() / cfg.task_name, run_dir)
         ckpts.check_resume_format(resume_from, _is_deepspeed(trainer))
         record.resumed_from = resume_from
         record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
@@ -123,6 +125,7 @@ def run(cfg: DictConfig) -> RunResult:
         status = "pruned" if _pruned(trainer) else "completed"
         if is_zero:
             manifest.save_metrics(run_dir, metrics)
+            resume.finish_history(run_dir)
             record.finish(status)
             tracking.publish(cfg, trainer.loggers, record, metrics)  # the final run.json; closes the trackers
             if cfg.get("report") or cfg.get("reports"):
@@ -133,11 +136,15 @@ def run(cfg: DictConfig) -> RunResult:
                          is_rank_zero=trainer.is_global_zero)
     except BaseException as error:
         if is_zero:
-            record.finish("failed", error)
+            resume.finish_history(run_dir)
+            if isinstance(error, Interrupted):  # SIGTERM: checkpointed, resume=auto continues
+                record.last_checkpoint = error.checkpoint
+            record.finish("interrupted" if isinstance(error, Interrupted) else "failed", error)
             if trainer is not None:
                 tracking.abandon(trainer.loggers, record)
         raise
     finally:
+        attempt.close()
         _restore_env(RUN_ID_ENV, previous_run_id)
 
 

@@ -242,6 +242,14 @@ class ModelCheckpointConf:
     save_last: Optional[bool] = None
     save_top_k: int = 1
     auto_insert_metric_name: bool = True
+    enable_version_counter: bool = True
+
+
+@schema_for("factory.fault_tolerance.PreemptionCheckpoint")
+@dataclass
+class PreemptionCheckpointConf:
+    dirpath: str = MISSING
+    every_n_train_steps: int = 0
 
 
 @schema_for("pytorch_lightning.callbacks.EarlyStopping")
@@ -311,6 +319,7 @@ class TrainConf:
     train: bool = True
     test: bool = True
     ckpt_path: Optional[str] = None
+    resume: Optional[Union[bool, str]] = choices(None, False, "auto", default=None)  # auto: factory.resume
     plan: PlanConf = field(default_factory=PlanConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
     report: Optional[ReportConf] = None  # report=<name>: run it on this run when it finishes

@@ -11,8 +11,10 @@ by Lightning at each epoch start) reseeds it, so the order changes between epoch
 repeats across runs, with or without workers, and after resuming from a checkpoint.
 Workers each fetch whole batches the sampler hands out, so none is duplicated. Under
 DDP, Lightning wraps this sampler in its ``DistributedSamplerWrapper`` (with the
-Trainer's default ``use_distributed_sampler=True``): rank ``r`` takes batches
-``r, r + W, ...``, padded by repeating the first batches so every rank steps equally.
+Trainer's default ``use_distributed_sampler=True``), which shuffles the batches' order
+by its own epoch and gives rank ``r`` batches ``r, r + W, ...`` of it, padded by repeating
+the first so every rank steps equally. A resumed fit starts where its checkpoint stood
+(``BatchLoader``: epoch and batch), so its batches are those of an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -90,6 +92,8 @@ def batch_loader(
     seed: int = 0,
     drop_last: bool = False,
     num_workers: int = 0,
+    start_epoch: int = 0,
+    start_batch: int = 0,
 ) -> DataLoader:
     """A ``DataLoader`` yielding ``tensors`` cut into batches, ``len()`` = batches per epoch.
 
@@ -100,16 +104,55 @@ def batch_loader(
         seed: seed of the shuffle.
         drop_last: drop a final short batch.
         num_workers: worker processes; kept alive between epochs when > 0.
+        start_epoch, start_batch: where the first pass begins (a resumed fit); later
+            passes follow ``set_epoch``.
 
     Example:
         >>> loader = batch_loader((x_num, x_cat, y), 1024, shuffle=True, seed=42)
         >>> loader.sampler.set_epoch(1)  # Lightning does this itself
     """
     sampler = RowBatchSampler(len(tensors[0]), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
-    return DataLoader(
+    return BatchLoader(
         TensorBatches(*tensors),
         batch_size=None,  # the dataset returns whole batches: no collation
         sampler=sampler,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
+        # Its own generator: creating an iterator draws a worker seed, which would otherwise
+        # come from torch's global RNG and shift dropout by when loaders happen to be iterated.
+        generator=torch.Generator().manual_seed(seed),
+        start_epoch=start_epoch,
+        start_batch=start_batch,
     )
+
+
+class BatchLoader(DataLoader):
+    """A ``DataLoader`` whose first pass can be epoch ``start_epoch`` from batch ``start_batch``.
+
+    That is where a resumed fit stands, and Lightning iterates a resumed loader before it
+    calls ``set_epoch``. Under DDP Lightning rebuilds the loader from these arguments around
+    a ``DistributedSamplerWrapper`` (which shuffles the batch order by its own epoch): the
+    epoch is set on that wrapper too, and the skip counts this rank's batches.
+    """
+
+    def __init__(self, *args, start_epoch: int = 0, start_batch: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.start_batch = start_batch
+        if start_epoch and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(start_epoch)  # the wrapper passes it on to RowBatchSampler
+
+    # Lightning's "stateful loader" protocol. The position is not kept here: the DataModule
+    # reads it from the restored loops (factory.fault_tolerance.data_position) and passes
+    # start_batch; saying so spares a "dataloader is not resumable" warning that is not true.
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        skip, self.start_batch = self.start_batch, 0
+        for _ in range(skip):  # sliced from memory: cheap, and no RNG is drawn
+            next(iterator)
+        return iterator

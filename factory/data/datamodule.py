@@ -119,9 +119,16 @@ class TabularDataModule(pl.LightningDataModule):
         return self._table.take(self._rows[name])
 
     def train_dataloader(self) -> DataLoader:
+        from factory.fault_tolerance import data_position
+
+        # After a resume Lightning builds (and prefetches from) this loader before it sets
+        # the sampler's epoch: start it at the restored epoch and batch, so the batches
+        # continue exactly where the checkpoint left off.
+        epoch, done = data_position(self.trainer)
         # A ragged last batch (possibly one row) is dropped once a full batch exists:
         # batch statistics stay meaningful, and rows reshuffle so none is lost for good.
-        return self._loader("train", shuffle=True, drop_last=self.split_sizes["train"] > self.batch_size)
+        return self._loader("train", shuffle=True, drop_last=self.split_sizes["train"] > self.batch_size,
+                            start=(epoch, done))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
@@ -155,7 +162,8 @@ class TabularDataModule(pl.LightningDataModule):
             counts = np.bincount(y_train, minlength=len(preprocessor.class_labels)).tolist()
         self.input_spec = preprocessor.input_spec(counts)
 
-    def _loader(self, split: str, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool = False, drop_last: bool = False,
+                start: tuple[int, int] = (0, 0)) -> DataLoader:
         if split not in self._tensors:
             raise RuntimeError("TabularDataModule.setup() has not run yet")
         return batch_loader(
@@ -165,6 +173,8 @@ class TabularDataModule(pl.LightningDataModule):
             seed=self.split_seed,
             drop_last=drop_last,
             num_workers=self.num_workers,
+            start_epoch=start[0],
+            start_batch=start[1],
         )
 
     def _fitted(self) -> Preprocessor:

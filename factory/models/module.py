@@ -97,6 +97,21 @@ class SupervisedModel(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._train_loss_sum, self._train_rows = torch.zeros((), device=self.device), 0
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A mid-epoch checkpoint (SIGTERM) resumes without on_train_epoch_start: keep the
+        # epoch's running loss of every rank, so train/loss_epoch comes out as uninterrupted.
+        from factory.fault_tolerance import gather_per_rank
+
+        if hasattr(self, "_train_rows"):
+            checkpoint["train_loss_running"] = gather_per_rank((float(self._train_loss_sum), self._train_rows))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from factory.fault_tolerance import own_state
+
+        if "train_loss_running" in checkpoint:
+            # A Python float: the first step's in-place add makes it a tensor on the loss's device.
+            self._train_loss_sum, self._train_rows = own_state(checkpoint["train_loss_running"], self.global_rank)
+
     def on_train_epoch_end(self) -> None:
         if self._train_rows:
             self.losses["train_"].update(self._train_loss_sum / self._train_rows, weight=self._train_rows)

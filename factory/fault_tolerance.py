@@ -1,0 +1,193 @@
+"""What makes a run survive being killed: RNG states in checkpoints, checkpoints on SIGTERM.
+
+A resumed run reproduces an uninterrupted one only if everything random continues where
+it stopped. Lightning restores weights, optimizer, schedulers, loops and callback states,
+but not the RNGs (dropout draws from torch's), and it builds the first training
+iterator of a resumed fit before it tells the sampler the epoch. ``RankState`` puts every
+rank's RNG states (and, under DeepSpeed, buffers) in each checkpoint; ``data_position``
+tells the DataModule which epoch and batch the restored loops are at.
+
+SIGTERM (SLURM preemption, ``scancel``, Kubernetes) is handled here rather than by
+Lightning's own handler, which runs a collective ``broadcast`` inside the signal handler
+and stops each rank where it happens to notice the flag. ``PreemptionCheckpoint`` sets a
+flag, and at the end of the next training batch all ranks agree (one all-reduce), save
+``last.ckpt`` together and stop with ``Interrupted`` (exit code 143). Lightning's SLURM
+auto-requeue (SIGUSR1 before the time limit, ``hpc_ckpt_*.ckpt``) is left as it is.
+"""
+from __future__ import annotations
+
+import random
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_info
+
+#: Exit code of a run stopped by SIGTERM: 128 + 15, as if the signal had ended it. Non-zero,
+#: so shells, Kubernetes Jobs (restartPolicy OnFailure) and torchrun restart it; SLURM
+#: requeues a preempted job whatever the exit code.
+EXIT_INTERRUPTED = 128 + signal.SIGTERM
+LAST = "last.ckpt"
+
+
+class Interrupted(SystemExit):
+    """Training stopped on a signal after saving ``checkpoint``; ``run.json`` says ``interrupted``.
+
+    A ``SystemExit``: it passes through ``except Exception`` handlers (Hydra's, a sweep's)
+    and ends the process with ``EXIT_INTERRUPTED`` and no traceback.
+    """
+
+    def __init__(self, signum: int, checkpoint: str, epoch: int, step: int):
+        super().__init__(EXIT_INTERRUPTED)
+        self.signal_name = signal.Signals(signum).name
+        self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
+
+    def __str__(self) -> str:
+        return (f"{self.signal_name} at epoch {self.epoch}, step {self.step}; saved {self.checkpoint} "
+                "(rerun the same command with resume=auto to continue)")
+
+
+class RankState(pl.Callback):
+    """Saves what each rank holds on its own in every checkpoint; each rank takes its own back.
+
+    That is the torch (CPU and CUDA), numpy and Python RNG states, and under DeepSpeed the
+    module's buffers (BatchNorm statistics): DDP broadcasts rank 0's buffers every step,
+    DeepSpeed leaves each rank its own while a checkpoint keeps rank 0's only, so validation
+    after a resume would differ. The states are gathered from all ranks when a checkpoint is
+    written (every rank takes part in a save, so the gather is collective) and restored when
+    training starts. Checkpoints without them resume with fresh states.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: list[dict] | None = None
+        self._module: pl.LightningModule | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        from pytorch_lightning.strategies import DeepSpeedStrategy
+
+        self._module = pl_module if isinstance(trainer.strategy, DeepSpeedStrategy) else None
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate(),
+                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        if self._module is not None:
+            state["buffers"] = {name: b.detach().cpu().clone() for name, b in self._module.named_buffers()}
+        return {"ranks": gather_per_rank(state)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._loaded = state_dict.get("ranks")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Here, not in load_state_dict: strategy setup and the sanity check run in between.
+        if not self._loaded:
+            return
+        state, self._loaded = own_state(self._loaded, trainer.global_rank), None
+        torch.set_rng_state(state["torch"])
+        _set_numpy_state(state["numpy"])
+        random.setstate(state["python"])
+        if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        with torch.no_grad():
+            for name, buffer in pl_module.named_buffers():
+                if name in state.get("buffers", {}):
+                    buffer.copy_(state["buffers"][name])
+
+
+def gather_per_rank(state: Any) -> list[Any]:
+    """``[state of rank 0, state of rank 1, ...]``; call on every rank (it is collective).
+
+    For checkpoint hooks: every rank builds the checkpoint, rank 0's copy is what is saved.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        states: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(states, state)
+        return states
+    return [state]
+
+
+def own_state(states: list[Any], rank: int) -> Any:
+    """This rank's entry of ``gather_per_rank``'s list (rank 0's if the world grew since)."""
+    return states[rank] if rank < len(states) else states[0]
+
+
+def _numpy_state() -> dict[str, Any]:
+    # As tensors and numbers: Lightning reloads checkpoints with torch.load(weights_only=True).
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_state(state: dict[str, Any]) -> None:
+    np.random.set_state((state["name"], state["keys"].numpy().astype(np.uint32), state["pos"],
+                         state["has_gauss"], state["cached_gaussian"]))
+
+
+class PreemptionCheckpoint(pl.Callback):
+    """Keeps ``last.ckpt`` recent for preemption: on SIGTERM, and optionally every N steps.
+
+    Args:
+        dirpath: the run's checkpoint directory (``last.ckpt`` is written there, as by
+            ``ModelCheckpoint(save_last=True)`` at each epoch end).
+        every_n_train_steps: also save ``last.ckpt`` every N optimizer steps; 0: only at
+            epoch ends (ModelCheckpoint) and on SIGTERM.
+    """
+
+    def __init__(self, dirpath: str, every_n_train_steps: int = 0):
+        if every_n_train_steps < 0:
+            raise ValueError(f"every_n_train_steps must be >= 0, got {every_n_train_steps}")
+        self.dirpath = dirpath
+        self.every_n_train_steps = every_n_train_steps
+        self._signal: int | None = None
+        self._trainer: pl.Trainer | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self.__class__.__qualname__
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning registered its handlers just before this hook and restores the previous
+        # ones at teardown, so this one lives exactly as long as the fit.
+        self._signal, self._trainer = None, trainer
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        first = self._signal is None
+        self._signal = signum
+        launcher = getattr(self._trainer.strategy, "launcher", None) if self._trainer else None
+        if first and getattr(launcher, "procs", None):  # worker processes this rank started
+            launcher.kill(signum)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        stop = trainer.strategy.reduce_boolean_decision(self._signal is not None, all=False)
+        periodic = self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0
+        if not (stop or periodic):
+            return
+        path = str(Path(self.dirpath) / LAST)
+        trainer.save_checkpoint(path)  # every rank: ZeRO writes one shard per rank
+        if stop:
+            error = Interrupted(self._signal or signal.SIGTERM, path, trainer.current_epoch, trainer.global_step)
+            rank_zero_info(f"{error}; exiting with {EXIT_INTERRUPTED}")
+            raise error
+
+
+def data_position(trainer: pl.Trainer | None) -> tuple[int, int]:
+    """``(epoch, batches already trained in it)`` where a fit stands, restored ones included.
+
+    A fresh fit is at ``(0, 0)``. After restoring a checkpoint written at the end of an
+    epoch, the next epoch from its first batch; written mid-epoch (SIGTERM, every N
+    steps), the same epoch after the batches it had trained.
+    """
+    if trainer is None:
+        return 0, 0
+    loop = trainer.fit_loop
+    epoch = loop.epoch_progress.current.completed
+    done = loop.epoch_loop.batch_progress.current.processed
+    if done and loop.epoch_loop.batch_progress.is_last_batch:  # the checkpoint closed its epoch
+        return epoch + 1, 0
+    return epoch, done
