@@ -1,7 +1,7 @@
 """Compare runs: pick them (run ids, an experiment, a sweep directory), tabulate their
 metrics against their hyperparameters, and plot both.
 
-``select`` reads run directories (and a sweep's ``sweep.json``, see ``factory.sweep_results``)
+``select`` reads run directories (and a sweep's ``sweep.json``, see ``factory.sweeps.results``)
 and returns a ``Comparison``; its tables and figures are what
 ``notebooks/compare_runs.ipynb`` (reports ``compare_runs`` and ``sweep_report``) shows.
 
@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from factory.errors import FactoryError
 from factory.notebook import LoadedRun, find_run, list_runs, load_run, outputs_dir, run_row
-from factory.sweep_results import Sweep, differing_config, load_sweep, minimizes
+from factory.sweeps.results import Sweep, differing_config, load_sweep, minimizes
 
 METRIC_GROUPS = ("val", "test", "baseline")
 

@@ -52,9 +52,14 @@ def read(sweep_dir: str | Path) -> dict[str, Any]:
     try:
         journal = json.loads(file.read_text())
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{file}: not valid JSON ({e.msg} at line {e.lineno})") from e
-    if not isinstance(journal, dict) or "trials" not in journal:
-        raise ConfigError(f"{file}: not a sweep journal (no trials)")
+        raise ConfigError(f"{file}: not readable as JSON ({e.msg} at line {e.lineno})") from e
+    if not isinstance(journal, dict) or not isinstance(journal.get("trials"), list):
+        raise ConfigError(f"{file}: not a sweep journal (no trials list)")
+    if journal.get("version", VERSION) > VERSION:
+        raise ConfigError(f"{file}: version {journal['version']}; this factory reads version {VERSION}")
+    for i, trial in enumerate(journal["trials"]):
+        if not isinstance(trial, dict) or not isinstance(trial.get("number"), int):
+            raise ConfigError(f"{file}: trials[{i}] has no trial number")
     return journal
 
 

@@ -1,4 +1,4 @@
-"""factory.compare and factory.sweep_results on run directories and a sweep.json written here.
+"""factory.compare and factory.sweeps.results on run directories and a sweep.json written here.
 
 The run directories are written with the same code training uses (``RunRecord``,
 ``save_metrics``) and hold the files a run leaves: run.json, metrics.json, config.yaml,
@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from factory import compare, manifest
 from factory.errors import FactoryError
-from factory.sweep_results import differing_config, load_sweep, minimizes
+from factory.sweeps.results import differing_config, load_sweep, minimizes
 
 LRS = {0: 0.1, 1: 0.001, 2: 0.01}
 VALUES = {0: 0.30, 1: 0.45}  # trial 2 failed

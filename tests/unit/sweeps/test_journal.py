@@ -48,10 +48,10 @@ def test_read_names_what_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match="no sweep.json"):
         journal.read(tmp_path)
     (tmp_path / "sweep.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="not valid JSON"):
+    with pytest.raises(ConfigError, match="not readable as JSON"):
         journal.read(tmp_path)
     (tmp_path / "sweep.json").write_text(json.dumps({"status": "running"}))
-    with pytest.raises(ConfigError, match="no trials"):
+    with pytest.raises(ConfigError, match="no trials list"):
         journal.read(tmp_path)
 
 

@@ -25,9 +25,8 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from factory.errors import FactoryError
-
-JOURNAL = "sweep.json"
-VERSION = 1
+from factory.sweeps import journal
+from factory.sweeps.journal import JOURNAL
 #: Columns of ``Sweep.trials`` before and after the params.
 HEAD = ["status", "value"]
 TAIL = ["run_id", "run_dir", "error", "started_at", "finished_at"]
@@ -92,20 +91,8 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
 
 
 def read_journal(sweep_dir: str | Path) -> dict[str, Any]:
-    """``sweep.json`` of ``sweep_dir``, checked for the shape this module reads."""
-    file = Path(sweep_dir) / JOURNAL
-    try:
-        journal = json.loads(file.read_text())
-    except (OSError, ValueError) as e:
-        raise FactoryError(f"{file}: not readable as JSON ({e})") from e
-    if not isinstance(journal, dict) or not isinstance(journal.get("trials"), list):
-        raise FactoryError(f"{file}: not a sweep journal (no trials list)")
-    if journal.get("version", VERSION) > VERSION:
-        raise FactoryError(f"{file}: version {journal['version']}; this factory reads version {VERSION}")
-    for i, trial in enumerate(journal["trials"]):
-        if not isinstance(trial, dict) or not isinstance(trial.get("number"), int):
-            raise FactoryError(f"{file}: trials[{i}] has no trial number")
-    return journal
+    """``sweep.json`` of ``sweep_dir``, checked for the shape this module reads (``journal.read``)."""
+    return journal.read(sweep_dir)
 
 
 def sweep_from_journal(journal: Mapping[str, Any], sweep_dir: str | Path) -> Sweep:
