@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from factory.errors import FactoryError
 from factory.notebook import LoadedRun, find_run, list_runs, load_run, outputs_dir, run_row
+from factory.plots import small_multiples
 from factory.sweeps.results import Sweep, differing_config, load_sweep, minimizes
 
 METRIC_GROUPS = ("val", "test", "baseline")
@@ -256,11 +257,8 @@ def metric_vs_hyperparameters(hyperparameters: pd.DataFrame, values: pd.Series,
     keys = list(hyperparameters.columns)
     if not keys:
         return None
-    ncols = min(3, len(keys))
-    nrows = -(-len(keys) // ncols)
-    fig = Figure(figsize=(4.5 * ncols, 3.5 * nrows), layout="constrained")
-    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, key in zip(grid, keys):
+    fig, axes = small_multiples(len(keys), ncols=3, panel=(4.5, 3.5))
+    for ax, key in zip(axes, keys):
         x = hyperparameters[key]
         numeric = pd.to_numeric(x, errors="coerce")
         x = numeric if numeric.notna().all() else x.astype(str)
@@ -274,8 +272,6 @@ def metric_vs_hyperparameters(hyperparameters: pd.DataFrame, values: pd.Series,
         if numeric.notna().all() and (numeric > 0).all() and numeric.max() >= 100 * numeric.min():
             ax.set_xscale("log")
         ax.set(xlabel=key, ylabel=values.name, title=key)
-    for spare in grid[len(keys):]:
-        fig.delaxes(spare)
     fig.suptitle(f"{values.name} against each hyperparameter")
     return fig
 

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from factory.data.spec import TableSchema
+from factory.plots import small_multiples
 
 
 @dataclass
@@ -127,15 +128,10 @@ def numeric_histograms(frame: pd.DataFrame, columns: Sequence[str], max_columns:
     shown = sorted(columns, key=lambda c: -frame[c].nunique())[:max_columns]
     if not shown:
         return None
-    ncols = min(4, len(shown))
-    nrows = -(-len(shown) // ncols)
-    fig = Figure(figsize=(3.2 * ncols, 2.4 * nrows), layout="constrained")
-    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, column in zip(grid, shown):
+    fig, axes = small_multiples(len(shown), ncols=4, panel=(3.2, 2.4))
+    for ax, column in zip(axes, shown):
         ax.hist(frame[column].dropna().astype(float), bins=30)
         ax.set_title(column, fontsize=9)
-    for spare in grid[len(shown):]:
-        fig.delaxes(spare)
     fig.suptitle(f"Numeric features ({len(shown)} of {len(columns)})")
     return fig
 

@@ -28,6 +28,21 @@ _METRICS: dict[str, tuple[str, bool]] = {
 }
 
 
+def small_multiples(count: int, ncols: int, panel: tuple[float, float]) -> tuple[Figure, list]:
+    """A figure of ``count`` panels, ``ncols`` to a row, each ``panel`` inches (width, height).
+
+    Returns:
+        The figure and its ``count`` axes, in reading order (spare grid cells removed).
+    """
+    ncols = min(ncols, count)
+    nrows = -(-count // ncols)
+    fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for spare in grid[count:]:
+        fig.delaxes(spare)
+    return fig, list(grid[:count])
+
+
 def learning_curves(history, metrics: Sequence[str] | None = None) -> Figure:
     """One panel per metric, one line per stage (train/val), against the epoch.
 
