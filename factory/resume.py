@@ -21,7 +21,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -167,7 +169,6 @@ def tracker_identity(logger_cfg: DictConfig, run_dir: Path) -> dict[str, str]:
     if str(logger_cfg.get("_target_", "")).rsplit(".", 1)[-1] != "WandbLogger":
         return {}
     import hashlib
-    import re
 
     name = re.sub(r"[^A-Za-z0-9_-]", "_", run_dir.name)[:48]
     digest = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:8]
@@ -229,6 +230,8 @@ def _stash_history(run_dir: Path) -> None:
     finish_history(run_dir)  # an attempt killed before it could (kill -9) left one behind
     if (run_dir / HISTORY).is_file():
         (run_dir / HISTORY).replace(run_dir / STASH)
+    # Lightning's CSV logger warns that it deletes the history; here it comes back at the end.
+    warnings.filterwarnings("ignore", message=f"Experiment logs directory {re.escape(str(run_dir / 'csv'))}")
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict]]:

@@ -137,7 +137,7 @@ class BatchLoader(DataLoader):
 
     def __init__(self, *args, start_epoch: int = 0, start_batch: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.start_batch = start_batch
+        self.start_epoch, self.start_batch = start_epoch, start_batch  # attributes: what a rebuild reads
         if start_epoch and hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(start_epoch)  # the wrapper passes it on to RowBatchSampler
 

@@ -3,9 +3,10 @@
 Configured in both the killed and the resumed launch (so their configs match, as
 ``resume=auto`` requires), it acts only when ``FAULT_INJECT`` is set, e.g.
 ``SIGKILL@epoch1`` (once epoch 1 ended and its checkpoints were written) or
-``SIGTERM@step5`` (as training step 5 starts). The signal goes to the whole process
-group, like ``scancel`` or a node shutdown reaching every rank; tests start training with
-``start_new_session=True`` so that group is the run's own.
+``SIGTERM@step5`` (as training step 5 starts). SIGKILL goes to the whole process group,
+as when a node dies (tests start training with ``start_new_session=True`` so that group
+is the run's own); other signals go to rank 0's process only, as Kubernetes signals a
+container's main process, so rank 0 must pass them on to the ranks it started.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ ENV = "FAULT_INJECT"
 
 
 class KillAt(pl.Callback):
-    """Send the signal named in ``$FAULT_INJECT`` to this process group at the named point."""
+    """Send the signal named in ``$FAULT_INJECT`` at the named point (rank 0 only)."""
 
     def __init__(self) -> None:
         spec = os.environ.get(ENV)
@@ -33,7 +34,7 @@ class KillAt(pl.Callback):
         if self.signum == signal.SIGKILL:
             os.killpg(os.getpgid(0), signal.SIGKILL)
         elif self.signum is not None:
-            os.killpg(os.getpgid(0), self.signum)
+            os.kill(os.getpid(), self.signum)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.point == f"step{trainer.global_step}" and trainer.is_global_zero:

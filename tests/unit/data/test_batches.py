@@ -69,3 +69,37 @@ def test_ranks_get_disjoint_equal_shares_under_lightnings_ddp_wrapper():
     assert sorted(rows) == list(range(N))
     assert rows != sorted(rows)
     assert np.concatenate(list(sampler)).tolist() == [r for pair in zip(*shares) for b in pair for r in b]
+
+
+def test_a_resumed_loader_starts_at_its_epoch_and_batch():
+    uninterrupted = batch_loader(_tensors(), 5, shuffle=True, seed=7)
+    epoch1 = [b[1][:, 0].tolist() for b in (uninterrupted.sampler.set_epoch(1) or uninterrupted)]
+    resumed = batch_loader(_tensors(), 5, shuffle=True, seed=7, start_epoch=1, start_batch=2)
+    assert [b[1][:, 0].tolist() for b in resumed] == epoch1[2:]
+    assert _epoch_rows(resumed, 2) == _epoch_rows(uninterrupted, 2)  # later passes: whole epochs
+
+
+def test_a_resumed_loader_rebuilt_for_ddp_continues_each_ranks_batches():
+    from lightning_fabric.utilities.data import _replace_dunder_methods
+    from pytorch_lightning.utilities.data import _update_dataloader
+    from torch.utils.data import DataLoader
+
+    from factory.data.batches import BatchLoader
+
+    def requested(**start):  # as Lightning calls train_dataloader(): recording the loader's arguments
+        with _replace_dunder_methods(DataLoader, "dataset"):
+            return batch_loader(_tensors(), 4, shuffle=True, seed=7, **start)
+
+    def rank_batches(loader, rank, epoch=None):
+        # What Lightning does to a training loader on 2 ranks: rebuild it around its wrapper.
+        wrapper = DistributedSamplerWrapper(loader.sampler, num_replicas=2, rank=rank, shuffle=True, seed=3)
+        rebuilt = _update_dataloader(loader, wrapper)
+        if epoch is not None:
+            wrapper.set_epoch(epoch)
+        return rebuilt, [b[1][:, 0].tolist() for b in rebuilt]
+
+    for rank in range(2):
+        _, uninterrupted = rank_batches(requested(), rank, epoch=2)
+        rebuilt, resumed = rank_batches(requested(start_epoch=2, start_batch=1), rank)
+        assert isinstance(rebuilt, BatchLoader) and rebuilt.sampler.epoch == 2
+        assert resumed == uninterrupted[1:]

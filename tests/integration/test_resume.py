@@ -1,0 +1,132 @@
+"""resume=auto after kill -9 and SIGTERM: the resumed run ends exactly where an uninterrupted one does.
+
+Each test trains a small config three ways: uninterrupted (the reference), and killed at a
+fixed point (``tests/integration/fault_injection.KillAt``) then relaunched with the same
+config until it completes. Final metrics must agree to 1e-6 and the metrics history
+(``csv/metrics.csv``) must be the same file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from factory import compose
+from factory.fault_tolerance import EXIT_INTERRUPTED
+from factory.training import run
+from tests.conftest import REPO, script_env
+from tests.integration.helpers import manifest, run_dirs
+
+KILL = "+callbacks.kill._target_=tests.integration.fault_injection.KillAt"
+# diagnosis: 341 training rows, batch 64: 5 steps per epoch (drop_last), dropout and BatchNorm.
+SINGLE = ["experiment=diagnosis", "baseline=null", "trainer.max_epochs=3", "model.net.hidden_dims=[16]", KILL,
+          "resume=auto"]
+
+
+def launch(root: Path, overrides: list[str], fault: str | None = None, timeout: int = 600):
+    """``scripts/train.py`` in its own process group, as a scheduler would start it."""
+    env = script_env(root)
+    env["PYTHONPATH"] = str(REPO)  # the workers Lightning starts import KillAt too
+    env.pop("SLURM_JOB_ID", None)
+    env.pop("FAULT_INJECT", None)
+    if fault:
+        env["FAULT_INJECT"] = fault
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *overrides], capture_output=True,
+                          text=True, env=env, cwd=root, timeout=timeout, start_new_session=True)
+
+
+def assert_same_metrics(resumed: dict, reference: dict) -> None:
+    assert resumed.keys() == reference.keys()
+    for section in reference:
+        assert resumed[section] == pytest.approx(reference[section], abs=1e-6, rel=0), section
+
+
+def metrics_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def history(run_dir: Path) -> str:
+    return (run_dir / "csv" / "metrics.csv").read_text()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The uninterrupted single-process run (in this process; its own FACTORY_ROOT)."""
+    root = tmp_path_factory.mktemp("reference")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACTORY_ROOT", str(root))
+        mp.delenv("FAULT_INJECT", raising=False)
+        return run(compose("train", [*SINGLE, "logger=csv"])).run_dir
+
+
+def test_kill_9_then_sigterm_then_resume_auto_ends_as_uninterrupted(tmp_path, reference, monkeypatch, capsys):
+    overrides = [*SINGLE, "logger=wandb"]
+    # Attempt 1, a process killed by SIGKILL once epoch 0 is done: nothing is written on the way out.
+    killed = launch(tmp_path, overrides, fault="SIGKILL@epoch0")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert "resume=auto: no unfinished run of this config" in killed.stderr
+    (run_dir,) = run_dirs(tmp_path)
+    assert manifest(run_dir)["status"] == "running"
+
+    # Attempt 2, in this process: SIGTERM in the middle of epoch 1 saves last.ckpt and stops.
+    monkeypatch.setenv("FAULT_INJECT", "SIGTERM@step7")
+    with pytest.raises(SystemExit) as stopped:
+        run(compose("train", overrides))
+    assert stopped.value.code == EXIT_INTERRUPTED
+    record = manifest(run_dir)
+    assert record["status"] == "interrupted" and record["attempt"] == 2
+    assert record["error"].startswith("Interrupted: SIGTERM at epoch 1, step 8")
+    assert record["last_checkpoint"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert f"resume=auto: continuing {run_dir} (attempt 2) from {run_dir}/checkpoints/last.ckpt" in \
+        capsys.readouterr().err
+
+    # Attempt 3 runs to the end, in the same directory.
+    monkeypatch.delenv("FAULT_INJECT")
+    result = run(compose("train", overrides))
+    assert result.run_dir == run_dir and run_dirs(tmp_path) == [run_dir]
+    record = manifest(run_dir)
+    assert record["status"] == "completed" and record["attempt"] == 3
+    assert [r["previous_status"] for r in record["resumes"]] == ["running", "interrupted"]
+    assert record["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+
+    assert_same_metrics(metrics_of(run_dir), metrics_of(reference))
+    assert history(run_dir) == history(reference)  # the epochs before each kill included, none twice
+    # Every attempt logged to the same wandb run.
+    offline = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 3
+    assert len({p.name.split("-", 3)[-1] for p in offline}) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "deepspeed_zero2"])
+def test_two_ranks_resume_exactly_after_kill_9_and_sigterm(tmp_path, strategy):
+    overrides = ["experiment=diagnosis", "logger=csv", "baseline=null", "trainer.max_epochs=3",
+                 "trainer.accelerator=cpu", "trainer.devices=2", f"strategy={strategy}",
+                 "model.net.hidden_dims=[16]", KILL, "resume=auto"]
+    ref_root, root = tmp_path / "reference", tmp_path / "resumed"
+    ref_root.mkdir(), root.mkdir()
+    done = launch(ref_root, overrides)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    killed = launch(root, overrides, fault="SIGKILL@epoch0")  # every rank, at once
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    # SIGTERM to rank 0 alone (as Kubernetes does): it passes it on; both ranks save and stop together.
+    stopped = launch(root, overrides, fault="SIGTERM@step4")
+    assert stopped.returncode == EXIT_INTERRUPTED, stopped.stderr[-3000:]
+    assert "SIGTERM at epoch 1, step 5" in stopped.stdout + stopped.stderr
+    finished = launch(root, overrides)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    (run_dir,), (ref_dir,) = run_dirs(root), run_dirs(ref_root)
+    record = manifest(run_dir)
+    assert record["status"] == "completed" and record["attempt"] == 3
+    assert [r["previous_status"] for r in record["resumes"]] == ["running", "interrupted"]
+    assert record["checkpoint_format"] == ("sharded" if strategy.startswith("deepspeed") else "file")
+    assert_same_metrics(metrics_of(run_dir), metrics_of(ref_dir))
+    assert history(run_dir) == history(ref_dir)
+    assert not [p for p in os.listdir(root / "outputs" / "diagnosis") if p != run_dir.name]
