@@ -129,6 +129,9 @@ def _set_numpy_state(state: dict[str, Any]) -> None:
 class PreemptionCheckpoint(pl.Callback):
     """Keeps ``last.ckpt`` recent for preemption: on SIGTERM, and optionally every N steps.
 
+    Both happen after an optimizer step (never inside a gradient-accumulation window), so
+    the checkpoint holds everything the next step needs.
+
     Args:
         dirpath: the run's checkpoint directory (``last.ckpt`` is written there, as by
             ``ModelCheckpoint(save_last=True)`` at each epoch end).
@@ -143,6 +146,7 @@ class PreemptionCheckpoint(pl.Callback):
         self.every_n_train_steps = every_n_train_steps
         self._signal: int | None = None
         self._trainer: pl.Trainer | None = None
+        self._step_before = -1
 
     @property
     def state_key(self) -> str:
@@ -162,8 +166,14 @@ class PreemptionCheckpoint(pl.Callback):
         if first and getattr(launcher, "procs", None):  # worker processes this rank started
             launcher.kill(signum)
 
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        self._step_before = trainer.global_step
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        if trainer.global_step == self._step_before:
+            return  # inside a gradient-accumulation window: its gradients would be in no checkpoint
         stop = trainer.strategy.reduce_boolean_decision(self._signal is not None, all=False)
         periodic = self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0
         if not (stop or periodic):

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from factory import compose
 from factory.fault_tolerance import EXIT_INTERRUPTED
@@ -130,3 +131,23 @@ def test_two_ranks_resume_exactly_after_kill_9_and_sigterm(tmp_path, strategy):
     assert_same_metrics(metrics_of(run_dir), metrics_of(ref_dir))
     assert history(run_dir) == history(ref_dir)
     assert not [p for p in os.listdir(root / "outputs" / "diagnosis") if p != run_dir.name]
+
+
+def test_sigterm_inside_a_gradient_accumulation_window_stops_after_its_step(tmp_path, monkeypatch):
+    # 5 batches per epoch, 2 per optimizer step: steps end at batches 2, 4, 5. SIGTERM as
+    # batch 3 starts (step 1) must not save batch 3's gradients half-accumulated.
+    monkeypatch.setenv("FAULT_INJECT", "SIGTERM@step1")
+    with pytest.raises(SystemExit):
+        run(compose("train", [*SINGLE, "logger=csv", "trainer.accumulate_grad_batches=2"]))
+    (run_dir,) = run_dirs(tmp_path)
+    assert manifest(run_dir)["error"].startswith("Interrupted: SIGTERM at epoch 0, step 2;")
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 2
+    assert checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"] == 4
+
+
+def test_every_n_train_steps_keeps_last_ckpt_recent_within_an_epoch(tmp_path):
+    run(compose("train", [*SINGLE, "logger=csv", "trainer.max_epochs=1", "callbacks.model_checkpoint.save_last=false",
+                          "callbacks.preemption.every_n_train_steps=2"]))
+    (run_dir,) = run_dirs(tmp_path)
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4  # of 5
