@@ -163,8 +163,8 @@ def tracker_identity(logger_cfg: DictConfig, run_dir: Path) -> dict[str, str]:
     """Constructor arguments that make every attempt of a run log to the same tracker run.
 
     wandb: an id derived from the run directory (its name, and a hash of its path so that
-    sweep trials ``0``, ``1``... of different sweeps differ) with ``resume="allow"``, so a
-    continued run's offline files carry the same id and ``wandb sync`` merges them.
+    sweep trials ``0``, ``1``... of different sweeps differ) with ``resume="allow"``, so the
+    offline files of every attempt (``wandb/offline-run-<time>-<id>``) carry the same id.
     """
     if str(logger_cfg.get("_target_", "")).rsplit(".", 1)[-1] != "WandbLogger":
         return {}
@@ -223,6 +223,7 @@ def finish_history(run_dir: Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic.write_text(run_dir / HISTORY, out.getvalue())
+    (run_dir / HISTORY).chmod(stash.stat().st_mode & 0o777)  # as readable as Lightning left it, not mkstemp's 0600
     stash.unlink()
 
 
