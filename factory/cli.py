@@ -73,8 +73,8 @@ def pop_job_error() -> str | None:
 
 
 def fail_sweep(message: str) -> None:
-    """Make ``run_cli`` exit 1 with ``message`` once the sweep has finished."""
-    _outcome["sweep_failure"] = message
+    """Make ``run_cli`` exit 1 with ``message`` once the sweep has finished (the first reason wins)."""
+    _outcome.setdefault("sweep_failure", message)
 
 
 def _in_sweep() -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -59,24 +60,34 @@ class SweepJournal(Callback):
             return
         status, error = _outcome(Path(config.hydra.runtime.output_dir), job_return, pop_job_error())
         value = job_return._return_value if job_return.status == JobStatus.COMPLETED else None
+        finite = isinstance(value, (int, float)) and math.isfinite(value)
+        if status == "completed" and value is not None and not finite:
+            status, error = "failed", f"the monitored metric is {value}"
         journal.update_trial(config.hydra.sweep.dir, int(config.hydra.job.num), status=status, error=error,
-                             value=float(value) if isinstance(value, (int, float)) else None,
-                             finished_at=journal.now())
+                             value=float(value) if finite else None, finished_at=journal.now())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = config.hydra.sweep.dir
         if not uses_factory_optuna(config):
             journal.finish(sweep_dir, "completed")
-        record = summarize(sweep_dir)
-        if config.get("report") or config.get("reports"):  # report=sweep_report: once, on the whole sweep
-            from factory.reports import run_reports_after_sweep
-
-            run_reports_after_sweep(config, sweep_dir)
+        # Hydra turns an exception here into a warning: record the outcome first, then report.
+        try:
+            record = summarize(sweep_dir)
+        except Exception as e:  # noqa: BLE001
+            fail_sweep(f"sweep {sweep_dir}: its journal is unreadable: {e}")
+            return
         failed = [t for t in record["trials"] if t["status"] == "failed"]
         if failed:  # the others ran to the end; the exit code still says not all went well
             first = failed[0]
             fail_sweep(f"sweep {sweep_dir}: {len(failed)} of {len(record['trials'])} trials failed "
                        f"(trial {first['number']}: {first.get('error') or 'see its run.json'})")
+        if config.get("report") or config.get("reports"):  # report=sweep_report: once, on the whole sweep
+            from factory.reports import run_reports_after_sweep
+
+            try:
+                run_reports_after_sweep(config, sweep_dir)
+            except Exception as e:  # noqa: BLE001: a report never fails the sweep it describes
+                log.error("sweep reports on %s failed: %s", sweep_dir, e)
 
 
 def summarize(sweep_dir: str | Path) -> dict[str, Any]:
@@ -116,15 +127,24 @@ def _is_multirun(config: DictConfig) -> bool:
     return config.hydra.mode == RunMode.MULTIRUN
 
 
+def _run_record(run_dir: Path) -> dict | None:
+    manifest = run_dir / "run.json"
+    return json.loads(manifest.read_text()) if manifest.is_file() else None
+
+
+def run_status(run_dir: Path) -> str | None:
+    """``status`` from a trial's ``run.json``; ``None`` when the job never wrote one."""
+    record = _run_record(run_dir)
+    return record.get("status") if record else None
+
+
 def _outcome(run_dir: Path, job_return: JobReturn, job_error: str | None) -> tuple[str, str | None]:
     """(status, one-line error): the run's own record first (it knows ``pruned``), then the
     error ``factory.cli.job`` caught, then Hydra's."""
-    manifest = run_dir / "run.json"
-    if manifest.is_file():
-        record = json.loads(manifest.read_text())
+    record = _run_record(run_dir)
+    if record is not None:
         error = record.get("error")
-        if isinstance(error, dict):
-            error = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+        error = str(error).strip().splitlines()[0] if error else None  # one line in the sweep's summary
         status = record.get("status")
         if status in journal.FINISHED:
             return status, error

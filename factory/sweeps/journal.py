@@ -18,6 +18,7 @@ Shape (``version`` 1)::
 from __future__ import annotations
 
 import json
+import math
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -123,7 +124,8 @@ def finish(sweep_dir: str | Path, status: str) -> None:
 def best_trial(journal: dict[str, Any]) -> dict[str, Any] | None:
     """The completed trial with the best value for the journal's objective, or ``None``."""
     mode = (journal.get("objective") or {}).get("mode", "min")
-    done = [t for t in journal.get("trials", []) if t.get("status") == "completed" and t.get("value") is not None]
+    done = [t for t in journal.get("trials", []) if t.get("status") == "completed"
+            and isinstance(t.get("value"), (int, float)) and math.isfinite(t["value"])]
     if not done:
         return None
     best = (max if mode == "max" else min)(done, key=lambda t: t["value"])

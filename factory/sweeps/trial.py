@@ -1,6 +1,7 @@
 """The Optuna side of one sweep job: open the study's storage, report, decide to prune."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,19 @@ def open_storage(spec: str) -> Any:
     import optuna
 
     if "://" in spec:
-        return optuna.storages.RDBStorage(spec)
+        return _database(spec)
     from optuna.storages.journal import JournalFileBackend
 
     Path(spec).parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(str(spec)))
+
+
+@functools.lru_cache(maxsize=None)
+def _database(url: str):
+    """One storage (one SQLAlchemy engine and pool) per URL per process, however many trials."""
+    import optuna
+
+    return optuna.storages.RDBStorage(url)
 
 
 def connect(storage: str, study: str, number: int):

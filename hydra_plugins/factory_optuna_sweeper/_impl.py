@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,16 +21,15 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, flag_override
 
-from factory.errors import ConfigError, FactoryError
+from factory.cli import fail_sweep
+from factory.errors import ConfigError
 from factory.sweeps import journal
-from factory.sweeps.callback import command_line
+from factory.sweeps.callback import command_line, run_status
 from factory.sweeps.trial import JOURNAL_SUFFIX, open_storage
 from hydra_plugins.factory_optuna_sweeper._search_space import as_override, split
 
 log = logging.getLogger(__name__)
 TrialState = optuna.trial.TrialState
-# Not passed on to trials: they belong to the sweep, not to the training config.
-SWEEP_ONLY = ("hydra.sweeper.", "hydra.sweep.", "hydra/sweeper")
 
 
 class OptunaSweeperImpl(Sweeper):
@@ -57,7 +57,7 @@ class OptunaSweeperImpl(Sweeper):
         cfg = self.config
         overrides = [f"{k}={v}" for k, v in (cfg.get("search_space") or {}).items()]
         overrides += [f"{k}={v}" for k, v in self.params.items()]
-        overrides += [a for a in arguments if not a.startswith(SWEEP_ONLY)]
+        overrides += list(arguments)
         space, fixed = split(overrides)
         if not space:
             raise ConfigError("hydra.sweeper.params: no search space (set search_space in the experiment, "
@@ -66,16 +66,33 @@ class OptunaSweeperImpl(Sweeper):
         direction = self.direction or ("maximize" if cfg.monitor.mode == "max" else "minimize")
         study_name = self.study_name or f"{cfg.task_name}-{_digest(sorted(overrides))}"
         sweep_dir = self.sweep_dir = self._sweep_dir(study_name)
+        from filelock import FileLock, Timeout
+
+        try:  # one sweeper per sweep directory: a second one (or a resume while it runs) is refused
+            with FileLock(str(sweep_dir / ".sweeper.lock"), timeout=0):
+                return self._run_study(study_name, direction, space, fixed, sweep_dir)
+        except Timeout:
+            raise ConfigError(f"hydra.sweeper.resume: {sweep_dir} is being swept by another process right now")
+
+    def _run_study(self, study_name: str, direction: str, space: dict, fixed: dict[str, str],
+                   sweep_dir: Path) -> list:
         storage = self.storage or str(sweep_dir / f"optuna{JOURNAL_SUFFIX}")
         study = optuna.create_study(study_name=study_name, storage=open_storage(storage), sampler=self.sampler,
                                     pruner=self.pruner, direction=direction, load_if_exists=True)
-        journal.start(sweep_dir, kind="optuna", command=command_line(), metric=cfg.monitor.metric,
+        if study.trials and not self.resume:
+            raise ConfigError(f"hydra.sweeper.study_name: study {study_name!r} in {storage} already has "
+                              f"{len(study.trials)} trials: add hydra.sweeper.resume=true to continue it, "
+                              "or name a new study")
+        if study.trials:  # a seeded sampler would start its random stream over and repeat finished trials
+            self.sampler.reseed_rng()
+        journal.start(sweep_dir, kind="optuna", command=command_line(), metric=self.config.monitor.metric,
                       mode="max" if direction == "maximize" else "min",
                       study={"name": study_name, "storage": storage, "direction": direction,
                              "sampler": type(self.sampler).__name__,
                              "pruner": type(self.pruner).__name__ if self.pruner else None,
                              "n_trials": self.n_trials, "search_space": {k: str(v) for k, v in space.items()}})
-        self._fail_interrupted(study, sweep_dir)
+        self._mark_interrupted(study, study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)),
+                               "the sweep stopped before this trial finished; resume runs another")
         done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                 or (t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"))]
         log.info("Optuna study %s (%s, %s): %d of %d trials done; sweep dir %s", study_name, direction,
@@ -84,19 +101,20 @@ class OptunaSweeperImpl(Sweeper):
         while len(done) < self.n_trials:
             batch = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - len(done)))]
             jobs = [self._job_overrides(trial, fixed, storage, study_name, sweep_dir) for trial in batch]
-            self._validate(batch, jobs)
+            self._validate(study, batch, jobs)
             for trial, job in zip(batch, jobs):
                 journal.update_trial(sweep_dir, trial.number, status="running", params=dict(trial.params),
                                      overrides=[o for o in job if not o.startswith(("trial=", "hydra."))],
                                      run_dir=str(sweep_dir / str(trial.number)), run_id=str(trial.number))
-            results = self.launcher.launch(jobs, initial_job_idx=batch[0].number)
+            results = self._launch(batch, jobs)
             failures = sum(self._tell(study, trial, result, sweep_dir) for trial, result in zip(batch, results))
             returns.extend(results)
             done.extend(batch)
             if failures / len(batch) > self.max_failure_rate:
                 journal.finish(sweep_dir, "failed")
-                raise FactoryError(f"sweep {sweep_dir}: {failures} of {len(batch)} trials in a batch failed, "
-                                   f"above hydra.sweeper.max_failure_rate={self.max_failure_rate}")
+                fail_sweep(f"sweep {sweep_dir}: stopped after {len(done)} trials: {failures} of {len(batch)} "
+                           f"in a batch failed, above hydra.sweeper.max_failure_rate={self.max_failure_rate}")
+                return returns
         journal.finish(sweep_dir, "completed")
         return returns
 
@@ -114,15 +132,19 @@ class OptunaSweeperImpl(Sweeper):
                 sweep_dir = previous
                 with flag_override(self.config, ["readonly", "struct"], [False, False]):
                     self.config.hydra.sweep.dir = str(sweep_dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         return sweep_dir
 
-    def _fail_interrupted(self, study: optuna.Study, sweep_dir: Path) -> None:
-        """Trials left running by a killed sweep are failed, so the budget counts them out."""
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-            study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+    def _mark_interrupted(self, study: optuna.Study, trials: Sequence, reason: str) -> None:
+        """Fail ``trials`` as interrupted: recorded, but not counted against ``n_trials``."""
+        for trial in trials:
+            if isinstance(trial, optuna.Trial):
+                trial.set_user_attr("interrupted", True)
+            else:  # a FrozenTrial read back from storage: Optuna has no public setter for those
+                study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
             study.tell(trial.number, state=TrialState.FAIL)
-            journal.update_trial(sweep_dir, trial.number, status="interrupted", finished_at=journal.now(),
-                                 error="the sweep stopped before this trial finished; resume runs another")
+            journal.update_trial(self.sweep_dir, trial.number, status="interrupted", finished_at=journal.now(),
+                                 error=reason)
 
     def _job_overrides(self, trial: optuna.Trial, fixed: dict[str, str], storage: str, study_name: str,
                        sweep_dir: Path) -> list[str]:
@@ -132,21 +154,34 @@ class OptunaSweeperImpl(Sweeper):
         # The resolved sweep dir, so every job lands in it (a resumed one included).
         return [*fixed.values(), *sampled, ref, f"hydra.sweep.dir={_quoted(str(sweep_dir))}"]
 
-    def _validate(self, batch: list, jobs: list[list[str]]) -> None:
-        """Compose and check each job's config before launching: a typo'd key fails the sweep
+    def _validate(self, study: optuna.Study, batch: list, jobs: list[list[str]]) -> None:
+        """Compose and check each job's config before launching: a bad value fails the sweep
         now, in one line, not every trial later (possibly on a cluster)."""
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
         from factory.config import validate
+        from factory.config.hydra_errors import describe
 
         for trial, job in zip(batch, jobs):
-            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
             try:
-                validate(config, root="train")
-            except ConfigError as e:
-                for pending in batch:
-                    pending.study.tell(pending, state=TrialState.FAIL)
+                validate(self.hydra_context.config_loader.load_sweep_config(self.config, list(job)), root="train")
+            except (ConfigError, HydraException, OmegaConfBaseException) as e:
+                message = str(e) if isinstance(e, ConfigError) else describe(e)
+                self._mark_interrupted(study, batch, f"not launched: trial {trial.number}'s config is invalid")
                 journal.finish(self.sweep_dir, "failed")
                 sampled = " ".join(as_override(key, value) for key, value in trial.params.items())
-                raise ConfigError(f"trial {trial.number} ({sampled}): {e}") from e
+                raise ConfigError(f"trial {trial.number} ({sampled}): {message}") from e
+
+    def _launch(self, batch: list, jobs: list[list[str]]) -> list:
+        """Launch a batch as Hydra jobs numbered like their trials (job n runs in ``<sweep dir>/n``)."""
+        results: list = []
+        start = 0
+        for end in range(1, len(batch) + 1):  # runs of consecutive trial numbers, one launch each
+            if end == len(batch) or batch[end].number != batch[end - 1].number + 1:
+                results += self.launcher.launch(jobs[start:end], initial_job_idx=batch[start].number)
+                start = end
+        return results
 
     def _tell(self, study: optuna.Study, trial: optuna.Trial, result: Any, sweep_dir: Path) -> bool:
         """Record one finished job in the study and the journal; True when it failed."""
@@ -155,17 +190,17 @@ class OptunaSweeperImpl(Sweeper):
             value = result.return_value
         except Exception:  # noqa: BLE001: the job's own error; its run.json and log have it
             pass
-        status = _run_status(sweep_dir / str(trial.number))
+        value = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+        status = run_status(sweep_dir / str(trial.number))
         if status == "pruned":
             study.tell(trial, state=TrialState.PRUNED)
-        elif isinstance(value, (int, float)) and status in ("completed", None):
-            study.tell(trial, float(value))
-        else:
+        elif value is not None and status in ("completed", None):
+            study.tell(trial, value)
+            status = "completed"
+        else:  # an error, no metric, or a NaN/inf metric
             study.tell(trial, state=TrialState.FAIL)
             status = "failed"
-        status = status or "completed"
-        journal.update_trial(sweep_dir, trial.number, status=status, finished_at=journal.now(),
-                             value=float(value) if isinstance(value, (int, float)) else None)
+        journal.update_trial(sweep_dir, trial.number, status=status, finished_at=journal.now(), value=value)
         return status == "failed"
 
 
@@ -197,10 +232,3 @@ def _unfinished_sweep(parent: Path, study_name: str) -> Path | None:
         if (record.get("study") or {}).get("name") == study_name and record.get("status") != "completed":
             candidates.append((record.get("created_at", ""), file.parent))
     return max(candidates)[1] if candidates else None
-
-
-def _run_status(run_dir: Path) -> str | None:
-    import json
-
-    manifest = run_dir / "run.json"
-    return json.loads(manifest.read_text()).get("status") if manifest.is_file() else None

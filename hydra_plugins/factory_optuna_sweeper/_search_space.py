@@ -2,6 +2,7 @@
 distributions, and trial parameters back as override strings."""
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -24,7 +25,10 @@ def split(overrides: Iterable[str]) -> tuple[dict[str, BaseDistribution], dict[s
         space.pop(key, None)
         fixed.pop(key, None)
         if override.is_sweep_override():
-            space[key] = distribution(override)
+            try:
+                space[key] = distribution(override)
+            except ValueError as e:  # Optuna's own checks: empty range, log of zero, ...
+                raise ConfigError(f"{key}: {override.input_line!r}: {e}") from e
         else:
             fixed[key] = override.input_line
     return space, fixed
@@ -41,10 +45,15 @@ def distribution(override: Override) -> BaseDistribution:
         return CategoricalDistribution(choices)
     if override.is_range_sweep():
         assert isinstance(value, RangeSweep)
-        if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
-            # range(a, b, s) excludes b, as Python's range: the last value is b - s
-            return FloatDistribution(value.start, value.stop - value.step, step=value.step)
-        return IntDistribution(int(value.start), int(value.stop) - int(value.step), step=int(value.step))
+        start, stop, step = value.start, value.stop, value.step
+        if step is None or step <= 0 or stop <= start:
+            raise ConfigError(f"{key}: {override.input_line!r}: Optuna searches increasing ranges only "
+                              "(start < stop, step > 0)")
+        # range(a, b, s) excludes b, as Python's range: its last value is a + k*s < b
+        last = start + math.ceil((stop - start) / step - 1) * step
+        if any(isinstance(v, float) for v in (start, stop, step)):
+            return FloatDistribution(float(start), float(last), step=float(step))
+        return IntDistribution(int(start), int(last), step=int(step))
     if override.is_interval_sweep():
         assert isinstance(value, IntervalSweep)
         log = "log" in value.tags

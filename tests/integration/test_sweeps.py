@@ -74,6 +74,11 @@ def test_a_failing_trial_is_recorded_and_the_others_run(tmp_path):
     assert first["status"] == "failed" and "Invalid learning rate" in first["error"]
     assert second["status"] == "completed" and second["params"] == {"model.optimizer.lr": 0.01}
     assert record["best"]["number"] == 1
+    # report=sweep_report ran once, on the whole sweep, not after each trial
+    (report,) = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"]
+    assert report["name"] == "sweep_report" and report["trigger"] == "sweep" and report["status"] == "completed"
+    assert Path(report["parameters"]["sweep_dir"]).resolve() == Path(record["sweep_dir"])
+    assert "<img" in (tmp_path / "reports" / report["html"]).read_text()
 
 
 def test_a_bad_config_stops_an_optuna_sweep_before_any_trial_runs(tmp_path):
@@ -83,7 +88,7 @@ def test_a_bad_config_stops_an_optuna_sweep_before_any_trial_runs(tmp_path):
     assert line.startswith("error: trial 0 (model.optimizer.lr=") and line.endswith(
         "trainer.max_epochs: expected int, got str 'abc'")
     record = journal.read(sweep_dirs(tmp_path)[0])
-    assert record["status"] == "failed" and record["trials"] == []
+    assert record["status"] == "failed" and [t["status"] for t in record["trials"]] == ["interrupted"]
     assert not list((tmp_path / "outputs").rglob("run.json"))
 
 
@@ -121,15 +126,12 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     for number, trial in kept.items():  # finished trials are not rerun
         assert after["trials"][number]["run_dir"] == trial["run_dir"]
         assert after["trials"][number]["finished_at"] == trial["finished_at"]
+    sampled = [json.dumps(t["params"], sort_keys=True) for t in after["trials"] if t["status"] == "completed"]
+    assert len(set(sampled)) == len(sampled)  # the resumed sampler does not repeat finished trials
     statuses = [t["status"] for t in after["trials"]]
     assert statuses.count("completed") == 4 and set(statuses) <= {"completed", "interrupted"}
     study = optuna.load_study(study_name=after["study"]["name"], storage=open_storage(after["study"]["storage"]))
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 4
-    # report=sweep_report ran once, on the whole sweep, not after each trial
-    (report,) = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"]
-    assert report["name"] == "sweep_report" and report["trigger"] == "sweep" and report["status"] == "completed"
-    assert report["parameters"]["sweep_dir"] == record["sweep_dir"]
-    assert "<img" in (tmp_path / "reports" / report["html"]).read_text()
 
 
 @pytest.mark.slow

@@ -39,7 +39,10 @@ def test_pruned_and_failed_trials_are_never_best(tmp_path):
     sweep = _start(tmp_path)
     journal.update_trial(sweep, 0, status="pruned", value=0.99)
     journal.update_trial(sweep, 1, status="failed", value=None)
+    journal.update_trial(sweep, 2, status="completed", value=float("nan"))
     assert journal.read(sweep)["best"] is None
+    journal.update_trial(sweep, 3, status="completed", value=0.1)
+    assert journal.read(sweep)["best"]["number"] == 3
     journal.finish(sweep, "completed")
     assert journal.read(sweep)["status"] == "completed"
 

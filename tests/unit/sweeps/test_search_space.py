@@ -37,4 +37,23 @@ def test_a_glob_sweep_is_refused_by_name():
 @pytest.mark.parametrize("value, text", [(0.001, "0.001"), (3, "3"), (True, "true"), (None, "null"),
                                          ("[64,32]", "[64,32]"), ("adamw", "adamw")])
 def test_sampled_values_read_back_as_the_same_override(value, text):
-    assert as_override("k", value) == f"k={text}"
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    override = as_override("k", value)
+    assert override == f"k={text}"
+    parsed = OverridesParser.create().parse_overrides([override])[0].value()
+    assert parsed == ([64, 32] if value == "[64,32]" else value)
+
+
+@pytest.mark.parametrize("sweep, values", [("range(1, 11, 3)", [1, 4, 7, 10]), ("range(2, 8, 2)", [2, 4, 6]),
+                                           ("range(0, 1, 0.25)", [0.0, 0.25, 0.5, 0.75])])
+def test_ranges_keep_every_value_python_range_gives(sweep, values):
+    space, _ = split([f"k={sweep}"])
+    dist = space["k"]
+    assert (dist.low, dist.high, dist.step) == (values[0], values[-1], values[1] - values[0])
+
+
+@pytest.mark.parametrize("sweep", ["range(5, 1)", "range(1, 5, -1)", "interval(1, 0)", "tag(log, interval(0, 0.1))"])
+def test_impossible_spaces_name_their_key(sweep):
+    with pytest.raises(ConfigError, match=r"^model\.x: "):
+        split([f"model.x={sweep}"])
