@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from factory import atomic
 from factory.errors import FactoryError
 from factory.registry.store import CHECKPOINT, STAGING, ModelVersion, Registry, check_name
 
@@ -49,6 +50,7 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
     staging_root = registry.root / STAGING
     staging_root.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f"{record.run_id}.", dir=staging_root))
+    staged.chmod(0o777 & ~atomic.current_umask())  # mkdtemp's 0700 would lock teammates out
     try:
         # Copy (or consolidate) outside the lock: a large checkpoint must not stall other writers.
         _copy_checkpoint(source, staged / CHECKPOINT)

@@ -244,7 +244,7 @@ class Registry:
         from filelock import FileLock, Timeout
 
         self.root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.root / LOCK))
+        lock = FileLock(str(self.root / LOCK), mode=0o666)  # every user of a shared registry takes it
         try:
             lock.acquire(timeout=self.lock_timeout)
         except Timeout:

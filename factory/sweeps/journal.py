@@ -71,7 +71,7 @@ def editing(sweep_dir: str | Path) -> Iterator[dict[str, Any]]:
 
     file = path(sweep_dir)
     file.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(file) + ".lock", timeout=120):
+    with FileLock(str(file) + ".lock", timeout=120, mode=0o666):
         journal = json.loads(file.read_text()) if file.is_file() else {}
         yield journal
         journal["updated_at"] = now()
