@@ -65,6 +65,8 @@ def check_name(name: str) -> str:
     if not NAME.fullmatch(name or ""):
         raise FactoryError(f"model name {name!r}: use letters, digits, '.', '_' and '-' "
                            "(starting with a letter or digit)")
+    if name in (INDEX, AUDIT):  # the registry's own files live beside the model folders
+        raise FactoryError(f"model name {name!r}: reserved for the registry's own files")
     return name
 
 
@@ -170,7 +172,13 @@ class Registry:
         path = self.root / AUDIT
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        entries = []
+        for line in path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:  # a writer killed mid-line leaves a torn last line: skip it
+                continue
+        return entries
 
     # Writing: every read-modify-write of the index holds the lock.
 
@@ -196,10 +204,11 @@ class Registry:
                                                   "created_by": entry["created_by"], **metadata})
             model["versions"][str(version)] = entry
             model["next_version"] = version + 1
-            self._write_index(index)
+            # The audit line first: a crash between the two leaves a change logged, never one unlogged.
             self._log("register", name, version, {"run_id": metadata.get("run_id"),
                                                   "run_dir": metadata.get("run_dir"),
                                                   "source": (metadata.get("checkpoint") or {}).get("source")})
+            self._write_index(index)
         return self._version(name, version, entry)
 
     def promote(self, name: str, version: int, stage: str) -> list[tuple[int, str, str]]:
@@ -229,12 +238,12 @@ class Registry:
             at = now()
             for v, _, to in changes:
                 versions[str(v)].update(stage=to, stage_changed_at=at)
-            self._write_index(index)
-            for v, before, to in changes:
+            for v, before, to in changes:  # logged before the index is written, as in add()
                 details = {"from": before, "to": to}
                 if v != version:
                     details["reason"] = f"v{version} promoted to production"
                 self._log("promote" if v == version else "archive", name, v, details)
+            self._write_index(index)
         return changes
 
     # Internals

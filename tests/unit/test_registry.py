@@ -246,3 +246,16 @@ def test_cli_list_and_show_load_no_torch(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "fraud" in out.stdout and "run-a" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_reserved_names_and_a_torn_audit_line(tmp_path):
+    from factory.errors import FactoryError
+    from factory.registry.store import AUDIT, Registry, check_name
+
+    for name in ("index.json", "audit.jsonl"):
+        with pytest.raises(FactoryError, match="reserved"):
+            check_name(name)
+    registry = Registry(tmp_path / "registry")
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "registry" / AUDIT).write_text('{"action": "register", "version": 1}\n{"action": "reg')
+    assert registry.audit() == [{"action": "register", "version": 1}]
