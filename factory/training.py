@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from factory import manifest, resume
 from factory.config import validate
 from factory.config.resolvers import RUN_ID_ENV
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,11 +130,7 @@ def run(cfg: DictConfig) -> RunResult:
             manifest.save_metrics(run_dir, metrics)
             resume.finish_history(run_dir)
             record.finish(status)
-            tracking.publish(cfg, trainer.loggers, record, metrics)  # the final run.json; closes the trackers
-            if cfg.get("report") or cfg.get("reports"):
-                from factory.reports import run_reports_after_training
-
-                run_reports_after_training(cfg, run_dir)  # a failing report does not fail the run
+            _describe(cfg, trainer, record, metrics, run_dir)
         return RunResult(run_dir, status, metrics, Path(best) if best else None, monitored,
                          is_rank_zero=trainer.is_global_zero)
     except BaseException as error:
@@ -146,6 +145,24 @@ def run(cfg: DictConfig) -> RunResult:
     finally:
         attempt.close()
         _restore_env(RUN_ID_ENV, previous_run_id)
+
+
+def _describe(cfg: DictConfig, trainer, record: manifest.RunRecord, metrics: dict, run_dir: Path) -> None:
+    """Hand the finished run to its trackers and reports. The run is complete and recorded by
+    now: their failures are logged and never turn it into a failed run."""
+    from factory import tracking
+
+    try:
+        tracking.publish(cfg, trainer.loggers, record, metrics)  # the final run.json; closes the trackers
+    except Exception as e:  # noqa: BLE001: a tracker (a network store, an artifact) must not fail the run
+        log.error("tracking: could not publish run %s: %s", run_dir.name, e)
+    if cfg.get("report") or cfg.get("reports"):
+        from factory.reports import run_reports_after_training
+
+        try:
+            run_reports_after_training(cfg, run_dir)  # each report's own failure is logged there
+        except Exception as e:  # noqa: BLE001: e.g. a report that takes no run_dir
+            log.error("reports on run %s: %s", run_dir.name, e)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

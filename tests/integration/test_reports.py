@@ -133,6 +133,16 @@ def test_reports_after_training_run_on_the_run(tmp_path: Path):
     assert entry["parameters"]["message"] == str(tmp_path / "outputs")
 
 
+def test_a_report_that_cannot_run_on_a_run_leaves_the_run_completed(tmp_path: Path):
+    # sweep_report takes a sweep_dir, not a run_dir: after a single run it cannot be built.
+    done = run_script(tmp_path, "train.py", "experiment=diagnosis", "logger=csv", "trainer.max_epochs=1",
+                      "report=sweep_report")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = [p.parent for p in (tmp_path / "outputs").rglob("run.json")]
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+    assert "reports on run" in done.stderr + done.stdout
+
+
 def test_missing_required_parameter_and_bad_cron_are_named():
     node = OmegaConf.create({"name": "t", "notebook": str(TINY), "required": ["run_dir"],
                              "parameters": {"run_dir": None}, "schedule": "every day"})
