@@ -52,6 +52,8 @@ def run_cli(hydra_main: Callable[[], object]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        _share_config_repository()
     try:
         hydra_main()
     except FactoryError as e:
@@ -61,6 +63,26 @@ def run_cli(hydra_main: Callable[[], object]) -> None:
     if _outcome.get("sweep_failure"):  # every trial ran; some failed (Hydra ignores callback errors)
         print(f"error: {_outcome['sweep_failure']}", file=sys.stderr)
         sys.exit(1)
+
+
+def _share_config_repository() -> None:
+    """Hydra's ``--help`` copies the whole config repository for each of its ~100 config-group
+    lookups (0.3-0.4 s of a 1 s answer here); for one help text, one copy serves them all."""
+    try:
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        build = ConfigLoaderImpl._parse_overrides_and_create_caching_repo
+    except (ImportError, AttributeError):  # another Hydra: keep its own (slower) way
+        return
+    built: dict = {}
+
+    def shared(self, config_name, overrides):
+        key = (id(self), config_name, tuple(overrides))
+        if key not in built:
+            built[key] = build(self, config_name, overrides)
+        return built[key]
+
+    ConfigLoaderImpl._parse_overrides_and_create_caching_repo = shared
 
 
 #: What a job or a sweep reports back to this process (Hydra's callbacks cannot raise).
