@@ -176,7 +176,15 @@ def target_relation(frame: pd.DataFrame, schema: TableSchema) -> pd.Series:
         values = mutual_info_classif(x.fillna(x.median()).fillna(0.0), target.astype(str), random_state=0)
         relation = pd.Series(values, index=x.columns, name="mutual information")
     else:
-        y = target == schema.positive_label if schema.positive_label is not None else target
+        if schema.positive_label is not None:  # compared as training compares it: in the column's type
+            import pyarrow as pa
+
+            from factory.data.validation import label_mask
+
+            mask = label_mask(pa.chunked_array([pa.array(target, from_pandas=True)]), schema.positive_label)
+            y = pd.Series(mask.to_numpy(zero_copy_only=False), index=target.index)
+        else:
+            y = target
         relation = x.corrwith(y.astype(float)).rename("correlation with target")
     return relation.dropna().sort_values(key=abs, ascending=False)
 

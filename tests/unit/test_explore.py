@@ -82,3 +82,13 @@ def test_load_gives_the_split_training_uses():
     assert data.source == "breast_cancer" and data.split == "train"
     assert len(data.frame) == data.split_sizes["train"] and sum(data.split_sizes.values()) == 569
     assert data.schema.target in data.frame and "binary" in data.headline
+
+
+def test_the_positive_label_is_read_in_the_target_columns_type():
+    # Training compares "1" with an integer column (and 1 with a string one) in the column's type.
+    frame = pd.DataFrame({"x": [0.0, 1.0, 0.0, 1.0], "y": [0, 1, 0, 1]})
+    schema = TableSchema(features={"x": "numeric"}, target="y", task="binary", positive_label="1")
+    assert explore.target_relation(frame, schema)["x"] == pytest.approx(1.0)
+    frame["y"] = ["0", "1", "0", "1"]
+    schema = TableSchema(features={"x": "numeric"}, target="y", task="binary", positive_label=1)
+    assert explore.target_relation(frame, schema)["x"] == pytest.approx(1.0)
