@@ -42,8 +42,8 @@ def record(reports_dir: str | Path, entry: dict[str, Any]) -> None:
     reports_dir = Path(reports_dir)
     with _locked(reports_dir):
         runs = [r for r in load(reports_dir) if r.get("id") != entry["id"]]
-        runs.append(entry)
-        runs.sort(key=lambda r: r.get("started_at") or "", reverse=True)
+        runs.insert(0, entry)  # among reports started in the same second, the latest recorded first
+        runs.sort(key=lambda r: r.get("started_at") or "", reverse=True)  # stable: keeps that order
         atomic.write_json(reports_dir / INDEX_JSON, {"runs": runs})
         atomic.write_text(reports_dir / INDEX_HTML, render(runs))
 
