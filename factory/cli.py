@@ -29,7 +29,7 @@ def job(task: F) -> F:
         try:
             return task(*args, **kwargs)
         except Exception as e:
-            if _in_sweep():  # one failed trial must not end the sweep; run.json and sweep.json say why
+            if in_sweep():  # one failed trial must not end the sweep; run.json and sweep.json say why
                 logging.getLogger(task.__module__).error(
                     "trial failed: %s", e, exc_info=not isinstance(e, FactoryError))
                 _outcome["job_error"] = f"{type(e).__name__}: {e}".strip().splitlines()[0]
@@ -99,7 +99,8 @@ def fail_sweep(message: str) -> None:
     _outcome.setdefault("sweep_failure", message)
 
 
-def _in_sweep() -> bool:
+def in_sweep() -> bool:
+    """Whether this process runs a job of a ``-m`` sweep (Hydra's multirun)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 

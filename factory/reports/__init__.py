@@ -40,7 +40,9 @@ def run_reports_after_training(cfg: DictConfig, run_dir: str | Path) -> list[Rep
     Returns:
         One result per report, in order.
     """
-    skip = _in_sweep()
+    from factory.cli import in_sweep
+
+    skip = in_sweep()
     return _run_requested(cfg, {"run_dir": str(run_dir)}, lambda sweep_report: not (skip and sweep_report),
                           trigger="training")
 
@@ -79,13 +81,6 @@ def _run_requested(cfg: DictConfig, subject: dict[str, str], wanted, trigger: st
 
 def _is_sweep_report(parameters) -> bool:
     return "sweep_dir" in parameters and "run_dir" not in parameters
-
-
-def _in_sweep() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 __all__ = ["KERNEL_NAME", "ReportError", "ReportFailed", "ReportResult", "ReportSpec", "available",

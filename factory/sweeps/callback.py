@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from factory.cli import fail_sweep, pop_job_error
+from factory.cli import fail_sweep, in_sweep, pop_job_error
 from factory.sweeps import journal
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class SweepJournal(Callback):
                           swept=_swept_keys(list(config.hydra.overrides.task)))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if not _is_multirun(config):
+        if not in_sweep():
             return
         run_dir = Path(config.hydra.runtime.output_dir).resolve()
         overrides = [o for o in config.hydra.overrides.task if not o.startswith("trial=")]  # sweeper's link
@@ -56,7 +56,7 @@ class SweepJournal(Callback):
                              started_at=journal.now(), **_swept(config.hydra.sweep.dir, overrides))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if not _is_multirun(config):
+        if not in_sweep():
             return
         status, error = _outcome(Path(config.hydra.runtime.output_dir), job_return, pop_job_error())
         value = job_return._return_value if job_return.status == JobStatus.COMPLETED else None
@@ -119,12 +119,6 @@ def _swept_keys(overrides: list[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     return [o.get_key_element() for o in OverridesParser.create().parse_overrides(overrides) if o.is_sweep_override()]
-
-
-def _is_multirun(config: DictConfig) -> bool:
-    from hydra.types import RunMode
-
-    return config.hydra.mode == RunMode.MULTIRUN
 
 
 def _run_record(run_dir: Path) -> dict | None:
