@@ -17,9 +17,13 @@ class EpochSummary(pl.Callback):
         self._start = time.monotonic()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # The epoch's validation has run by now; train/loss is the last logged step's.
+        # The epoch's validation has run by now. train/loss: the epoch's mean on this rank (the
+        # logged step value repeats across short epochs, and train/loss_epoch is logged after us).
         shown = {k: float(v) for k, v in trainer.callback_metrics.items()
                  if k.startswith("val/") or k == "train/loss"}
+        running = getattr(pl_module, "running_train_loss", lambda: None)()
+        if running is not None:
+            shown["train/loss"] = running
         values = "  ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
         rank_zero_info(f"epoch {trainer.current_epoch + 1}/{total}  {values}  ({time.monotonic() - self._start:.1f} s)")

@@ -94,6 +94,11 @@ class SupervisedModel(pl.LightningModule):
             self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    def running_train_loss(self) -> float | None:
+        """Mean training loss of this epoch so far on this process (``None`` before a step)."""
+        rows = getattr(self, "_train_rows", 0)
+        return float(self._train_loss_sum) / rows if rows else None
+
     def on_train_epoch_start(self) -> None:
         self._train_loss_sum, self._train_rows = torch.zeros((), device=self.device), 0
 

@@ -106,3 +106,17 @@ def test_mlp_embeds_high_cardinality_categoricals():
     net = TabularMLP(spec, hidden_dims=[8], embed_dim=5)
     assert [e.num_embeddings for e in net.embeddings] == [50, 4]
     assert net.layers[0].in_features == 3 + 2 * 5
+
+
+def test_epoch_line_shows_each_epochs_mean_train_loss(tmp_path, caplog):
+    from factory.callbacks import EpochSummary
+
+    spec = InputSpec(4, [], 2, "binary", [32, 32])
+    model = SupervisedModel(net=TinyNet(1), optimizer={**ADAM, "lr": 0.1}, spec=spec)
+    trainer = _trainer(tmp_path, callbacks=[EpochSummary()], log_every_n_steps=50)  # no step value logged
+    with caplog.at_level("INFO"):
+        trainer.fit(model, train_dataloaders=_batches("binary"), val_dataloaders=_batches("binary"))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    losses = [float(line.split("train/loss ")[1].split()[0]) for line in lines]
+    assert len(losses) == 3 and losses[0] > losses[-1]  # the epoch's own mean, falling as it learns
+    assert losses[-1] == pytest.approx(float(trainer.callback_metrics["train/loss_epoch"]), abs=1e-4)
