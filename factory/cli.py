@@ -7,8 +7,8 @@ import os
 import sys
 from typing import Callable, TypeVar
 
-from factory.config import CONFIG_DIR  # noqa: F401  (registers resolvers before Hydra composes)
-from factory.config.hydra_errors import describe
+from factory.config import CONFIG_DIR  # also registers the resolvers before Hydra composes
+from factory.config.hydra_errors import check_group_choices, describe
 from factory.errors import FactoryError
 
 #: Exit code for bad input (config, data, paths); 1 stays for crashes.
@@ -52,6 +52,10 @@ def run_cli(hydra_main: Callable[[], object]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        check_group_choices(sys.argv[1:], CONFIG_DIR)
+    except FactoryError as e:
+        _exit_bad_input(str(e), e)
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         _share_config_repository()
     try:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
-from factory.config.hydra_errors import hydra_errors_as_config_errors
+from factory.config.hydra_errors import check_group_choices, hydra_errors_as_config_errors
 from factory.config.validate import validate
 
 #: conf/ beside the package: the repository layout (installed editable).
@@ -46,6 +46,7 @@ def compose(config_name: str = "train", overrides: Sequence[str] = (),
 
     GlobalHydra.instance().clear()
     # job_name: the CLI's job is named after its script (scripts/train.py -> train).
+    check_group_choices(list(overrides), CONFIG_DIR)
     with hydra_errors_as_config_errors():
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=config_name):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from factory.errors import ConfigError
@@ -34,3 +35,18 @@ def hydra_errors_as_config_errors() -> Iterator[None]:
         yield
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(describe(e)) from e
+
+
+def check_group_choices(overrides: list[str], config_dir: Path) -> None:
+    """Refuse ``<group>=null`` (Hydra answers it with a bare ``ValueError`` and a traceback).
+
+    Raises:
+        ConfigError: naming the group and the way to drop it (``~group``).
+    """
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and value.strip().lower() == "null" and (config_dir / key.lstrip("+")).is_dir():
+            group = key.lstrip("+")
+            raise ConfigError(f"{group}=null: a config group takes one of its options "
+                              f"({', '.join(sorted(p.stem for p in (config_dir / group).glob('*.yaml')))}); "
+                              f"to drop it, write ~{group}")

@@ -18,6 +18,8 @@ def _train(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
     (["model.net.hiden_dims=[1]"], "error: model.net.hiden_dims: unknown key"),
     (["trainer.max_epochs=abc"], "error: trainer.max_epochs: expected int, got str 'abc'"),
     (["data=nope"], "error: data/nope: no such config (available: breast_cancer, digits, files, fraud, warehouse)"),
+    (["logger=null"], "error: logger=null: a config group takes one of its options (csv, mlflow, tensorboard, "
+                      "wandb); to drop it, write ~logger"),
     (["data=files", "data.source.target=y"], "error: data.source.path: missing required value"),
     (["trainer.devices="], "error:"),
 ])

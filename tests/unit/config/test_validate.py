@@ -46,3 +46,9 @@ def test_evaluate_requires_checkpoint():
 
 def test_valid_config_passes():
     validate(compose("train", ["experiment=fraud_detection"], check=False))
+
+
+def test_a_config_group_set_to_null_says_how_to_drop_it():
+    with pytest.raises(ConfigError, match=r"^report=null: .*\(compare_runs, run_report, sweep_report\); "
+                                          r"to drop it, write ~report$"):
+        compose("train", ["experiment=diagnosis", "report=null"])
