@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -27,8 +29,38 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """``write_text`` of ``obj`` as indented JSON (non-JSON values via ``str``)."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """``write_text`` of ``obj`` as indented strict JSON (see ``json_text``)."""
+    return write_text(path, json_text(obj, indent=2) + "\n")
+
+
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """``obj`` as strict JSON: every factory JSON file goes through here.
+
+    Python's ``json`` writes ``NaN``/``Infinity``, which JSON has not and strict readers
+    (browsers, ``jq``, other languages) reject; they become ``null`` (as JavaScript's
+    ``JSON.stringify`` does). NumPy numbers become JSON numbers, other non-JSON values
+    (paths, datetimes) their ``str``.
+
+    Example:
+        >>> json_text({"auroc": float("nan"), "n": 3})
+        '{"auroc": null, "n": 3}'
+    """
+    return json.dumps(_finite(obj), indent=indent, sort_keys=False, default=str, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    if isinstance(obj, (bool, str)) or obj is None:
+        return obj
+    if isinstance(obj, numbers.Integral):
+        return int(obj)  # numpy.int64 is no int to json
+    if isinstance(obj, numbers.Real):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
 
 
 def current_umask() -> int:

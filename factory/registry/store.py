@@ -277,8 +277,8 @@ class Registry:
         atomic.write_json(self.root / INDEX, index)
 
     def _log(self, action: str, name: str, version: int, details: dict) -> None:
-        line = json.dumps({"who": whoami(), "when": now(), "action": action, "name": name,
-                           "version": version, "details": details}, default=str)
+        line = atomic.json_text({"who": whoami(), "when": now(), "action": action, "name": name,
+                                 "version": version, "details": details})
         with open(self.root / AUDIT, "a", encoding="utf-8") as f:  # append-only, under the lock
             f.write(line + "\n")
             f.flush()
