@@ -181,6 +181,9 @@ class PreemptionCheckpoint(pl.Callback):
         path = str(Path(self.dirpath) / LAST)
         trainer.save_checkpoint(path)  # every rank: ZeRO writes one shard per rank
         if stop:
+            # Lightning writes this step's logged values right after this hook; raising skips that
+            # and the resumed run starts at the next step, so the history would lack the row.
+            trainer._logger_connector.update_train_step_metrics()
             error = Interrupted(self._signal or signal.SIGTERM, path, trainer.current_epoch, trainer.global_step)
             rank_zero_info(f"{error}; exiting with {EXIT_INTERRUPTED}")
             raise error

@@ -89,8 +89,10 @@ class SupervisedModel(pl.LightningModule):
         # A plain running sum: MeanMetric.update costs ~10x more per step; folded in once per epoch.
         self._train_loss_sum += loss.detach() * len(y)
         self._train_rows += len(y)
-        # self.log on every step costs more than the step itself for small models.
-        if self.global_step % max(self.trainer.log_every_n_steps, 1) == 0:
+        # self.log on every step costs more than the step itself for small models, so log only
+        # on the steps Lightning writes to the loggers ((step + 1) % n == 0, its grid): logged
+        # anywhere else, the value waits in memory for the next write, which a resume loses.
+        if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0:
             self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss
 

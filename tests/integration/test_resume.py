@@ -7,6 +7,8 @@ config until it completes. Final metrics must agree to 1e-6 and the metrics hist
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -131,6 +133,39 @@ def test_two_ranks_resume_exactly_after_kill_9_and_sigterm(tmp_path, strategy):
     assert_same_metrics(metrics_of(run_dir), metrics_of(ref_dir))
     assert history(run_dir) == history(ref_dir)
     assert not [p for p in os.listdir(root / "outputs" / "diagnosis") if p != run_dir.name]
+
+
+# Batch 16: 23 steps per epoch; Lightning writes train/loss on steps 9, 19, 29, 39 (log_every_n_steps=10),
+# and every_n_train_steps=7 saves last.ckpt at steps 7, 14, 21, ... (off that grid).
+OFF_GRID = [*SINGLE, "logger=csv", "trainer.max_epochs=2", "data.batch_size=16",
+            "callbacks.preemption.every_n_train_steps=7"]
+
+
+def test_history_is_the_same_after_resumes_from_steps_off_the_logging_grid(tmp_path, monkeypatch):
+    reference_root, root = tmp_path / "reference", tmp_path / "resumed"
+    reference_root.mkdir(), root.mkdir()
+    monkeypatch.setenv("FACTORY_ROOT", str(reference_root))
+    reference_dir = run(compose("train", OFF_GRID)).run_dir
+    reference_history = history(reference_dir)
+    rows = csv.DictReader(io.StringIO(reference_history))
+    assert [r["step"] for r in rows if r["train/loss"]] == ["9", "19", "29", "39"]
+
+    # kill -9 at step 17: resumes from the save at step 14, before the step 19 row.
+    killed = launch(root, OFF_GRID, fault="SIGKILL@step17")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    # SIGTERM as step 29 starts: saves after it, when the step 29 row is due (the stop must not skip it).
+    monkeypatch.setenv("FACTORY_ROOT", str(root))
+    monkeypatch.setenv("FAULT_INJECT", "SIGTERM@step29")
+    with pytest.raises(SystemExit):
+        run(compose("train", OFF_GRID))
+    (run_dir,) = run_dirs(root)
+    assert manifest(run_dir)["error"].startswith("Interrupted: SIGTERM at epoch 1, step 30;")
+    monkeypatch.delenv("FAULT_INJECT")
+    assert run(compose("train", OFF_GRID)).run_dir == run_dir
+    assert [r["checkpoint"] is not None for r in manifest(run_dir)["resumes"]] == [True, True]
+
+    assert history(run_dir) == reference_history
+    assert_same_metrics(metrics_of(run_dir), metrics_of(reference_dir))
 
 
 def test_sigterm_inside_a_gradient_accumulation_window_stops_after_its_step(tmp_path, monkeypatch):
