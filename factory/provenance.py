@@ -11,15 +11,27 @@ from pathlib import Path
 CODE_DIR = Path(__file__).resolve().parents[1]
 
 
+#: Where a run's code and configs live: an untracked file here (a new ``conf/experiment/*.yaml``,
+#: a new module) can define a run, so it makes the checkout dirty. Untracked files elsewhere
+#: (data, notes) and ignored ones (outputs/, .venv) do not.
+SOURCE_DIRS = ("conf", "factory", "scripts", "notebooks", "hydra_plugins")
+
+
 def git_state(directory: str | Path = ".") -> dict | None:
-    """``{"commit": sha, "dirty": bool}`` of the repository holding ``directory``, or None."""
+    """The code version of the repository holding ``directory``, or None outside one.
+
+    Returns:
+        ``{"commit": sha, "dirty": bool}``: dirty when a tracked file differs from the commit,
+        or an untracked, not ignored file sits under one of ``SOURCE_DIRS``.
+    """
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True,
                               check=True, timeout=10).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no")
+                     or git("ls-files", "--others", "--exclude-standard", "--", *SOURCE_DIRS))
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": dirty}
