@@ -13,12 +13,14 @@ Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/``::
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from factory import atomic, provenance
+from factory.errors import FactoryError
 
 MANIFEST = "run.json"
 METRICS = "metrics.json"
@@ -82,3 +84,17 @@ def load_record(run_dir: str | Path) -> RunRecord:
 
 def save_metrics(run_dir: Path, metrics: dict[str, Any]) -> Path:
     return atomic.write_json(run_dir / METRICS, metrics)
+
+
+def check_finite_metrics(metrics: dict[str, dict[str, Any]], sections: tuple[str, ...] = ("val", "test")) -> None:
+    """Raise ``FactoryError`` if a val or test metric is NaN or infinite.
+
+    Such a run learned nothing usable (diverged, or inputs beyond float range); marking it
+    completed would let the registry and sweeps pick it.
+    """
+    bad = [f"{name}={value}" for section in sections for name, value in metrics.get(section, {}).items()
+           if isinstance(value, float) and not math.isfinite(value)]
+    if bad:
+        shown = ", ".join(bad[:4]) + (f", ... ({len(bad)} in all)" if len(bad) > 4 else "")
+        raise FactoryError(f"training produced non-finite metrics ({shown}): it diverged; "
+                           "check the data for extreme values, or lower model.optimizer.lr")

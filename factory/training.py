@@ -119,6 +119,7 @@ def run(cfg: DictConfig) -> RunResult:
 
             metrics["baseline"] = baselines.logistic_regression(datamodule, seed=cfg.seed)
 
+        manifest.check_finite_metrics(metrics)  # a NaN run is failed, never completed
         monitored = metrics["val"].get(cfg.monitor.metric)
         record.monitor = {"metric": cfg.monitor.metric, "mode": cfg.monitor.mode, "best": monitored}
         record.best_checkpoint = best

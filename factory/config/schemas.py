@@ -77,6 +77,7 @@ class FileSourceConf(DeclaredSchemaConf):
     path: str = MISSING
     format: Optional[str] = choices("csv", "parquet", None, default=None)
     storage_options: Dict[str, Any] = field(default_factory=dict)
+    encoding: str = "utf-8"  # of CSV files; checked by FileSource (codecs.lookup)
 
 
 @schema_for("factory.data.sources.WarehouseSource")

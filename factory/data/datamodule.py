@@ -12,7 +12,7 @@ from factory.data.fingerprint import table_fingerprint
 from factory.data.preprocessing import Preprocessor
 from factory.data.sources.base import DataSource
 from factory.data.spec import InputSpec, TableSchema
-from factory.data.split import SPLITS, check_fractions, stratified_split
+from factory.data.split import SPLITS, check_fractions, check_split_sizes, stratified_split
 from factory.data.validation import validate_table
 
 
@@ -89,7 +89,8 @@ class TabularDataModule(pl.LightningDataModule):
         ``load_state_dict``. ``input_spec`` is set on return.
 
         Raises:
-            DataError: the source's table does not match its schema.
+            DataError: the source's table does not match its schema, or is too small
+                to give the splits ``stage`` reads.
         """
         if self._table is not None:
             return  # "fit" then "test" (or "validate"): one load serves all stages
@@ -106,6 +107,8 @@ class TabularDataModule(pl.LightningDataModule):
             stratify=loaded.schema.task != "regression",
         )
         self.split_sizes = {name: len(rows) for name, rows in self._rows.items()}
+        check_split_sizes(self.split_sizes, self.val_fraction, self.test_fraction,
+                          need_val=stage in (None, "fit", "validate"))
         if self.preprocessor is None:
             self.preprocessor = Preprocessor.fit(self.split_table("train"), loaded.schema, self.max_onehot)
         self._encode()

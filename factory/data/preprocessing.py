@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from factory.data.spec import InputSpec, TableSchema
-from factory.data.validation import label_mask
+from factory.data.validation import check_finite, label_mask
 from factory.errors import DataError
 
 MISSING, UNSEEN, FIRST_LEVEL = 0, 1, 2
@@ -136,8 +136,8 @@ class Preprocessor:
             indices for classification, float32 ``(N,)`` for regression.
 
         Raises:
-            DataError: a fitted column is absent, or the target has missing values or
-                classes unknown at fit time.
+            DataError: a fitted column is absent, a numeric feature holds an infinity,
+                or the target has missing (or non-finite) values or classes unknown at fit time.
         """
         _require(table, [*self.schema.features, self.schema.target])
         x_num, x_cat = self.transform_features(table)
@@ -147,7 +147,7 @@ class Preprocessor:
         """``transform`` without the target: encode new rows to score (the target may be absent).
 
         Raises:
-            DataError: a fitted feature column is absent.
+            DataError: a fitted feature column is absent, or a numeric one holds an infinity.
         """
         _require(table, self.schema.features)
         n = table.num_rows
@@ -177,6 +177,7 @@ class Preprocessor:
             raise DataError(f"target '{name}' has {column.null_count} missing value(s); drop or fill those rows")
         column = _decoded(column)
         if schema.task == "regression":
+            check_finite(pc.cast(column, pa.float64()).to_numpy(), f"target '{name}'", nan=True)
             return pc.cast(column, pa.float32()).to_numpy().copy()  # Arrow buffers are read-only
         if schema.task == "binary" and schema.positive_label is not None:
             return label_mask(column, schema.positive_label).to_numpy().astype(np.int64)
@@ -226,7 +227,11 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _numeric_matrix(table: pa.Table, names: list[str]) -> np.ndarray:
-    """(N, len(names)) float64 with NaN for nulls."""
+    """(N, len(names)) float64 with NaN for nulls.
+
+    Raises:
+        DataError: a column holds an infinity (every table encoded, not only validated ones).
+    """
     out = np.empty((table.num_rows, len(names)), dtype=np.float64)
     for j, name in enumerate(names):
         column = _decoded(table.column(name))
@@ -235,6 +240,7 @@ def _numeric_matrix(table: pa.Table, names: list[str]) -> np.ndarray:
             out[:, j] = column.to_pandas().astype("float64").to_numpy()
         else:
             out[:, j] = pc.cast(column, pa.float64()).to_numpy()
+        check_finite(out[:, j], f"numeric feature '{name}'")
     return out
 
 

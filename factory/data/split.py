@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from factory.errors import ConfigError
+from factory.errors import ConfigError, DataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -23,6 +23,28 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
         raise ConfigError(
             f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} must be < 1 "
             "(the rest is the train split)"
+        )
+
+
+def check_split_sizes(sizes: dict[str, int], val_fraction: float, test_fraction: float,
+                      need_val: bool = True) -> None:
+    """Raise ``DataError`` when a split that training or testing reads came out empty.
+
+    A tiny table (or class) rounds its val and test shares to zero rows, since every
+    class keeps a row in train; Lightning would fail later on a metric that was never
+    logged. ``need_val``: the val split is read (training monitors it).
+    """
+    if need_val and val_fraction == 0:
+        raise DataError("data.val_fraction=0 leaves no validation rows, and training monitors "
+                        "validation metrics; set it above 0")
+    empty = [name for name, fraction in (("val", val_fraction if need_val else 0), ("test", test_fraction))
+             if fraction > 0 and sizes.get(name, 0) == 0]
+    if empty:
+        split = ", ".join(f"{name} {sizes.get(name, 0)}" for name in SPLITS)
+        raise DataError(
+            f"the table is too small to split: its {sum(sizes.values())} row(s) give {split} rows with "
+            f"data.val_fraction={val_fraction:g}, data.test_fraction={test_fraction:g} "
+            f"(no {' and no '.join(empty)} rows; each class keeps a row in train); use more rows"
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -29,15 +30,17 @@ def validate_table(loaded: LoadedTable, source: str = "source") -> None:
         source: the source's name, used in messages.
 
     Raises:
-        DataError: an empty table, missing columns, a target unusable for the task, a
-            numeric feature holding non-numbers, or an image shape that does not match
-            the numeric features.
+        DataError: an empty table, no feature columns, missing columns, a target
+            unusable for the task, a numeric feature holding non-numbers or infinite
+            values, or an image shape that does not match the numeric features.
     """
     table, schema = loaded.table, loaded.schema
     if schema.task not in TASKS:
         raise DataError(f"source '{source}' declares task '{schema.task}'; expected one of {', '.join(TASKS)}")
     if table.num_rows == 0:
         raise DataError(f"source '{source}' returned an empty table (0 rows)")
+    if not schema.features:
+        raise DataError(f"source '{source}' has no feature columns, only the target '{schema.target}'")
     missing = [c for c in [schema.target, *schema.features] if c not in table.column_names]
     if missing:
         raise DataError(
@@ -46,6 +49,9 @@ def validate_table(loaded: LoadedTable, source: str = "source") -> None:
         )
     _check_target(table.column(schema.target), schema)
     _check_features(table, schema)
+    for name in schema.numeric:  # text columns were checked (and parsed) by _check_features
+        if pa.types.is_floating(_value_type(table.column(name).type)):
+            check_finite(table.column(name).to_numpy(), f"numeric feature '{name}'")
     if schema.image_shape is not None and math.prod(schema.image_shape) != len(schema.numeric):
         raise DataError(
             f"source '{source}' declares image_shape {tuple(schema.image_shape)} "
@@ -70,12 +76,35 @@ def label_mask(column: pa.ChunkedArray, label: str | int) -> pa.ChunkedArray:
     return pc.equal(column, scalar)
 
 
+def check_finite(values: np.ndarray, what: str, nan: bool = False) -> None:
+    """Raise ``DataError`` if ``values`` hold infinities (or, with ``nan``, NaNs).
+
+    In features NaN means missing (imputed); an infinity would turn every loss and
+    metric into NaN, so it is refused, naming the column, the count and the first row.
+
+    Args:
+        values: one column, float, row order of the table.
+        what: the column as messages name it (``numeric feature 'amount'``).
+        nan: also refuse NaN (targets, where nothing is imputed).
+    """
+    bad = ~np.isfinite(values) if nan else np.isinf(values)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        kind = "non-finite (NaN or infinite)" if nan else "infinite"
+        raise DataError(
+            f"{what} has {len(rows)} {kind} value(s), the first {values[rows[0]]} at row {rows[0]};"
+            " drop those rows or replace the values"
+        )
+
+
 def _check_target(column: pa.ChunkedArray, schema: TableSchema) -> None:
     name = schema.target
     nulls = column.null_count
     if nulls:
         raise DataError(f"target '{name}' has {nulls} missing value(s); drop or fill those rows")
-    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    kind = _value_type(column.type)
+    if pa.types.is_floating(kind):
+        check_finite(column.cast(kind).to_numpy(), f"target '{name}'", nan=True)
     if schema.task == "regression":
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             raise DataError(f"regression target '{name}' has type {kind}, not numbers")
@@ -122,20 +151,32 @@ def _check_features(table: pa.Table, schema: TableSchema) -> None:
 
 
 def _check_numeric_text(table: pa.Table) -> None:
-    """Numeric columns read as strings (a CSV with "12.5" and "n/a") must all parse as floats."""
+    """Numeric columns read as strings (a CSV with "12.5" and "12 EUR") must all parse as floats."""
     # pandera costs ~0.6 s to import; only tables with such columns pay for it.
     import pandera.pandas as pandera
     from pandera.errors import SchemaErrors
 
     checks = {name: pandera.Column(float, coerce=True, nullable=True) for name in table.column_names}
     try:
-        pandera.DataFrameSchema(checks).validate(table.to_pandas(), lazy=True)
+        parsed = pandera.DataFrameSchema(checks).validate(table.to_pandas(), lazy=True)
     except SchemaErrors as err:
-        failure = err.failure_cases.dropna(subset=["failure_case"]).iloc[0]
+        failures = err.failure_cases.dropna(subset=["failure_case"])
+        name = failures["column"].iloc[0]
+        cases = failures[failures["column"] == name].drop_duplicates("index").sort_values("index")
+        shown = ", ".join(f"{case!r} (row {row})" for case, row in zip(cases["failure_case"][:_SHOWN],
+                                                                        cases["index"][:_SHOWN]))
+        others = sorted(set(failures["column"]) - {name})
+        also = f" (also in {_listing(others)})" if others else ""
         raise DataError(
-            f"numeric feature '{failure['column']}' has non-numeric values, e.g. "
-            f"{failure['failure_case']!r} at row {failure['index']}; clean it or declare it categorical"
+            f"numeric feature '{name}' has {len(cases)} non-numeric value(s): {shown}{also}; "
+            f"clean them, or name '{name}' in data.source.categorical"
         ) from None
+    for name in table.column_names:
+        check_finite(parsed[name].to_numpy(dtype=np.float64), f"numeric feature '{name}'")
+
+
+def _value_type(dtype: pa.DataType) -> pa.DataType:
+    return dtype.value_type if pa.types.is_dictionary(dtype) else dtype
 
 
 def _listing(values: list) -> str:

@@ -1,6 +1,7 @@
 """Schemas declared in config, for sources whose columns the user names (files, SQL)."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ def declare_schema(
     categorical: Sequence[str] | None = None,
     task: str | None = None,
     positive_label: str | int | None = None,
+    origin: str | None = None,
 ) -> TableSchema:
     """Check config-declared columns against a table and fill in what was left out.
 
@@ -30,20 +32,24 @@ def declare_schema(
         target: the column to predict.
         features: feature columns in model order; ``None``: every column but the target.
         categorical: the features to treat as categorical; ``None``: the string,
-            dictionary and bool features.
+            dictionary and bool features, except text columns that are mostly numbers
+            (a CSV column with a few stray words): those are numeric, and validation
+            reports the words.
         task: ``binary``, ``multiclass`` or ``regression``; ``None``: inferred from the
             target (non-numeric or two distinct values: binary; integer with at most 20
             distinct values: multiclass; otherwise regression). A ``positive_label``
             implies binary.
         positive_label: the target value meaning class 1 when the target is not 0/1.
+        origin: the file or query the table came from, for messages.
 
     Returns:
         The schema; ``positive_label`` is converted to the target's own value type
         (``"1"`` from the command line matches an integer 1).
 
     Raises:
-        DataError: an unknown column, a feature that is neither numeric nor categorical,
-            an unknown task, or a binary target whose class 1 is not known.
+        DataError: a repeated column name, an unknown column, no feature column, a
+            feature that is neither numeric nor categorical, an unknown task, or a binary
+            target whose class 1 is not known.
 
     Example:
         >>> t = pa.table({"x": [1.0, 2.0], "churned": ["Yes", "No"]})
@@ -51,13 +57,23 @@ def declare_schema(
         'binary'
     """
     columns = table.column_names
+    where = origin or "the table"
+    check_unique_columns(columns, where)
     _check_known([target], columns, "target")
-    features = [c for c in columns if c != target] if features is None else _names(features)
+    if features is None:
+        features = [c for c in columns if c != target]
+        if not features:
+            raise DataError(f"{where} has no feature columns, only the target {target!r}; a model needs inputs")
+    else:
+        features = _names(features)
+        if not features:
+            raise DataError("data.source.features is empty; name at least one column, or null for all")
     _check_known(features, columns, "feature")
     if target in features:
         raise DataError(f"target column {target!r} is also listed in data.source.features")
     if categorical is None:
-        categorical = [c for c in features if _is_categorical(table.schema.field(c).type)]
+        categorical = [c for c in features if _is_categorical(table.schema.field(c).type)
+                       and not _mostly_numbers(table.column(c))]
     else:
         categorical = _names(categorical)
         _check_known(categorical, features, "categorical")
@@ -103,11 +119,11 @@ class SchemaDeclaration:
     task: str | None = None
     positive_label: str | int | None = None
 
-    def apply(self, table: pa.Table) -> LoadedTable:
-        """Declare the schema over ``table`` and keep only its features and target."""
+    def apply(self, table: pa.Table, origin: str | None = None) -> LoadedTable:
+        """Declare the schema over ``table`` (read from ``origin``) and keep only its features and target."""
         table = decimals_to_float(table)
         schema = declare_schema(table, self.target, self.features, self.categorical, self.task,
-                                self.positive_label)
+                                self.positive_label, origin)
         return LoadedTable(table.select([*schema.features, schema.target]), schema)
 
 
@@ -124,6 +140,15 @@ def listing(names: Iterable[object], limit: int = _MAX_LISTED) -> str:
     names = [str(n) for n in names]
     more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
+
+
+def check_unique_columns(names: Sequence[str], where: str) -> None:
+    """Raise ``DataError`` naming the first column that appears more than once in ``where``."""
+    repeated = [(name, n) for name, n in Counter(names).items() if n > 1]
+    if repeated:
+        name, n = repeated[0]
+        more = f" (also {listing(repr(r) for r, _ in repeated[1:])})" if len(repeated) > 1 else ""
+        raise DataError(f"column {name!r} appears {n} times in {where}{more}; rename the duplicates")
 
 
 def first_line(err: BaseException) -> str:
@@ -174,6 +199,24 @@ def _is_categorical(kind: pa.DataType) -> bool:
         or pat.is_dictionary(kind)
         or pat.is_boolean(kind)
     )
+
+
+def _mostly_numbers(column: pa.ChunkedArray) -> bool:
+    """Text where most but not all values read as numbers: numbers with stray words.
+
+    A column of numbers only is text by choice (a Parquet writer's, codes like "007");
+    numbers with a few words ("n.a.", "12 EUR") are a numeric column to report, not a
+    categorical with one level per number.
+    """
+    if not (pat.is_string(column.type) or pat.is_large_string(column.type)):
+        return False
+    import pandas as pd
+
+    counts = column.drop_null().value_counts()  # parse each distinct value once
+    values, rows = counts.field("values").to_pandas(), counts.field("counts").to_numpy()
+    numeric = pd.to_numeric(values, errors="coerce").notna().to_numpy()
+    total = rows.sum()
+    return bool(total) and 0.5 <= rows[numeric].sum() / total < 1
 
 
 def _is_numeric(kind: pa.DataType) -> bool:

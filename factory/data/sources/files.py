@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from factory.data.sources.base import DataSource, LoadedTable
-from factory.data.sources.declared import SchemaDeclaration, first_line
+from factory.data.sources.declared import SchemaDeclaration, check_unique_columns, first_line
+from factory.data.sources.file_schema import check_text, unify
 from factory.errors import DataError
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ class FileSource(DataSource):
     """Reads CSV or Parquet into one table; the schema comes from config.
 
     ``path`` is a file, a glob (``data/*.csv``: the files are concatenated, types
-    promoted), a directory (all its files as one dataset; Hive partitions such as
+    decided from all of them; files with different columns or types are reported), a directory (all its files as one dataset; Hive partitions such as
     ``country=DE/`` become columns), or any fsspec URL (``s3://``, ``gs://``, ``file://``,
     ``memory://``) when the matching fsspec plugin is installed.
 
@@ -32,6 +33,7 @@ class FileSource(DataSource):
         target, features, categorical, task, positive_label: see
             ``factory.data.sources.declared.declare_schema``.
         storage_options: passed to fsspec (credentials, endpoint).
+        encoding: the text encoding of CSV files (``latin-1``, ``cp1252``, ...).
 
     Example:
         >>> FileSource(path="data/churn.csv", target="churned", positive_label="Yes")
@@ -50,16 +52,24 @@ class FileSource(DataSource):
         task: str | None = None,
         positive_label: str | int | None = None,
         storage_options: Mapping | None = None,
+        encoding: str = "utf-8",
     ):
+        import codecs
+
         if format is not None and format not in FORMATS:
             raise DataError(f"unknown data.source.format {format!r}; choose csv or parquet")
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise DataError(f"unknown data.source.encoding {encoding!r}; e.g. utf-8, latin-1, cp1252") from None
+        self.encoding = encoding
         self.path = str(path)
         self.format = format
         self.declaration = SchemaDeclaration(target, features, categorical, task, positive_label)
         self.storage_options = storage_options
 
     def load(self) -> LoadedTable:
-        return self.declaration.apply(self._read())
+        return self.declaration.apply(self._read(), origin=self.path)
 
     def _read(self) -> pa.Table:
         import fsspec
@@ -78,7 +88,7 @@ class FileSource(DataSource):
         if not exists:
             raise DataError(f"no such file or directory: {self.path}")
         if is_glob:
-            return _concat([self._read_file(fs, f) for f in files], self.path)
+            return self._read_glob(fs, files)
         return self._read_directory(fs, root) if is_dir else self._read_file(fs, root)
 
     def _read_file(self, fs: AbstractFileSystem, path: str) -> pa.Table:
@@ -91,10 +101,21 @@ class FileSource(DataSource):
             import pyarrow.csv as pcsv
 
             with fs.open(path, "rb", compression="infer") as handle:
-                return pcsv.read_csv(handle, convert_options=_csv_convert())
-        except (pa.ArrowException, OSError) as err:
-            shown = fs.unstrip_protocol(path) if "://" in self.path else path
-            raise DataError(f"cannot read {shown} as {fmt}: {first_line(err)}") from err
+                table = pcsv.read_csv(handle, read_options=self._csv_read(), convert_options=_csv_convert())
+        except (pa.ArrowException, OSError, UnicodeError) as err:  # UnicodeError: a wrong data.source.encoding
+            raise DataError(f"cannot read {self._shown(fs, path)} as {fmt}: {first_line(err)}") from err
+        check_unique_columns(table.column_names, self._shown(fs, path))
+        check_text(table, self._shown(fs, path), self.encoding)
+        return table
+
+    def _read_glob(self, fs: AbstractFileSystem, files: list[str]) -> pa.Table:
+        tables = {self._shown(fs, f): self._read_file(fs, f) for f in files}
+        inferred = all((self.format or _format_of(f)) == "csv" for f in files)
+        schema = unify({name: t.schema for name, t in tables.items()}, self.path, inferred)
+        try:
+            return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables.values()])
+        except pa.ArrowException as err:
+            raise DataError(f"files matching {self.path} do not fit together: {first_line(err)}") from err
 
     def _read_directory(self, fs: AbstractFileSystem, root: str) -> pa.Table:
         import pyarrow.dataset as ds
@@ -104,16 +125,34 @@ class FileSource(DataSource):
         if not files:
             raise DataError(f"directory {self.path} holds no data files")
         fmt = self.format or _format_of(files[0])
-        fmt_options = ds.CsvFileFormat(convert_options=_csv_convert()) if fmt == "csv" else fmt
+        fmt_options = (ds.CsvFileFormat(read_options=self._csv_read(), convert_options=_csv_convert())
+                       if fmt == "csv" else fmt)
         try:
-            dataset = ds.dataset(
-                root, filesystem=_arrow_fs(fs), format=fmt_options, partitioning="hive"
-            )
-            return dataset.to_table()
-        except (pa.ArrowException, OSError) as err:
+            options = {"filesystem": _arrow_fs(fs), "format": fmt_options, "partitioning": "hive"}
+            dataset = ds.dataset(root, **options)
+            # The dataset's schema is its first file's: decide it from every file instead.
+            schemas = {f.path.removeprefix(root).lstrip("/"): f.physical_schema for f in dataset.get_fragments()}
+            for name, schema in schemas.items():
+                check_unique_columns(schema.names, f"{self.path} ({name})")
+            if schemas:
+                physical = unify(schemas, self.path, inferred=fmt == "csv")
+                partitions = [f for f in dataset.schema if f.name not in physical.names]
+                dataset = ds.dataset(root, schema=pa.schema([*physical, *partitions]), **options)
+            table = dataset.to_table()
+        except (pa.ArrowException, OSError, UnicodeError) as err:
             raise DataError(
                 f"cannot read directory {self.path} as {fmt}: {first_line(err)}"
             ) from err
+        check_text(table, f"directory {self.path}", self.encoding)
+        return table
+
+    def _csv_read(self):
+        import pyarrow.csv as pcsv
+
+        return pcsv.ReadOptions(encoding=self.encoding)
+
+    def _shown(self, fs: AbstractFileSystem, path: str) -> str:
+        return fs.unstrip_protocol(path) if "://" in self.path else path
 
 
 def _format_of(path: str) -> str:
@@ -138,14 +177,6 @@ def _arrow_fs(fs: AbstractFileSystem) -> AbstractFileSystem | None:
 
     # None: pyarrow reads local files natively, faster than through fsspec's Python layer.
     return None if isinstance(fs, LocalFileSystem) else fs
-
-
-def _concat(tables: list[pa.Table], pattern: str) -> pa.Table:
-    try:
-        # "permissive": an int column in one file and float in another becomes float.
-        return pa.concat_tables(tables, promote_options="permissive")
-    except pa.ArrowException as err:
-        raise DataError(f"files matching {pattern} do not fit together: {first_line(err)}") from err
 
 
 def _plain(value):

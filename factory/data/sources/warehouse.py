@@ -53,7 +53,7 @@ class WarehouseSource(DataSource):
 
     def load(self) -> LoadedTable:
         table = self._duckdb() if self.url.startswith("duckdb://") else self._sqlalchemy()
-        return self.declaration.apply(table)
+        return self.declaration.apply(table, origin="the result of data.source.query")
 
     def _duckdb(self) -> pa.Table:
         import duckdb
