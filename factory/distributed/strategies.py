@@ -65,8 +65,9 @@ def deepspeed_zero(stage: int = 2, offload_optimizer: bool = False, offload_para
         config = merge(config, deepspeed_config)
     # Build native ops here, in the launching process, with a message, rather than
     # silently inside every worker (which would each wait on the build lock).
-    from factory.distributed.native_ops import NativeOpError, ensure_built
+    from factory.distributed.native_ops import NativeOpError, ensure_built, use_environment_cache
 
+    use_environment_cache()  # before the workers start: they inherit TORCH_EXTENSIONS_DIR
     if not torch.cuda.is_available():
         ensure_built("deepspeed_shm_comm")
     if offload_optimizer:
