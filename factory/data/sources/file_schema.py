@@ -23,8 +23,8 @@ def check_text(table: pa.Table, where: str, encoding: str) -> None:
     """
     for field in table.schema:
         if pat.is_binary(field.type) or pat.is_large_binary(field.type):
-            column = table.column(field.name)
-            sample = next((v for v in column.to_pylist() if v is not None), b"")
+            values = table.column(field.name).drop_null()
+            sample = values[0].as_py() if len(values) else b""
             raise DataError(
                 f"{where} is not valid {encoding} text (column {field.name!r} holds bytes such as "
                 f"{sample[:30]!r}); set data.source.encoding to the file's encoding, e.g. latin-1 or cp1252"

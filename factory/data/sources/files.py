@@ -22,10 +22,12 @@ _COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")  # data.csv.gz is a CSV
 class FileSource(DataSource):
     """Reads CSV or Parquet into one table; the schema comes from config.
 
-    ``path`` is a file, a glob (``data/*.csv``: the files are concatenated, types
-    decided from all of them; files with different columns or types are reported), a directory (all its files as one dataset; Hive partitions such as
-    ``country=DE/`` become columns), or any fsspec URL (``s3://``, ``gs://``, ``file://``,
-    ``memory://``) when the matching fsspec plugin is installed.
+    ``path`` is a file, a glob (``data/*.csv``: the files are concatenated), a directory
+    (all its files as one dataset; Hive partitions such as ``country=DE/`` become
+    columns), or any fsspec URL (``s3://``, ``gs://``, ``file://``, ``memory://``) when
+    the matching fsspec plugin is installed. The types of a glob or directory come from
+    all its files (``file_schema.unify``); files whose columns or types disagree are
+    reported in one line.
 
     Args:
         path: file, glob, directory or URL.
