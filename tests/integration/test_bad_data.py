@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from factory import compose
+from factory import compose, registry
 from factory.errors import DataError, FactoryError
 from factory.training import run
 from tests.integration.helpers import manifest, run_dirs, run_script
@@ -94,6 +94,9 @@ def test_non_finite_metrics_fail_the_run(isolated_env):
     pq.write_table(pa.table(table), path)
     _failed_run(isolated_env, [f"data.source.path={path}", "data.source.target=y",
                                "data.source.task=regression"], FactoryError, "non-finite metrics")
+    (run_dir,) = run_dirs(isolated_env)
+    with pytest.raises(FactoryError, match="status 'failed'"):  # nothing for the registry to pick
+        registry.register(run_dir, registry=isolated_env / "registry")
 
 
 def test_two_rows_are_too_few_to_split(isolated_env):
