@@ -56,28 +56,58 @@ def local_now() -> datetime:
     return datetime.now().astimezone()
 
 
-def scheduled_reports(names: Sequence[str] | None = None) -> list[Scheduled]:
-    """Reports in conf/report/ that declare a ``schedule`` (all, or those in ``names``).
+@dataclass(frozen=True)
+class BadReport:
+    """A report whose schedule cannot run: skipped, named with its file."""
 
-    Raises:
-        ReportError: an unknown name, or a report whose declaration is invalid
-            (a bad cron expression included).
+    name: str
+    path: Path
+    error: str
+
+    def __str__(self) -> str:
+        try:
+            where = self.path.relative_to(CODE_DIR)
+        except ValueError:
+            where = self.path
+        return f"report {self.name} ({where}): {self.error}; skipped"
+
+
+def scheduled_reports(names: Sequence[str] | None = None,
+                      report_dir: Path | None = None) -> tuple[list[Scheduled], list[BadReport]]:
+    """Reports in conf/report/ (or ``report_dir``) that declare a ``schedule`` (all, or ``names``).
+
+    Each report is checked on its own (cron expression, required parameters, notebook):
+    a bad one is returned in the second list, with why, and does not hide the others.
+
+    Returns:
+        The runnable schedules, and the reports that were skipped.
     """
-    from factory.config import CONFIG_DIR
-    from factory.reports.spec import ReportError, available, spec_from_file
+    import yaml
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    found = []
-    for name in names or available():
-        path = CONFIG_DIR / "report" / f"{name}.yaml"
-        declared = OmegaConf.load(path).get("schedule") if path.exists() else None
-        if declared is None and not names:
-            continue  # discovering: reports without a schedule are not ours
-        spec = spec_from_file(name)  # checks everything, the cron expression included
-        if not spec.schedule:
-            raise ReportError(f"report={name}: no schedule (set schedule: \"<cron>\" in conf/report/{name}.yaml)")
+    from factory.config import CONFIG_DIR
+    from factory.errors import FactoryError
+    from factory.reports.spec import available, spec_from_file
+
+    report_dir = report_dir or CONFIG_DIR / "report"
+    found, bad = [], []
+    for name in names or available(report_dir):
+        path = report_dir / f"{name}.yaml"
+        try:
+            declared = OmegaConf.load(path).get("schedule") if path.exists() else None
+            if declared is None and not names:
+                continue  # discovering: reports without a schedule are not ours
+            spec = spec_from_file(name, report_dir=report_dir)  # checks everything, the cron line included
+            if not spec.schedule:
+                raise FactoryError("no schedule (set schedule: \"<cron>\" in the file)")
+        except (FactoryError, OmegaConfBaseException, yaml.YAMLError, OSError) as e:
+            lines = str(e).strip().splitlines()
+            lines = lines[:1] if isinstance(e, OmegaConfBaseException) else lines  # the rest is object dumps
+            bad.append(BadReport(name, path, "; ".join(lines) or type(e).__name__))
+            continue
         found.append(Scheduled(name, spec.schedule))
-    return found
+    return found, bad
 
 
 def last_tick(expression: str, now: datetime) -> datetime:

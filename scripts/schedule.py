@@ -4,14 +4,15 @@
     python scripts/schedule.py --once        # run what is due now and exit (cron, systemd timers, CI)
     python scripts/schedule.py --crontab     # print the equivalent crontab lines
     python scripts/schedule.py --report run_report --once
-Exit codes: 0 all ran (or nothing was due), 1 a report failed, 2 bad input.
+Exit codes: 0 all ran (or nothing was due), 1 a report failed, 2 bad input: a report whose
+declaration is invalid (bad cron line, required parameter unset) is named with its file on
+one line and skipped, the others still run or are listed, and the exit status is 2.
 """
 import argparse
 import logging
 import sys
 
 from factory.cli import EXIT_BAD_INPUT
-from factory.errors import FactoryError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,31 +30,38 @@ def main(argv: list[str] | None = None) -> int:
 
     from factory import schedule
 
-    try:
-        reports = schedule.scheduled_reports(args.report)
-    except FactoryError as e:
-        for line in str(e).splitlines():
-            print(f"error: {line}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    reports, bad = schedule.scheduled_reports(args.report)
+    for report in bad:  # each named with its file and skipped; the others still run
+        print(f"error: {report}", file=sys.stderr)
+    status = EXIT_BAD_INPUT if bad else 0
     reports_dir = Path(os.environ.get("FACTORY_ROOT", ".")) / "reports"
     if args.crontab:
-        print("\n".join(schedule.crontab_lines(reports, Path.cwd())))
-        return 0
+        if reports:
+            print("\n".join(schedule.crontab_lines(reports, Path.cwd())))
+        return _summary(bad, status)
     if not reports:
-        print("no report in conf/report/ has a schedule", file=sys.stderr)
-        return 0
+        if not bad:
+            print("no report in conf/report/ has a schedule", file=sys.stderr)
+        return _summary(bad, status)
     runner = schedule.subprocess_runner()
     if args.once:
         results = schedule.run_due(reports, reports_dir, runner)
-        return 1 if any(ok is False for ok in results.values()) else 0
+        failed = any(ok is False for ok in results.values())
+        return _summary(bad, status or (1 if failed else 0))
     for r in reports:
         logging.info("schedule: %s at '%s'", r.name, r.schedule)
     try:
         schedule.serve(reports, reports_dir, runner)
     except KeyboardInterrupt:
         pass
-    return 0
+    return _summary(bad, status)
 
+
+def _summary(bad: list, status: int) -> int:
+    if bad:
+        print(f"error: {len(bad)} report(s) skipped: {', '.join(r.name for r in bad)} (exit {status})",
+              file=sys.stderr)
+    return status
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,7 @@
 """What a report is: a ``conf/report/<name>.yaml`` node, checked before any kernel starts."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,9 +33,9 @@ class ReportSpec:
     kernel: str | None = None
 
 
-def available() -> list[str]:
-    """Names of the reports in ``conf/report/``."""
-    return sorted(p.stem for p in (CONFIG_DIR / "report").glob("*.yaml"))
+def available(report_dir: Path | None = None) -> list[str]:
+    """Names of the reports in ``conf/report/`` (or ``report_dir``)."""
+    return sorted(p.stem for p in (report_dir or CONFIG_DIR / "report").glob("*.yaml"))
 
 
 def compose_report(name: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -51,7 +52,7 @@ def compose_report(name: str, overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def spec_from_file(name: str, context: DictConfig | None = None,
-                   parameters: dict[str, Any] | None = None) -> ReportSpec:
+                   parameters: dict[str, Any] | None = None, report_dir: Path | None = None) -> ReportSpec:
     """Load ``conf/report/<name>.yaml`` without Hydra (safe inside a Hydra app).
 
     Args:
@@ -59,12 +60,14 @@ def spec_from_file(name: str, context: DictConfig | None = None,
         context: a config whose keys the report's interpolations may name
             (``${paths.output_dir}``); a training run passes its own.
         parameters: values that replace the file's parameters (``run_dir``).
+        report_dir: where the report files are (default ``conf/report/``).
     """
     from factory.config.schemas import ReportConf
 
-    path = CONFIG_DIR / "report" / f"{name}.yaml"
+    report_dir = report_dir or CONFIG_DIR / "report"
+    path = report_dir / f"{name}.yaml"
     if not path.exists():
-        raise ReportError(f"report={name}: no such report (available: {', '.join(available()) or 'none'})")
+        raise ReportError(f"report={name}: no such report (available: {', '.join(available(report_dir)) or 'none'})")
     node = OmegaConf.merge(OmegaConf.structured(ReportConf), OmegaConf.load(path))
     if parameters:
         node.parameters = OmegaConf.merge(node.parameters, parameters)
@@ -107,6 +110,8 @@ def to_spec(node: DictConfig) -> ReportSpec:
         notebook = notebook if notebook.is_absolute() else CODE_DIR / notebook
         if not notebook.is_file():
             errors.append(f"report.notebook: {plain['notebook']}: no such notebook")
+        elif notebook_error(notebook):
+            errors.append(f"report.notebook: {notebook_error(notebook)}")
     if errors:
         raise ReportError("\n".join(errors))
     return ReportSpec(name=plain["name"], notebook=notebook, parameters=params,
@@ -123,3 +128,85 @@ def cron_error(expression: str) -> str | None:
     if not croniter.is_valid(expression):
         return f"{expression!r}: not a valid cron expression"
     return None
+
+
+def notebook_error(notebook: Path) -> str | None:
+    """Why ``notebook`` cannot be a report, or None: it needs a code cell tagged ``parameters``.
+
+    papermill injects the report's values after that cell; without it they land first and
+    the notebook's own defaults (``run_dir = None``) silently replace them.
+    """
+    import json
+
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"{notebook}: not a readable notebook ({type(e).__name__}: {e})"
+    if not any(c.get("cell_type") == "code" and "parameters" in (c.get("metadata", {}).get("tags") or [])
+               for c in cells if isinstance(c, dict)):
+        return (f"{notebook}: no cell tagged `parameters` (tag the cell holding the parameters' "
+                "defaults; papermill injects the report's values after it)")
+    return None
+
+
+def check_inputs(spec: ReportSpec, cwd: str | Path | None = None) -> list[str]:
+    """Check what the kernel would read, before it starts; say what is odd about the runs reported on.
+
+    Checks the notebook's ``parameters`` tag and that each path parameter names something:
+    ``*run_dir`` (a run directory or run id), ``*run_dirs`` / ``run_ids`` (lists of them),
+    ``*sweep_dir`` (a directory). Relative paths are read from ``cwd`` (the kernel's).
+
+    Returns:
+        One line per run reported on that did not complete (its status and error).
+
+    Raises:
+        ReportError: naming the notebook or the ``report.parameters.<key>`` at fault.
+    """
+    base = Path(cwd or os.getcwd())
+    errors = [f"report.notebook: {error}" for error in [notebook_error(Path(spec.notebook))] if error]
+    notes = []
+    for key, value in spec.parameters.items():
+        if key.endswith("sweep_dir") and isinstance(value, str) and not (base / value).is_dir():
+            errors.append(f"report.parameters.{key}: {value}: no such directory")
+        runs = [value] if key.endswith("run_dir") else value if key.endswith(("run_dirs", "run_ids")) else []
+        for run in runs if isinstance(runs, list) else []:
+            if not isinstance(run, str):
+                continue
+            run_dir = _find_run(run, base)
+            if run_dir is None:
+                errors.append(f"report.parameters.{key}: {run}: no such run directory, nor a run id under "
+                              f"{_outputs(base)}")
+            else:
+                notes += _status_note(run_dir)
+    if errors:
+        raise ReportError("\n".join(errors))
+    return notes
+
+
+def _outputs(base: Path) -> Path:
+    return base / os.environ.get("FACTORY_ROOT", ".") / "outputs"
+
+
+def _find_run(run: str, base: Path) -> Path | None:
+    """The directory of a run given as a path or an id, as ``factory.load_run`` finds it in the kernel."""
+    path = base / run
+    if (path / "run.json").is_file():
+        return path
+    outputs = _outputs(base)
+    found = [m.parent for m in outputs.rglob("run.json")
+             if m.parent.name == run or m.parent.name.endswith(f"_{run}")] if outputs.is_dir() and "/" not in run else []
+    return found[0] if len(found) == 1 else None
+
+
+def _status_note(run_dir: Path) -> list[str]:
+    import json
+
+    try:
+        record = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return [f"run {run_dir.name}: run.json is unreadable"]
+    status = record.get("status")
+    if status in (None, "completed"):
+        return []
+    error = f": {record['error']}" if record.get("error") else ""
+    return [f"run {record.get('run_id', run_dir.name)} is {status}{error}"]

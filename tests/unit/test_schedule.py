@@ -95,3 +95,42 @@ def test_crontab_lines(tmp_path: Path):
     lines = schedule.crontab_lines([Scheduled("run_report", "0 6 * * 1-5")], tmp_path)
     assert lines[0].startswith(f"0 6 * * 1-5 cd {tmp_path} && ")
     assert lines[0].endswith("scripts/report.py report=run_report  # factory report run_report")
+
+
+def _report_dir(tmp_path: Path) -> Path:
+    """Four reports: one good, a bad cron line, a required parameter unset, one without a schedule."""
+    d = tmp_path / "report"
+    d.mkdir()
+    (d / "good.yaml").write_text("name: good\nnotebook: notebooks/compare_runs.ipynb\nschedule: '0 6 * * *'\n")
+    (d / "badcron.yaml").write_text("name: badcron\nnotebook: notebooks/compare_runs.ipynb\nschedule: every day\n")
+    (d / "needsrun.yaml").write_text("name: needsrun\nnotebook: notebooks/run_report.ipynb\n"
+                                     "parameters: {run_dir: null}\nrequired: [run_dir]\nschedule: '0 7 * * *'\n")
+    (d / "manual.yaml").write_text("name: manual\nnotebook: notebooks/compare_runs.ipynb\n")
+    return d
+
+
+def test_each_bad_report_is_named_with_its_file_and_skipped(tmp_path: Path):
+    found, bad = schedule.scheduled_reports(report_dir=_report_dir(tmp_path))
+    assert found == [Scheduled("good", "0 6 * * *")]
+    assert [b.name for b in bad] == ["badcron", "needsrun"]
+    assert "badcron.yaml" in str(bad[0]) and "'every day'" in str(bad[0]) and "\n" not in str(bad[0])
+    assert "needsrun.yaml" in str(bad[1]) and "report.parameters.run_dir" in str(bad[1])
+
+
+def test_crontab_lists_the_good_reports_and_exits_2_naming_the_bad(tmp_path: Path, monkeypatch, capsys):
+    import importlib.util
+
+    import factory.config
+    from factory.provenance import CODE_DIR
+
+    monkeypatch.setattr(factory.config, "CONFIG_DIR", _report_dir(tmp_path).parent)
+    spec = importlib.util.spec_from_file_location("schedule_script", CODE_DIR / "scripts" / "schedule.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--crontab"]) == 2
+    out, err = capsys.readouterr()
+    assert out.strip().endswith("report=good  # factory report good")
+    errors = err.strip().splitlines()
+    assert errors[0].startswith("error: report badcron (") and "badcron.yaml" in errors[0]
+    assert errors[1].startswith("error: report needsrun (") and "needsrun.yaml" in errors[1]
+    assert errors[-1] == "error: 2 report(s) skipped: badcron, needsrun (exit 2)"
