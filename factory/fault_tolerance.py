@@ -4,7 +4,7 @@ A resumed run reproduces an uninterrupted one only if everything random continue
 it stopped. Lightning restores weights, optimizer, schedulers, loops and callback states,
 but not the RNGs (dropout draws from torch's), and it builds the first training
 iterator of a resumed fit before it tells the sampler the epoch. ``RankState`` puts every
-rank's RNG states (and, under DeepSpeed, buffers) in each checkpoint; ``data_position``
+rank's RNG states in each checkpoint; ``data_position``
 tells the DataModule which epoch and batch the restored loops are at.
 
 SIGTERM (SLURM preemption, ``scancel``, Kubernetes) is handled here rather than by
@@ -54,28 +54,19 @@ class Interrupted(SystemExit):
 class RankState(pl.Callback):
     """Saves what each rank holds on its own in every checkpoint; each rank takes its own back.
 
-    That is the torch (CPU and CUDA), numpy and Python RNG states, and under DeepSpeed the
-    module's buffers (BatchNorm statistics): DDP broadcasts rank 0's buffers every step,
-    DeepSpeed leaves each rank its own while a checkpoint keeps rank 0's only, so validation
-    after a resume would differ. The states are gathered from all ranks when a checkpoint is
-    written (every rank takes part in a save, so the gather is collective) and restored when
+    That is the torch (CPU and CUDA), numpy and Python RNG states. (Buffers such as BatchNorm
+    statistics are rank 0's on every rank, under DDP and DeepSpeed alike, so a checkpoint's
+    copy serves all.) The states are gathered from all ranks when a checkpoint is written
+    (every rank takes part in a save, so the gather is collective) and restored when
     training starts. Checkpoints without them resume with fresh states.
     """
 
     def __init__(self) -> None:
         self._loaded: list[dict] | None = None
-        self._module: pl.LightningModule | None = None
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        from pytorch_lightning.strategies import DeepSpeedStrategy
-
-        self._module = pl_module if isinstance(trainer.strategy, DeepSpeedStrategy) else None
 
     def state_dict(self) -> dict[str, Any]:
         state = {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate(),
                  "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-        if self._module is not None:
-            state["buffers"] = {name: b.detach().cpu().clone() for name, b in self._module.named_buffers()}
         return {"ranks": gather_per_rank(state)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -91,10 +82,6 @@ class RankState(pl.Callback):
         random.setstate(state["python"])
         if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state["cuda"])
-        with torch.no_grad():
-            for name, buffer in pl_module.named_buffers():
-                if name in state.get("buffers", {}):
-                    buffer.copy_(state["buffers"][name])
 
 
 def gather_per_rank(state: Any) -> list[Any]:

@@ -60,10 +60,46 @@ class AnyDeviceDeepSpeedStrategy(DeepSpeedStrategy):
             return
         super().load_model_state_dict(checkpoint, strict=strict)
 
+    # Rank 0's buffers on every rank before each training batch and each evaluation, as DDP's
+    # broadcast_buffers does. DeepSpeed leaves each rank its own BatchNorm statistics (each
+    # rank updates them from its own batches, and ZeRO-3 loads a checkpoint's into rank 0
+    # only), while checkpoints and exports hold rank 0's: metrics would not be the model's.
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_start(batch, batch_idx)
+        broadcast_buffers(self.lightning_module)
+
+    def on_validation_start(self) -> None:
+        super().on_validation_start()
+        broadcast_buffers(self.lightning_module)
+
+    def on_test_start(self) -> None:
+        super().on_test_start()
+        broadcast_buffers(self.lightning_module)
+
+    def on_predict_start(self) -> None:
+        super().on_predict_start()
+        broadcast_buffers(self.lightning_module)
+
     def _auto_select_batch_size(self) -> int:
         # factory's loaders slice whole batches (no batch_sampler); the datamodule knows the size.
         datamodule = self.lightning_module.trainer.datamodule
         return int(getattr(datamodule, "batch_size", 0) or 1)
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Copy rank 0's buffers of ``module`` to every rank: one broadcast per dtype and device."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return
+    groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+    for buffer in module.buffers():
+        groups.setdefault((buffer.dtype, buffer.device), []).append(buffer)
+    with torch.no_grad():
+        for buffers in groups.values():
+            flat = torch.cat([b.reshape(-1) for b in buffers])  # (total elements,)
+            dist.broadcast(flat, src=0)
+            for buffer, value in zip(buffers, flat.split([b.numel() for b in buffers])):
+                buffer.copy_(value.view_as(buffer))
 
 
 @contextmanager
