@@ -16,11 +16,13 @@ from factory.cli import job, run_cli
 @job
 def main(cfg: DictConfig) -> None:
     from factory.reports import ReportFailed, reports_dir, run_report, to_spec
+    from factory.reports.spec import check_inputs
 
     spec = to_spec(cfg.report)  # before validate: names the missing parameter, checks the cron line
     from factory.config import validate
 
     validate(cfg, root="report")
+    check_inputs(spec)  # before the kernel: a missing run or an untagged notebook is one line, exit 2
     try:
         result = run_report(spec, reports_dir(cfg))
     except ReportFailed as e:

@@ -230,15 +230,15 @@ def lock_state(build_dir: Path, previous: dict | None = None,
 
 
 def _processes_in(build_dir: Path) -> list[str]:
-    """'name (pid N)' of each local process whose working directory is ``build_dir``."""
+    """'name (pid N, ...)' per name of the local processes whose working directory is ``build_dir``."""
     import psutil
 
     target = os.path.realpath(build_dir)
-    found = []
+    pids: dict[str, list[int]] = {}
     for p in psutil.process_iter(["pid", "name", "cwd"]):
         if p.info.get("cwd") and os.path.realpath(p.info["cwd"]) == target:
-            found.append(f"{p.info['name']} (pid {p.info['pid']})")
-    return found
+            pids.setdefault(p.info["name"], []).append(p.info["pid"])
+    return [f"{name} (pid {', '.join(map(str, ids))})" for name, ids in pids.items()]
 
 
 def _alive(pid, started) -> bool:

@@ -19,11 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from factory import __version__, provenance
+from factory import __version__, provenance, redact
 from factory.config.resolvers import new_run_id
 from factory.reports import index
 from factory.reports.kernel import ensure_kernel
-from factory.reports.spec import ReportSpec
+from factory.reports.spec import ReportSpec, check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,13 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
         The result: status, output files, error and failing cell.
 
     Raises:
+        ReportError: before anything starts, when the notebook has no ``parameters`` cell or
+            a path parameter names nothing (``check_inputs``).
         ReportFailed: with ``check``, when a cell raised, the kernel died or timed out.
     """
+    notes = check_inputs(spec, cwd)  # before any kernel or directory: a bad path is one line
+    for note in notes:
+        log.warning("report %s: %s", spec.name, note)
     reports_dir = Path(reports_dir).absolute()
     run_id = new_run_id()
     out = reports_dir / spec.name / run_id
@@ -107,6 +112,8 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
         _execute(spec, meta, ipynb, cwd)
     except Exception as e:  # noqa: BLE001  (any failure of the run is recorded, then raised)
         error, failing_cell = describe_failure(e, ipynb)
+        if notes:  # the likely cause, up front
+            error = f"{'; '.join(notes)}; then {error}"
     html = None
     if ipynb.exists() and "html" in spec.formats:
         try:
@@ -278,7 +285,7 @@ def provenance_of(spec: ReportSpec, run_id: str, trigger: str) -> dict[str, Any]
     return {
         "name": spec.name, "run_id": run_id, "trigger": trigger, "started_at": _now(),
         "notebook": _rel(spec.notebook, provenance.CODE_DIR) or str(spec.notebook),
-        "parameters": spec.parameters, "source_run_ids": source_run_ids(spec.parameters),
+        "parameters": redact.container(spec.parameters), "source_run_ids": source_run_ids(spec.parameters),
         "factory_version": __version__, "git": provenance.git_state(provenance.CODE_DIR),
     }
 

@@ -172,12 +172,15 @@ def check_inputs(spec: ReportSpec, cwd: str | Path | None = None) -> list[str]:
         for run in runs if isinstance(runs, list) else []:
             if not isinstance(run, str):
                 continue
-            run_dir = _find_run(run, base)
-            if run_dir is None:
+            found = _find_runs(run, base)
+            if len(found) == 1:
+                notes += _status_note(found[0])
+            elif found:
+                errors.append(f"report.parameters.{key}: run id {run!r} matches {len(found)} runs under "
+                              f"{_outputs(base)}: give its directory")
+            else:
                 errors.append(f"report.parameters.{key}: {run}: no such run directory, nor a run id under "
                               f"{_outputs(base)}")
-            else:
-                notes += _status_note(run_dir)
     if errors:
         raise ReportError("\n".join(errors))
     return notes
@@ -187,15 +190,15 @@ def _outputs(base: Path) -> Path:
     return base / os.environ.get("FACTORY_ROOT", ".") / "outputs"
 
 
-def _find_run(run: str, base: Path) -> Path | None:
-    """The directory of a run given as a path or an id, as ``factory.load_run`` finds it in the kernel."""
+def _find_runs(run: str, base: Path) -> list[Path]:
+    """The directories a run path or id names, as ``factory.load_run`` looks in the kernel (without pandas)."""
     path = base / run
     if (path / "run.json").is_file():
-        return path
+        return [path]
     outputs = _outputs(base)
-    found = [m.parent for m in outputs.rglob("run.json")
-             if m.parent.name == run or m.parent.name.endswith(f"_{run}")] if outputs.is_dir() and "/" not in run else []
-    return found[0] if len(found) == 1 else None
+    if "/" in run or not outputs.is_dir():
+        return []
+    return [m.parent for m in outputs.rglob("run.json") if m.parent.name == run or m.parent.name.endswith(f"_{run}")]
 
 
 def _status_note(run_dir: Path) -> list[str]:

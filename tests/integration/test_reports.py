@@ -121,6 +121,7 @@ def test_index_lists_runs_newest_first(tmp_path: Path):
 def test_reports_after_training_run_on_the_run(tmp_path: Path):
     run_dir = tmp_path / "outputs" / "train" / "run1"
     run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"run_id": "run1", "status": "completed"}))
     cfg = OmegaConf.create({
         "paths": {"root_dir": str(tmp_path), "output_dir": str(tmp_path / "outputs")},
         "report": {"name": "tiny", "notebook": str(TINY), "required": ["run_dir"],
@@ -155,7 +156,13 @@ def test_missing_required_parameter_and_bad_cron_are_named():
 
 # --- the CLI ---------------------------------------------------------------------
 
+def _fake_run(root: Path, name: str) -> None:
+    (root / name).mkdir()
+    (root / name / "run.json").write_text(json.dumps({"run_id": name, "status": "completed"}))
+
+
 def test_cli_runs_a_report(tmp_path: Path):
+    _fake_run(tmp_path, "somewhere")  # a report's run_dir must exist before the kernel starts
     done = run_script(tmp_path, "report.py", *TINY_CLI, "report.parameters.run_dir=somewhere",
                       "report.hide_input=true")
     assert done.returncode == 0, done.stderr
@@ -167,6 +174,7 @@ def test_cli_runs_a_report(tmp_path: Path):
 
 
 def test_cli_failing_cell_exits_1_naming_the_cell(tmp_path: Path):
+    _fake_run(tmp_path, "x")
     done = run_script(tmp_path, "report.py", *TINY_CLI, "report.parameters.run_dir=x", "+report.parameters.fail=true")
     assert done.returncode == 1
     assert "error: report run_report failed: cell 4" in done.stderr and "ValueError: planted failure" in done.stderr
@@ -193,6 +201,7 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, overrides, message):
 
 def test_schedule_cli_bad_input_and_crontab(tmp_path: Path):
     done = run_script(tmp_path, "schedule.py", "--report", "nope", "--crontab")
-    assert done.returncode == 2 and "error: report=nope: no such report" in done.stderr
+    assert done.returncode == 2
+    assert "error: report nope (conf/report/nope.yaml): report=nope: no such report" in done.stderr
     done = run_script(tmp_path, "schedule.py", "--once")
     assert done.returncode == 0  # nothing in conf/report/ has a schedule yet: nothing due

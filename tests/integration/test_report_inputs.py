@@ -1,0 +1,89 @@
+"""Report inputs checked before a kernel starts: run paths, the `parameters` tag, a failed run said up front."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from factory.reports import run_report
+from factory.reports.spec import ReportError, ReportSpec
+from tests.conftest import REPO
+from tests.integration.helpers import run_dirs, run_script
+
+TINY = REPO / "tests" / "notebooks" / "tiny_report.ipynb"
+
+
+def _untagged(tmp_path: Path) -> Path:
+    nb = nbformat.read(TINY, as_version=4)
+    nb.cells[1].metadata.pop("tags")  # the parameters cell, untagged: values would land before it
+    path = tmp_path / "untagged.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("key,value", [("run_dir", "outputs/diagnosis/no-such-run"), ("run_dir", "abc123")])
+def test_report_on_a_missing_run_is_one_line_exit_2_before_any_kernel(tmp_path: Path, key, value):
+    done = run_script(tmp_path, "report.py", "report=run_report", f"report.parameters.{key}={value}")
+    assert done.returncode == 2
+    line = _one_error_line(done.stderr)
+    assert line.startswith(f"error: report.parameters.{key}: {value}: no such run directory")
+    assert "matplotlib" not in done.stderr + done.stdout
+    assert not (tmp_path / "reports").exists()  # no kernel, no output directory, no index entry
+
+
+def test_missing_sweep_dir_is_named(tmp_path: Path):
+    done = run_script(tmp_path, "report.py", "report=sweep_report", "report.parameters.sweep_dir=multirun/nope")
+    assert done.returncode == 2
+    assert _one_error_line(done.stderr) == "error: report.parameters.sweep_dir: multirun/nope: no such directory"
+
+
+def test_notebook_without_parameters_tag_is_refused(tmp_path: Path):
+    notebook = _untagged(tmp_path)
+    run = tmp_path / "run1"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"run_id": "run1", "status": "completed"}))
+    done = run_script(tmp_path, "report.py", "report=run_report", f"report.notebook={notebook}",
+                      f"report.parameters.run_dir={run}")
+    assert done.returncode == 2
+    line = _one_error_line(done.stderr)
+    assert line.startswith(f"error: report.notebook: {notebook}: no cell tagged `parameters`")
+    assert not (tmp_path / "reports").exists()
+    # The API refuses it too, recording nothing as completed.
+    spec = ReportSpec(name="untagged", notebook=notebook, parameters={"message": "hi"}, timeout=60)
+    with pytest.raises(ReportError, match="no cell tagged `parameters`"):
+        run_report(spec, tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()
+
+
+def test_report_on_a_failed_run_says_so_up_front(tmp_path: Path):
+    done = run_script(tmp_path, "train.py", "experiment=diagnosis", "logger=csv", "trainer.max_epochs=1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    [run] = run_dirs(tmp_path)
+    # What a run that failed after its first epoch records: status, error, no checkpoints.
+    record = json.loads((run / "run.json").read_text())
+    record.update(status="failed", error="RuntimeError: the data loader died", best_checkpoint=None,
+                  last_checkpoint=None)
+    (run / "run.json").write_text(json.dumps(record))
+    for checkpoint in (run / "checkpoints").glob("*.ckpt"):
+        checkpoint.unlink()
+
+    done = run_script(tmp_path, "report.py", "report=run_report", f"report.parameters.run_dir={run}")
+    status_line = f"run {record['run_id']} is failed: RuntimeError: the data loader died"
+    output = done.stdout + done.stderr
+    assert f"report run_report: {status_line}" in output, output  # said once, before the kernel starts
+    assert output.count(status_line) == 1 + (done.returncode == 1)
+    assert done.stdout.index(status_line) < done.stdout.index("Output Notebook")  # before the kernel
+    if done.returncode:  # a section that needs the checkpoint fails: its error line leads with the cause
+        assert done.returncode == 1
+        assert f"error: report run_report failed: {status_line}; then cell" in done.stderr
+    entry = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"][0]
+    html = (tmp_path / "reports" / entry["html"]).read_text()
+    assert html.index("This run is failed") < html.index("Config and lineage")  # at the top of the report
