@@ -63,10 +63,18 @@ def run_cli(hydra_main: Callable[[], object]) -> None:
     except FactoryError as e:
         _exit_bad_input(str(e), e)
     except (HydraException, OmegaConfBaseException) as e:
-        _exit_bad_input(describe(e), e)
+        _exit_bad_input(describe(e, _config_name()), e)
     if _outcome.get("sweep_failure"):  # every trial ran; some failed (Hydra ignores callback errors)
         print(f"error: {_outcome['sweep_failure']}", file=sys.stderr)
         sys.exit(1)
+
+
+def _config_name() -> str:
+    """The config this script composes: its name (``scripts/evaluate.py``), else ``train``."""
+    from factory.config.schemas import ROOTS
+
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    return name if name in ROOTS else "train"
 
 
 def _share_config_repository() -> None:

@@ -108,7 +108,7 @@ def run(cfg: DictConfig) -> RunResult:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
         if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+            _fit(trainer, model, datamodule, resume_from)
         checkpoints = checkpoint_callback(trainer)
         best = checkpoints.best_model_path if checkpoints and checkpoints.best_model_path else None
         metrics = {"val": _first(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False))}
@@ -221,6 +221,21 @@ def pin_run_dir(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         cfg.paths.run_dir = str(Path(run_dir).resolve())
     return cfg
+
+
+def _fit(trainer, model, datamodule, ckpt_path: str | None) -> None:
+    """``trainer.fit``; a fit that cannot train, or trained nothing, is bad input, never a result."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from factory.errors import ConfigError
+
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except MisconfigurationException as e:  # Lightning's check of trainer.* against the data
+        raise ConfigError(f"trainer: {' '.join(str(e).split())}") from e
+    if trainer.global_step == 0:  # untrained weights: their metrics must not read as a completed run
+        raise ConfigError("trainer: the fit made no optimizer step, so nothing was trained "
+                          "(check trainer.max_epochs, trainer.max_steps, trainer.limit_train_batches)")
 
 
 def _pruned(trainer) -> bool:

@@ -47,7 +47,7 @@ def compose(config_name: str = "train", overrides: Sequence[str] = (),
     GlobalHydra.instance().clear()
     # job_name: the CLI's job is named after its script (scripts/train.py -> train).
     check_group_choices(list(overrides), CONFIG_DIR)
-    with hydra_errors_as_config_errors():
+    with hydra_errors_as_config_errors(config_name):
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3", job_name=config_name):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
         cfg = _inline_hydra_interpolations(cfg)

@@ -13,6 +13,9 @@ from typing import Any, Dict, List, Optional, Union
 
 from omegaconf import MISSING
 
+from factory.config.ranges import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Range, bounded
+from factory.config.torch_schemas import TORCH_SCHEMAS
+
 #: ``_target_`` -> schema dataclass. Filled by ``@schema_for`` beside each definition.
 SCHEMAS: dict[str, type] = {}
 
@@ -38,20 +41,20 @@ def choices(*allowed: Any, default: Any = MISSING) -> Any:
 @dataclass
 class TabularDataModuleConf:
     source: Any = MISSING
-    batch_size: int = 1024
-    num_workers: int = 0
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    split_seed: int = 42
-    max_onehot: int = 16
+    batch_size: int = bounded(COUNT, 1024)
+    num_workers: int = bounded(NON_NEGATIVE, 0)
+    val_fraction: float = bounded(FRACTION, 0.15)
+    test_fraction: float = bounded(FRACTION, 0.15)
+    split_seed: int = bounded(SEED, 42)
+    max_onehot: int = bounded(NON_NEGATIVE, 16)
 
 
 @schema_for("factory.data.sources.FraudSource")
 @dataclass
 class FraudSourceConf:
-    rows: int = 50000
-    fraud_rate: float = 0.015
-    seed: int = 42
+    rows: int = bounded(COUNT, 50000)
+    fraud_rate: float = bounded(Range(gt=0, lt=0.5), 0.015)
+    seed: int = bounded(SEED, 42)
 
 
 @schema_for("factory.data.sources.SklearnSource")
@@ -95,32 +98,32 @@ class SupervisedModelConf:
     net: Any = MISSING
     optimizer: Any = MISSING
     scheduler: Any = None
-    pos_weight: Optional[float] = None
+    pos_weight: Optional[float] = bounded(POSITIVE, None)
 
 
 @schema_for("factory.models.TabularMLP")
 @dataclass
 class TabularMLPConf:
-    hidden_dims: List[int] = field(default_factory=lambda: [128, 64])
-    dropout: float = 0.1
+    hidden_dims: List[int] = bounded(COUNT, default_factory=lambda: [128, 64])
+    dropout: float = bounded(FRACTION, 0.1)
     norm: str = choices("batch", "layer", "none", default="batch")
-    embed_dim: int = 8
+    embed_dim: int = bounded(COUNT, 8)
 
 
 @schema_for("factory.models.WideMLP")
 @dataclass
 class WideMLPConf:
-    width: int = 1024
-    depth: int = 4
-    embed_dim: int = 8
+    width: int = bounded(COUNT, 1024)
+    depth: int = bounded(COUNT, 4)
+    embed_dim: int = bounded(COUNT, 8)
     activation_checkpointing: bool = False
 
 
 @schema_for("factory.models.SmallCNN")
 @dataclass
 class SmallCNNConf:
-    channels: List[int] = field(default_factory=lambda: [16, 32])
-    dropout: float = 0.2
+    channels: List[int] = bounded(COUNT, default_factory=lambda: [16, 32])
+    dropout: float = bounded(FRACTION, 0.2)
 
 
 # --- strategy ---------------------------------------------------------------
@@ -144,11 +147,11 @@ class DeepSpeedZeroConf:
     stage: int = choices(1, 2, 3, default=2)
     offload_optimizer: bool = False
     offload_parameters: bool = False
-    allgather_bucket_size: float = 5e7
-    reduce_bucket_size: float = 1e7
-    stage3_prefetch_bucket_size: float = 5e7
-    stage3_max_live_parameters: float = 1e8
-    stage3_param_persistence_threshold: float = 1e5
+    allgather_bucket_size: float = bounded(POSITIVE, 5e7)
+    reduce_bucket_size: float = bounded(POSITIVE, 1e7)
+    stage3_prefetch_bucket_size: float = bounded(NON_NEGATIVE, 5e7)
+    stage3_max_live_parameters: float = bounded(POSITIVE, 1e8)
+    stage3_param_persistence_threshold: float = bounded(NON_NEGATIVE, 1e5)
     pin_memory: bool = False
     process_group_backend: Optional[str] = choices("gloo", "nccl", None, default=None)
     deepspeed_config: Optional[Dict[str, Any]] = None
@@ -157,32 +160,39 @@ class DeepSpeedZeroConf:
 @schema_for("factory.distributed.cpu_adam")
 @dataclass
 class CPUAdamConf:
-    lr: float = 1e-3
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    weight_decay: float = 0.0
+    lr: float = bounded(POSITIVE, 1e-3)
+    betas: List[float] = bounded(FRACTION, default_factory=lambda: [0.9, 0.999])
+    eps: float = bounded(NON_NEGATIVE, 1e-8)
+    weight_decay: float = bounded(NON_NEGATIVE, 0.0)
 
 
 # --- trainer, loggers, callbacks ---------------------------------------------
+
+# Lightning's precision inputs (lightning_fabric.connector._PRECISION_INPUT; a test keeps them equal).
+PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true",
+              "bf16-mixed", "32-true", "64-true", 64, 32, 16, "64", "32", "16", "bf16")
+# limit_*_batches: a count of batches (int) or a share of them (float).
+BATCHES = {int: NON_NEGATIVE, float: Range(ge=0, le=1)}
+
 
 @schema_for("pytorch_lightning.Trainer")
 @dataclass
 class TrainerConf:
     accelerator: str = "auto"
-    devices: Any = 1
-    num_nodes: int = 1
-    precision: Any = "32-true"
-    max_epochs: Optional[int] = None
-    min_epochs: Optional[int] = None
-    max_steps: int = -1
-    limit_train_batches: Optional[Union[int, float]] = None
-    limit_val_batches: Optional[Union[int, float]] = None
-    limit_test_batches: Optional[Union[int, float]] = None
-    fast_dev_run: Union[bool, int] = False
-    check_val_every_n_epoch: Optional[int] = 1
-    log_every_n_steps: Optional[int] = 50
-    gradient_clip_val: Optional[Union[int, float]] = None
-    accumulate_grad_batches: int = 1
+    devices: Any = bounded({int: Range(ge=1, special={-1: "all"})}, 1)  # or "auto", or a list of ids
+    num_nodes: int = bounded(COUNT, 1)
+    precision: Union[int, str] = choices(*PRECISIONS, default="32-true")
+    max_epochs: Optional[int] = bounded(Range(ge=0, special={-1: "no limit"}), None)  # 0: see validate
+    min_epochs: Optional[int] = bounded(NON_NEGATIVE, None)
+    max_steps: int = bounded(Range(ge=0, special={-1: "no limit"}), -1)
+    limit_train_batches: Optional[Union[int, float]] = bounded(BATCHES, None)
+    limit_val_batches: Optional[Union[int, float]] = bounded(BATCHES, None)
+    limit_test_batches: Optional[Union[int, float]] = bounded(BATCHES, None)
+    fast_dev_run: Union[bool, int] = bounded({int: NON_NEGATIVE}, False)
+    check_val_every_n_epoch: Optional[int] = bounded(COUNT, 1)
+    log_every_n_steps: Optional[int] = bounded(COUNT, 50)
+    gradient_clip_val: Optional[Union[int, float]] = bounded(NON_NEGATIVE, None)
+    accumulate_grad_batches: int = bounded(COUNT, 1)
     deterministic: Optional[bool] = None
     enable_progress_bar: Optional[bool] = None
 
@@ -203,7 +213,7 @@ class WandbLoggerConf:
 class TensorBoardLoggerConf:
     save_dir: str = MISSING
     name: Optional[str] = "lightning_logs"
-    version: Optional[Union[int, str]] = None
+    version: Optional[Union[int, str]] = bounded({int: NON_NEGATIVE}, None)
     default_hp_metric: bool = True
     log_graph: bool = False
 
@@ -230,7 +240,7 @@ class TrackingConf:
 class CSVLoggerConf:
     save_dir: str = MISSING
     name: Optional[str] = "csv"
-    version: Optional[Union[int, str]] = None
+    version: Optional[Union[int, str]] = bounded({int: NON_NEGATIVE}, None)
 
 
 @schema_for("pytorch_lightning.callbacks.ModelCheckpoint")
@@ -241,7 +251,7 @@ class ModelCheckpointConf:
     monitor: Optional[str] = None
     mode: str = choices("min", "max", default="min")
     save_last: Optional[bool] = None
-    save_top_k: int = 1
+    save_top_k: int = bounded(Range(ge=0, special={-1: "all"}), 1)
     auto_insert_metric_name: bool = True
     enable_version_counter: bool = True
 
@@ -250,7 +260,7 @@ class ModelCheckpointConf:
 @dataclass
 class PreemptionCheckpointConf:
     dirpath: str = MISSING
-    every_n_train_steps: int = 0
+    every_n_train_steps: int = bounded(NON_NEGATIVE, 0)  # 0: on SIGTERM only
 
 
 @schema_for("pytorch_lightning.callbacks.EarlyStopping")
@@ -258,8 +268,8 @@ class PreemptionCheckpointConf:
 class EarlyStoppingConf:
     monitor: str = MISSING
     mode: str = choices("min", "max", default="min")
-    patience: int = 3
-    min_delta: float = 0.0
+    patience: int = bounded(NON_NEGATIVE, 3)
+    min_delta: float = bounded(NON_NEGATIVE, 0.0)
 
 
 @schema_for("pytorch_lightning.callbacks.LearningRateMonitor")
@@ -289,8 +299,8 @@ class PlanConf:
     """The memory check before launch (``factory.distributed.planner``, ``scripts/plan.py``)."""
 
     check: bool = True
-    device_memory_gb: Optional[float] = None
-    headroom: float = 0.9
+    device_memory_gb: Optional[float] = bounded(POSITIVE, None)
+    headroom: float = bounded(Range(gt=0, le=1), 0.9)
 
 
 @dataclass
@@ -299,7 +309,7 @@ class TrialConf:
 
     storage: str = MISSING  # an Optuna storage URL, or a journal file path
     study: str = MISSING
-    number: int = MISSING
+    number: int = bounded(NON_NEGATIVE)
     prune: bool = True  # report validation metrics each epoch and stop when the pruner says so
 
 
@@ -314,7 +324,7 @@ class TrainConf:
     paths: PathsConf = MISSING
     task_name: str = "train"
     tags: List[str] = field(default_factory=list)
-    seed: int = 42
+    seed: int = bounded(SEED, 42)
     monitor: MonitorConf = field(default_factory=MonitorConf)
     baseline: Optional[str] = choices("logistic_regression", None, default=None)
     train: bool = True
@@ -336,7 +346,7 @@ class EvaluateConf:
     paths: PathsConf = MISSING
     task_name: str = "evaluate"
     tags: List[str] = field(default_factory=list)
-    seed: int = 42
+    seed: Optional[int] = bounded(SEED, None)  # None: the checkpoint's run's seed
     ckpt_path: str = MISSING
 
 
@@ -353,7 +363,7 @@ class ReportConf:
     formats: List[str] = field(default_factory=lambda: ["ipynb", "html"])
     hide_input: bool = False
     schedule: Optional[str] = None  # cron expression, for scripts/schedule.py
-    timeout: Optional[int] = 600  # seconds per cell; a hung or dead kernel fails the report
+    timeout: Optional[int] = bounded(COUNT, 600)  # seconds per cell; a hung or dead kernel fails the report
     kernel: Optional[str] = None  # null: the project's kernel (factory.reports.kernel)
 
 
@@ -367,3 +377,45 @@ class ReportRootConf:
 
 #: The schema of each top-level config in conf/.
 ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf, "report": ReportRootConf}
+
+SCHEMAS.update(TORCH_SCHEMAS)
+
+# --- keys added with +key=value ---------------------------------------------------
+
+#: Arguments a target takes beyond its schema's fields. ``+trainer.benchmark=true`` adds one;
+#: it goes to the target as given, and the target checks its value. A test keeps each list
+#: equal to the target's signature less the schema's fields and FILLED_BY_FACTORY.
+EXTRA_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "pytorch_lightning.Trainer": (
+        "barebones", "benchmark", "detect_anomaly", "enable_autolog_hparams", "enable_checkpointing",
+        "enable_model_summary", "gradient_clip_algorithm", "inference_mode", "limit_predict_batches",
+        "max_time", "min_steps", "model_registry", "num_sanity_val_steps", "overfit_batches", "plugins",
+        "profiler", "reload_dataloaders_every_n_epochs", "sync_batchnorm", "use_distributed_sampler",
+        "val_check_interval"),
+    "pytorch_lightning.loggers.WandbLogger": ("add_file_policy", "anonymous", "checkpoint_name", "dir", "prefix"),
+    "pytorch_lightning.loggers.TensorBoardLogger": ("prefix", "sub_dir"),
+    "pytorch_lightning.loggers.MLFlowLogger": ("prefix", "run_id", "save_dir", "synchronous", "tags"),
+    "pytorch_lightning.loggers.CSVLogger": ("flush_logs_every_n_steps", "prefix"),
+    "pytorch_lightning.callbacks.ModelCheckpoint": (
+        "every_n_epochs", "every_n_train_steps", "save_on_exception", "save_on_train_epoch_end",
+        "save_weights_only", "train_time_interval", "verbose"),
+    "pytorch_lightning.callbacks.EarlyStopping": (
+        "check_finite", "check_on_train_epoch_end", "divergence_threshold", "log_rank_zero_only",
+        "stopping_threshold", "strict", "verbose"),
+    "pytorch_lightning.callbacks.LearningRateMonitor": ("log_momentum", "log_weight_decay"),
+}
+
+#: Arguments factory passes itself when it builds the target, and what sets them instead.
+FILLED_BY_FACTORY: dict[str, dict[str, str]] = {
+    "pytorch_lightning.Trainer": {"strategy": "strategy=<option>", "logger": "logger=<option>",
+                                  "callbacks": "callbacks=<option>", "default_root_dir": "paths.run_dir"},
+    "pytorch_lightning.loggers.WandbLogger": {"id": "the run directory", "version": "the run directory",
+                                              "experiment": "the run"},
+    "factory.models.SupervisedModel": {"spec": "the data"},
+    "factory.models.TabularMLP": {"spec": "the data"},
+    "factory.models.WideMLP": {"spec": "the data"},
+    "factory.models.SmallCNN": {"spec": "the data"},
+    "factory.distributed.cpu_adam": {"params": "the model"},
+    **{target: {"params": "the model"} for target in TORCH_SCHEMAS if ".lr_scheduler." not in target},
+    **{target: {"optimizer": "model.optimizer"} for target in TORCH_SCHEMAS if ".lr_scheduler." in target},
+}

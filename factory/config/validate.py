@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from typing import Any, Union
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from factory.config.schemas import ROOTS, SCHEMAS
+from factory.config.ranges import range_of
+from factory.config.schemas import EXTRA_ARGUMENTS, FILLED_BY_FACTORY, ROOTS, SCHEMAS
+from factory.config.torch_schemas import OptimizerKeysConf
 from factory.errors import ConfigError
 
 # Keys Hydra's instantiate reads itself.
@@ -35,29 +38,70 @@ def validate(cfg: DictConfig, root: str = "train") -> None:
     """
     errors: list[str] = []
     _check_node(cfg, ROOTS[root], "", errors, skip={"hydra"})
+    if cfg.get("train") is True and isinstance(cfg.get("trainer"), DictConfig):
+        errors += _nothing_to_train(cfg.trainer)
+    errors = _without_echoes(errors)
     if not errors:
         errors += _check_consistency(cfg)
     if errors:
         raise ConfigError("\n".join(errors))
 
 
+def unknown_key(path: str, key: str, schema: type | None, target: str | None) -> str | None:
+    """Why ``key`` cannot be set on the node at ``path``, or ``None`` if it can.
+
+    A node built from ``target`` takes its schema's fields and the target's
+    ``EXTRA_ARGUMENTS`` (``+trainer.benchmark=true``); a plain node takes its schema's fields.
+    """
+    fields = [f.name for f in dataclasses.fields(schema)] if schema is not None else []
+    extra = EXTRA_ARGUMENTS.get(target or "", ())
+    if key in fields or key in extra or key in INSTANTIATE_KEYS:
+        return None
+    full = _join(path, key)
+    filled = FILLED_BY_FACTORY.get(target or "", {}).get(key)
+    if filled:
+        return f"{full}: set by factory from {filled}, not by this key"
+    close = difflib.get_close_matches(key, [*fields, *extra], n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    reader = f"not an argument of {target}" if target else "nothing reads it"
+    return f"{full}: unknown key{hint}; {reader}"
+
+
+def schema_at(root: str, path: str, node: Any = None) -> tuple[type | None, str | None] | None:
+    """The schema and ``_target_`` of the node at dotted ``path`` (``node``: that node, if known).
+
+    Returns ``None`` when any key is accepted there (a mapping of free keys, or a target
+    without a schema).
+    """
+    target = node.get("_target_") if isinstance(node, (dict, DictConfig)) else None
+    if target is not None:
+        schema = SCHEMAS.get(str(target))
+        return (schema, str(target)) if schema or target in EXTRA_ARGUMENTS else None
+    schema: Any = ROOTS.get(root, ROOTS["train"])
+    for part in [p for p in path.split(".") if p]:
+        if not dataclasses.is_dataclass(schema):
+            return None
+        hint = typing.get_type_hints(schema).get(part)
+        args = [a for a in typing.get_args(hint) if a is not NoneType]
+        schema = args[0] if typing.get_origin(hint) is Union and len(args) == 1 else hint
+    return (schema, None) if dataclasses.is_dataclass(schema) else None
+
+
 def _check_node(node: DictConfig, schema: type, path: str, errors: list[str],
-                skip: set[str] = frozenset()) -> None:
+                skip: set[str] = frozenset(), target: str | None = None, partial: bool = False) -> None:
+    """Check ``node`` against ``schema``; ``partial``: only the keys present (no unknown or missing)."""
     fields = {f.name: f for f in dataclasses.fields(schema)}
     hints = typing.get_type_hints(schema)
     for key in node.keys():
-        key = str(key)
-        if key in fields or key in INSTANTIATE_KEYS or key in skip:
-            continue
-        close = difflib.get_close_matches(key, fields, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        errors.append(f"{_join(path, key)}: unknown key{hint}")
+        problem = None if partial or str(key) in skip else unknown_key(path, str(key), schema, target)
+        if problem:
+            errors.append(problem)
     for name, f in fields.items():
         full = _join(path, name)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         # A "???" value reads as absent to `in`, so both cases meet here.
         if name not in node or OmegaConf.is_missing(node, name):
-            if required or name in node.keys():
+            if not partial and (required or name in node.keys()):
                 errors.append(f"{full}: missing required value (set {full}=...)")
             continue
         try:
@@ -65,11 +109,53 @@ def _check_node(node: DictConfig, schema: type, path: str, errors: list[str],
         except OmegaConfBaseException as e:
             errors.append(f"{full}: {_first_line(e)}")
             continue
+        before, source = len(errors), _source(node, name)
         _check_value(value, hints[name], full, errors)
+        if len(errors) > before:  # a wrong type: its range means nothing
+            if source:
+                errors[before:] = [f"{line} {FROM}{source})" for line in errors[before:]]
+            continue
         allowed = f.metadata.get("choices")
         if allowed and not isinstance(value, (DictConfig, ListConfig)) and value not in allowed:
-            shown = ", ".join("null" if a is None else str(a) for a in allowed)
+            shown = ", ".join("null" if a is None else repr(a) if isinstance(a, str) and
+                              any(str(b) == a for b in allowed if not isinstance(b, str)) else str(a)
+                              for a in allowed)
             errors.append(f"{full}: {value!r} is not one of: {shown}")
+        if "range" in f.metadata:
+            _check_range(value, f.metadata["range"], full, errors, _source(node, name))
+
+
+def _check_range(value: Any, rng: Any, path: str, errors: list[str], source: str | None = None) -> None:
+    """``path: must be >= 1, got 0`` for a number (or each number of a list) outside ``rng``.
+
+    ``source``: the key ``path`` interpolates (``${trainer.max_epochs}``), named after the value.
+    """
+    items = enumerate(value) if isinstance(value, ListConfig) else [(None, value)]
+    for i, item in items:
+        bounds = range_of(rng, item)
+        problem = bounds.problem(item) if bounds is not None else None
+        if problem:
+            errors.append(f"{path if i is None else f'{path}[{i}]'}: {problem}"
+                          + (f" {FROM}{source})" if source else ""))
+
+
+FROM = "(from "
+_REFERENCE = re.compile(r"^\$\{([\w.]+)\}$")
+
+
+def _source(node: DictConfig, key: str) -> str | None:
+    """The key that ``node[key]`` is a plain reference to (``${seed}`` -> ``seed``), if any."""
+    if not OmegaConf.is_interpolation(node, key):
+        return None
+    match = _REFERENCE.match(str(node._get_node(key)._value()))
+    return match.group(1) if match else None
+
+
+def _without_echoes(errors: list[str]) -> list[str]:
+    """Drop the errors of values copied from a key that has its own error (one cause, one line)."""
+    keys = {line.split(":", 1)[0] for line in errors}
+    return [line for line in errors
+            if not (line.endswith(")") and FROM in line and line.rsplit(FROM, 1)[1][:-1] in keys)]
 
 
 def _check_value(value: Any, hint: Any, path: str, errors: list[str]) -> None:
@@ -125,13 +211,15 @@ def _check_component(node: DictConfig, path: str, errors: list[str]) -> None:
         return
     schema = SCHEMAS.get(target)
     if schema is not None:
-        _check_node(node, schema, path, errors)
+        _check_node(node, schema, path, errors, target=target)
     elif target.startswith("factory."):
         known = [t for t in SCHEMAS if t.startswith("factory.")]
         close = difflib.get_close_matches(target, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         errors.append(f"{path}._target_: unknown factory component {target!r}{hint}")
-    # Other targets (torch optimizers, schedulers) are checked when they are built.
+    elif target.startswith("torch.optim.") and ".lr_scheduler." not in target:
+        _check_node(node, OptimizerKeysConf, path, errors, partial=True)  # the keys optimizers share
+    # Other targets are checked when they are built.
 
 
 def _check_consistency(cfg: DictConfig) -> list[str]:
@@ -149,12 +237,6 @@ def _check_consistency(cfg: DictConfig) -> list[str]:
         if isinstance(node, DictConfig) and "_target_" not in node:
             errors.append(f"callbacks.{name}: no _target_ (the selected callbacks group has no {name}; "
                           f"remove the override or choose a callbacks group that has it)")
-    plan = cfg.get("plan")
-    if isinstance(plan, DictConfig):
-        if not 0 < plan.get("headroom", 0.9) <= 1:
-            errors.append(f"plan.headroom: must be in (0, 1], got {plan.headroom}")
-        if plan.get("device_memory_gb") is not None and plan.device_memory_gb <= 0:
-            errors.append(f"plan.device_memory_gb: must be positive, got {plan.device_memory_gb}")
     tracking = cfg.get("tracking")
     if isinstance(tracking, DictConfig) and tracking.get("log_checkpoint"):
         target = str((cfg.get("logger") or {}).get("_target_", ""))
@@ -163,13 +245,19 @@ def _check_consistency(cfg: DictConfig) -> list[str]:
                           f"(logger is {target.rsplit('.', 1)[-1] or 'null'})")
     data = cfg.get("data")
     if isinstance(data, DictConfig) and "val_fraction" in data and "test_fraction" in data:
-        val, test = data.val_fraction, data.test_fraction
-        for key, value in (("val_fraction", val), ("test_fraction", test)):
-            if not 0 <= value < 1:
-                errors.append(f"data.{key}: must be in [0, 1), got {value}")
+        val, test = data.val_fraction, data.test_fraction  # each in [0, 1): the schema checked
         if val + test >= 1:
             errors.append(f"data.val_fraction + data.test_fraction: must be below 1, got {val + test}")
     return errors
+
+
+def _nothing_to_train(trainer: DictConfig) -> list[str]:
+    """A fit that would make no optimizer step: refused while ``train=true``."""
+    for key in ("max_epochs", "max_steps", "limit_train_batches"):
+        if trainer.get(key) == 0 and not isinstance(trainer.get(key), bool):
+            return [f"trainer.{key}: 0 trains nothing while train=true "
+                    "(to only evaluate a checkpoint: train=false ckpt_path=...)"]
+    return []
 
 
 def _is_instance(value: Any, hint: Any) -> bool:

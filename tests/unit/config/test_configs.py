@@ -60,7 +60,7 @@ def test_schema_matches_signature(target: str):
     accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
     assert accepts_kwargs or fields <= set(parameters), f"not parameters of {target}: {fields - set(parameters)}"
     # Filled in at build time rather than from config.
-    supplied = {"self", "spec", "source", "params", "logger", "callbacks", "strategy", "default_root_dir"}
+    supplied = {"self", "spec", "source", "params", "optimizer", "logger", "callbacks", "strategy", "default_root_dir"}
     required = {n for n, p in parameters.items() if p.default is p.empty
                 and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     assert required - fields - supplied == set(), f"{target}: required but not in schema"
