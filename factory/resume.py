@@ -10,8 +10,9 @@ preemption or a SLURM requeue) continues the run in its own directory:
    (``running``, ``failed``, ``interrupted``) and no live process holds it, it continues;
    if it completed, or nothing matches, a new run starts and one line says why.
 
-A fixed directory (1, 2) that holds a completed run or another config is refused with a
-``ConfigError``: it cannot be renamed, and silently overwriting a finished run is worse.
+A fixed directory (1, 2) that holds a finished run or another config's is refused with a
+``ConfigError``, with or without ``resume=auto``, before anything is written into it: a
+finished run is never overwritten (``check_fixed_dir``, ``refuse_taken``).
 The run continues from the newest of ``checkpoints/last.ckpt`` and Lightning's
 ``hpc_ckpt_*.ckpt``; with none, it starts over in the same directory. Only this module
 and ``factory.config.resolvers`` take part before torch loads: nothing here imports it.
@@ -29,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from factory import atomic, manifest
@@ -50,22 +52,80 @@ def auto_run_id(root: DictConfig) -> str:
     Called by the ``${factory.run_id:}`` resolver with the whole config (``_root_``); why
     it chose what it chose is kept for ``begin`` to print.
     """
-    from factory.config.resolvers import RUN_ID_ENV, new_run_id
+    from factory.config.resolvers import fixed_run_id, new_run_id
 
-    if os.environ.get(RUN_ID_ENV):
-        return os.environ[RUN_ID_ENV]
-    if os.environ.get("SLURM_JOB_ID"):
-        return f"slurm_{os.environ['SLURM_JOB_ID']}"
+    fixed = fixed_run_id() or (f"slurm_{os.environ['SLURM_JOB_ID']}" if os.environ.get("SLURM_JOB_ID") else None)
+    if fixed:
+        check_fixed_dir(root, fixed)
+        return fixed
     found, note = _search(root)
     run_id = found or new_run_id()
     _notes[run_id] = note
     return run_id
 
 
+def check_fixed_dir(root: DictConfig, run_id: str) -> None:
+    """Refuse a fixed run id (``FACTORY_RUN_ID``, ``slurm_<job id>``) whose directory holds a
+    finished run or a run of another config (``refuse_taken``). Called while the config
+    resolves, so before Hydra writes ``.hydra/`` into the directory."""
+    try:
+        view = _plain(root)
+        run_dir = _task_dir(view) / run_id
+    except Exception:  # noqa: BLE001: a config that does not resolve fails later, with its key
+        return
+    if (run_dir / manifest.MANIFEST).is_file():
+        refuse_taken(view, run_dir, auto=view.get("resume") == AUTO)
+
+
+def refuse_taken(config: DictConfig | dict, run_dir: Path, auto: bool) -> None:
+    """Refuse to start (or, with ``resume=auto``, continue) in ``run_dir`` when it holds a finished
+    run, or a run of another config.
+
+    Raises:
+        ConfigError: one line naming the directory, why, and what to do instead.
+    """
+    fixed = ("unset FACTORY_RUN_ID for a new run, or set a new one" if os.environ.get("FACTORY_RUN_ID")
+             else "choose another run directory")
+    status = _status(run_dir)
+    if status in FINISHED:
+        what = ": nothing to continue (a finished run is never overwritten)" if auto else \
+            ", and a finished run is never overwritten"
+        raise ConfigError(f"{'resume=auto: ' if auto else ''}{run_dir} holds a run that {status}{what}; {fixed}")
+    diff = differences(config, run_dir)
+    if diff:
+        shown = ", ".join(diff[:5]) + (", ..." if len(diff) > 5 else "")
+        raise ConfigError(f"{'resume=auto: ' if auto else ''}{run_dir} holds a run of another config (differs at "
+                          f"{shown}); {'resume' if auto else 'rerun'} with the same overrides, or {fixed}")
+
+
+class RefuseTakenRunDir(Callback):
+    """Hydra callback (``conf/hydra/default.yaml``): a run directory given as a path
+    (``paths.run_dir=...``, ``hydra.run.dir=...``) that holds a finished run, or another
+    config's, stops the command in one line (exit 2) before Hydra writes ``.hydra/`` and its
+    log into it. ``FACTORY_RUN_ID`` is checked earlier, as the config resolves."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            run_dir = Path(str(config.hydra.run.dir))
+        except Exception:  # noqa: BLE001: Hydra reports an unresolvable run dir itself, in one line
+            return
+        if (run_dir / manifest.MANIFEST).is_file():
+            from factory.cli import _exit_bad_input
+
+            try:
+                refuse_taken(config, run_dir, auto=config.get("resume") == AUTO)
+            except ConfigError as e:  # Hydra turns a callback's exception into a warning
+                _exit_bad_input(str(e), e)
+
+
+def _task_dir(view: dict) -> Path:
+    return Path(str(_resolved(view, "")["paths"]["output_dir"])) / str(view["task_name"])
+
+
 def _search(root: DictConfig) -> tuple[str | None, str]:
     try:
         view = _plain(root)
-        task_dir = Path(str(_resolved(view, "")["paths"]["output_dir"])) / str(view["task_name"])
+        task_dir = _task_dir(view)
     except Exception as e:  # noqa: BLE001: a config that does not resolve fails later, with its key
         return None, f"resume=auto: could not read this config ({type(e).__name__}): starting a new run"
     for record_path in _newest_first(task_dir):
@@ -122,14 +182,17 @@ def begin(cfg: DictConfig, run_dir: Path, is_zero: bool) -> Attempt:
 
     Raises:
         ConfigError: ``run_dir`` holds a finished run, a run of another config, or a run
-            that a live process holds.
+            that a live process holds (``refuse_taken``).
     """
     auto = cfg.get("resume") == AUTO
-    if auto and (run_dir / manifest.MANIFEST).is_file():
+    taken = (run_dir / manifest.MANIFEST).is_file()
+    if auto and taken:
         attempt = _continue(cfg, run_dir, manifest.load_record(run_dir))
         message = (f"resume=auto: continuing {run_dir} (attempt {attempt.record.attempt}) from "
                    f"{attempt.checkpoint or 'its start: it wrote no checkpoint'}")
     else:
+        if taken and is_zero:  # a fixed directory (a path, a requeue): starts over only if unfinished, same config
+            refuse_taken(cfg, run_dir, auto=False)
         attempt = Attempt(manifest.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags))
         message = _notes.pop(run_dir.name, "") or f"resume=auto: nothing to continue in {run_dir}: starting a new run"
     if is_zero:
@@ -142,14 +205,7 @@ def begin(cfg: DictConfig, run_dir: Path, is_zero: bool) -> Attempt:
 
 
 def _continue(cfg: DictConfig, run_dir: Path, previous: manifest.RunRecord) -> Attempt:
-    if previous.status in FINISHED:
-        raise ConfigError(f"resume=auto: {run_dir} holds a run that {previous.status}; to train again, "
-                          "use another run directory (a new FACTORY_RUN_ID) or drop resume=auto")
-    diff = differences(cfg, run_dir)
-    if diff:
-        shown = ", ".join(diff[:5]) + (", ..." if len(diff) > 5 else "")
-        raise ConfigError(f"resume=auto: {run_dir} holds a run of another config (differs at {shown}); "
-                          "resume with the same overrides, or use another FACTORY_RUN_ID")
+    refuse_taken(cfg, run_dir, auto=True)  # every rank: none joins a finished or foreign run
     checkpoint = newest_checkpoint(run_dir)
     previous.resumes.append({"at": _now(), "checkpoint": checkpoint, "previous_status": previous.status,
                              "previous_error": previous.error})
@@ -270,10 +326,13 @@ def _plain(cfg: DictConfig) -> dict:
 
 
 def _resolved(plain: dict, run_dir: str) -> dict:
-    """``plain`` resolved with ``paths.run_dir`` fixed to ``run_dir`` (not a fresh id)."""
+    """``plain`` resolved with ``paths.run_dir`` fixed to ``run_dir`` (not a fresh id), its
+    credentials redacted as in ``config.yaml``."""
+    from factory import redact
+
     config = OmegaConf.create(plain)
     config.paths.run_dir = run_dir
-    return OmegaConf.to_container(config, resolve=True)
+    return redact.resolved(config)
 
 
 def _diff(ours: Any, theirs: Any, path: str) -> list[str]:

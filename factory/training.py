@@ -209,15 +209,30 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 def pin_run_dir(cfg: DictConfig) -> DictConfig:
-    """Resolve ``paths.run_dir`` once (it holds a fresh id) and fix it in a copy of ``cfg``.
+    """Resolve ``paths.run_dir`` once and fix it in a copy of ``cfg``.
 
-    Under the CLI, Hydra has already created the directory: use that one.
+    Each call decides afresh (a new id, ``FACTORY_RUN_ID``, or ``resume=auto``'s choice):
+    training one composed config twice makes two runs. Under the CLI, Hydra has already
+    created the directory: use that one.
+
+    Raises:
+        ConfigError: ``FACTORY_RUN_ID`` is not a name, or names a finished run or another
+            config's run (``factory.resume.refuse_taken``).
     """
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf.errors import OmegaConfBaseException
+
+    from factory.config.resolvers import factory_error, forget_run_id
 
     cfg = copy.deepcopy(cfg)
-    run_dir = (HydraConfig.get().runtime.output_dir if HydraConfig.initialized()
-               else cfg.paths.run_dir)
+    if HydraConfig.initialized():
+        run_dir = HydraConfig.get().runtime.output_dir
+    else:
+        forget_run_id(cfg)  # the copy carries the id cached at compose time, or by an earlier run
+        try:
+            run_dir = cfg.paths.run_dir
+        except OmegaConfBaseException as e:
+            raise factory_error(e) or e from None
     with open_dict(cfg):
         cfg.paths.run_dir = str(Path(run_dir).resolve())
     return cfg

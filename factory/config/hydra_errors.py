@@ -19,6 +19,10 @@ def describe(error: BaseException, root: str = "train") -> str:
     from hydra.errors import MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
+    from factory.config.resolvers import factory_error
+
+    if factory_error(error) is not None:  # a resolver's own one-line error (FACTORY_RUN_ID), unwrapped
+        return str(factory_error(error))
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         options = f" (available: {', '.join(error.options)})" if error.options else ""
         return f"{error.missing_cfg_file}: no such config{options}"

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import datetime
 
 from omegaconf import OmegaConf
 
+from factory.errors import ConfigError, FactoryError
+
 #: Set by a run for the processes it launches (DDP workers), so they share its directory.
 RUN_ID_ENV = "FACTORY_RUN_ID"
+#: A run id names one directory under ``outputs/<task>/``: one path component, no surprises in a shell.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def new_run_id() -> str:
@@ -16,25 +21,78 @@ def new_run_id() -> str:
     return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
 
 
+def check_run_id(run_id: str, source: str = RUN_ID_ENV) -> str:
+    """``run_id`` if it is a name (letters, digits, ``.``, ``_``, ``-``; not a path).
+
+    Raises:
+        ConfigError: naming ``source`` (the variable or key that gave the id).
+    """
+    if not _RUN_ID.fullmatch(run_id) or run_id.strip(".") == "":
+        raise ConfigError(f"{source}={run_id!r}: a run id is a name, not a path: up to 128 letters, digits, "
+                          "'.', '_' or '-', starting with a letter or digit")
+    return run_id
+
+
+def fixed_run_id() -> str | None:
+    """The run id ``FACTORY_RUN_ID`` fixes, checked; ``None`` when it is unset or empty."""
+    value = os.environ.get(RUN_ID_ENV)
+    return check_run_id(value) if value else None
+
+
 def run_id(*, _root_) -> str:
     """``FACTORY_RUN_ID``, else with ``resume=auto`` the run to continue (``factory.resume``), else a new id.
 
     Cached in the config (OmegaConf's per-config cache, which copies travel with): every
-    access to ``paths.run_dir`` in one config, and in its copies, agrees.
+    access to ``paths.run_dir`` in one config, and in its copies, agrees. A fixed id
+    (``FACTORY_RUN_ID``, SLURM's under ``resume=auto``) is checked here, before Hydra
+    creates the directory: never a path, never a finished run or another config's run.
     """
     cache = OmegaConf.get_cache(_root_)["factory.run_id"]
     if "id" not in cache:
-        if os.environ.get(RUN_ID_ENV):
-            cache["id"] = os.environ[RUN_ID_ENV]
-        elif _root_.get("resume") == "auto":
-            from factory.resume import auto_run_id
+        from factory import resume
 
-            cache["id"] = auto_run_id(_root_)
+        if _root_.get("resume") == resume.AUTO:
+            cache["id"] = resume.auto_run_id(_root_)  # checks a fixed id itself
+        elif fixed_run_id():
+            resume.check_fixed_dir(_root_, fixed_run_id())
+            cache["id"] = fixed_run_id()
         else:
             cache["id"] = new_run_id()
     return cache["id"]
 
 
+def forget_run_id(cfg) -> None:
+    """Drop the run id cached in ``cfg``, so that its next ``paths.run_dir`` is decided afresh
+    (a new id, the env's, or ``resume=auto``'s choice)."""
+    OmegaConf.get_cache(cfg).pop("factory.run_id", None)
+
+
+def sweep_id(*, _root_) -> str:
+    """A new id for a multirun, cached like ``run_id``: names its directory and, with the job
+    number, its trials (``<n>_<sweep id>``), so that trial run ids never repeat across sweeps.
+
+    Hydra copies the primary config's cache into each job's config, and submitit pickles it
+    for every task of a job: all of them agree once the primary config has resolved it
+    (``factory.sweeps.callback`` does at the sweep's start).
+    """
+    cache = OmegaConf.get_cache(_root_)["factory.sweep_id"]
+    if "id" not in cache:
+        cache["id"] = new_run_id()
+    return cache["id"]
+
+
+def factory_error(error: BaseException) -> FactoryError | None:
+    """The ``FactoryError`` a resolver raised, from OmegaConf's wrapping of it (``None`` if none)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, FactoryError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def register() -> None:
-    # Not use_cache: OmegaConf refuses it for resolvers that take _root_ (run_id caches itself).
+    # Not use_cache: OmegaConf refuses it for resolvers that take _root_ (they cache themselves).
     OmegaConf.register_new_resolver("factory.run_id", run_id, replace=True)
+    OmegaConf.register_new_resolver("factory.sweep_id", sweep_id, replace=True)

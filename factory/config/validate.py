@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from factory.config.ranges import range_of
+from factory.config.resolvers import factory_error
 from factory.config.schemas import EXTRA_ARGUMENTS, FILLED_BY_FACTORY, ROOTS, SCHEMAS
 from factory.config.torch_schemas import OptimizerKeysConf
 from factory.errors import ConfigError
@@ -107,6 +108,8 @@ def _check_node(node: DictConfig, schema: type, path: str, errors: list[str],
         try:
             value = node[name]
         except OmegaConfBaseException as e:
+            if factory_error(e):  # a resolver's own error (FACTORY_RUN_ID): one line, not one per key using it
+                raise factory_error(e) from None
             errors.append(f"{full}: {_first_line(e)}")
             continue
         before, source = len(errors), _source(node, name)
