@@ -36,10 +36,39 @@ def uses_factory_optuna(config: DictConfig) -> bool:
     return config.hydra.sweeper.get("_target_") == OPTUNA_SWEEPER
 
 
+def pin_sweep_dir(config: DictConfig) -> str:
+    """Fix the sweep's directory and id in the primary config, for every job of the sweep.
+
+    Hydra composes each job's config anew from the overrides and resolves
+    ``hydra.sweep.dir`` there, so a sweep over a group that sets ``task_name``
+    (``experiment=diagnosis,digits``) would spread its trials over several directories.
+    The primary config's value (its ``task_name``: ``train`` for a group sweep) is added to
+    the overrides every job is composed with; the sweep id, which names the trials
+    (``<n>_<sweep id>``), is resolved here once and reaches each job through the resolver
+    cache Hydra copies from the primary config (and submitit pickles with it).
+    """
+    from omegaconf import open_dict, read_write
+
+    from factory.config.resolvers import sweep_id
+
+    sweep_id(_root_=config)
+    sweep_dir = str(config.hydra.sweep.dir)
+    with read_write(config.hydra), open_dict(config.hydra):
+        config.hydra.sweep.dir = sweep_dir
+        config.hydra.overrides.hydra.append(f"hydra.sweep.dir={quoted(sweep_dir)}")
+    return sweep_dir
+
+
+def quoted(text: str) -> str:
+    """``text`` as a quoted Hydra override value."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class SweepJournal(Callback):
     """Writes each trial of a multirun into ``<sweep dir>/sweep.json`` as it starts and ends."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        pin_sweep_dir(config)
         if not uses_factory_optuna(config):
             monitor = config.get("monitor") or {}
             journal.start(config.hydra.sweep.dir, kind="grid", command=command_line(),

@@ -9,6 +9,7 @@ Shape (``version`` 1)::
 
     {"version": 1, "sweep_dir": "...", "kind": "optuna" | "grid", "command": "...",
      "objective": {"metric": "val/pr_auc", "mode": "max"}, "status": "running" | "completed" | "failed",
+     "error": "..." (a failed launch only),
      "study": {"name": ..., "storage": ...} | null, "created_at": ..., "updated_at": ...,
      "trials": [{"number": 0, "overrides": [...], "params": {...}, "status": "running" | "completed"
                  | "failed" | "pruned" | "interrupted", "value": 0.41, "run_dir": ..., "run_id": ..., "error": null,
@@ -119,6 +120,20 @@ def finish(sweep_dir: str | Path, status: str) -> None:
     """Mark the sweep ``completed`` or ``failed``."""
     with editing(sweep_dir) as journal:
         journal["status"] = status
+
+
+def fail(sweep_dir: str | Path, error: str, unlaunched: bool = False) -> None:
+    """Mark the sweep ``failed`` with ``error`` (one line), e.g. when its launcher failed.
+
+    ``unlaunched``: no job started, so trials still ``running`` (recorded before launch)
+    become ``interrupted``, ``not launched``.
+    """
+    with editing(sweep_dir) as journal:
+        journal.setdefault("trials", [])
+        journal["status"], journal["error"] = "failed", error
+        for trial in journal["trials"]:
+            if unlaunched and trial.get("status") == "running":
+                trial.update(status="interrupted", error=f"not launched: {error}", finished_at=now())
 
 
 def best_trial(journal: dict[str, Any]) -> dict[str, Any] | None:

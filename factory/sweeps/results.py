@@ -115,15 +115,16 @@ def sweep_from_journal(journal: Mapping[str, Any], sweep_dir: str | Path) -> Swe
 def sweep_from_runs(sweep_dir: str | Path) -> Sweep:
     """A ``Sweep`` from the run directories below ``sweep_dir`` (no ``sweep.json``).
 
-    Trials are numbered by their directory name where it is a number (Hydra's job
-    number), else in path order; the objective is the runs' monitored metric.
+    Trials are numbered by their directory name where it starts with a number (Hydra's job
+    number: ``<n>_<sweep id>``, or ``<n>`` before sweep ids), else in path order; the
+    objective is the runs' monitored metric.
     """
     from factory.notebook import flat_metrics, load_run
 
     found = sorted(p.parent for p in Path(sweep_dir).rglob("run.json"))
     if not found:
         raise FactoryError(f"sweep_dir: {sweep_dir}: no {JOURNAL} and no run.json below it")
-    numbers = [int(d.name) if d.name.isdigit() else i for i, d in enumerate(found)]
+    numbers = [int(d.name.split("_", 1)[0]) if d.name.split("_", 1)[0].isdigit() else i for i, d in enumerate(found)]
     if len(set(numbers)) < len(numbers):
         numbers = list(range(len(found)))
     runs = dict(zip(numbers, (load_run(d) for d in found)))

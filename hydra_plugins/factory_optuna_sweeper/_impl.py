@@ -1,7 +1,7 @@
 """The Optuna sweeper's work: it asks Optuna for trials and launches them through Hydra's launcher.
 
-Trial ``n`` runs as job ``n`` of the sweep: its run directory is ``<sweep dir>/<n>`` and its
-entry in ``sweep.json`` is number ``n``. The study lives in persistent storage (a journal file
+Trial ``n`` runs as job ``n`` of the sweep: its run directory is ``<sweep dir>/<n>_<sweep id>``
+(``hydra.sweep.subdir``) and its entry in ``sweep.json`` is number ``n``. The study lives in persistent storage (a journal file
 in the sweep directory unless ``storage`` says otherwise), which is what makes two things
 work: jobs in other processes report intermediate metrics to their trial (pruning), and an
 interrupted sweep continues (``resume=true``) from the trials already finished.
@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, flag_override
 from factory.cli import fail_sweep
 from factory.errors import ConfigError
 from factory.sweeps import journal
-from factory.sweeps.callback import command_line, run_status
+from factory.sweeps.callback import command_line, quoted, run_status
 from factory.sweeps.trial import JOURNAL_SUFFIX, open_storage
 from hydra_plugins.factory_optuna_sweeper._search_space import as_override, split
 
@@ -101,13 +101,14 @@ class OptunaSweeperImpl(Sweeper):
         while len(done) < self.n_trials:
             batch = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - len(done)))]
             jobs = [self._job_overrides(trial, fixed, storage, study_name, sweep_dir) for trial in batch]
-            self._validate(study, batch, jobs)
-            for trial, job in zip(batch, jobs):
+            run_dirs = self._validate(study, batch, jobs)
+            for trial, job, run_dir in zip(batch, jobs, run_dirs):
                 journal.update_trial(sweep_dir, trial.number, status="running", params=dict(trial.params),
                                      overrides=[o for o in job if not o.startswith(("trial=", "hydra."))],
-                                     run_dir=str(sweep_dir / str(trial.number)), run_id=str(trial.number))
+                                     run_dir=str(run_dir), run_id=run_dir.name)
             results = self._launch(batch, jobs)
-            failures = sum(self._tell(study, trial, result, sweep_dir) for trial, result in zip(batch, results))
+            failures = sum(self._tell(study, trial, result, sweep_dir, run_dir)
+                           for trial, result, run_dir in zip(batch, results, run_dirs))
             returns.extend(results)
             done.extend(batch)
             if failures / len(batch) > self.max_failure_rate:
@@ -149,32 +150,43 @@ class OptunaSweeperImpl(Sweeper):
     def _job_overrides(self, trial: optuna.Trial, fixed: dict[str, str], storage: str, study_name: str,
                        sweep_dir: Path) -> list[str]:
         sampled = [as_override(key, value) for key, value in trial.params.items()]
-        ref = (f"trial={{storage:{_quoted(storage)},study:{_quoted(study_name)},number:{trial.number},"
+        ref = (f"trial={{storage:{quoted(storage)},study:{quoted(study_name)},number:{trial.number},"
                f"prune:{str(self.pruner is not None).lower()}}}")
         # The resolved sweep dir, so every job lands in it (a resumed one included).
-        return [*fixed.values(), *sampled, ref, f"hydra.sweep.dir={_quoted(str(sweep_dir))}"]
+        return [*fixed.values(), *sampled, ref, f"hydra.sweep.dir={quoted(str(sweep_dir))}"]
 
-    def _validate(self, study: optuna.Study, batch: list, jobs: list[list[str]]) -> None:
+    def _validate(self, study: optuna.Study, batch: list, jobs: list[list[str]]) -> list[Path]:
         """Compose and check each job's config before launching: a bad value fails the sweep
-        now, in one line, not every trial later (possibly on a cluster)."""
+        now, in one line, not every trial later (possibly on a cluster).
+
+        Returns:
+            Each job's run directory, as its job will resolve it (``hydra.sweep.subdir``).
+        """
         from hydra.errors import HydraException
+        from omegaconf import open_dict, read_write
         from omegaconf.errors import OmegaConfBaseException
 
         from factory.config import validate
         from factory.config.hydra_errors import describe
 
+        run_dirs = []
         for trial, job in zip(batch, jobs):
             try:
-                validate(self.hydra_context.config_loader.load_sweep_config(self.config, list(job)), root="train")
+                job_cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+                validate(job_cfg, root="train")
+                with read_write(job_cfg.hydra), open_dict(job_cfg.hydra):
+                    job_cfg.hydra.job.num = trial.number
+                run_dirs.append(Path(str(job_cfg.hydra.sweep.dir)).resolve() / str(job_cfg.hydra.sweep.subdir))
             except (ConfigError, HydraException, OmegaConfBaseException) as e:
                 message = str(e) if isinstance(e, ConfigError) else describe(e)
                 self._mark_interrupted(study, batch, f"not launched: trial {trial.number}'s config is invalid")
                 journal.finish(self.sweep_dir, "failed")
                 sampled = " ".join(as_override(key, value) for key, value in trial.params.items())
                 raise ConfigError(f"trial {trial.number} ({sampled}): {message}") from e
+        return run_dirs
 
     def _launch(self, batch: list, jobs: list[list[str]]) -> list:
-        """Launch a batch as Hydra jobs numbered like their trials (job n runs in ``<sweep dir>/n``)."""
+        """Launch a batch as Hydra jobs numbered like their trials (job n runs in ``<sweep dir>/<n>_<sweep id>``)."""
         results: list = []
         start = 0
         for end in range(1, len(batch) + 1):  # runs of consecutive trial numbers, one launch each
@@ -183,7 +195,7 @@ class OptunaSweeperImpl(Sweeper):
                 start = end
         return results
 
-    def _tell(self, study: optuna.Study, trial: optuna.Trial, result: Any, sweep_dir: Path) -> bool:
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, result: Any, sweep_dir: Path, run_dir: Path) -> bool:
         """Record one finished job in the study and the journal; True when it failed."""
         value = None
         try:
@@ -191,7 +203,7 @@ class OptunaSweeperImpl(Sweeper):
         except Exception:  # noqa: BLE001: the job's own error; its run.json and log have it
             pass
         value = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-        status = run_status(sweep_dir / str(trial.number))
+        status = run_status(run_dir)
         if status == "pruned":
             study.tell(trial, state=TrialState.PRUNED)
         elif value is not None and status in ("completed", None):
@@ -215,10 +227,6 @@ def _built(node: Any) -> Any:
 
 def _digest(items: Sequence[str]) -> str:
     return hashlib.sha1("\n".join(items).encode()).hexdigest()[:8]
-
-
-def _quoted(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _unfinished_sweep(parent: Path, study_name: str) -> Path | None:

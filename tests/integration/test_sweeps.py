@@ -142,3 +142,50 @@ def test_trials_run_in_parallel_under_the_submitit_launcher(tmp_path):
     first, second = journal.read(sweep_dirs(tmp_path)[0])["trials"]
     assert first["status"] == second["status"] == "completed"
     assert second["started_at"] <= first["finished_at"]  # both ran at once, each in its own process
+
+
+def test_sweeping_a_config_group_keeps_one_sweep(tmp_path):
+    # experiment= sets task_name: each job's own value would split the sweep over outputs/<task>/.
+    done = run_script(tmp_path, "train.py", "-m", "experiment=diagnosis,digits", "logger=csv", "trainer=debug")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sweep,) = sweep_dirs(tmp_path)
+    assert sweep.parent == tmp_path / "outputs" / "train" / "multirun"  # the command's task, not a job's
+    record = journal.read(sweep)
+    assert record["status"] == "completed" and [t["status"] for t in record["trials"]] == ["completed"] * 2
+    assert sorted(p.parent for p in (tmp_path / "outputs").rglob("run.json")) == \
+        sorted(Path(t["run_dir"]) for t in record["trials"])
+    assert {Path(t["run_dir"]).parent for t in record["trials"]} == {sweep}
+    assert [manifest(Path(t["run_dir"]))["task_name"] for t in record["trials"]] == ["diagnosis", "digits"]
+    assert f"sweep {sweep}: 2 completed" in done.stdout + done.stderr  # the summary finds its trials
+
+
+def test_every_trial_has_its_own_run_id(tmp_path):
+    import factory
+
+    for _ in range(2):  # two sweeps: trial 0 of each is its own run
+        done = run_script(tmp_path, "train.py", "-m", "experiment=diagnosis", "logger=csv", "trainer=debug",
+                          "seed=1,2")
+        assert done.returncode == 0, done.stderr[-3000:]
+    trials = [t for sweep in sweep_dirs(tmp_path) for t in journal.read(sweep)["trials"]]
+    ids = [t["run_id"] for t in trials]
+    assert len(ids) == 4 and len(set(ids)) == 4
+    assert [i.split("_", 1)[0] for i in ids] == ["0", "1", "0", "1"]  # <job number>_<sweep id>
+    for trial in trials:
+        assert Path(trial["run_dir"]).name == trial["run_id"] == manifest(Path(trial["run_dir"]))["run_id"]
+    runs = factory.runs(tmp_path)
+    assert runs["run_id"].is_unique and sorted(runs["run_id"]) == sorted(ids)
+    assert all(factory.load_run(i, root=tmp_path).run_dir == Path(t["run_dir"]) for i, t in zip(ids, trials))
+
+
+def test_slurm_without_slurm_is_one_line_and_a_failed_sweep(tmp_path):
+    env = {**script_env(tmp_path), "PATH": os.path.dirname(sys.executable)}  # python, but no srun/sbatch
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "-m", "launcher=slurm",
+                           "trainer=debug", "logger=csv"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: launcher=slurm: no SLURM here (srun and sbatch not on PATH)")
+    (sweep,) = sweep_dirs(tmp_path)
+    record = journal.read(sweep)
+    assert record["status"] == "failed" and record["error"] == line.removeprefix("error: ")
+    assert not list((tmp_path / "outputs").rglob("run.json"))
