@@ -2,7 +2,7 @@
 
 Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/``::
 
-    config.yaml       the resolved config
+    config.yaml       the resolved config (credentials masked or kept as ${oc.env:...}: factory.redact)
     run.json          this manifest (status, provenance, data, checkpoints)
     metrics.json      final val/test (and baseline) metrics
     checkpoints/      best.ckpt, last.ckpt
@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from factory import atomic, provenance
+from factory import atomic, provenance, redact
 from factory.errors import FactoryError
 
 MANIFEST = "run.json"
@@ -64,7 +64,8 @@ class RunRecord:
                    tags=list(tags), git=provenance.git_state(provenance.CODE_DIR))
 
     def save(self) -> Path:
-        return atomic.write_json(Path(self.run_dir) / MANIFEST, asdict(self))
+        # The command line and an error message may hold a URL's password.
+        return atomic.write_json(Path(self.run_dir) / MANIFEST, redact.container(asdict(self)))
 
     def finish(self, status: str, error: BaseException | None = None) -> Path:
         self.status = status
@@ -74,6 +75,11 @@ class RunRecord:
         if error is not None:
             self.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         return self.save()
+
+
+def write_config(run_dir: Path, cfg) -> Path:
+    """Write ``config.yaml``: ``cfg`` resolved, its credentials masked (``factory.redact.resolved``)."""
+    return atomic.write_text(Path(run_dir) / CONFIG, redact.config_yaml(cfg))
 
 
 def load_record(run_dir: str | Path) -> RunRecord:

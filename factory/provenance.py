@@ -49,4 +49,7 @@ def versions() -> dict[str, str]:
 
 
 def command_line() -> list[str]:
-    return [sys.executable, *sys.argv]
+    """This process's command line, credentials masked (``factory.redact``)."""
+    from factory import redact
+
+    return [sys.executable, *map(redact.text, sys.argv)]

@@ -15,9 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from factory import manifest
+from factory import manifest, redact
 from factory.manifest import RunRecord
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def abandon(loggers: Iterable, record: RunRecord) -> None:
         try:  # only runs that started: a run that failed on its config opens no tracker run
             if isinstance(logger, WandbLogger) and logger._experiment is not None:
                 run = logger.experiment
-                run.summary["manifest"] = asdict(record)
+                run.summary["manifest"] = redact.container(asdict(record))
                 run.finish(exit_code=1)
             elif isinstance(logger, MLFlowLogger) and logger._initialized:
                 client, run_id = logger.experiment, logger.run_id
@@ -100,7 +100,7 @@ def _checkpoint_metadata(record: RunRecord, checkpoint: Path) -> dict[str, Any]:
 def _wandb_publish(run, record: RunRecord, checkpoint: Path | None) -> None:
     import wandb
 
-    run.summary["manifest"] = asdict(record)
+    run.summary["manifest"] = redact.container(asdict(record))
     for source, name in _run_files(record):  # copies in the run's files/: what they were at the end
         target = Path(run.dir) / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -141,8 +141,8 @@ def _tensorboard_publish(logger, cfg: DictConfig, record: RunRecord, metrics: di
     # The HParams tab: the resolved config beside the final metrics, under hparams/ so they
     # do not add a point to the val/ and test/ curves.
     final = {f"hparams/{name}": value for section in ("val", "test") for name, value in metrics.get(section, {}).items()}
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = redact.resolved(cfg)  # credentials masked, as in config.yaml
     logger.log_hyperparams(config, metrics=final or None)
-    text = json.dumps(asdict(record), indent=2, default=str)
+    text = json.dumps(redact.container(asdict(record)), indent=2, default=str)
     logger.experiment.add_text("run.json", "\n".join("    " + line for line in text.splitlines()))  # as code
     logger.finalize("success")  # flush and close the event file

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from factory import manifest, resume
+from factory import manifest, redact, resume
 from factory.config import validate
 from factory.config.resolvers import RUN_ID_ENV
 
@@ -80,7 +80,7 @@ def run(cfg: DictConfig) -> RunResult:
     record = attempt.record
     if is_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / manifest.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        manifest.write_config(run_dir, cfg)
         record.save()
     previous_run_id = os.environ.get(RUN_ID_ENV)
     os.environ[RUN_ID_ENV] = run_dir.name  # processes the strategy launches join this run
@@ -104,8 +104,9 @@ def run(cfg: DictConfig) -> RunResult:
         record.strategy = {"name": _strategy_name(cfg), "world_size": trainer.world_size}
         if is_zero:
             record.save()
-        for logger in trainer.loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        with redact.argv():  # wandb opens here and records the command line
+            for logger in trainer.loggers:
+                logger.log_hyperparams(redact.resolved(cfg))  # credentials masked, as in config.yaml
 
         if cfg.train:
             _fit(trainer, model, datamodule, resume_from)
@@ -188,7 +189,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     record = manifest.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / manifest.CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    manifest.write_config(run_dir, cfg)
     record.save()
     try:
         model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")

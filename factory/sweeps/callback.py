@@ -19,6 +19,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from factory import redact
 from factory.cli import fail_sweep, in_sweep, pop_job_error
 from factory.sweeps import journal
 
@@ -29,7 +30,7 @@ OPTUNA_SWEEPER = "hydra_plugins.factory_optuna_sweeper.sweeper.OptunaSweeper"
 
 
 def command_line() -> str:
-    return shlex.join(["python", *sys.argv])
+    return redact.text(shlex.join(["python", *sys.argv]))  # a URL's password never reaches sweep.json
 
 
 def uses_factory_optuna(config: DictConfig) -> bool:
@@ -81,7 +82,8 @@ class SweepJournal(Callback):
         run_dir = Path(config.hydra.runtime.output_dir).resolve()
         overrides = [o for o in config.hydra.overrides.task if not o.startswith("trial=")]  # sweeper's link
         journal.update_trial(config.hydra.sweep.dir, int(config.hydra.job.num), status="running",
-                             overrides=overrides, run_dir=str(run_dir), run_id=run_dir.name,
+                             overrides=[redact.text(o) for o in overrides],  # no URL password in sweep.json
+                             run_dir=str(run_dir), run_id=run_dir.name,
                              started_at=journal.now(), **_swept(config.hydra.sweep.dir, overrides))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 
+from factory import redact
 from factory.data.sources.base import DataSource, LoadedTable
 from factory.data.sources.declared import SchemaDeclaration, first_line
 from factory.data.sources.fraud import FraudSource
@@ -85,7 +85,7 @@ class WarehouseSource(DataSource):
         import pandas as pd
         import sqlalchemy as sa
 
-        shown, password = _masked(self.url)
+        shown = redact.url(self.url)
         try:
             engine = sa.create_engine(self.url)
             try:
@@ -95,9 +95,9 @@ class WarehouseSource(DataSource):
             finally:
                 engine.dispose()
         except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError, ImportError) as err:
-            reason = first_line(err)
-            if password:  # drivers rarely echo it, but the message may end up in logs
-                reason = reason.replace(password, "***")
+            # Only a URL's password field is masked: a one-letter password left every such
+            # letter of the message masked ("No module named '***syco***g'").
+            reason = redact.text(first_line(err))
             if isinstance(err, ImportError):
                 reason += " (install the database driver for this URL)"
             raise DataError(f"cannot query {shown}: {reason}") from err
@@ -144,15 +144,3 @@ def build_demo_warehouse(path: str | os.PathLike, rows: int = 50000, seed: int =
         tmp.unlink(missing_ok=True)
         tmp_wal.unlink(missing_ok=True)
     return path
-
-
-def _masked(url: str) -> tuple[str, str | None]:
-    """The URL with its password shown as ``***``, and the password itself."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:  # unparseable: mask what looks like user:password@
-        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url), None
-    return parsed.render_as_string(hide_password=True), parsed.password

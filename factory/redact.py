@@ -1,0 +1,150 @@
+"""Credentials out of every file factory writes: configs, command lines, overrides, messages.
+
+A credential is the password of a URL (``postgresql://user:PASSWORD@host/db``) or the value
+of a key named like a secret (``password``, ``token``, ``api_key``, ``secret``...); both are
+written as ``***``. A value taken from the environment is written as its reference, not
+resolved: ``data.source.url='postgresql://u:${oc.env:DB_PASSWORD}@h/db'`` lands in
+``config.yaml`` as typed, and resolves again wherever the file is read back. Writers:
+``run.json`` (``factory.manifest``), ``config.yaml`` and the trackers' hyperparameters
+(``resolved``), Hydra's ``.hydra/`` files (``RedactHydraFiles``), sweep and report records.
+
+Only the credential is masked: a one-letter password masks the URL's password field, not
+every such letter of a message.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+MASK = "***"
+#: Keys whose value is a credential (the last part of a dotted key, any case).
+_SECRET_WORD = r"(?:password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?)"
+_SECRET_KEY = re.compile(rf"(?:^|.*[_.\-]){_SECRET_WORD}", re.IGNORECASE)
+#: ``key=value`` / ``key: value`` with a secret key, inside free text (a command line, a message).
+_SECRET_PAIR = re.compile(rf"(?P<key>\b[\w.\-]*{_SECRET_WORD})(?P<sep>=|:\s*)(?P<value>[^\s,;'\"&]+)",
+                          re.IGNORECASE)
+#: Environment variables whose value is a credential: ``${oc.env:DB_PASSWORD}`` stays unresolved.
+_SECRET_ENV = re.compile(r"\$\{oc\.env:\s*[\w]*(?:PASS|SECRET|TOKEN|KEY|CREDENTIAL)", re.IGNORECASE)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+#: A URL's ``user:password@`` as Hydra writes overrides in a sweep (``postgresql\://u\:pw@h``).
+_ESCAPED_USERINFO = re.compile(r"(?P<head>\\?:(?://|\\/\\/)[^\s'\"<>/@:\\]*\\:)(?P<password>[^\s'\"<>@]+)@")
+
+
+def url(value: str) -> str:
+    """``value`` with the password of its ``scheme://user:password@host`` part as ``***``.
+
+    A password that is an interpolation (``${oc.env:DB_PASSWORD}``) is a reference, kept.
+    """
+    try:
+        netloc = urlsplit(value).netloc
+    except ValueError:  # e.g. a malformed IPv6 host: mask what looks like user:password@
+        return re.sub(r"(//[^:/@\s]*):[^@\s]+@", rf"\1:{MASK}@", value)
+    userinfo, at, host = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not at or not colon or not password or "${" in password or password == MASK:
+        return value
+    return value.replace(netloc, f"{user}:{MASK}@{host}", 1)
+
+
+def text(value: str) -> str:
+    """Free text (a message, an override, a command line) with its credentials masked."""
+    value = _URL.sub(lambda m: url(m.group(0)), value)
+    value = _ESCAPED_USERINFO.sub(lambda m: m.group(0) if _is_reference(m.group("password"))
+                                  else f"{m.group('head')}{MASK}@", value)
+    return _SECRET_PAIR.sub(lambda m: m.group(0) if _is_reference(m.group("value"))
+                            else f"{m.group('key')}{m.group('sep')}{MASK}", value)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a config key (its last dotted part) names a credential: ``data.source.password``."""
+    return bool(_SECRET_KEY.fullmatch(str(key).rsplit(".", 1)[-1]))
+
+
+def container(value: Any, key: str = "") -> Any:
+    """A plain dict/list/scalar tree with credentials masked; keys name secrets by themselves."""
+    if isinstance(value, dict):
+        return {k: container(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [container(v, key) for v in value]
+    if is_secret_key(key) and value not in (None, "", MASK) and not isinstance(value, bool):
+        return value if isinstance(value, str) and _is_reference(value) else MASK
+    return text(value) if isinstance(value, str) else value
+
+
+def resolved(cfg: DictConfig | ListConfig) -> Any:
+    """``cfg`` resolved into plain containers, ready to write, with its credentials masked.
+
+    A value that interpolates a credential (``${oc.env:DB_PASSWORD}``, ``${oc.env:DB_URL}``
+    holding a password, a secret key's ``${...}``) is written unresolved instead.
+    """
+    raw = OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False)
+    done = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    return container(_keep_references(raw, done, ""))
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    """``resolved(cfg)`` as YAML: the text of a run's ``config.yaml``."""
+    return OmegaConf.to_yaml(OmegaConf.create(resolved(cfg)))
+
+
+@contextlib.contextmanager
+def argv() -> Iterator[None]:
+    """``sys.argv`` masked for the duration: for trackers that record the command line when
+    they open (wandb's metadata). Restored after: a launcher re-runs the real one."""
+    real = sys.argv
+    sys.argv = [text(arg) for arg in real]
+    try:
+        yield
+    finally:
+        sys.argv = real
+
+
+def _keep_references(raw: Any, done: Any, key: str) -> Any:
+    if isinstance(raw, dict) and isinstance(done, dict):
+        return {k: _keep_references(raw.get(k), v, str(k)) for k, v in done.items()}
+    if isinstance(raw, list) and isinstance(done, list) and len(raw) == len(done):
+        return [_keep_references(r, d, key) for r, d in zip(raw, done)]
+    if isinstance(raw, str) and "${" in raw and (_SECRET_ENV.search(raw) or container(done, key) != done):
+        return raw
+    return done
+
+
+def _is_reference(value: str) -> bool:
+    return value.startswith("${") or value == MASK
+
+
+class RedactHydraFiles(Callback):
+    """Hydra callback: rewrites the files Hydra writes without credentials.
+
+    A job's ``.hydra/{config,hydra,overrides}.yaml`` are written, unresolved, just before
+    ``on_job_start``; a sweep's ``multirun.yaml`` when it launches its first jobs.
+    Interpolations stay as typed.
+    """
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        subdir = config.hydra.get("output_subdir")
+        if subdir is not None:
+            folder = Path(config.hydra.runtime.output_dir) / str(subdir)
+            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+                _redact_yaml(folder / name)
+        if config.hydra.mode == RunMode.MULTIRUN:
+            _redact_yaml(Path(config.hydra.sweep.dir) / "multirun.yaml")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        _redact_yaml(Path(config.hydra.sweep.dir) / "multirun.yaml")  # a sweep whose jobs ran elsewhere
+
+
+def _redact_yaml(path: Path) -> None:
+    if path.is_file():
+        from factory import atomic
+
+        plain = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        atomic.write_text(path, OmegaConf.to_yaml(OmegaConf.create(container(plain))))
