@@ -16,7 +16,8 @@ So factory builders take turns on a ``factory.lock`` beside it (``flock``: the k
 releases it when its holder dies), recording pid, host and start. Holding it, a torch
 ``lock`` is stale, and removed with one line saying so, when no live builder can hold it:
 
-- the previous factory holder recorded on this host died before finishing, or
+- the previous factory holder recorded on this host died before finishing, and the lock
+  dates from its turn, or
 - no process has its working directory in the build directory (ninja and the compiler
   run there) and nothing there changed for ``STALE_AFTER_S`` (a build on another host
   sharing the cache writes object files as it goes).
@@ -221,7 +222,8 @@ def lock_state(build_dir: Path, previous: dict | None = None,
         return False, "held by a build in progress: " + ", ".join(builders)
     record = previous or {}
     if record and not record.get("done") and record.get("host") == socket.gethostname() \
-            and not _alive(record.get("pid"), record.get("started")):
+            and _mtime(build_dir / TORCH_LOCK) >= float(record.get("started") or 0) - 1 \
+            and not _alive(record.get("pid"), record.get("started")):  # its lock: taken during its turn
         return True, f"left by pid {record.get('pid')}, which died while building"
     idle = time.time() - _last_change(build_dir)
     if idle >= stale_after_s:
@@ -251,13 +253,15 @@ def _alive(pid, started) -> bool:
         return False
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 def _last_change(build_dir: Path) -> float:
-    times = []
-    for p in build_dir.iterdir():
-        if p.name != FACTORY_LOCK:
-            with contextlib.suppress(FileNotFoundError):
-                times.append(p.stat().st_mtime)
-    return max(times, default=0.0)
+    return max((_mtime(p) for p in build_dir.iterdir() if p.name != FACTORY_LOCK), default=0.0)
 
 
 def _read_record(path: Path) -> dict | None:

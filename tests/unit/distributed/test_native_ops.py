@@ -71,6 +71,16 @@ def test_lock_left_by_a_killed_factory_build_is_cleared_with_one_line(build_dir)
     assert json.loads((build_dir / "factory.lock").read_text())["done"] is True
 
 
+def test_a_dead_builders_record_does_not_clear_a_lock_older_than_its_turn(build_dir):
+    lock = build_dir / "lock"
+    lock.touch()
+    before = time.time() - 30
+    os.utime(lock, (before, before))  # taken by someone else before that builder's turn
+    record = {"pid": _dead_pid(), "host": socket.gethostname(), "started": time.time() - 5, "done": False}
+    stale, why = native_ops.lock_state(build_dir, record, stale_after_s=120)
+    assert not stale and "last change 30 s ago" in why
+
+
 def test_old_lock_with_no_builder_is_cleared(build_dir):
     lock = build_dir / "lock"
     lock.touch()
