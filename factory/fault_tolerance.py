@@ -1,4 +1,4 @@
-"""What makes a run survive being killed: RNG states in checkpoints, checkpoints on SIGTERM.
+"""What makes a run survive being killed: RNG states in checkpoints, checkpoints on SIGTERM and SIGINT.
 
 A resumed run reproduces an uninterrupted one only if everything random continues where
 it stopped. Lightning restores weights, optimizer, schedulers, loops and callback states,
@@ -11,8 +11,10 @@ SIGTERM (SLURM preemption, ``scancel``, Kubernetes) is handled here rather than 
 Lightning's own handler, which runs a collective ``broadcast`` inside the signal handler
 and stops each rank where it happens to notice the flag. ``PreemptionCheckpoint`` sets a
 flag, and at the end of the next training batch all ranks agree (one all-reduce), save
-``last.ckpt`` together and stop with ``Interrupted`` (exit code 143). Lightning's SLURM
-auto-requeue (SIGUSR1 before the time limit, ``hpc_ckpt_*.ckpt``) is left as it is.
+``last.ckpt`` together and stop with ``Interrupted`` (exit code 143). SIGINT (Ctrl-C) is
+handled the same way (exit code 130) instead of Lightning's, which saves nothing and
+exits 1. Lightning's SLURM auto-requeue (SIGUSR1 before the time limit,
+``hpc_ckpt_*.ckpt``) is left as it is.
 """
 from __future__ import annotations
 
@@ -22,15 +24,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import sys
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_info
 
 #: Exit code of a run stopped by SIGTERM: 128 + 15, as if the signal had ended it. Non-zero,
 #: so shells, Kubernetes Jobs (restartPolicy OnFailure) and torchrun restart it; SLURM
 #: requeues a preempted job whatever the exit code.
 EXIT_INTERRUPTED = 128 + signal.SIGTERM
+#: The signals ``PreemptionCheckpoint`` turns into a checkpoint and a stop.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 LAST = "last.ckpt"
 
 
@@ -38,11 +43,12 @@ class Interrupted(SystemExit):
     """Training stopped on a signal after saving ``checkpoint``; ``run.json`` says ``interrupted``.
 
     A ``SystemExit``: it passes through ``except Exception`` handlers (Hydra's, a sweep's)
-    and ends the process with ``EXIT_INTERRUPTED`` and no traceback.
+    and ends the process with 128 + the signal's number (``EXIT_INTERRUPTED`` for SIGTERM,
+    130 for SIGINT) and no traceback.
     """
 
     def __init__(self, signum: int, checkpoint: str, epoch: int, step: int):
-        super().__init__(EXIT_INTERRUPTED)
+        super().__init__(128 + signum)
         self.signal_name = signal.Signals(signum).name
         self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
 
@@ -114,7 +120,7 @@ def _set_numpy_state(state: dict[str, Any]) -> None:
 
 
 class PreemptionCheckpoint(pl.Callback):
-    """Keeps ``last.ckpt`` recent for preemption: on SIGTERM, and optionally every N steps.
+    """Keeps ``last.ckpt`` recent for preemption: on SIGTERM and SIGINT, and optionally every N steps.
 
     Both happen after an optimizer step (never inside a gradient-accumulation window), so
     the checkpoint holds everything the next step needs.
@@ -144,7 +150,8 @@ class PreemptionCheckpoint(pl.Callback):
         # ones at teardown, so this one lives exactly as long as the fit.
         self._signal, self._trainer = None, trainer
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_signal)
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         first = self._signal is None
@@ -172,7 +179,8 @@ class PreemptionCheckpoint(pl.Callback):
             # and the resumed run starts at the next step, so the history would lack the row.
             trainer._logger_connector.update_train_step_metrics()
             error = Interrupted(self._signal or signal.SIGTERM, path, trainer.current_epoch, trainer.global_step)
-            rank_zero_info(f"{error}; exiting with {EXIT_INTERRUPTED}")
+            if trainer.is_global_zero:  # the one line a user (or a scheduler's log) sees
+                print(f"interrupted: {error}", file=sys.stderr, flush=True)
             raise error
 
 

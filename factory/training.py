@@ -138,8 +138,10 @@ def run(cfg: DictConfig) -> RunResult:
     except BaseException as error:
         if is_zero:
             resume.finish_history(run_dir)
-            if isinstance(error, Interrupted):  # SIGTERM: checkpointed, resume=auto continues
+            if isinstance(error, Interrupted):  # SIGTERM, SIGINT: checkpointed, resume=auto continues
                 record.last_checkpoint = error.checkpoint
+                kept = checkpoint_callback(trainer)
+                record.best_checkpoint = (kept.best_model_path or None) if kept else None  # best so far
             record.finish("interrupted" if isinstance(error, Interrupted) else "failed", error)
             if trainer is not None:
                 tracking.abandon(trainer.loggers, record)

@@ -4,9 +4,10 @@ Configured in both the killed and the resumed launch (so their configs match, as
 ``resume=auto`` requires), it acts only when ``FAULT_INJECT`` is set, e.g.
 ``SIGKILL@epoch1`` (once epoch 1 ended and its checkpoints were written) or
 ``SIGTERM@step5`` (as training step 5 starts). SIGKILL goes to the whole process group,
-as when a node dies (tests start training with ``start_new_session=True`` so that group
-is the run's own); other signals go to rank 0's process only, as Kubernetes signals a
-container's main process, so rank 0 must pass them on to the ranks it started.
+as when a node dies, and SIGINT too, as a terminal's Ctrl-C does (tests start training
+with ``start_new_session=True`` so that group is the run's own); other signals go to
+rank 0's process only, as Kubernetes signals a container's main process, so rank 0 must
+pass them on to the ranks it started.
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ class KillAt(pl.Callback):
 
     def _fire(self) -> None:
         self.point = None
-        if self.signum == signal.SIGKILL:
-            os.killpg(os.getpgid(0), signal.SIGKILL)
+        if self.signum in (signal.SIGKILL, signal.SIGINT):
+            os.killpg(os.getpgid(0), self.signum)
         elif self.signum is not None:
             os.kill(os.getpid(), self.signum)
 

@@ -168,6 +168,29 @@ def test_history_is_the_same_after_resumes_from_steps_off_the_logging_grid(tmp_p
     assert_same_metrics(metrics_of(run_dir), metrics_of(reference_dir))
 
 
+@pytest.mark.slow
+def test_two_ranks_resume_after_ctrl_c_off_the_logging_grid(tmp_path):
+    # ddp, batch 16: 12 steps an epoch; Ctrl-C (SIGINT to every rank) saves at step 14, between rows 9 and 19.
+    overrides = ["experiment=diagnosis", "logger=csv", "baseline=null", "trainer.max_epochs=3", "data.batch_size=16",
+                 "trainer.accelerator=cpu", "trainer.devices=2", "strategy=ddp", "model.net.hidden_dims=[16]", KILL,
+                 "resume=auto"]
+    ref_root, root = tmp_path / "reference", tmp_path / "resumed"
+    ref_root.mkdir(), root.mkdir()
+    done = launch(ref_root, overrides)
+    assert done.returncode == 0, done.stderr[-3000:]
+    stopped = launch(root, overrides, fault="SIGINT@step13")
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "interrupted: SIGINT at epoch 1, step 14; saved" in stopped.stderr
+    finished = launch(root, overrides)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    (run_dir,), (ref_dir,) = run_dirs(root), run_dirs(ref_root)
+    assert manifest(run_dir)["status"] == "completed" and manifest(run_dir)["attempt"] == 2
+    assert_same_metrics(metrics_of(run_dir), metrics_of(ref_dir))
+    assert history(run_dir) == history(ref_dir)
+    assert "\n1,,19," in history(ref_dir)  # a train/loss row between the save and the next epoch
+
+
 def test_sigterm_inside_a_gradient_accumulation_window_stops_after_its_step(tmp_path, monkeypatch):
     # 5 batches per epoch, 2 per optimizer step: steps end at batches 2, 4, 5. SIGTERM as
     # batch 3 starts (step 1) must not save batch 3's gradients half-accumulated.
