@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import random
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
-
-import sys
 
 import numpy as np
 import pytorch_lightning as pl
@@ -32,7 +31,7 @@ import torch
 
 #: Exit code of a run stopped by SIGTERM: 128 + 15, as if the signal had ended it. Non-zero,
 #: so shells, Kubernetes Jobs (restartPolicy OnFailure) and torchrun restart it; SLURM
-#: requeues a preempted job whatever the exit code.
+#: requeues a preempted job whatever the exit code. SIGINT's is 130.
 EXIT_INTERRUPTED = 128 + signal.SIGTERM
 #: The signals ``PreemptionCheckpoint`` turns into a checkpoint and a stop.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
