@@ -226,8 +226,9 @@ def load_run(path_or_id: str | Path, root: str | Path | None = None) -> LoadedRu
     """Read a run back: its manifest, config, final metrics, history; model and predictions on demand.
 
     Args:
-        path_or_id: a run directory, or a run id (``2026-11-24_03-36-13_203edf``, or just
-            its unique ``203edf`` suffix) found under ``<root>/outputs``.
+        path_or_id: a run directory, or a run id found under ``<root>/outputs``
+            (``2026-11-24_03-36-13_203edf``, a sweep trial's ``0_2026-11-24_03-36-13_203edf``,
+            or a unique suffix such as ``203edf``, which names every trial of that sweep).
         root: the directory holding ``outputs/``; defaults to ``$FACTORY_ROOT``, else the cwd.
 
     Raises:
