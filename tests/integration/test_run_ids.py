@@ -12,6 +12,7 @@ import factory
 from factory.errors import ConfigError
 from tests.conftest import REPO, script_env
 from tests.integration.helpers import manifest, run_dirs
+from tests.integration.test_launcher import JOB_ID, SLURM, fake_slurm, launcher_for, sweep_jobs  # noqa: F401
 
 TINY = ["experiment=diagnosis", "logger=csv", "trainer.max_epochs=1"]
 
@@ -84,3 +85,29 @@ def test_factory_run_id_never_overwrites_a_finished_run(tmp_path):
         assert line.endswith(hint), line
         assert snapshot(run_dir) == before, name  # not even Hydra's .hydra/ and log were written
     assert run_dirs(tmp_path) == [run_dir]
+
+
+def test_every_task_of_a_slurm_trial_names_the_same_run_directory(fake_slurm):
+    """Each SLURM task (rank) of a trial, and a requeued job, unpickles the submission and
+    composes the trial's config itself: the trial's directory and id must come out the same."""
+    from omegaconf import open_dict
+    from submitit.core.utils import DelayedSubmission
+
+    from factory.sweeps.callback import pin_sweep_dir
+
+    launcher, cfg = launcher_for(SLURM)
+    pin_sweep_dir(cfg)  # as the sweep journal callback does when the sweep starts
+    launcher.launch(sweep_jobs(cfg, "seed=7"), initial_job_idx=0)
+    sweep_dir = Path(cfg.hydra.sweep.dir)
+    (pickled,) = sweep_dir.glob(f".submitit/{JOB_ID}/{JOB_ID}_submitted.pkl")
+    resolved = set()
+    for _task in range(2):
+        delayed = DelayedSubmission.load(pickled)
+        overrides, _, job_num = delayed.args[:3]
+        job = delayed.function
+        job_cfg = job.hydra_context.config_loader.load_sweep_config(job.config, list(overrides))
+        with open_dict(job_cfg):
+            job_cfg.hydra.job.num = job_num
+        resolved.add(Path(job_cfg.hydra.sweep.dir) / job_cfg.hydra.sweep.subdir)
+    (run_dir,) = resolved
+    assert run_dir.parent == sweep_dir and run_dir.name == f"0_{sweep_dir.name}"
