@@ -28,8 +28,8 @@ MASK = "***"
 #: Keys whose value is a credential (the last part of a dotted key, any case).
 _SECRET_WORD = r"(?:password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?)"
 _SECRET_KEY = re.compile(rf"(?:^|.*[_.\-]){_SECRET_WORD}", re.IGNORECASE)
-#: ``key=value`` / ``key: value`` with a secret key, inside free text (a command line, a message).
-_SECRET_PAIR = re.compile(rf"(?P<key>\b[\w.\-]*{_SECRET_WORD})(?P<sep>=|:\s*)(?P<value>[^\s,;'\"&]+)",
+#: ``key=value`` with a secret key, inside free text (a command line, an override list).
+_SECRET_PAIR = re.compile(rf"(?P<key>\b[\w.\-]*{_SECRET_WORD})(?P<sep>=)(?P<value>[^\s,;'\"&)]+)",
                           re.IGNORECASE)
 #: Environment variables whose value is a credential: ``${oc.env:DB_PASSWORD}`` stays unresolved.
 _SECRET_ENV = re.compile(r"\$\{oc\.env:\s*[\w]*(?:PASS|SECRET|TOKEN|KEY|CREDENTIAL)", re.IGNORECASE)
@@ -118,7 +118,8 @@ def _keep_references(raw: Any, done: Any, key: str) -> Any:
 
 
 def _is_reference(value: str) -> bool:
-    return value.startswith("${") or value == MASK
+    """An interpolation, the mask itself, or a placeholder (``password=...`` in a hint)."""
+    return value.startswith("${") or value == MASK or set(value) == {"."}
 
 
 class RedactHydraFiles(Callback):

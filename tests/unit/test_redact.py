@@ -77,3 +77,8 @@ def test_text_masks_hydra_escaped_overrides():
     assert (redact.text(r"data.source.url=postgresql\://u\:hunter2@127.0.0.1\:9/db,seed=1")
             == r"data.source.url=postgresql\://u\:***@127.0.0.1\:9/db,seed=1")
     assert redact.text(r"postgresql\://u\:${oc.env:P}@h") == r"postgresql\://u\:${oc.env:P}@h"
+
+
+def test_error_messages_naming_a_secret_key_stay_readable():
+    message = "data.source.password: missing required value (set data.source.password=...)"
+    assert redact.text(message) == "data.source.password: missing required value (set data.source.password=...)"
