@@ -17,8 +17,6 @@ import torch
 from tests.conftest import REPO, script_env
 from tests.integration.helpers import run_dirs, run_script
 
-pytestmark = pytest.mark.slow
-
 PROBE_ENV = "BUFFER_PROBE"
 PROBE = "+callbacks.buffer_probe._target_=tests.integration.test_zero_buffers.BufferProbe"
 
@@ -43,6 +41,7 @@ class BufferProbe(pl.Callback):
         self._check(trainer, pl_module, "test")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["deepspeed_zero2", "deepspeed_zero3"])
 def test_zero_run_records_the_metrics_of_its_exported_model(tmp_path, strategy):
     probe = tmp_path / "probe.jsonl"
@@ -66,3 +65,27 @@ def test_zero_run_records_the_metrics_of_its_exported_model(tmp_path, strategy):
     exported = json.loads((eval_dir / "metrics.json").read_text())["test"]
     assert exported.keys() == recorded.keys()
     assert exported == pytest.approx(recorded, abs=1e-6, rel=0)
+
+
+def _broadcast_from_rank(rank: int, directory: str) -> None:
+    from factory.distributed.deepspeed import broadcast_buffers
+
+    torch.distributed.init_process_group("gloo", init_method=f"file://{directory}/init", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(rank)  # each rank its own statistics, as after its own batches
+        net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+        net(torch.randn(8, 3) + rank)
+        broadcast_buffers(net)
+        torch.save(dict(net.named_buffers()), f"{directory}/{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_broadcast_buffers_gives_every_rank_rank_0s(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_broadcast_from_rank, args=(str(tmp_path),), nprocs=2)
+    zero, one = (torch.load(tmp_path / f"{rank}.pt") for rank in (0, 1))
+    assert zero.keys() == one.keys() == {"1.running_mean", "1.running_var", "1.num_batches_tracked"}
+    assert all(torch.equal(zero[k], one[k]) for k in zero)
+    assert not torch.equal(zero["1.running_mean"], torch.zeros(4))  # rank 0's own, not reset
