@@ -37,7 +37,7 @@ def describe(error: BaseException, root: str = "train") -> str:
 
 def _not_in_config(full_key: str, parent: object, root: str) -> str:
     """``key=value`` on a key the config lacks: why it is unknown, or how to add it (``+key``)."""
-    from factory.config.validate import schema_at, unknown_key
+    from factory.config.keys import schema_at, unknown_key
 
     path, _, key = full_key.rpartition(".")
     found = schema_at(root, path, parent)

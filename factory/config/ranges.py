@@ -72,3 +72,10 @@ NON_NEGATIVE = Range(ge=0)
 POSITIVE = Range(gt=0)  # rates, learning rates, weights
 FRACTION = Range(ge=0, lt=1)  # dropout, split shares, momentum
 SEED = Range(ge=0, le=2**32 - 1)  # what numpy and Lightning's seed_everything accept
+
+
+def not_one_of(value: Any, allowed: tuple) -> str:
+    """``'x' is not one of: a, b`` (a string that reads like another choice, ``'16'`` beside 16, is quoted)."""
+    shown = ", ".join("null" if a is None else repr(a) if isinstance(a, str) and
+                      any(str(b) == a for b in allowed if not isinstance(b, str)) else str(a) for a in allowed)
+    return f"{value!r} is not one of: {shown}"

@@ -15,14 +15,15 @@ from typing import Any, Union
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from factory.config.ranges import range_of
+from factory.config.keys import join as _join
+from factory.config.keys import unknown_key
+from factory.config.ranges import not_one_of, range_of
 from factory.config.resolvers import factory_error
-from factory.config.schemas import EXTRA_ARGUMENTS, FILLED_BY_FACTORY, ROOTS, SCHEMAS
+from factory.config.rules import check_consistency, check_search_space, nothing_to_train
+from factory.config.schemas import ROOTS, SCHEMAS
 from factory.config.torch_schemas import OptimizerKeysConf
 from factory.errors import ConfigError
 
-# Keys Hydra's instantiate reads itself.
-INSTANTIATE_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 NoneType = type(None)
 
 
@@ -40,52 +41,12 @@ def validate(cfg: DictConfig, root: str = "train") -> None:
     errors: list[str] = []
     _check_node(cfg, ROOTS[root], "", errors, skip={"hydra"})
     if cfg.get("train") is True and isinstance(cfg.get("trainer"), DictConfig):
-        errors += _nothing_to_train(cfg.trainer)
+        errors += nothing_to_train(cfg.trainer)
     errors = _without_echoes(errors)
     if not errors:
-        errors += _check_consistency(cfg)
+        errors += check_consistency(cfg) + check_search_space(cfg, root)
     if errors:
         raise ConfigError("\n".join(errors))
-
-
-def unknown_key(path: str, key: str, schema: type | None, target: str | None) -> str | None:
-    """Why ``key`` cannot be set on the node at ``path``, or ``None`` if it can.
-
-    A node built from ``target`` takes its schema's fields and the target's
-    ``EXTRA_ARGUMENTS`` (``+trainer.benchmark=true``); a plain node takes its schema's fields.
-    """
-    fields = [f.name for f in dataclasses.fields(schema)] if schema is not None else []
-    extra = EXTRA_ARGUMENTS.get(target or "", ())
-    if key in fields or key in extra or key in INSTANTIATE_KEYS:
-        return None
-    full = _join(path, key)
-    filled = FILLED_BY_FACTORY.get(target or "", {}).get(key)
-    if filled:
-        return f"{full}: set by factory from {filled}, not by this key"
-    close = difflib.get_close_matches(key, [*fields, *extra], n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    reader = f"not an argument of {target}" if target else "nothing reads it"
-    return f"{full}: unknown key{hint}; {reader}"
-
-
-def schema_at(root: str, path: str, node: Any = None) -> tuple[type | None, str | None] | None:
-    """The schema and ``_target_`` of the node at dotted ``path`` (``node``: that node, if known).
-
-    Returns ``None`` when any key is accepted there (a mapping of free keys, or a target
-    without a schema).
-    """
-    target = node.get("_target_") if isinstance(node, (dict, DictConfig)) else None
-    if target is not None:
-        schema = SCHEMAS.get(str(target))
-        return (schema, str(target)) if schema or target in EXTRA_ARGUMENTS else None
-    schema: Any = ROOTS.get(root, ROOTS["train"])
-    for part in [p for p in path.split(".") if p]:
-        if not dataclasses.is_dataclass(schema):
-            return None
-        hint = typing.get_type_hints(schema).get(part)
-        args = [a for a in typing.get_args(hint) if a is not NoneType]
-        schema = args[0] if typing.get_origin(hint) is Union and len(args) == 1 else hint
-    return (schema, None) if dataclasses.is_dataclass(schema) else None
 
 
 def _check_node(node: DictConfig, schema: type, path: str, errors: list[str],
@@ -120,10 +81,7 @@ def _check_node(node: DictConfig, schema: type, path: str, errors: list[str],
             continue
         allowed = f.metadata.get("choices")
         if allowed and not isinstance(value, (DictConfig, ListConfig)) and value not in allowed:
-            shown = ", ".join("null" if a is None else repr(a) if isinstance(a, str) and
-                              any(str(b) == a for b in allowed if not isinstance(b, str)) else str(a)
-                              for a in allowed)
-            errors.append(f"{full}: {value!r} is not one of: {shown}")
+            errors.append(f"{full}: {not_one_of(value, allowed)}")
         if "range" in f.metadata:
             _check_range(value, f.metadata["range"], full, errors, _source(node, name))
 
@@ -225,44 +183,6 @@ def _check_component(node: DictConfig, path: str, errors: list[str]) -> None:
     # Other targets are checked when they are built.
 
 
-def _check_consistency(cfg: DictConfig) -> list[str]:
-    """Rules that span several keys."""
-    errors = []
-    strategy = cfg.get("strategy")
-    trainer = cfg.get("trainer")
-    if strategy is not None and trainer is not None:
-        single = strategy.get("_target_") == "factory.distributed.single_device"
-        devices = trainer.get("devices")
-        if single and devices not in (1, "1"):
-            errors.append(f"trainer.devices: strategy=single runs on one device, got {devices} "
-                          "(use strategy=ddp for several)")
-    for name, node in (cfg.get("callbacks") or {}).items():
-        if isinstance(node, DictConfig) and "_target_" not in node:
-            errors.append(f"callbacks.{name}: no _target_ (the selected callbacks group has no {name}; "
-                          f"remove the override or choose a callbacks group that has it)")
-    tracking = cfg.get("tracking")
-    if isinstance(tracking, DictConfig) and tracking.get("log_checkpoint"):
-        target = str((cfg.get("logger") or {}).get("_target_", ""))
-        if not target.endswith((".WandbLogger", ".MLFlowLogger")):
-            errors.append("tracking.log_checkpoint: only logger=wandb or logger=mlflow store a checkpoint "
-                          f"(logger is {target.rsplit('.', 1)[-1] or 'null'})")
-    data = cfg.get("data")
-    if isinstance(data, DictConfig) and "val_fraction" in data and "test_fraction" in data:
-        val, test = data.val_fraction, data.test_fraction  # each in [0, 1): the schema checked
-        if val + test >= 1:
-            errors.append(f"data.val_fraction + data.test_fraction: must be below 1, got {val + test}")
-    return errors
-
-
-def _nothing_to_train(trainer: DictConfig) -> list[str]:
-    """A fit that would make no optimizer step: refused while ``train=true``."""
-    for key in ("max_epochs", "max_steps", "limit_train_batches"):
-        if trainer.get(key) == 0 and not isinstance(trainer.get(key), bool):
-            return [f"trainer.{key}: 0 trains nothing while train=true "
-                    "(to only evaluate a checkpoint: train=false ckpt_path=...)"]
-    return []
-
-
 def _is_instance(value: Any, hint: Any) -> bool:
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -290,6 +210,3 @@ def _describe(value: Any) -> str:
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key

@@ -139,3 +139,27 @@ def test_range_wording():
     assert Range(ge=0, special={-1: "no limit"}).problem(-2) == "must be >= 0 or -1 (no limit), got -2"
     assert Range(ge=0, special={-1: "no limit"}).problem(-1) is None
     assert Range(lt=0.5).problem(0.5) == "must be < 0.5, got 0.5"
+
+
+@pytest.mark.parametrize("key, sweep, expected", [
+    ("model.net.dropout", "interval(0.0, 1.5)", "must be in [0, 1), got 1.5 (in interval(0.0, 1.5))"),
+    ("model.optimizer.lr", "tag(log, interval(0.0, 0.1))", "must be > 0, got 0.0 (in tag(log, interval(0.0, 0.1)))"),
+    ("model.net.hidden_dims", "choice([32], [64,-2])", "must be >= 1, got -2 (in choice([32], [64,-2]))"),
+    ("data.batch_size", "range(0, 64, 16)", "must be >= 1, got 0 (in range(0, 64, 16))"),
+    ("model.net.norm", "choice(batch, group)", "'group' is not one of: batch, layer, none (in choice(batch, group))"),
+    ("data.batch_size", "range(16, 64, 16)", None),
+    ("model.net.dropout", "interval(0.0, 0.5)", None),
+])
+def test_a_search_space_stays_inside_its_keys_ranges(key, sweep, expected):
+    """An Optuna sweep would sample outside the range mid-sweep: refuse it before the first trial."""
+    from omegaconf import open_dict
+
+    cfg = compose("train", ["experiment=diagnosis"], check=False)
+    with open_dict(cfg):
+        cfg.search_space[key] = sweep
+    if expected is None:
+        validate(cfg)
+        return
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    assert str(info.value) == f"search_space.{key}: {expected}"

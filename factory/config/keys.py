@@ -1,0 +1,64 @@
+"""Which keys a config node takes: its schema's fields, and its target's other arguments.
+
+A ``+key=value`` that nothing reads is refused with why; ``factory.config.hydra_errors``
+uses the same answer to say ``+key=...`` only where adding the key would pass.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, Union
+
+from omegaconf import DictConfig
+
+from factory.config.schemas import EXTRA_ARGUMENTS, FILLED_BY_FACTORY, ROOTS, SCHEMAS
+
+# Keys Hydra's instantiate reads itself.
+INSTANTIATE_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+NoneType = type(None)
+
+
+def unknown_key(path: str, key: str, schema: type | None, target: str | None) -> str | None:
+    """Why ``key`` cannot be set on the node at ``path``, or ``None`` if it can.
+
+    A node built from ``target`` takes its schema's fields and the target's
+    ``EXTRA_ARGUMENTS`` (``+trainer.benchmark=true``); a plain node takes its schema's fields.
+    """
+    fields = [f.name for f in dataclasses.fields(schema)] if schema is not None else []
+    extra = EXTRA_ARGUMENTS.get(target or "", ())
+    if key in fields or key in extra or key in INSTANTIATE_KEYS:
+        return None
+    full = join(path, key)
+    filled = FILLED_BY_FACTORY.get(target or "", {}).get(key)
+    if filled:
+        return f"{full}: set by factory from {filled}, not by this key"
+    close = difflib.get_close_matches(key, [*fields, *extra], n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    reader = f"not an argument of {target}" if target else "nothing reads it"
+    return f"{full}: unknown key{hint}; {reader}"
+
+
+def schema_at(root: str, path: str, node: Any = None) -> tuple[type | None, str | None] | None:
+    """The schema and ``_target_`` of the node at dotted ``path`` (``node``: that node, if known).
+
+    Returns ``None`` when any key is accepted there (a mapping of free keys, or a target
+    without a schema).
+    """
+    target = node.get("_target_") if isinstance(node, (dict, DictConfig)) else None
+    if target is not None:
+        schema = SCHEMAS.get(str(target))
+        return (schema, str(target)) if schema or target in EXTRA_ARGUMENTS else None
+    schema: Any = ROOTS.get(root, ROOTS["train"])
+    for part in [p for p in path.split(".") if p]:
+        if not dataclasses.is_dataclass(schema):
+            return None
+        hint = typing.get_type_hints(schema).get(part)
+        args = [a for a in typing.get_args(hint) if a is not NoneType]
+        schema = args[0] if typing.get_origin(hint) is Union and len(args) == 1 else hint
+    return (schema, None) if dataclasses.is_dataclass(schema) else None
+
+
+def join(path: str, key: str) -> str:
+    """``path.key``, or ``key`` at the top."""
+    return f"{path}.{key}" if path else key
