@@ -61,8 +61,9 @@ def check_output_dirs(config: DictConfig, hydra_dir_key: str) -> None:
     if hydra_dir is not None:
         if output_dir is not None and Path(os.path.abspath(hydra_dir)).is_relative_to(os.path.abspath(output_dir)):
             targets = [(hydra_dir, "paths.output_dir", output_dir)]  # covers output_dir itself
-        else:
-            targets.append((hydra_dir, hydra_dir_key, None))
+        else:  # moved out of paths.output_dir: name the key that moved it
+            key = "paths.run_dir" if hydra_dir == _select(config, "paths.run_dir") else hydra_dir_key
+            targets.append((hydra_dir, key, None))
     reports_dir = _select(config, "reports_dir")
     if reports_dir is not None:
         targets.append((reports_dir, "reports_dir", None))

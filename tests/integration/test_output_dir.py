@@ -63,3 +63,9 @@ def test_report_dir(tmp_path):
         result = run_script(tmp_path, "report.py", "report=run_report",
                             f"report.parameters.run_dir={tmp_path}", f"reports_dir={value}")
         _one_line_exit_2(result, "reports_dir", value, why)
+
+
+def test_run_dir_moved_out_of_output_dir(tmp_path):
+    value, why = _blocked(tmp_path)
+    result = run_script(tmp_path, "train.py", *FAST_FRAUD, f"paths.run_dir={value}/run")
+    _one_line_exit_2(result, "paths.run_dir", f"{value}/run", why)
