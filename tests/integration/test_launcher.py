@@ -140,7 +140,7 @@ def test_local_launcher_runs_a_sweep_in_parallel_subprocesses(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "outputs" / "train" / "multirun").iterdir()
     runs = sorted(path.parent for path in sweep_dir.glob("*/run.json"))
-    assert [run.name for run in runs] == ["0", "1"]  # outputs/train/multirun/<time>/<job num>/
+    assert [run.name for run in runs] == [f"{n}_{sweep_dir.name}" for n in (0, 1)]  # <sweep dir>/<job num>_<sweep id>/
     records = [manifest(run) for run in runs]
     assert [(r["status"], r["seed"], r["run_dir"]) for r in records] == [
         ("completed", 1, str(runs[0])), ("completed", 2, str(runs[1]))]
