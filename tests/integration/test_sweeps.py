@@ -66,12 +66,12 @@ def test_pruned_trials_stop_early_and_are_recorded(tmp_path):
 def test_a_failing_trial_is_recorded_and_the_others_run(tmp_path):
     done = run_script(tmp_path, "train.py", "-m", *TINY, "model.optimizer.lr=-1,0.01", "report=sweep_report")
     assert done.returncode == 1
-    assert "1 of 2 trials failed (trial 0: ConfigError: model.optimizer: Invalid learning rate: -1" \
+    assert "1 of 2 trials failed (trial 0: ConfigError: model.optimizer.lr: must be > 0, got -1)" \
         in done.stderr.strip().splitlines()[-1]
     record = journal.read(sweep_dirs(tmp_path)[0])
     assert record["kind"] == "grid" and record["status"] == "completed"
     first, second = record["trials"]
-    assert first["status"] == "failed" and "Invalid learning rate" in first["error"]
+    assert first["status"] == "failed" and "model.optimizer.lr: must be > 0" in first["error"]
     assert second["status"] == "completed" and second["params"] == {"model.optimizer.lr": 0.01}
     assert record["best"]["number"] == 1
     # report=sweep_report ran once, on the whole sweep, not after each trial
