@@ -4,7 +4,8 @@ Lightning's ``DeepSpeedStrategy`` refuses non-CUDA accelerators and hands DeepSp
 root device's index as its ``device_rank``; CPU devices have no index. Indexing the CPU
 "devices" 0..n-1 (torch treats ``cpu:1`` as ``cpu``) gives both Lightning's device check
 and DeepSpeed's engine the local rank; everything else (checkpoint directories, resume,
-consolidation) is Lightning's own code.
+consolidation) is Lightning's own code. As DDP does, and DeepSpeed does not, every rank
+holds rank 0's buffers (``broadcast_buffers``), so metrics are those of the checkpoint.
 """
 from __future__ import annotations
 
