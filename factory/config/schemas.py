@@ -1,10 +1,12 @@
 """Typed schemas for every config node, keyed by the ``_target_`` they build.
 
 These dataclasses import nothing heavy, so a typo'd key or a wrong type is reported
-before torch or Lightning load. ``tests/unit/config/test_schemas.py`` checks each one
+before torch or Lightning load. ``tests/unit/config/test_configs.py`` checks each one
 against the signature of the object it describes, so a schema cannot drift from code.
 Fields that a caller fills in at build time (a data module's ``source`` object, a
-network's ``spec``) are not in the schemas.
+network's ``spec``) are not in the schemas (``FILLED_BY_FACTORY`` names them). Every
+numeric field declares its range (``bounded``, ``factory.config.ranges``), held by
+``tests/unit/config/test_ranges.py``.
 """
 from __future__ import annotations
 
