@@ -41,6 +41,7 @@ def predict_table(model, preprocessor, table, batch_size: int = 8192) -> pd.Data
 
     Returns:
         As ``predict_split``; ``target`` and ``label`` only when the table has the target.
+        A DataFrame's index is kept (an Arrow table's rows are numbered 0..n-1).
 
     Raises:
         DataError: a feature column the preprocessing needs is absent.
@@ -50,7 +51,9 @@ def predict_table(model, preprocessor, table, batch_size: int = 8192) -> pd.Data
 
     from factory.models.metrics import scores
 
+    index = None
     if isinstance(table, pd.DataFrame):
+        index = table.index  # results keep the caller's index, so they join back to the input
         table = pa.Table.from_pandas(table, preserve_index=False)
     has_target = preprocessor.schema.target in table.column_names
     if has_target:
@@ -67,6 +70,8 @@ def predict_table(model, preprocessor, table, batch_size: int = 8192) -> pd.Data
     out = np.concatenate(outputs) if outputs else np.empty((0,))
 
     frame = table.to_pandas()
+    if index is not None:
+        frame.index = index
     frame = frame.rename(columns={c: f"{c}_raw" for c in frame.columns if c in ADDED})
     labels = list(preprocessor.class_labels)
     if has_target:

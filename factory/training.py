@@ -170,40 +170,57 @@ def _describe(cfg: DictConfig, trainer, record: manifest.RunRecord, metrics: dic
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Test a checkpoint on ``cfg.data`` with the preprocessing fitted when it was trained.
+    """Test a checkpoint on its run's own test split, or on ``cfg.data`` when one is given.
+
+    Without ``data``, the data config and seed are the checkpoint's run's (``config.yaml``
+    beside ``checkpoints/``, or a registry version's ``meta.json``): the metrics equal the
+    run's test metrics. The preprocessing is always the one fitted in training. Nothing
+    is written until the checkpoint and the data have loaded (``factory.evaluation``).
 
     Returns:
         Test metrics (``test/...``), also written to ``metrics.json`` in a new run directory.
 
     Raises:
-        ConfigError: ``ckpt_path`` is missing or not a factory checkpoint.
+        ConfigError: ``ckpt_path`` is missing or not a factory checkpoint, or ``data``
+            splits the run's own table differently.
     """
+    from factory import evaluation
+
+    cfg, trained = evaluation.settle(cfg)
     validate(cfg, root="evaluate")
-    cfg = pin_run_dir(cfg)
-    run_dir = Path(cfg.paths.run_dir)
 
     from factory import checkpoints as ckpts
     from factory.components import build
     from factory.models import SupervisedModel
 
-    checkpoint_path = ckpts.as_file(cfg.ckpt_path)  # a ZeRO directory is consolidated first
+    checkpoint_path = ckpts.as_file(cfg.ckpt_path)  # a ZeRO directory: its consolidation, cached outside the run
     checkpoint = ckpts.load_factory_checkpoint(checkpoint_path)
+    if cfg.get("data") is None:  # data=null: the run's config was not found (evaluation.settle)
+        raise evaluation.missing_data(cfg.ckpt_path)
+    datamodule = ckpts.restore_datamodule(cfg.data, checkpoint)
+    evaluation.check_split(datamodule, trained, cfg.ckpt_path, own_data=cfg.data == trained.data)
+    model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")
 
+    with open_dict(cfg):  # the run directory: created only now that the inputs are known good
+        cfg.paths.run_dir = str(Path(cfg.paths.run_dir).resolve())
+    run_dir = Path(cfg.paths.run_dir)
+    if (run_dir / manifest.MANIFEST).exists():
+        from factory.errors import ConfigError
+
+        raise ConfigError(f"paths.run_dir: {run_dir} already holds a run; an evaluation writes a new one")
     record = manifest.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest.write_config(run_dir, cfg)
     record.save()
     try:
-        model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")
-        datamodule = ckpts.restore_datamodule(cfg.data, checkpoint)
         trainer = build(cfg.trainer, "trainer", logger=False, callbacks=[], default_root_dir=str(run_dir),
                         enable_progress_bar=False)
         metrics = _first(trainer.test(model, datamodule=datamodule, verbose=False))
         record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
                        "rows": datamodule.split_sizes}
-        record.best_checkpoint = str(checkpoint_path)
-        record.checkpoint_format = "file"
-        manifest.save_metrics(run_dir, {"test": metrics, "checkpoint": str(checkpoint_path)})
+        record.best_checkpoint = str(cfg.ckpt_path)
+        record.checkpoint_format = ckpts.checkpoint_format(cfg.ckpt_path)
+        manifest.save_metrics(run_dir, {"test": metrics, "checkpoint": str(cfg.ckpt_path)})
         record.finish("completed")
         return metrics
     except BaseException as error:
@@ -220,7 +237,7 @@ def pin_run_dir(cfg: DictConfig) -> DictConfig:
 
     Raises:
         ConfigError: ``FACTORY_RUN_ID`` is not a name, or names a finished run or another
-            config's run (``factory.resume.refuse_taken``).
+            config's run (``factory.run_dirs.refuse_taken``).
     """
     from hydra.core.hydra_config import HydraConfig
     from omegaconf.errors import OmegaConfBaseException

@@ -1,6 +1,8 @@
-"""Test metrics of a trained checkpoint on a data config.
+"""Test metrics of a trained checkpoint: by default on its own run's test split.
 
-    python scripts/evaluate.py ckpt_path=outputs/fraud_detection/<run>/checkpoints/best.ckpt
+    python scripts/evaluate.py ckpt_path=outputs/diagnosis/<run>/checkpoints/best.ckpt
+    python scripts/evaluate.py ckpt_path=outputs/diagnosis/<run>      # its best checkpoint
+    python scripts/evaluate.py ckpt_path=<...>/best.ckpt data=files data.source.path=new.csv
 """
 import hydra
 from omegaconf import DictConfig
@@ -11,11 +13,8 @@ from factory.cli import job, run_cli
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 @job
 def main(cfg: DictConfig) -> None:
-    from factory.config import validate
-
-    validate(cfg, root="evaluate")
     from factory.console import print_metrics
-    from factory.training import evaluate
+    from factory.training import evaluate  # validates before torch loads
 
     print_metrics(f"evaluate {cfg.ckpt_path}", {"test": evaluate(cfg)})
 

@@ -343,12 +343,12 @@ class TrainConf:
 
 @dataclass
 class EvaluateConf:
-    data: Any = MISSING
+    data: Any = None  # None: the checkpoint's own run's data config (factory.evaluation)
     trainer: Any = MISSING
     paths: PathsConf = MISSING
     task_name: str = "evaluate"
     tags: List[str] = field(default_factory=list)
-    seed: Optional[int] = bounded(SEED, None)  # None: the checkpoint's run's seed
+    seed: int = bounded(SEED, 42)
     ckpt_path: str = MISSING
 
 

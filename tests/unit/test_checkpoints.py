@@ -52,8 +52,59 @@ def test_formats_must_match_the_strategy(tmp_path):
     checkpoints.check_resume_format(str(sharded), sharded_strategy=True)
 
 
-def test_consolidated_path_sits_beside_the_directory(tmp_path):
-    assert checkpoints.consolidated_path(tmp_path / "best.ckpt") == tmp_path / "best-fp32.ckpt"
+def test_export_path_sits_beside_the_directory(tmp_path):
+    assert checkpoints.export_path(tmp_path / "best.ckpt") == tmp_path / "best-fp32.ckpt"
+
+
+def _shards(tmp_path, model_states=None):
+    """A ZeRO directory's layout: ``latest`` naming the tag directory that holds the shards."""
+    import torch
+
+    sharded = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    (sharded / "checkpoint").mkdir(parents=True)
+    (sharded / "latest").write_text("checkpoint")
+    shard = sharded / "checkpoint" / "mp_rank_00_model_states.pt"
+    torch.save({"module": {"w": torch.zeros(3)}}, shard)
+    if model_states is not None:
+        shard.write_bytes(model_states(shard.read_bytes()))
+    return sharded, shard
+
+
+def test_reads_consolidate_into_the_cache_keyed_by_the_shards(tmp_path):
+    sharded, shard = _shards(tmp_path)
+    cached = checkpoints.consolidated_path(sharded)
+    assert checkpoints.cache_dir() in cached.parents and sharded.parent not in cached.parents
+    assert checkpoints.consolidated_path(sharded) == cached  # stable while the shards are
+    os.utime(shard, ns=(1, 1))  # rewritten in place (a resumed run's last.ckpt): a new key
+    assert checkpoints.consolidated_path(sharded) != cached
+
+
+def test_a_truncated_shard_is_named(tmp_path):
+    sharded, shard = _shards(tmp_path, model_states=lambda data: data[: len(data) // 2])
+    with pytest.raises(ConfigError, match=f"shard {shard} is damaged"):
+        checkpoints.check_shards(sharded)
+    with pytest.raises(ConfigError, match=f"shard {shard} is damaged"):
+        checkpoints.as_file(sharded)
+    assert list(sharded.parent.iterdir()) == [sharded]  # nothing written beside it
+
+
+def test_a_run_directory_names_its_best_checkpoint(tmp_path):
+    from factory import manifest
+
+    run_dir = tmp_path / "outputs" / "demo" / "r1"
+    best = _last(run_dir)
+    manifest.RunRecord(run_id="r1", task_name="demo", run_dir=str(run_dir), best_checkpoint=str(best)).save()
+    assert checkpoints.resolve_checkpoint(run_dir) == best
+    moved = tmp_path / "moved"
+    run_dir.rename(moved)  # run.json keeps the old path: the moved copy's own checkpoint is used
+    assert checkpoints.resolve_checkpoint(moved) == moved / "checkpoints" / "last.ckpt"
+    with pytest.raises(ConfigError, match="neither a DeepSpeed checkpoint .* nor a run directory"):
+        checkpoints.resolve_checkpoint(moved / "checkpoints")
+
+
+def test_a_missing_path_is_no_such_file_even_for_export(tmp_path):
+    with pytest.raises(ConfigError, match="no such checkpoint file"):
+        checkpoints.consolidate(tmp_path / "nope.ckpt")
 
 
 def test_consolidate_refuses_a_file(tmp_path):

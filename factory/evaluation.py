@@ -1,0 +1,153 @@
+"""What ``evaluate`` scores: by default the checkpoint's own data and test split.
+
+A model is judged on rows it never trained on, and those are fixed by its run: the data
+config, the seed and the split it trained with. ``evaluate`` therefore takes them from
+the run's ``config.yaml`` (beside ``checkpoints/``), or from the registry version's
+``meta.json`` for a registered checkpoint, not from the command's defaults.
+
+``data=...`` scores other data. The run's own table split another way (another
+``seed``, ``data.split_seed`` or ``data.*_fraction``) is refused: its test split would
+hold rows the model trained on. ``settle`` imports no torch: its answers come before
+torch loads.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from factory.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: The data keys that decide which rows form the test split of one table.
+SPLIT_KEYS = ("val_fraction", "test_fraction", "split_seed")
+#: Registry versions keep the run's config and data in this file beside ``model.ckpt``.
+REGISTRY_METADATA = "meta.json"
+
+
+@dataclass
+class Trained:
+    """What a checkpoint was trained on, as its run recorded it (``None`` where unknown)."""
+
+    data: dict | None = None  # the resolved data config
+    seed: int | None = None
+    fingerprint: str | None = None  # of the whole table, before the split
+    where: Path | None = None  # the file this came from
+
+
+def trained_on(checkpoint: Path) -> Trained:
+    """Read what ``checkpoint`` trained on from its run directory or registry version.
+
+    Args:
+        checkpoint: ``<run>/checkpoints/<name>.ckpt`` (a file or a ZeRO directory), or a
+            registry version's ``model.ckpt``.
+    """
+    from factory import manifest
+
+    run_dir = checkpoint.parent.parent
+    config_file = run_dir / manifest.CONFIG
+    if checkpoint.parent.name == "checkpoints" and config_file.is_file():
+        config = OmegaConf.load(config_file)
+        fingerprint = None
+        try:
+            fingerprint = (manifest.load_record(run_dir).data or {}).get("fingerprint")
+        except (OSError, ValueError, TypeError):
+            pass  # no readable run.json: the split is still the config's; only the data check is lost
+        data = config.get("data")
+        return Trained(OmegaConf.to_container(data) if data is not None else None,
+                       config.get("seed"), fingerprint, config_file)
+    meta_file = checkpoint.parent / REGISTRY_METADATA
+    if meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        data = (meta.get("config") or {}).get("data")
+        return Trained(data, meta.get("seed"), (meta.get("data") or {}).get("fingerprint"), meta_file)
+    return Trained()
+
+
+def settle(cfg: DictConfig) -> tuple[DictConfig, Trained]:
+    """A copy of an ``evaluate`` config with its data and seed taken from the checkpoint's run.
+
+    ``ckpt_path`` is resolved (a run directory names its best checkpoint). Without
+    ``data``, the run's data config and seed are used; a ``seed`` other than the run's
+    and the default is refused (it could only mean re-splitting the run's data). With
+    ``data``, the command's ``seed`` is the data config's ``${seed}``, and ``check_split``
+    refuses it when it re-splits the run's own table. ``data`` stays unset when the run's
+    config cannot be found: ``evaluate`` says so once the checkpoint has been read.
+
+    Raises:
+        ConfigError: no such checkpoint; a ``seed`` that would re-split the run's data.
+    """
+    import dataclasses
+
+    from factory.checkpoints import resolve_checkpoint
+    from factory.config.schemas import EvaluateConf
+
+    cfg = copy.deepcopy(cfg)
+    if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.get("ckpt_path") is None:
+        return cfg, Trained()  # validate() names the missing key
+    checkpoint = resolve_checkpoint(cfg.ckpt_path)
+    trained = trained_on(checkpoint)
+    default_seed = next(f.default for f in dataclasses.fields(EvaluateConf) if f.name == "seed")
+    with open_dict(cfg):
+        cfg.ckpt_path = str(checkpoint)
+        if cfg.get("data") is None and trained.data is not None:
+            if cfg.get("seed") not in (default_seed, trained.seed):
+                raise ConfigError(f"seed={cfg.seed}: the checkpoint is tested on its run's own split "
+                                  f"(seed {trained.seed}, from {trained.where}); another seed would put "
+                                  "training rows into the test split. Leave seed out, or pass data=... "
+                                  "to test on other data")
+            cfg.data = trained.data
+            cfg.seed = trained.seed
+    return cfg, trained
+
+
+def missing_data(checkpoint: str | Path) -> ConfigError:
+    """The error for a checkpoint whose run's data config is nowhere to be found, and no ``data=``."""
+    return ConfigError(f"ckpt_path: {checkpoint} is not in a run directory (no ../config.yaml) nor a "
+                       "registry version (no meta.json beside it): pass data=<config> and the run's "
+                       "seed=<seed> to choose the data to test it on")
+
+
+def check_split(datamodule, trained: Trained, checkpoint: str | Path, own_data: bool) -> None:
+    """Refuse to test on the run's own table split differently from training.
+
+    The table is recognized by its fingerprint. The same table and split parameters give
+    the same test rows; any other ``SPLIT_KEYS`` value is refused, as it brings rows the
+    model trained or was selected on into the test split.
+
+    Args:
+        datamodule: the evaluation's DataModule, set up.
+        trained: what the checkpoint trained on (``trained_on``).
+        checkpoint: named in messages.
+        own_data: the data config is the run's own (no ``data=``): a table that changed
+            since (a rewritten file) is then worth a warning, as the metrics are not the run's.
+
+    Raises:
+        ConfigError: the run's table with another split, naming the differing keys.
+    """
+    if trained.fingerprint is None or trained.data is None:
+        return
+    if datamodule.fingerprint != trained.fingerprint:
+        if own_data:
+            log.warning("the data of %s changed since it was trained (fingerprint %s then, %s now): "
+                        "these are not the run's test metrics", checkpoint, trained.fingerprint[:12],
+                        (datamodule.fingerprint or "")[:12])
+        return
+    ours, theirs = _split(datamodule), _split(trained.data)
+    differ = [f"data.{key}={ours[key]} (trained with {theirs[key]})" for key in SPLIT_KEYS if ours[key] != theirs[key]]
+    if differ:
+        seeded = ours["split_seed"] != theirs["split_seed"] and theirs["split_seed"] == trained.seed
+        hint = f", or pass seed={trained.seed} to split it as the run did" if seeded else ""
+        raise ConfigError(f"data: {checkpoint} was trained on this same table, split another way "
+                          f"({', '.join(differ)}): the test rows would not be the ones it never trained on. "
+                          f"Leave out data=... to test on the run's own test split{hint}")
+
+
+def _split(data) -> dict:
+    get = data.get if isinstance(data, dict) else lambda key: getattr(data, key, None)
+    return {key: get(key) for key in SPLIT_KEYS}
