@@ -12,7 +12,7 @@ preemption or a SLURM requeue) continues the run in its own directory:
 
 A fixed directory (1, 2) that holds a finished run or another config's is refused with a
 ``ConfigError``, with or without ``resume=auto``, before anything is written into it: a
-finished run is never overwritten (``check_fixed_dir``, ``refuse_taken``).
+finished run is never overwritten (``factory.run_dirs``).
 The run continues from the newest of ``checkpoints/last.ckpt`` and Lightning's
 ``hpc_ckpt_*.ckpt``; with none, it starts over in the same directory. Only this module
 and ``factory.config.resolvers`` take part before torch loads: nothing here imports it.
@@ -30,15 +30,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from factory import atomic, manifest
 from factory.errors import ConfigError
+from factory.run_dirs import AUTO, FINISHED, _plain, _status, _task_dir, check_fixed_dir, differences, refuse_taken
 
-AUTO = "auto"
-#: Statuses of runs that ended on their own; every other status can be continued.
-FINISHED = ("completed", "pruned")
+__all__ = ["AUTO", "FINISHED", "Attempt", "auto_run_id", "begin", "differences", "finish_history", "held",
+           "newest_checkpoint", "tracker_identity"]
 LOCK = ".run.lock"
 HISTORY = Path("csv") / "metrics.csv"
 STASH = Path("csv") / "metrics.before-resume.csv"
@@ -64,64 +63,6 @@ def auto_run_id(root: DictConfig) -> str:
     return run_id
 
 
-def check_fixed_dir(root: DictConfig, run_id: str) -> None:
-    """Refuse a fixed run id (``FACTORY_RUN_ID``, ``slurm_<job id>``) whose directory holds a
-    finished run or a run of another config (``refuse_taken``). Called while the config
-    resolves, so before Hydra writes ``.hydra/`` into the directory."""
-    try:
-        view = _plain(root)
-        run_dir = _task_dir(view) / run_id
-    except Exception:  # noqa: BLE001: a config that does not resolve fails later, with its key
-        return
-    if (run_dir / manifest.MANIFEST).is_file():
-        refuse_taken(view, run_dir, auto=view.get("resume") == AUTO)
-
-
-def refuse_taken(config: DictConfig | dict, run_dir: Path, auto: bool) -> None:
-    """Refuse to start (or, with ``resume=auto``, continue) in ``run_dir`` when it holds a finished
-    run, or a run of another config.
-
-    Raises:
-        ConfigError: one line naming the directory, why, and what to do instead.
-    """
-    fixed = ("unset FACTORY_RUN_ID for a new run, or set a new one" if os.environ.get("FACTORY_RUN_ID")
-             else "choose another run directory")
-    status = _status(run_dir)
-    if status in FINISHED:
-        what = ": nothing to continue (a finished run is never overwritten)" if auto else \
-            ", and a finished run is never overwritten"
-        raise ConfigError(f"{'resume=auto: ' if auto else ''}{run_dir} holds a run that {status}{what}; {fixed}")
-    diff = differences(config, run_dir)
-    if diff:
-        shown = ", ".join(diff[:5]) + (", ..." if len(diff) > 5 else "")
-        raise ConfigError(f"{'resume=auto: ' if auto else ''}{run_dir} holds a run of another config (differs at "
-                          f"{shown}); {'resume' if auto else 'rerun'} with the same overrides, or {fixed}")
-
-
-class RefuseTakenRunDir(Callback):
-    """Hydra callback (``conf/hydra/default.yaml``): a run directory given as a path
-    (``paths.run_dir=...``, ``hydra.run.dir=...``) that holds a finished run, or another
-    config's, stops the command in one line (exit 2) before Hydra writes ``.hydra/`` and its
-    log into it. ``FACTORY_RUN_ID`` is checked earlier, as the config resolves."""
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            run_dir = Path(str(config.hydra.run.dir))
-        except Exception:  # noqa: BLE001: Hydra reports an unresolvable run dir itself, in one line
-            return
-        if (run_dir / manifest.MANIFEST).is_file():
-            from factory.cli import _exit_bad_input
-
-            try:
-                refuse_taken(config, run_dir, auto=config.get("resume") == AUTO)
-            except ConfigError as e:  # Hydra turns a callback's exception into a warning
-                _exit_bad_input(str(e), e)
-
-
-def _task_dir(view: dict) -> Path:
-    return Path(str(_resolved(view, "")["paths"]["output_dir"])) / str(view["task_name"])
-
-
 def _search(root: DictConfig) -> tuple[str | None, str]:
     try:
         view = _plain(root)
@@ -139,22 +80,6 @@ def _search(root: DictConfig) -> tuple[str | None, str]:
             return None, f"resume=auto: {run_dir.name} is still running in another process: starting a new run"
         return run_dir.name, ""
     return None, f"resume=auto: no unfinished run of this config under {task_dir}: starting a new run"
-
-
-def differences(config: DictConfig | dict, run_dir: Path) -> list[str] | None:
-    """Top-level and nested keys where ``config`` and ``run_dir/config.yaml`` differ.
-
-    ``resume`` and the run directory (and what interpolates it) are left out. ``None``
-    when the run has no readable config.
-    """
-    try:
-        theirs = OmegaConf.to_container(OmegaConf.load(run_dir / manifest.CONFIG))
-        ours = _resolved(config if isinstance(config, dict) else _plain(config), theirs["paths"]["run_dir"])
-    except Exception:  # noqa: BLE001: a half-written or foreign directory matches nothing
-        return None
-    for side in (ours, theirs):
-        side.pop("resume", None)
-    return _diff(ours, theirs, "")
 
 
 @dataclass
@@ -318,34 +243,6 @@ def _hold(run_dir: Path):
     return lock
 
 
-def _plain(cfg: DictConfig) -> dict:
-    """``cfg`` as unresolved containers, without Hydra's node (``_root_`` in a resolver has it)."""
-    plain = OmegaConf.to_container(cfg, resolve=False)
-    plain.pop("hydra", None)
-    return plain
-
-
-def _resolved(plain: dict, run_dir: str) -> dict:
-    """``plain`` resolved with ``paths.run_dir`` fixed to ``run_dir`` (not a fresh id), its
-    credentials redacted as in ``config.yaml``."""
-    from factory import redact
-
-    config = OmegaConf.create(plain)
-    config.paths.run_dir = run_dir
-    return redact.resolved(config)
-
-
-def _diff(ours: Any, theirs: Any, path: str) -> list[str]:
-    if isinstance(ours, dict) and isinstance(theirs, dict):
-        keys = list(ours) + [k for k in theirs if k not in ours]
-        return [d for k in keys for d in _diff(ours.get(k, _ABSENT), theirs.get(k, _ABSENT),
-                                                f"{path}.{k}" if path else str(k))]
-    return [] if ours == theirs else [path or "<root>"]
-
-
-_ABSENT = object()
-
-
 def _newest_first(task_dir: Path) -> list[Path]:
     def started(path: Path) -> tuple[str, str]:
         try:
@@ -354,10 +251,6 @@ def _newest_first(task_dir: Path) -> list[Path]:
             return "", path.parent.name
 
     return sorted(task_dir.glob(f"*/{manifest.MANIFEST}"), key=started, reverse=True)
-
-
-def _status(run_dir: Path) -> str:
-    return manifest.load_record(run_dir).status
 
 
 def _mtime(path: Path) -> float:

@@ -27,7 +27,7 @@ def check_run_id(run_id: str, source: str = RUN_ID_ENV) -> str:
     Raises:
         ConfigError: naming ``source`` (the variable or key that gave the id).
     """
-    if not _RUN_ID.fullmatch(run_id) or run_id.strip(".") == "":
+    if not _RUN_ID.fullmatch(run_id):  # also refuses "", "." and "..": a name starts with a letter or digit
         raise ConfigError(f"{source}={run_id!r}: a run id is a name, not a path: up to 128 letters, digits, "
                           "'.', '_' or '-', starting with a letter or digit")
     return run_id
@@ -49,13 +49,14 @@ def run_id(*, _root_) -> str:
     """
     cache = OmegaConf.get_cache(_root_)["factory.run_id"]
     if "id" not in cache:
-        from factory import resume
+        from factory import resume, run_dirs
 
+        fixed = fixed_run_id()
         if _root_.get("resume") == resume.AUTO:
             cache["id"] = resume.auto_run_id(_root_)  # checks a fixed id itself
-        elif fixed_run_id():
-            resume.check_fixed_dir(_root_, fixed_run_id())
-            cache["id"] = fixed_run_id()
+        elif fixed:
+            run_dirs.check_fixed_dir(_root_, fixed)
+            cache["id"] = fixed
         else:
             cache["id"] = new_run_id()
     return cache["id"]
