@@ -197,6 +197,23 @@ class TrainerConf:
     accumulate_grad_batches: int = bounded(COUNT, 1)
     deterministic: Optional[bool] = None
     enable_progress_bar: Optional[bool] = None
+    # Not in conf/trainer/: added with +trainer.<key>=..., typed so a bad value answers before loading.
+    barebones: bool = False
+    benchmark: Optional[bool] = None
+    detect_anomaly: bool = False
+    enable_autolog_hparams: bool = True
+    enable_checkpointing: Optional[bool] = None
+    enable_model_summary: Optional[bool] = None
+    gradient_clip_algorithm: Optional[str] = choices("value", "norm", None, default=None)
+    inference_mode: bool = True
+    limit_predict_batches: Optional[Union[int, float]] = bounded(BATCHES, None)
+    min_steps: Optional[int] = bounded(NON_NEGATIVE, None)
+    model_registry: Optional[str] = None
+    num_sanity_val_steps: Optional[int] = bounded(Range(ge=0, special={-1: "all"}), None)
+    overfit_batches: Union[int, float] = bounded(BATCHES, 0.0)
+    reload_dataloaders_every_n_epochs: int = bounded(NON_NEGATIVE, 0)
+    sync_batchnorm: bool = False
+    use_distributed_sampler: bool = True
 
 
 @schema_for("pytorch_lightning.loggers.WandbLogger")
@@ -388,12 +405,7 @@ SCHEMAS.update(TORCH_SCHEMAS)
 #: it goes to the target as given, and the target checks its value. A test keeps each list
 #: equal to the target's signature less the schema's fields and FILLED_BY_FACTORY.
 EXTRA_ARGUMENTS: dict[str, tuple[str, ...]] = {
-    "pytorch_lightning.Trainer": (
-        "barebones", "benchmark", "detect_anomaly", "enable_autolog_hparams", "enable_checkpointing",
-        "enable_model_summary", "gradient_clip_algorithm", "inference_mode", "limit_predict_batches",
-        "max_time", "min_steps", "model_registry", "num_sanity_val_steps", "overfit_batches", "plugins",
-        "profiler", "reload_dataloaders_every_n_epochs", "sync_batchnorm", "use_distributed_sampler",
-        "val_check_interval"),
+    "pytorch_lightning.Trainer": ("max_time", "plugins", "profiler", "val_check_interval"),  # str, time or object
     "pytorch_lightning.loggers.WandbLogger": ("add_file_policy", "anonymous", "checkpoint_name", "dir", "prefix"),
     "pytorch_lightning.loggers.TensorBoardLogger": ("prefix", "sub_dir"),
     "pytorch_lightning.loggers.MLFlowLogger": ("prefix", "run_id", "save_dir", "synchronous", "tags"),

@@ -52,7 +52,9 @@ def test_a_key_the_target_takes_can_be_added(overrides, key, value):
                                  "torch.optim.AdamW"),
     (["+trainer.strategy=ddp"], "trainer.strategy: set by factory from strategy=<option>, not by this key"),
     (["+model.net.spec=1"], "model.net.spec: set by factory from the data, not by this key"),
-    (["+trainer.benchmark=maybe"], None),  # taken as given: Lightning checks the value it is handed
+    (["+trainer.benchmark=maybe"], "trainer.benchmark: expected bool, got str 'maybe'"),
+    (["+trainer.num_sanity_val_steps=-5"], "trainer.num_sanity_val_steps: must be >= 0 or -1 (all), got -5"),
+    (["+trainer.profiler=simple", "+trainer.max_time=00:00:05:00"], None),  # taken as given: Lightning checks them
 ])
 def test_an_added_key_nothing_takes_is_one_line(overrides, expected):
     if expected is None:
