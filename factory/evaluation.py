@@ -106,6 +106,25 @@ def settle(cfg: DictConfig) -> tuple[DictConfig, Trained]:
     return cfg, trained
 
 
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse ``data.<key>=...`` without ``data=<config>``: the run's own data config takes none.
+
+    Without ``data=`` the composed config has no ``data`` node (the run's is read later),
+    and Hydra's answer would suggest adding the key with ``+``.
+
+    Raises:
+        ConfigError: naming the first such override.
+    """
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o and not o.startswith("-")]
+    if "data" in keys:
+        return
+    for key in keys:
+        if key.startswith("data."):
+            raise ConfigError(f"{key}: evaluate tests on the data config the checkpoint's run used, unchanged "
+                              "(a changed split would hold training rows); to test on other data, pass "
+                              "data=<config> with it")
+
+
 def missing_data(checkpoint: str | Path) -> ConfigError:
     """The error for a checkpoint whose run's data config is nowhere to be found, and no ``data=``."""
     return ConfigError(f"ckpt_path: {checkpoint} is not in a run directory (no ../config.yaml) nor a "

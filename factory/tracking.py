@@ -73,15 +73,16 @@ def abandon(loggers: Iterable, record: RunRecord) -> None:
 def checkpoint_file(record: RunRecord) -> Path | None:
     """The run's best checkpoint (else its last) as one file; ``None`` when it wrote none.
 
-    A DeepSpeed ZeRO directory is consolidated into ``<name>-fp32.ckpt`` beside it.
+    A DeepSpeed ZeRO directory is consolidated afresh into ``<name>-fp32.ckpt`` beside it:
+    the run writes it as it ends (an offline tracker uploads it later, so not from a cache).
     """
-    from factory.checkpoints import as_file
+    from factory.checkpoints import consolidate, is_sharded
 
     path = record.best_checkpoint or record.last_checkpoint
     if not path:
         log.warning("tracking.log_checkpoint: run %s wrote no checkpoint; no artifact to log", record.run_id)
         return None
-    return as_file(path)
+    return consolidate(path) if is_sharded(path) else Path(path)
 
 
 def _run_files(record: RunRecord) -> list[tuple[Path, str]]:

@@ -4,10 +4,13 @@
     python scripts/evaluate.py ckpt_path=outputs/diagnosis/<run>      # its best checkpoint
     python scripts/evaluate.py ckpt_path=<...>/best.ckpt data=files data.source.path=new.csv
 """
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from factory.cli import job, run_cli
+from factory.errors import FactoryError
 
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
@@ -20,4 +23,11 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from factory.evaluation import check_overrides
+
+    try:
+        check_overrides(sys.argv[1:])
+    except FactoryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     run_cli(main)

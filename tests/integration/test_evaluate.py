@@ -102,7 +102,8 @@ def test_resplitting_the_runs_own_table_is_refused(root):
     refusals = {("data=breast_cancer",): "data.split_seed=42 (trained with 0)",  # the default seed, 42
                 ("data=breast_cancer", "seed=0", "data.split_seed=7"): "data.split_seed=7 (trained with 0)",
                 ("data=breast_cancer", "seed=0", "data.val_fraction=0.3"): "data.val_fraction=0.3 (trained with 0.15)",
-                ("seed=7",): "seed=7: the checkpoint is tested on its run's own split (seed 0"}
+                ("seed=7",): "seed=7: the checkpoint is tested on its run's own split (seed 0",
+                ("data.split_seed=7",): "data.split_seed: evaluate tests on the data config the checkpoint's run used"}
     for overrides, expected in refusals.items():
         line = _one_error_line(_script(root, "evaluate.py", f"ckpt_path={_best(run_dir)}", *overrides))
         assert expected in line, line
