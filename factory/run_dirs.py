@@ -49,7 +49,11 @@ def refuse_taken(config: DictConfig | dict, run_dir: Path, auto: bool) -> None:
 
     fixed = (f"unset {RUN_ID_ENV} for a new run, or set a new one" if os.environ.get(RUN_ID_ENV)
              else "choose another run directory")
-    status = _status(run_dir)
+    try:
+        status = _status(run_dir)
+    except (OSError, ValueError, TypeError) as e:  # not a record of ours: not ours to write over either
+        raise ConfigError(f"{run_dir / manifest.MANIFEST}: unreadable as a run record ({type(e).__name__}); "
+                          f"{fixed}") from None
     if status in FINISHED:
         what = ": nothing to continue (a finished run is never overwritten)" if auto else \
             ", and a finished run is never overwritten"

@@ -44,3 +44,12 @@ def test_an_unfinished_run_of_the_same_config_may_start_over_but_not_another_con
     with pytest.raises(ConfigError, match=r"holds a run of another config \(differs at seed, .*rerun with the "
                                           "same overrides, or choose another run directory$"):
         run_dirs.refuse_taken(compose("train", ["resume=auto", "seed=7"]), stopped, auto=False)
+
+
+def test_a_directory_with_an_unreadable_record_is_not_written_over(isolated_env, monkeypatch):
+    broken = isolated_env / "outputs" / "train" / "broken"
+    broken.mkdir(parents=True)
+    (broken / manifest.MANIFEST).write_text("{not json")
+    monkeypatch.setenv("FACTORY_RUN_ID", "broken")
+    with pytest.raises(ConfigError, match=r"broken/run.json: unreadable as a run record \(JSONDecodeError\)"):
+        compose("train", [])
