@@ -2,8 +2,9 @@
 
 A model is judged on rows it never trained on, and those are fixed by its run: the data
 config, the seed and the split it trained with. ``evaluate`` therefore takes them from
-the run's ``config.yaml`` (beside ``checkpoints/``), or from the registry version's
-``meta.json`` for a registered checkpoint, not from the command's defaults.
+the run's ``config.yaml`` (beside ``checkpoints/``), from the registry version's
+``meta.json`` for a registered checkpoint, or else from the checkpoint itself (recorded
+in training), not from the command's defaults.
 
 ``data=...`` scores other data. The run's own table split another way (another
 ``seed``, ``data.split_seed`` or ``data.*_fraction``) is refused: its test split would
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 SPLIT_KEYS = ("val_fraction", "test_fraction", "split_seed")
 #: Registry versions keep the run's config and data in this file beside ``model.ckpt``.
 REGISTRY_METADATA = "meta.json"
+#: The DataModule hyperparameter under which checkpoints record what they trained on.
+HPARAMS_KEY = "trained_on"
 
 
 @dataclass
@@ -77,33 +80,69 @@ def settle(cfg: DictConfig) -> tuple[DictConfig, Trained]:
     and the default is refused (it could only mean re-splitting the run's data). With
     ``data``, the command's ``seed`` is the data config's ``${seed}``, and ``check_split``
     refuses it when it re-splits the run's own table. ``data`` stays unset when the run's
-    config cannot be found: ``evaluate`` says so once the checkpoint has been read.
+    config cannot be found: ``evaluate`` reads it from the checkpoint itself.
 
     Raises:
         ConfigError: no such checkpoint; a ``seed`` that would re-split the run's data.
     """
-    import dataclasses
-
     from factory.checkpoints import resolve_checkpoint
-    from factory.config.schemas import EvaluateConf
 
     cfg = copy.deepcopy(cfg)
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.get("ckpt_path") is None:
         return cfg, Trained()  # validate() names the missing key
     checkpoint = resolve_checkpoint(cfg.ckpt_path)
-    trained = trained_on(checkpoint)
-    default_seed = next(f.default for f in dataclasses.fields(EvaluateConf) if f.name == "seed")
     with open_dict(cfg):
         cfg.ckpt_path = str(checkpoint)
-        if cfg.get("data") is None and trained.data is not None:
-            if cfg.get("seed") not in (default_seed, trained.seed):
-                raise ConfigError(f"seed={cfg.seed}: the checkpoint is tested on its run's own split "
-                                  f"(seed {trained.seed}, from {trained.where}); another seed would put "
-                                  "training rows into the test split. Leave seed out, or pass data=... "
-                                  "to test on other data")
-            cfg.data = trained.data
-            cfg.seed = trained.seed
+    return adopt(cfg, trained_on(checkpoint), required=False)
+
+
+def adopt(cfg: DictConfig, trained: Trained, required: bool = True) -> tuple[DictConfig, Trained]:
+    """A copy of ``cfg`` whose unset ``data`` is the one the checkpoint trained on, with its seed.
+
+    Raises:
+        ConfigError: a ``seed`` that would re-split the run's data; with ``required``, no
+            ``data`` and nothing known of the run's (``missing_data``).
+    """
+    import dataclasses
+
+    from factory.config.schemas import EvaluateConf
+
+    cfg = copy.deepcopy(cfg)
+    if cfg.get("data") is not None:
+        return cfg, trained
+    if trained.data is None:
+        if required:
+            raise missing_data(cfg.ckpt_path)
+        return cfg, trained
+    default_seed = next(f.default for f in dataclasses.fields(EvaluateConf) if f.name == "seed")
+    if cfg.get("seed") not in (default_seed, trained.seed):
+        raise ConfigError(f"seed={cfg.seed}: the checkpoint is tested on its run's own split "
+                          f"(seed {trained.seed}, from {trained.where}); another seed would put "
+                          "training rows into the test split. Leave seed out, or pass data=... "
+                          "to test on other data")
+    with open_dict(cfg):
+        cfg.data = trained.data
+        cfg.seed = trained.seed
     return cfg, trained
+
+
+def record_in_checkpoints(datamodule, cfg: DictConfig) -> None:
+    """Make each checkpoint of a run say what it trained on: data config, seed, table fingerprint.
+
+    Lightning saves a DataModule's hyperparameters in every checkpoint (and ZeRO exports keep
+    them), so a checkpoint copied away from its run directory still evaluates on its own
+    split (``from_checkpoint``). Credentials are masked as in ``config.yaml``.
+    """
+    from factory import redact
+
+    datamodule.save_hyperparameters({HPARAMS_KEY: {"data": redact.resolved(cfg.data), "seed": cfg.seed,
+                                                   "fingerprint": datamodule.fingerprint}})
+
+
+def from_checkpoint(checkpoint: dict, path: str | Path) -> Trained:
+    """What a loaded checkpoint says it trained on (``record_in_checkpoints``); empty for older ones."""
+    saved = (checkpoint.get("datamodule_hyper_parameters") or {}).get(HPARAMS_KEY) or {}
+    return Trained(saved.get("data"), saved.get("seed"), saved.get("fingerprint"), Path(path))
 
 
 def check_overrides(overrides: list[str]) -> None:

@@ -71,7 +71,7 @@ def run(cfg: DictConfig) -> RunResult:
     from pytorch_lightning.utilities import rank_zero_only
 
     from factory import checkpoints as ckpts
-    from factory import tracking
+    from factory import evaluation, tracking
     from factory.components import build, build_trainer, checkpoint_callback
     from factory.fault_tolerance import Interrupted
 
@@ -89,6 +89,7 @@ def run(cfg: DictConfig) -> RunResult:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = build(cfg.data, "data")
         datamodule.setup("fit")
+        evaluation.record_in_checkpoints(datamodule, cfg)  # a checkpoint copied away still knows its data
         model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
         if cfg.train:  # will the strategy fit the model in memory? (plan.check=false skips)
             from factory.distributed.planner import check_fits
@@ -195,8 +196,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     checkpoint_path = ckpts.as_file(cfg.ckpt_path)  # a ZeRO directory: its consolidation, cached outside the run
     checkpoint = ckpts.load_factory_checkpoint(checkpoint_path)
-    if cfg.get("data") is None:  # data=null: the run's config was not found (evaluation.settle)
-        raise evaluation.missing_data(cfg.ckpt_path)
+    if trained.data is None:  # no run directory or registry version around it: ask the checkpoint
+        cfg, trained = evaluation.adopt(cfg, evaluation.from_checkpoint(checkpoint, cfg.ckpt_path))
+        validate(cfg, root="evaluate")
     datamodule = ckpts.restore_datamodule(cfg.data, checkpoint)
     evaluation.check_split(datamodule, trained, cfg.ckpt_path, own_data=cfg.data == trained.data)
     model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")

@@ -115,10 +115,27 @@ def test_a_failed_evaluate_leaves_no_run_directory(root):
     assert "no such checkpoint file" in _one_error_line(missing)
     other_data = _script(root, "evaluate.py", f"ckpt_path={_best(_run(root))}", "data=fraud")
     assert "mean_radius" in _one_error_line(other_data)  # the fraud table lacks the run's columns
-    shutil.copyfile(_best(_run(root)), root / "copied.ckpt")  # away from its run: which data is unknown
-    assert "pass data=<config>" in _one_error_line(_script(root, "evaluate.py", "ckpt_path=copied.ckpt"))
     assert not (root / "outputs" / "evaluate").exists()
     assert not list(root.glob("*.log"))  # nor a log file in the launch directory
+
+
+def test_a_checkpoint_copied_away_from_its_run_knows_its_data(root):
+    import torch
+
+    run_dir = _run(root)
+    shutil.copyfile(_best(run_dir), root / "copied.ckpt")  # no config.yaml, no meta.json around it
+    result = _script(root, "evaluate.py", "ckpt_path=copied.ckpt")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (evaluation,) = _evaluations(root)
+    assert _test_metrics(evaluation) == pytest.approx(_test_metrics(run_dir), abs=1e-6)
+    line = _one_error_line(_script(root, "evaluate.py", "ckpt_path=copied.ckpt", "data=breast_cancer"))
+    assert "data.split_seed=42 (trained with 0)" in line  # the checkpoint's own fingerprint and split
+
+    older = torch.load(root / "copied.ckpt", map_location="cpu", weights_only=False)
+    del older["datamodule_hyper_parameters"]  # as checkpoints written before they recorded it
+    torch.save(older, root / "older.ckpt")
+    assert "pass data=<config>" in _one_error_line(_script(root, "evaluate.py", "ckpt_path=older.ckpt"))
+    assert _evaluations(root) == [evaluation]
 
 
 def test_a_run_directory_names_its_best_checkpoint(root):
