@@ -166,9 +166,9 @@ def check_overrides(overrides: list[str]) -> None:
 
 def missing_data(checkpoint: str | Path) -> ConfigError:
     """The error for a checkpoint whose run's data config is nowhere to be found, and no ``data=``."""
-    return ConfigError(f"ckpt_path: {checkpoint} is not in a run directory (no ../config.yaml) nor a "
-                       "registry version (no meta.json beside it): pass data=<config> and the run's "
-                       "seed=<seed> to choose the data to test it on")
+    return ConfigError(f"ckpt_path: {checkpoint} does not say what it trained on (no run config.yaml or "
+                       "registry meta.json around it, and written before checkpoints recorded it): pass "
+                       "data=<config> and the run's seed=<seed> to choose the data to test it on")
 
 
 def check_split(datamodule, trained: Trained, checkpoint: str | Path, own_data: bool) -> None:
