@@ -11,7 +11,7 @@ from factory.errors import FactoryError
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("ckpt_path", help="a ZeRO checkpoint directory written by scripts/train.py, or its run directory")
+    parser.add_argument("ckpt_path", help="a ZeRO checkpoint directory written by scripts/train.py, or its run")
     parser.add_argument("--output", help="the file to write (default: <name>-fp32.ckpt beside it)")
     args = parser.parse_args()
     from factory.checkpoints import consolidate, resolve_checkpoint
