@@ -162,7 +162,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise ConfigError(f"ckpt_path: {path} is a directory but neither a DeepSpeed checkpoint (no '{LATEST}' "
                           f"file) nor a run directory (no {manifest.MANIFEST}); pass a checkpoint such as "
                           "<run>/checkpoints/best.ckpt, or the run directory")
-    record = manifest.load_record(path)
+    try:
+        record = manifest.load_record(path)
+    except (OSError, ValueError, TypeError) as e:
+        raise ConfigError(f"ckpt_path: run {path} has an unreadable {manifest.MANIFEST} ({e})") from None
     for recorded in (record.best_checkpoint, record.last_checkpoint):
         if recorded:
             moved = path / Path(recorded).relative_to(record.run_dir) \
