@@ -39,15 +39,16 @@ class AnyDeviceDeepSpeedStrategy(DeepSpeedStrategy):
 
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
         # Validating or testing a ZeRO-3 directory: DeepSpeed's inference engine has no
-        # optimizer to take the sharded weights. Consolidate once (rank 0, reused later by
-        # load_model/export), then load full weights through Lightning's ZeRO-3 gather.
+        # optimizer to take the sharded weights. Rank 0 consolidates beside the shards (the
+        # run's own directory, which every rank on every node reads; afresh, as the directory
+        # may have been rewritten since), then full weights load through Lightning's ZeRO-3 gather.
         self._full_weights_loaded = False
         fitting = self.lightning_module.trainer.state.fn == TrainerFn.FITTING
         if self.zero_stage_3 and not fitting and Path(checkpoint_path).is_dir():
-            from factory.checkpoints import consolidate, consolidated_path
+            from factory.checkpoints import consolidate, export_path
 
-            target = consolidated_path(checkpoint_path)
-            if self.is_global_zero and not target.is_file():
+            target = export_path(checkpoint_path)
+            if self.is_global_zero:
                 consolidate(checkpoint_path, target)
             self.barrier("factory_consolidate")
             self._full_weights_loaded = True
