@@ -90,7 +90,7 @@ def test_data_error_from_cli_is_one_line_exit_2(tmp_path):
 
 
 def test_bad_optimizer_kwarg_names_key(isolated_env):
-    with pytest.raises(ConfigError, match="^model.optimizer: .*lrr"):
+    with pytest.raises(ConfigError, match=r"^model\.optimizer\.lrr: unknown key \(did you mean lr\?\)"):
         run(compose("train", ["trainer=debug", "logger=csv", "data.source.rows=2000",
                               "+model.optimizer.lrr=0.1"]))
 

@@ -227,7 +227,7 @@ def test_register_of_a_broken_sharded_checkpoint_leaves_nothing_half_written(tmp
     run_dir = _run_dir(tmp_path, "completed")
     (run_dir / "checkpoints" / "best.ckpt").mkdir(parents=True)
     registry = Registry(tmp_path / "reg")
-    with pytest.raises(FactoryError, match="best.ckpt is not a complete DeepSpeed checkpoint"):
+    with pytest.raises(FactoryError, match=r"best\.ckpt is a directory but not a DeepSpeed checkpoint"):
         register(registry, run_dir, name="demo")
     assert registry.versions() == [] and registry.audit() == []
     assert list((registry.root / store.STAGING).iterdir()) == []

@@ -96,15 +96,25 @@ def test_old_lock_with_no_builder_is_cleared(build_dir):
 
 def test_live_lock_is_waited_on_and_reported_not_cleared(build_dir):
     lock = build_dir / "lock"
-    # A builder like ninja: working directory in the build directory, releases the lock itself.
+    # A builder like ninja: working directory in the build directory, releases the lock itself
+    # when told to (after the waiter has reported it: no race with a loaded machine's clock).
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import os, time; open('lock', 'x').close(); print('held', flush=True); "
-                               "time.sleep(2.5); os.remove('lock')"],
-        cwd=build_dir, stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", "import os, sys; open('lock', 'x').close(); print('held', flush=True); "
+                               "sys.stdin.readline(); os.remove('lock')"],
+        cwd=build_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     lines: list[str] = []
     stale, why = native_ops.lock_state(build_dir, None, stale_after_s=0)
     assert not stale and f"pid {holder.pid}" in why
+
+    def release_once_reported():
+        deadline = time.monotonic() + 60
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.05)
+        holder.stdin.write("done\n")
+        holder.stdin.flush()
+
+    threading.Thread(target=release_once_reported, daemon=True).start()
     native_ops.settle_lock(build_dir, None, lines.append, stale_after_s=0, report_after_s=0.5)
     assert holder.wait(10) == 0  # it removed its own lock: nobody removed it under it
     assert lines and all(str(lock) in line and f"pid {holder.pid}" in line for line in lines)
