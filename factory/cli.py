@@ -10,9 +10,8 @@ from typing import Callable, TypeVar
 from factory.config import CONFIG_DIR  # also registers the resolvers before Hydra composes
 from factory.config.hydra_errors import check_group_choices, describe
 from factory.errors import FactoryError
+from factory.errors import exit_bad_input as _exit_bad_input
 
-#: Exit code for bad input (config, data, paths); 1 stays for crashes.
-EXIT_BAD_INPUT = 2
 F = TypeVar("F", bound=Callable)
 
 
@@ -117,11 +116,3 @@ def in_sweep() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def _exit_bad_input(message: str, error: BaseException) -> None:
-    if os.environ.get("FACTORY_TRACEBACK"):
-        raise error
-    for line in message.splitlines() or [type(error).__name__]:
-        print(f"error: {line}", file=sys.stderr)
-    sys.exit(EXIT_BAD_INPUT)

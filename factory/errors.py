@@ -1,4 +1,11 @@
 """Errors that mean "the user's input is wrong", reported as one line and exit code 2."""
+from __future__ import annotations
+
+import os
+import sys
+
+#: Exit code for bad input (config, data, paths); 1 stays for crashes.
+EXIT_BAD_INPUT = 2
 
 
 class FactoryError(Exception):
@@ -15,3 +22,15 @@ class ConfigError(FactoryError):
 
 class DataError(FactoryError):
     """A data source or table that cannot be used as declared."""
+
+
+def exit_bad_input(message: str, error: BaseException) -> None:
+    """Print ``message`` as ``error: ...`` lines on stderr and exit 2 (``FACTORY_TRACEBACK=1``: raise).
+
+    For entry points and for Hydra callbacks, whose exceptions Hydra would turn into warnings.
+    """
+    if os.environ.get("FACTORY_TRACEBACK"):
+        raise error
+    for line in message.splitlines() or [type(error).__name__]:
+        print(f"error: {line}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)

@@ -17,7 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from factory.errors import ConfigError
+from factory.errors import ConfigError, exit_bad_input
 
 
 def check_creatable(path: str | os.PathLike, key: str, value: Any = None) -> None:
@@ -94,9 +94,7 @@ class CheckOutputDirs(Callback):
 
     @staticmethod
     def _check(config: DictConfig, key: str) -> None:
-        from factory.cli import _exit_bad_input
-
         try:
             check_output_dirs(config, key)
         except ConfigError as e:
-            _exit_bad_input(str(e), e)
+            exit_bad_input(str(e), e)

@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from factory import manifest
-from factory.errors import ConfigError
+from factory.errors import ConfigError, exit_bad_input
 
 AUTO = "auto"
 #: Statuses of runs that ended on their own; every other status can be continued.
@@ -77,12 +77,10 @@ class RefuseTakenRunDir(Callback):
         except Exception:  # noqa: BLE001: Hydra reports an unresolvable run dir itself, in one line
             return
         if (run_dir / manifest.MANIFEST).is_file():
-            from factory.cli import _exit_bad_input
-
             try:
                 refuse_taken(config, run_dir, auto=config.get("resume") == AUTO)
             except ConfigError as e:  # Hydra turns a callback's exception into a warning
-                _exit_bad_input(str(e), e)
+                exit_bad_input(str(e), e)
 
 
 def _task_dir(view: dict) -> Path:

@@ -13,7 +13,8 @@ version or stage).
 import argparse
 import sys
 
-from factory.cli import EXIT_BAD_INPUT, job
+from factory.cli import job
+from factory.errors import EXIT_BAD_INPUT
 from factory.registry.store import STAGES
 
 

@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from factory.cli import EXIT_BAD_INPUT
+from factory.errors import EXIT_BAD_INPUT
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from factory.cli import EXIT_BAD_INPUT
+from factory.errors import EXIT_BAD_INPUT
 from factory.errors import FactoryError
 
 
