@@ -35,6 +35,13 @@ def check_consistency(cfg: DictConfig) -> list[str]:
         val, test = data.val_fraction, data.test_fraction  # each in [0, 1): the schema checked
         if val + test >= 1:
             errors.append(f"data.val_fraction + data.test_fraction: must be below 1, got {val + test}")
+        # Only a training config has `train`/`test`: fit monitors val metrics, and test reads the test split.
+        if cfg.get("train") is True and val == 0:
+            errors.append("data.val_fraction: must be above 0 for training (it monitors validation "
+                          "metrics), got 0")
+        if cfg.get("test") is True and test == 0:
+            errors.append("data.test_fraction: 0 leaves no test rows while test=true; "
+                          "set it above 0, or test=false")
     return errors
 
 

@@ -87,6 +87,8 @@ def test_every_numeric_field_of_every_schema_declares_a_range_or_choices():
     (["plan.device_memory_gb=-8"], "plan.device_memory_gb: must be > 0, got -8"),
     (["seed=-1"], "seed: must be in [0, 4294967295], got -1"),
     (["strategy=deepspeed_zero2", "strategy.reduce_bucket_size=0"], "strategy.reduce_bucket_size: must be > 0, got 0"),
+    (["data.val_fraction=0"], "data.val_fraction: must be above 0 for training"),
+    (["data.test_fraction=0"], "data.test_fraction: 0 leaves no test rows while test=true"),
 ])
 def test_out_of_range_value_names_its_full_key(overrides, expected):
     assert any(line.startswith(expected) for line in _errors(overrides)), _errors(overrides)
@@ -119,7 +121,7 @@ def test_a_copied_value_is_reported_once_at_its_source():
     ["trainer.max_steps=-1"], ["trainer.max_epochs=-1", "model.scheduler=null"], ["trainer.max_steps=5"],
     ["callbacks.model_checkpoint.save_top_k=-1"], ["trainer.limit_train_batches=0.5"],
     ["trainer.limit_val_batches=3"], ["trainer.precision=16-mixed"], ["trainer.precision=32"],
-    ["data.val_fraction=0"], ["model.net.dropout=0"], ["seed=0"], ["model.pos_weight=2.5"],
+    ["data.val_fraction=0", "train=false"], ["data.test_fraction=0", "test=false"], ["model.net.dropout=0"], ["seed=0"], ["model.pos_weight=2.5"],
     ["trainer.fast_dev_run=3"], ["strategy=ddp", "trainer.devices=-1"],
 ])
 def test_values_at_the_edges_of_their_ranges_pass(overrides):
