@@ -10,38 +10,34 @@ set, else ``~/.cache/torch_extensions/py<XY>-<hash of sys.prefix and torch versi
 (``use_environment_cache`` sets the variable, so the workers the launcher starts agree).
 One shared cache made every switch between two checkouts rebuild, reopening the window
 in which a killed build leaves torch's ``lock`` file behind; torch then waits on it
-forever, silently (``torch.utils.file_baton``: an O_EXCL file, no owner recorded).
-
-So factory builders take turns on a ``factory.lock`` beside it (``flock``: the kernel
-releases it when its holder dies), recording pid, host and start. Holding it, a torch
-``lock`` is stale, and removed with one line saying so, when no live builder can hold it:
-
-- the previous factory holder recorded on this host died before finishing, and the lock
-  dates from its turn, or
-- no process has its working directory in the build directory (ninja and the compiler
-  run there) and nothing there changed for ``STALE_AFTER_S`` (a build on another host
-  sharing the cache writes object files as it goes).
-
-A wait longer than ``REPORT_AFTER_S`` says what it waits on and where, and repeats.
+forever, silently. Builds here take turns and clear a stale lock with one line
+(``factory.distributed.build_lock`` holds the rule); a build longer than ``REPORT_AFTER_S``
+says what it compiles or waits on, and repeats.
 
     python -m factory.distributed.native_ops          # prebuild for this environment
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import json
 import os
 import shutil
-import socket
 import sys
 import threading
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
+from factory.distributed.build_lock import (
+    REPORT_AFTER_S,
+    TORCH_LOCK,
+    Announce,
+    builder_turn,
+    processes_in,
+    settle_lock,
+    stderr_line,
+)
 from factory.errors import FactoryError
 
 #: op name -> (DeepSpeed builder, what it is for, typical first build here)
@@ -50,22 +46,9 @@ OPS = {
     "cpu_adam": ("CPUAdamBuilder", "the optimizer step of ZeRO-Offload", "about 85 s"),
 }
 
-#: A torch lock with no live builder in sight is stale after this long without a change.
-STALE_AFTER_S = 120.0
-#: A wait longer than this says what it waits on (and again every as long).
-REPORT_AFTER_S = 30.0
-TORCH_LOCK = "lock"
-FACTORY_LOCK = "factory.lock"
-
-Announce = Callable[[str], None]
-
 
 class NativeOpError(FactoryError):
     """A DeepSpeed op cannot be built on this machine; the message names the missing piece."""
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def default_extensions_dir() -> Path:
@@ -118,7 +101,7 @@ def ensure_built(name: str, announce: Announce | None = None) -> None:
     Raises:
         NativeOpError: the op cannot be built here (missing compiler or a failed build).
     """
-    announce = announce or _stderr
+    announce = announce or stderr_line
     builder_name, purpose, typical = OPS[name]
     use_environment_cache()
     built = is_built(name)
@@ -148,138 +131,6 @@ def ensure_built(name: str, announce: Announce | None = None) -> None:
 
 
 @contextlib.contextmanager
-def builder_turn(build_dir: Path, announce: Announce = _stderr,
-                 report_after_s: float = REPORT_AFTER_S) -> Iterator[dict | None]:
-    """Hold ``factory.lock`` of ``build_dir`` (one factory builder at a time), recording who holds it.
-
-    Yields:
-        The previous holder's record (pid, host, started, done), or None. The record stays
-        after release, marked done: one not done names a builder that died while building.
-    """
-    path = build_dir / FACTORY_LOCK
-    with open(path, "a+") as f:
-        started = time.monotonic()
-        reported = 0
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - started
-                if waited >= report_after_s * (reported + 1):
-                    reported += 1
-                    holder = _read_record(path)
-                    who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
-                    announce(f"factory: waiting {waited:.0f} s for {who}, which is building in {build_dir} "
-                             f"(holds {path})")
-                time.sleep(min(0.5, report_after_s / 4))
-        previous = _read_record(path)
-        _write_record(f, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                          "done": False})
-        try:
-            yield previous
-        finally:
-            _write_record(f, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                              "done": True})
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def settle_lock(build_dir: Path, previous: dict | None = None, announce: Announce = _stderr,
-                stale_after_s: float = STALE_AFTER_S, report_after_s: float = REPORT_AFTER_S) -> None:
-    """Return once torch's ``lock`` in ``build_dir`` is gone: removed if stale, else waited for.
-
-    Call while holding ``builder_turn``, with the record it yields as ``previous``. A live
-    lock is waited on, with a line every ``report_after_s`` naming the lock and what holds
-    it, and removed as soon as it turns stale (rules in the module docstring).
-    """
-    lock = build_dir / TORCH_LOCK
-    started = time.monotonic()
-    reported = 0
-    while lock.exists():
-        stale, why = lock_state(build_dir, previous, stale_after_s)
-        if stale:
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
-            announce(f"factory: removed stale build lock {lock} ({why})")
-            return
-        waited = time.monotonic() - started
-        if waited >= report_after_s * (reported + 1):
-            reported += 1
-            announce(f"factory: waiting {waited:.0f} s on build lock {lock} ({why}); "
-                     f"it is removed once stale ({stale_after_s:.0f} s without a change and no builder)")
-        time.sleep(min(0.5, report_after_s / 4))
-
-
-def lock_state(build_dir: Path, previous: dict | None = None,
-               stale_after_s: float = STALE_AFTER_S) -> tuple[bool, str]:
-    """Whether torch's lock in ``build_dir`` is stale, and why (or what holds it).
-
-    Args:
-        previous: the last factory builder's record (``builder_turn`` yields it).
-    """
-    builders = _processes_in(build_dir)
-    if builders:
-        return False, "held by a build in progress: " + ", ".join(builders)
-    record = previous or {}
-    if record and not record.get("done") and record.get("host") == socket.gethostname() \
-            and _mtime(build_dir / TORCH_LOCK) >= float(record.get("started") or 0) - 1 \
-            and not _alive(record.get("pid"), record.get("started")):  # its lock: taken during its turn
-        return True, f"left by pid {record.get('pid')}, which died while building"
-    idle = time.time() - _last_change(build_dir)
-    if idle >= stale_after_s:
-        return True, f"no process is building there and nothing changed for {idle:.0f} s"
-    return False, f"no builder seen, last change {idle:.0f} s ago"
-
-
-def _processes_in(build_dir: Path) -> list[str]:
-    """'name (pid N, ...)' per name of the local processes whose working directory is ``build_dir``."""
-    import psutil
-
-    target = os.path.realpath(build_dir)
-    pids: dict[str, list[int]] = {}
-    for p in psutil.process_iter(["pid", "name", "cwd"]):
-        if p.info.get("cwd") and os.path.realpath(p.info["cwd"]) == target:
-            pids.setdefault(p.info["name"], []).append(p.info["pid"])
-    return [f"{name} (pid {', '.join(map(str, ids))})" for name, ids in pids.items()]
-
-
-def _alive(pid, started) -> bool:
-    """Whether ``pid`` runs and was started no later than ``started`` (not a reused pid)."""
-    import psutil
-
-    try:
-        return psutil.Process(int(pid)).create_time() <= float(started) + 1
-    except (psutil.Error, TypeError, ValueError):
-        return False
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
-
-
-def _last_change(build_dir: Path) -> float:
-    return max((_mtime(p) for p in build_dir.iterdir() if p.name != FACTORY_LOCK), default=0.0)
-
-
-def _read_record(path: Path) -> dict | None:
-    try:
-        record = json.loads(path.read_text() or "null")
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _write_record(f, record: dict) -> None:
-    f.seek(0)
-    f.truncate()
-    f.write(json.dumps(record))
-    f.flush()
-
-
-@contextlib.contextmanager
 def _reporting(what: str, build_dir: Path, announce: Announce,
                report_after_s: float = REPORT_AFTER_S) -> Iterator[None]:
     """While the body runs past ``report_after_s``, say every as long what it builds or waits on."""
@@ -288,7 +139,7 @@ def _reporting(what: str, build_dir: Path, announce: Announce,
     def watch() -> None:
         started = time.monotonic()
         while not done.wait(report_after_s):
-            builders = _processes_in(build_dir)
+            builders = processes_in(build_dir)
             doing = ("compiling: " + ", ".join(builders)) if builders else \
                 f"waiting on {build_dir / TORCH_LOCK}" if (build_dir / TORCH_LOCK).exists() else "loading"
             announce(f"factory: {what}: {time.monotonic() - started:.0f} s so far ({doing})")

@@ -1,8 +1,9 @@
-"""DeepSpeed's native-op cache: one per environment, and no silent wait on a stale torch lock."""
+"""DeepSpeed's native-op cache (native_ops): one per environment; no silent wait on a stale torch lock (build_lock)."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from factory.distributed import native_ops
+from factory.distributed import build_lock, native_ops
 
 
 @pytest.fixture
@@ -62,8 +63,8 @@ def test_lock_left_by_a_killed_factory_build_is_cleared_with_one_line(build_dir)
     (build_dir / "factory.lock").write_text(json.dumps(
         {"pid": _dead_pid(), "host": socket.gethostname(), "started": time.time() - 5, "done": False}))
     lines: list[str] = []
-    with native_ops.builder_turn(build_dir, lines.append) as previous:
-        native_ops.settle_lock(build_dir, previous, lines.append)
+    with build_lock.builder_turn(build_dir, lines.append) as previous:
+        build_lock.settle_lock(build_dir, previous, lines.append)
     assert not lock.exists()
     assert len(lines) == 1 and "removed stale build lock" in lines[0] and str(lock) in lines[0]
     assert "died while building" in lines[0]
@@ -77,8 +78,9 @@ def test_a_dead_builders_record_does_not_clear_a_lock_older_than_its_turn(build_
     before = time.time() - 30
     os.utime(lock, (before, before))  # taken by someone else before that builder's turn
     record = {"pid": _dead_pid(), "host": socket.gethostname(), "started": time.time() - 5, "done": False}
-    stale, why = native_ops.lock_state(build_dir, record, stale_after_s=120)
-    assert not stale and "last change 30 s ago" in why
+    stale, why = build_lock.lock_state(build_dir, record, stale_after_s=120)
+    # 30 s and then some: a subprocess spawn and a process scan ran since, slow under load
+    assert not stale and re.search(r"last change 3\d s ago", why), why
 
 
 def test_old_lock_with_no_builder_is_cleared(build_dir):
@@ -88,8 +90,8 @@ def test_old_lock_with_no_builder_is_cleared(build_dir):
     os.utime(lock, (old, old))
     assert _torch_waits_on(lock, 1)  # the hang of the issue: torch waits on it forever
     lines: list[str] = []
-    with native_ops.builder_turn(build_dir, lines.append) as previous:
-        native_ops.settle_lock(build_dir, previous, lines.append)
+    with build_lock.builder_turn(build_dir, lines.append) as previous:
+        build_lock.settle_lock(build_dir, previous, lines.append)
     assert not lock.exists()
     assert len(lines) == 1 and str(lock) in lines[0] and "nothing changed for" in lines[0]
 
@@ -104,7 +106,7 @@ def test_live_lock_is_waited_on_and_reported_not_cleared(build_dir):
         cwd=build_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     lines: list[str] = []
-    stale, why = native_ops.lock_state(build_dir, None, stale_after_s=0)
+    stale, why = build_lock.lock_state(build_dir, None, stale_after_s=0)
     assert not stale and f"pid {holder.pid}" in why
 
     def release_once_reported():
@@ -115,7 +117,7 @@ def test_live_lock_is_waited_on_and_reported_not_cleared(build_dir):
         holder.stdin.flush()
 
     threading.Thread(target=release_once_reported, daemon=True).start()
-    native_ops.settle_lock(build_dir, None, lines.append, stale_after_s=0, report_after_s=0.5)
+    build_lock.settle_lock(build_dir, None, lines.append, stale_after_s=0, report_after_s=0.5)
     assert holder.wait(10) == 0  # it removed its own lock: nobody removed it under it
     assert lines and all(str(lock) in line and f"pid {holder.pid}" in line for line in lines)
     assert not any("removed stale" in line for line in lines)
@@ -129,7 +131,7 @@ def test_live_lock_cleared_once_its_builder_dies(build_dir):
     holder.stdout.readline()
     threading.Timer(1.0, holder.kill).start()
     lines: list[str] = []
-    native_ops.settle_lock(build_dir, None, lines.append, stale_after_s=2, report_after_s=0.5)
+    build_lock.settle_lock(build_dir, None, lines.append, stale_after_s=2, report_after_s=0.5)
     holder.wait(10)
     assert not lock.exists()
     assert "removed stale build lock" in lines[-1]
@@ -139,12 +141,12 @@ def test_live_lock_cleared_once_its_builder_dies(build_dir):
 def test_waiting_for_another_factory_builder_says_who(build_dir):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from factory.distributed.native_ops import builder_turn\n"
+                               "from factory.distributed.build_lock import builder_turn\n"
                                "with builder_turn(Path(sys.argv[1])):\n print('in', flush=True); time.sleep(2)",
          str(build_dir)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "in"
     lines: list[str] = []
-    with native_ops.builder_turn(build_dir, lines.append, report_after_s=0.5):
+    with build_lock.builder_turn(build_dir, lines.append, report_after_s=0.5):
         pass
     assert holder.wait(10) == 0
     assert lines and f"pid {holder.pid}" in lines[0] and str(build_dir) in lines[0]
