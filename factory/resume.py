@@ -34,7 +34,8 @@ from omegaconf import DictConfig
 
 from factory import atomic, manifest
 from factory.errors import ConfigError
-from factory.run_dirs import AUTO, FINISHED, _plain, _status, _task_dir, check_fixed_dir, differences, refuse_taken
+from factory.run_dirs import (AUTO, FINISHED, check_fixed_dir, differences, plain_config, refuse_taken,
+                              run_status, task_dir_of)
 
 __all__ = ["AUTO", "FINISHED", "Attempt", "auto_run_id", "begin", "differences", "finish_history", "held",
            "newest_checkpoint", "tracker_identity"]
@@ -65,15 +66,15 @@ def auto_run_id(root: DictConfig) -> str:
 
 def _search(root: DictConfig) -> tuple[str | None, str]:
     try:
-        view = _plain(root)
-        task_dir = _task_dir(view)
+        view = plain_config(root)
+        task_dir = task_dir_of(view)
     except Exception as e:  # noqa: BLE001: a config that does not resolve fails later, with its key
         return None, f"resume=auto: could not read this config ({type(e).__name__}): starting a new run"
     for record_path in _newest_first(task_dir):
         run_dir = record_path.parent
         if differences(view, run_dir) != []:
             continue
-        status = _status(run_dir)
+        status = run_status(run_dir)
         if status in FINISHED:
             return None, f"resume=auto: the newest run of this config, {run_dir.name}, {status}: starting a new run"
         if held(run_dir):

@@ -30,8 +30,8 @@ def check_fixed_dir(root: DictConfig, run_id: str) -> None:
     finished run or a run of another config (``refuse_taken``). Called while the config
     resolves, so before Hydra writes ``.hydra/`` into the directory."""
     try:
-        view = _plain(root)
-        run_dir = _task_dir(view) / run_id
+        view = plain_config(root)
+        run_dir = task_dir_of(view) / run_id
     except Exception:  # noqa: BLE001: a config that does not resolve fails later, with its key
         return
     if (run_dir / manifest.MANIFEST).is_file():
@@ -50,7 +50,7 @@ def refuse_taken(config: DictConfig | dict, run_dir: Path, auto: bool) -> None:
     fixed = (f"unset {RUN_ID_ENV} for a new run, or set a new one" if os.environ.get(RUN_ID_ENV)
              else "choose another run directory")
     try:
-        status = _status(run_dir)
+        status = run_status(run_dir)
     except (OSError, ValueError, TypeError) as e:  # not a record of ours: not ours to write over either
         raise ConfigError(f"{run_dir / manifest.MANIFEST}: unreadable as a run record ({type(e).__name__}); "
                           f"{fixed}") from None
@@ -83,7 +83,8 @@ class RefuseTakenRunDir(Callback):
                 exit_bad_input(str(e), e)
 
 
-def _task_dir(view: dict) -> Path:
+def task_dir_of(view: dict) -> Path:
+    """``<paths.output_dir>/<task_name>``: where the runs of the config ``view`` (``plain_config``) live."""
     return Path(str(_resolved(view, "")["paths"]["output_dir"])) / str(view["task_name"])
 
 
@@ -95,7 +96,7 @@ def differences(config: DictConfig | dict, run_dir: Path) -> list[str] | None:
     """
     try:
         theirs = OmegaConf.to_container(OmegaConf.load(run_dir / manifest.CONFIG))
-        ours = _resolved(config if isinstance(config, dict) else _plain(config), theirs["paths"]["run_dir"])
+        ours = _resolved(config if isinstance(config, dict) else plain_config(config), theirs["paths"]["run_dir"])
     except Exception:  # noqa: BLE001: a half-written or foreign directory matches nothing
         return None
     for side in (ours, theirs):
@@ -103,7 +104,7 @@ def differences(config: DictConfig | dict, run_dir: Path) -> list[str] | None:
     return _diff(ours, theirs, "")
 
 
-def _plain(cfg: DictConfig) -> dict:
+def plain_config(cfg: DictConfig) -> dict:
     """``cfg`` as unresolved containers, without Hydra's node (``_root_`` in a resolver has it)."""
     plain = OmegaConf.to_container(cfg, resolve=False)
     plain.pop("hydra", None)
@@ -131,5 +132,6 @@ def _diff(ours: Any, theirs: Any, path: str) -> list[str]:
 _ABSENT = object()
 
 
-def _status(run_dir: Path) -> str:
+def run_status(run_dir: Path) -> str:
+    """The status recorded in ``run_dir/run.json``."""
     return manifest.load_record(run_dir).status
