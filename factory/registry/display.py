@@ -1,9 +1,9 @@
 """What ``scripts/registry.py`` prints: tables a person reads at a glance (rich), or JSON."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from factory.atomic import json_text
 from factory.registry.store import ModelVersion
 
 
@@ -16,7 +16,7 @@ def version_row(v: ModelVersion) -> dict:
 def print_versions(versions: list[ModelVersion], root: Path, as_json: bool = False) -> None:
     """One row per name and version: stage, key metric (val, test), created at/by, run."""
     if as_json:
-        print(json.dumps([version_row(v) for v in versions], indent=2))
+        print(json_text([version_row(v) for v in versions], indent=2))  # strict JSON, as the files
         return
     from rich.table import Table
 
@@ -36,7 +36,7 @@ def print_versions(versions: list[ModelVersion], root: Path, as_json: bool = Fal
 def print_version(meta: dict, as_json: bool = False) -> None:
     """``show``: identity, lineage, data, checkpoint, metrics, then the run's config as YAML."""
     if as_json:
-        print(json.dumps(meta, indent=2, default=str))
+        print(json_text(meta, indent=2))
         return
     from omegaconf import OmegaConf
     from rich.table import Table
