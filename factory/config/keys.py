@@ -12,11 +12,45 @@ from typing import Any, Union
 
 from omegaconf import DictConfig
 
-from factory.config.schemas import EXTRA_ARGUMENTS, FILLED_BY_FACTORY, ROOTS, SCHEMAS
+from factory.config.schemas import ROOTS, SCHEMAS
+from factory.config.torch_schemas import TORCH_SCHEMAS
 
 # Keys Hydra's instantiate reads itself.
 INSTANTIATE_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 NoneType = type(None)
+
+#: Arguments a target takes beyond its schema's fields. ``+trainer.benchmark=true`` adds one;
+#: it goes to the target as given, and the target checks its value. A test keeps each list
+#: equal to the target's signature less the schema's fields and FILLED_BY_FACTORY.
+EXTRA_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "pytorch_lightning.Trainer": ("max_time", "plugins", "profiler", "val_check_interval"),  # str, time or object
+    "pytorch_lightning.loggers.WandbLogger": ("add_file_policy", "anonymous", "checkpoint_name", "dir", "prefix"),
+    "pytorch_lightning.loggers.TensorBoardLogger": ("prefix", "sub_dir"),
+    "pytorch_lightning.loggers.MLFlowLogger": ("prefix", "run_id", "save_dir", "synchronous", "tags"),
+    "pytorch_lightning.loggers.CSVLogger": ("flush_logs_every_n_steps", "prefix"),
+    "pytorch_lightning.callbacks.ModelCheckpoint": (
+        "every_n_epochs", "every_n_train_steps", "save_on_exception", "save_on_train_epoch_end",
+        "save_weights_only", "train_time_interval", "verbose"),
+    "pytorch_lightning.callbacks.EarlyStopping": (
+        "check_finite", "check_on_train_epoch_end", "divergence_threshold", "log_rank_zero_only",
+        "stopping_threshold", "strict", "verbose"),
+    "pytorch_lightning.callbacks.LearningRateMonitor": ("log_momentum", "log_weight_decay"),
+}
+
+#: Arguments factory passes itself when it builds the target, and what sets them instead.
+FILLED_BY_FACTORY: dict[str, dict[str, str]] = {
+    "pytorch_lightning.Trainer": {"strategy": "strategy=<option>", "logger": "logger=<option>",
+                                  "callbacks": "callbacks=<option>", "default_root_dir": "paths.run_dir"},
+    "pytorch_lightning.loggers.WandbLogger": {"id": "the run directory", "version": "the run directory",
+                                              "experiment": "the run"},
+    "factory.models.SupervisedModel": {"spec": "the data"},
+    "factory.models.TabularMLP": {"spec": "the data"},
+    "factory.models.WideMLP": {"spec": "the data"},
+    "factory.models.SmallCNN": {"spec": "the data"},
+    "factory.distributed.cpu_adam": {"params": "the model"},
+    **{target: {"params": "the model"} for target in TORCH_SCHEMAS if ".lr_scheduler." not in target},
+    **{target: {"optimizer": "model.optimizer"} for target in TORCH_SCHEMAS if ".lr_scheduler." in target},
+}
 
 
 def unknown_key(path: str, key: str, schema: type | None, target: str | None) -> str | None:

@@ -7,7 +7,8 @@ import pytest
 from hydra.utils import get_object
 
 from factory.config import compose
-from factory.config.schemas import EXTRA_ARGUMENTS, FILLED_BY_FACTORY, SCHEMAS
+from factory.config.keys import EXTRA_ARGUMENTS, FILLED_BY_FACTORY
+from factory.config.schemas import SCHEMAS
 from factory.errors import ConfigError
 
 
