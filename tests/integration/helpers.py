@@ -25,3 +25,22 @@ def run_dirs(root: Path) -> list[Path]:
 
 def manifest(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
+
+
+def failed_run(root: Path, overrides: list[str], error: type, match: str) -> str:
+    """Train ``overrides`` in process and check it failed as bad input should: ``error`` in one line
+    matching ``match``, one run directory whose run.json says failed, and no metrics.json."""
+    import pytest
+
+    from factory import compose
+    from factory.training import run
+
+    with pytest.raises(error, match=match) as info:
+        run(compose("train", overrides))
+    assert len(str(info.value).splitlines()) == 1
+    (run_dir,) = run_dirs(root)
+    record = manifest(run_dir)
+    assert record["status"] == "failed"
+    assert record["error"].startswith(error.__name__)
+    assert not (run_dir / "metrics.json").exists()
+    return str(info.value)

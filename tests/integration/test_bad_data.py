@@ -16,21 +16,13 @@ import pytest
 from factory import compose, registry
 from factory.errors import DataError, FactoryError
 from factory.training import run
-from tests.integration.helpers import manifest, run_dirs, run_script
+from tests.integration.helpers import failed_run, manifest, run_dirs, run_script
 
 FILES = ["data=files", "logger=csv", "trainer=debug"]
 
 
 def _failed_run(root, overrides, error, match):
-    with pytest.raises(error, match=match) as info:
-        run(compose("train", FILES + overrides))
-    assert len(str(info.value).splitlines()) == 1
-    (run_dir,) = run_dirs(root)
-    record = manifest(run_dir)
-    assert record["status"] == "failed"
-    assert record["error"].startswith(error.__name__)
-    assert not (run_dir / "metrics.json").exists()
-    return str(info.value)
+    return failed_run(root, FILES + overrides, error, match)
 
 
 def _numbers(rows: int, seed: int = 0) -> dict:

@@ -8,6 +8,7 @@ import pytest
 from factory import compose
 from factory.errors import ConfigError, DataError
 from factory.training import run
+from tests.integration.helpers import failed_run as _failed_run
 from tests.integration.helpers import manifest, run_dirs, run_script
 
 FILES = ["data=files", "logger=csv", "trainer=debug"]
@@ -16,17 +17,6 @@ FILES = ["data=files", "logger=csv", "trainer=debug"]
 def _csv(path, **columns):
     pacsv.write_csv(pa.table(columns), path)
     return path
-
-
-def _failed_run(root, overrides, error, match):
-    with pytest.raises(error, match=match) as info:
-        run(compose("train", overrides))
-    assert len(str(info.value).splitlines()) == 1
-    (run_dir,) = run_dirs(root)
-    record = manifest(run_dir)
-    assert record["status"] == "failed"
-    assert record["error"].startswith(error.__name__)
-    assert not (run_dir / "metrics.json").exists()
 
 
 def test_missing_data_file(isolated_env):
