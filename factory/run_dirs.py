@@ -66,10 +66,13 @@ def refuse_taken(config: DictConfig | dict, run_dir: Path, auto: bool) -> None:
 
 
 class RefuseTakenRunDir(Callback):
-    """Hydra callback (``conf/hydra/default.yaml``): a run directory given as a path
+    """Hydra callback (``conf/train.yaml``): a run directory given as a path
     (``paths.run_dir=...``, ``hydra.run.dir=...``) that holds a finished run, or another
     config's, stops the command in one line (exit 2) before Hydra writes ``.hydra/`` and its
-    log into it. ``FACTORY_RUN_ID`` is checked earlier, as the config resolves."""
+    log into it. ``FACTORY_RUN_ID`` is checked earlier, as the config resolves.
+
+    Registered by the train config only: evaluate and report run in ``.`` (``hydra.run.dir``),
+    where a finished run is what they read, and make their own outputs elsewhere."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:

@@ -149,6 +149,20 @@ def test_a_run_directory_names_its_best_checkpoint(root):
     assert "nor a run directory" in line and "latest" in line
 
 
+def test_evaluate_runs_from_inside_a_finished_run_directory(root):
+    """evaluate writes its own run directory: a finished run in the launch directory is its input, not taken."""
+    run_dir = _run(root)
+    before = _snapshot(run_dir)
+    env = script_env(root)
+    env["FACTORY_CACHE_DIR"] = str(root / "cache")
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "evaluate.py"), "ckpt_path=checkpoints/best.ckpt"],
+                            capture_output=True, text=True, env=env, cwd=run_dir, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (evaluation,) = _evaluations(root)
+    assert _test_metrics(evaluation) == pytest.approx(_test_metrics(run_dir), abs=1e-6)
+    assert _snapshot(run_dir) == before
+
+
 def test_a_registered_checkpoint_is_tested_on_its_runs_split(root):
     from factory import registry
 

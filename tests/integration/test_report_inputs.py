@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -9,7 +11,7 @@ import pytest
 
 from factory.reports import run_report
 from factory.reports.spec import ReportError, ReportSpec
-from tests.conftest import REPO
+from tests.conftest import REPO, script_env
 from tests.integration.helpers import run_dirs, run_script
 
 TINY = REPO / "tests" / "notebooks" / "tiny_report.ipynb"
@@ -87,3 +89,17 @@ def test_report_on_a_failed_run_says_so_up_front(tmp_path: Path):
     entry = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"][0]
     html = (tmp_path / "reports" / entry["html"]).read_text()
     assert html.index("This run is failed") < html.index("Config and lineage")  # at the top of the report
+
+
+def test_report_runs_from_inside_a_finished_run_directory(tmp_path: Path):
+    """A report writes under reports_dir: a finished run in the launch directory is what it reads, not taken."""
+    run = tmp_path / "outputs" / "diagnosis" / "run1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"run_id": "run1", "status": "completed"}))
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "report.py"), "report=run_report",
+                           f"report.notebook={TINY}", "report.parameters.run_dir=."], capture_output=True,
+                          text=True, env=script_env(tmp_path), cwd=run, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [report] = (tmp_path / "reports" / "run_report").glob("*/report.html")
+    assert "message: hello" in report.read_text()
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]  # nothing written into the run
