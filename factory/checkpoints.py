@@ -59,6 +59,15 @@ def consolidated_path(sharded: str | Path) -> Path:
     return cache_dir() / "consolidated" / where / f"{sharded.name.removesuffix('.ckpt')}-{stats.hexdigest()[:16]}.ckpt"
 
 
+def is_newer_than_shards(output: str | Path, sharded: str | Path) -> bool:
+    """Whether the file ``output`` was written after every file of the ZeRO directory ``sharded``."""
+    output = Path(output)
+    if not output.is_file():
+        return False
+    newest = max((p.stat().st_mtime_ns for p in Path(sharded).rglob("*") if p.is_file()), default=0)
+    return output.stat().st_mtime_ns >= newest
+
+
 def check_shards(sharded: str | Path) -> None:
     """Check a ZeRO directory is whole before DeepSpeed reads it, naming the first bad file.
 

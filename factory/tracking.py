@@ -73,16 +73,19 @@ def abandon(loggers: Iterable, record: RunRecord) -> None:
 def checkpoint_file(record: RunRecord) -> Path | None:
     """The run's best checkpoint (else its last) as one file; ``None`` when it wrote none.
 
-    A DeepSpeed ZeRO directory is consolidated afresh into ``<name>-fp32.ckpt`` beside it:
-    the run writes it as it ends (an offline tracker uploads it later, so not from a cache).
+    A DeepSpeed ZeRO directory is consolidated into ``<name>-fp32.ckpt`` beside it (unless
+    ZeRO-3's evaluation already wrote it from these shards): the run writes it as it ends
+    (an offline tracker uploads it later, so not from a cache).
     """
-    from factory.checkpoints import consolidate, is_sharded
+    from factory.checkpoints import consolidate, export_path, is_newer_than_shards, is_sharded
 
     path = record.best_checkpoint or record.last_checkpoint
     if not path:
         log.warning("tracking.log_checkpoint: run %s wrote no checkpoint; no artifact to log", record.run_id)
         return None
-    return consolidate(path) if is_sharded(path) else Path(path)
+    if not is_sharded(path):
+        return Path(path)
+    return export_path(path) if is_newer_than_shards(export_path(path), path) else consolidate(path)
 
 
 def _run_files(record: RunRecord) -> list[tuple[Path, str]]:

@@ -40,16 +40,16 @@ class AnyDeviceDeepSpeedStrategy(DeepSpeedStrategy):
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
         # Validating or testing a ZeRO-3 directory: DeepSpeed's inference engine has no
         # optimizer to take the sharded weights. Rank 0 consolidates beside the shards (the
-        # run's own directory, which every rank on every node reads; afresh, as the directory
-        # may have been rewritten since), then full weights load through Lightning's ZeRO-3 gather.
+        # run's own directory, which every rank on every node reads; again whenever the shards
+        # were rewritten since), then full weights load through Lightning's ZeRO-3 gather.
         self._full_weights_loaded = False
         fitting = self.lightning_module.trainer.state.fn == TrainerFn.FITTING
         if self.zero_stage_3 and not fitting and Path(checkpoint_path).is_dir():
-            from factory.checkpoints import consolidate, export_path
+            from factory.checkpoints import consolidate, export_path, is_newer_than_shards
 
             target = export_path(checkpoint_path)
-            if self.is_global_zero:
-                consolidate(checkpoint_path, target)
+            if self.is_global_zero and not is_newer_than_shards(target, checkpoint_path):
+                consolidate(checkpoint_path, target)  # once per state of the shards (val, then test)
             self.barrier("factory_consolidate")
             self._full_weights_loaded = True
             return self.checkpoint_io.load_checkpoint(target, weights_only=False)

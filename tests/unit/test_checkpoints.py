@@ -110,3 +110,20 @@ def test_a_missing_path_is_no_such_file_even_for_export(tmp_path):
 def test_consolidate_refuses_a_file(tmp_path):
     with pytest.raises(ConfigError, match="not a sharded"):
         checkpoints.consolidate(_last(tmp_path))
+
+
+def test_an_export_is_current_until_a_shard_is_rewritten(tmp_path):
+    import os
+
+    from factory.checkpoints import is_newer_than_shards
+
+    shards = tmp_path / "best.ckpt" / "checkpoint"
+    shards.mkdir(parents=True)
+    (shards / "mp_rank_00_model_states.pt").write_bytes(b"x")
+    export = tmp_path / "best-fp32.ckpt"
+    assert not is_newer_than_shards(export, tmp_path / "best.ckpt")  # none yet
+    export.write_bytes(b"y")
+    os.utime(export, ns=(2_000_000_000_000_000_000, 2_000_000_000_000_000_000))
+    assert is_newer_than_shards(export, tmp_path / "best.ckpt")
+    os.utime(shards / "mp_rank_00_model_states.pt", ns=(3_000_000_000_000_000_000, 3_000_000_000_000_000_000))
+    assert not is_newer_than_shards(export, tmp_path / "best.ckpt")
