@@ -101,7 +101,8 @@ def adopt(cfg: DictConfig, trained: Trained, required: bool = True) -> tuple[Dic
 
     Raises:
         ConfigError: a ``seed`` that would re-split the run's data; with ``required``, no
-            ``data`` and nothing known of the run's (``missing_data``).
+            ``data`` and nothing known of the run's (``missing_data``); a credential the run
+            recorded masked (``check_unmasked``).
     """
     import dataclasses
 
@@ -120,10 +121,43 @@ def adopt(cfg: DictConfig, trained: Trained, required: bool = True) -> tuple[Dic
                           f"(seed {trained.seed}, from {trained.where}); another seed would put "
                           "training rows into the test split. Leave seed out, or pass data=... "
                           "to test on other data")
+    check_unmasked(trained)
     with open_dict(cfg):
         cfg.data = trained.data
         cfg.seed = trained.seed
     return cfg, trained
+
+
+def check_unmasked(trained: Trained) -> None:
+    """Refuse the run's data config where a credential typed into it was written masked.
+
+    ``config.yaml``, ``meta.json`` and the checkpoint hold ``***`` in its place
+    (``factory.redact``); connecting with it would fail far from the cause. A credential
+    given as ``${oc.env:...}`` is recorded as that reference and resolves again here.
+
+    Raises:
+        ConfigError: naming the first key holding ``***``.
+    """
+    from factory.redact import MASK
+
+    key = _masked_key(trained.data, "data", MASK)
+    if key is not None:
+        raise ConfigError(f"{key}: the checkpoint's run recorded this credential masked ('{MASK}', in "
+                          f"{trained.where}); pass data=<config> with it (and seed={trained.seed}), or give it in "
+                          "training as ${oc.env:<VAR>} (recorded unresolved, it resolves again here)")
+
+
+def _masked_key(value, key: str, mask: str) -> str | None:
+    """The first key under ``value`` holding what ``factory.redact`` masks: a secret key's whole
+    value, a URL's password (``user:***@host``) or a ``key=***`` pair in free text."""
+    if isinstance(value, dict):
+        found = (_masked_key(v, f"{key}.{k}", mask) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        found = (_masked_key(v, f"{key}[{i}]", mask) for i, v in enumerate(value))
+    else:
+        return key if isinstance(value, str) and (value == mask or f":{mask}@" in value or f"={mask}" in value) \
+            else None
+    return next((k for k in found if k is not None), None)
 
 
 def record_in_checkpoints(datamodule, cfg: DictConfig) -> None:
