@@ -93,4 +93,9 @@ def test_compare_runs_notebook_plots_the_metric_against_the_swept_hyperparameter
     assert entry["status"] == "completed" and entry["source_run_ids"] == [r.name for r in runs]
 
     done = run_script(tmp_path, "report.py", "report=sweep_report", f"report.parameters.sweep_dir={tmp_path}/nope")
-    assert done.returncode == 1 and f"FactoryError: sweep_dir: {tmp_path}/nope: no such directory" in done.stderr
+    # Checked before a kernel starts: bad input, one line, exit 2, nothing indexed.
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: report.parameters.sweep_dir: {tmp_path}/nope: no such directory"), errors
+    assert len(json.loads((tmp_path / "reports" / "index.json").read_text())["runs"]) == 1
