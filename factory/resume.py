@@ -52,7 +52,7 @@ def auto_run_id(root: DictConfig) -> str:
     Called by the ``${factory.run_id:}`` resolver with the whole config (``_root_``); why
     it chose what it chose is kept for ``begin`` to print.
     """
-    from factory.config.resolvers import fixed_run_id, new_run_id
+    from factory.run_ids import fixed_run_id, new_run_id
 
     fixed = fixed_run_id() or (f"slurm_{os.environ['SLURM_JOB_ID']}" if os.environ.get("SLURM_JOB_ID") else None)
     if fixed:

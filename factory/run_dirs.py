@@ -45,7 +45,7 @@ def refuse_taken(config: DictConfig | dict, run_dir: Path, auto: bool) -> None:
     Raises:
         ConfigError: one line naming the directory, why, and what to do instead.
     """
-    from factory.config.resolvers import RUN_ID_ENV
+    from factory.run_ids import RUN_ID_ENV
 
     fixed = (f"unset {RUN_ID_ENV} for a new run, or set a new one" if os.environ.get(RUN_ID_ENV)
              else "choose another run directory")
