@@ -4,14 +4,12 @@ Light to import: heavy modules (torch, Lightning, pandas, matplotlib) load on fi
 of what needs them.
 
 Notebook API: ``compose``, ``train``, ``runs()``, ``load_run``, ``plots`` (see
-``factory.notebook``); ``registry`` for registered models (``factory.registry.load("fraud@production")``);
+``factory.analysis.notebook``); ``registry`` for registered models (``factory.registry.load("fraud@production")``);
 ``explore`` (a data config's profile) and ``compare`` (runs or a sweep side by side).
 """
 from __future__ import annotations
 
 import importlib
-
-__version__ = "0.1.0"
 
 from factory.config import compose  # noqa: E402  (light: omegaconf/hydra only)
 
@@ -21,10 +19,10 @@ def train(cfg):
 
     Single-device runs train in this process; DDP and DeepSpeed runs, which Lightning
     refuses inside notebooks, run ``scripts/train.py`` as a subprocess with the same
-    config and stream its output (``factory.launch``).
+    config and stream its output (``factory.training.launch``).
     """
-    from factory.launch import needs_subprocess, train_in_subprocess
-    from factory.training import run
+    from factory.training.launch import needs_subprocess, train_in_subprocess
+    from factory.training.recipe import run
 
     return train_in_subprocess(cfg) if needs_subprocess(cfg) else run(cfg)
 
@@ -32,28 +30,36 @@ def train(cfg):
 def runs(root=None):
     """Every run under ``<root>/outputs`` as a pandas DataFrame, newest first.
 
-    See ``factory.notebook.list_runs``; ``root`` defaults to ``$FACTORY_ROOT`` or the cwd.
+    See ``factory.analysis.notebook.list_runs``; ``root`` defaults to ``$FACTORY_ROOT`` or the cwd.
     """
-    from factory.notebook import list_runs
+    from factory.analysis.notebook import list_runs
 
     return list_runs(root)
 
 
 # Loaded on first access, so `import factory` stays light.
-_LAZY = {"load_run": "factory.notebook", "list_runs": "factory.notebook", "LoadedRun": "factory.notebook"}
-_LAZY_MODULES = {"plots", "notebook", "predictions", "registry", "explore", "compare"}
+_LAZY = {"load_run": "factory.analysis.notebook", "list_runs": "factory.analysis.notebook",
+         "LoadedRun": "factory.analysis.notebook"}
+# The notebook API's modules by their short names: `from factory import plots` as the README shows.
+_LAZY_MODULES = {"plots": "factory.analysis.plots", "notebook": "factory.analysis.notebook",
+                 "predictions": "factory.analysis.predictions", "explore": "factory.analysis.explore",
+                 "compare": "factory.analysis.compare", "registry": "factory.registry"}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     if name in _LAZY_MODULES:
-        return importlib.import_module(f"factory.{name}")
+        return importlib.import_module(_LAZY_MODULES[name])
+    if name == "__version__":  # the installed distribution's, so there is one copy (pyproject.toml)
+        from importlib.metadata import version
+
+        return version("factory")
     raise AttributeError(f"module 'factory' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | _LAZY_MODULES)
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES) | {"__version__"})
 
 
 __all__ = ["__version__", "compose", "train", "runs", "load_run", "list_runs", "LoadedRun", "plots", "registry",

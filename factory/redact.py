@@ -5,7 +5,7 @@ of a key named like a secret (``password``, ``token``, ``api_key``, ``secret``..
 written as ``***``. A value taken from the environment is written as its reference, not
 resolved: ``data.source.url='postgresql://u:${oc.env:DB_PASSWORD}@h/db'`` lands in
 ``config.yaml`` as typed, and resolves again wherever the file is read back. Writers:
-``run.json`` (``factory.manifest``), ``config.yaml`` and the trackers' hyperparameters
+``run.json`` (``factory.rundir.manifest``), ``config.yaml`` and the trackers' hyperparameters
 (``resolved``), Hydra's ``.hydra/`` files (``RedactHydraFiles``), sweep and report records.
 
 Only the credential is masked: a one-letter password masks the URL's password field, not
@@ -145,7 +145,7 @@ class RedactHydraFiles(Callback):
 
 def _redact_yaml(path: Path) -> None:
     if path.is_file():
-        from factory import atomic
+        from factory import files
 
         plain = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-        atomic.write_text(path, OmegaConf.to_yaml(OmegaConf.create(container(plain))))
+        files.write_text(path, OmegaConf.to_yaml(OmegaConf.create(container(plain))))

@@ -16,7 +16,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(name, str(tmp_path / "wandb-home"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))  # ZeRO consolidations (factory.checkpoints)
+    monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))  # ZeRO consolidations (factory.rundir.checkpoints)
     monkeypatch.delenv("FACTORY_RUN_ID", raising=False)
     return tmp_path
 

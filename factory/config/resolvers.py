@@ -4,12 +4,12 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from factory.errors import FactoryError
-# Run ids live in factory.run_ids (below resume and run_dirs, which this resolver calls);
+# Run ids live in factory.rundir.layout (below resume and run_dirs, which this resolver calls);
 # re-exported here for the modules that read them with the resolvers.
-from factory.run_ids import RUN_ID_ENV, check_run_id, fixed_run_id, new_run_id  # noqa: F401
+from factory.rundir.layout import RUN_ID_ENV, check_run_id, fixed_run_id, new_run_id  # noqa: F401
 
 def run_id(*, _root_) -> str:
-    """``FACTORY_RUN_ID``, else with ``resume=auto`` the run to continue (``factory.resume``), else a new id.
+    """``FACTORY_RUN_ID``, else with ``resume=auto`` the run to continue (``factory.rundir.resume``), else a new id.
 
     Cached in the config (OmegaConf's per-config cache, which copies travel with): every
     access to ``paths.run_dir`` in one config, and in its copies, agrees. A fixed id
@@ -18,13 +18,14 @@ def run_id(*, _root_) -> str:
     """
     cache = OmegaConf.get_cache(_root_)["factory.run_id"]
     if "id" not in cache:
-        from factory import resume, run_dirs
+        from factory.rundir import resume
+        from factory.rundir import guard
 
         fixed = fixed_run_id()
         if _root_.get("resume") == resume.AUTO:
             cache["id"] = resume.auto_run_id(_root_)  # checks a fixed id itself
         elif fixed:
-            run_dirs.check_fixed_dir(_root_, fixed)
+            guard.check_fixed_dir(_root_, fixed)
             cache["id"] = fixed
         else:
             cache["id"] = new_run_id()

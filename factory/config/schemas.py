@@ -249,7 +249,7 @@ class MLFlowLoggerConf:
 
 @dataclass
 class TrackingConf:
-    """What factory hands the experiment tracker when a run ends (``factory.tracking``)."""
+    """What factory hands the experiment tracker when a run ends (``factory.tracking.loggers``)."""
 
     log_checkpoint: bool = False  # the best checkpoint as one file: a wandb/MLflow artifact
 
@@ -275,7 +275,7 @@ class ModelCheckpointConf:
     enable_version_counter: bool = True
 
 
-@schema_for("factory.fault_tolerance.PreemptionCheckpoint")
+@schema_for("factory.training.fault_tolerance.PreemptionCheckpoint")
 @dataclass
 class PreemptionCheckpointConf:
     dirpath: str = MISSING
@@ -349,7 +349,7 @@ class TrainConf:
     train: bool = True
     test: bool = True
     ckpt_path: Optional[str] = None
-    resume: Optional[Union[bool, str]] = choices(None, False, "auto", default=None)  # auto: factory.resume
+    resume: Optional[Union[bool, str]] = choices(None, False, "auto", default=None)  # auto: factory.rundir.resume
     plan: PlanConf = field(default_factory=PlanConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
     report: Optional[ReportConf] = None  # report=<name>: run it on this run when it finishes
@@ -360,7 +360,7 @@ class TrainConf:
 
 @dataclass
 class EvaluateConf:
-    data: Any = None  # None: the checkpoint's own run's data config (factory.evaluation)
+    data: Any = None  # None: the checkpoint's own run's data config (factory.training.evaluation)
     trainer: Any = MISSING
     paths: PathsConf = MISSING
     task_name: str = "evaluate"

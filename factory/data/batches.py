@@ -142,7 +142,7 @@ class BatchLoader(DataLoader):
             self.sampler.set_epoch(start_epoch)  # the wrapper passes it on to RowBatchSampler
 
     # Lightning's "stateful loader" protocol. The position is not kept here: the DataModule
-    # reads it from the restored loops (factory.fault_tolerance.data_position) and passes
+    # reads it from the restored loops (factory.training.fault_tolerance.data_position) and passes
     # start_batch; saying so spares a "dataloader is not resumable" warning that is not true.
     def state_dict(self) -> dict:
         return {}

@@ -45,7 +45,7 @@ class AnyDeviceDeepSpeedStrategy(DeepSpeedStrategy):
         self._full_weights_loaded = False
         fitting = self.lightning_module.trainer.state.fn == TrainerFn.FITTING
         if self.zero_stage_3 and not fitting and Path(checkpoint_path).is_dir():
-            from factory.checkpoints import consolidate, export_path, is_newer_than_shards
+            from factory.rundir.checkpoints import consolidate, export_path, is_newer_than_shards
 
             target = export_path(checkpoint_path)
             if self.is_global_zero and not is_newer_than_shards(target, checkpoint_path):

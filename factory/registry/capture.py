@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from factory import atomic
+from factory import files
 from factory.errors import FactoryError
 from factory.registry.store import CHECKPOINT, STAGING, ModelVersion, Registry, check_name
 
@@ -32,8 +32,8 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
         FactoryError: no such run, a run whose status is not ``completed``, a missing
             checkpoint, or a bad name.
     """
-    from factory import manifest
-    from factory.notebook import find_run
+    from factory.rundir import manifest
+    from factory.analysis.notebook import find_run
 
     run_dir = find_run(run, root)
     try:
@@ -50,7 +50,7 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
     staging_root = registry.root / STAGING
     staging_root.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f"{record.run_id}.", dir=staging_root))
-    staged.chmod(0o777 & ~atomic.current_umask())  # mkdtemp's 0700 would lock teammates out
+    staged.chmod(0o777 & ~files.current_umask())  # mkdtemp's 0700 would lock teammates out
     try:
         # Copy (or consolidate) outside the lock: a large checkpoint must not stall other writers.
         _copy_checkpoint(source, staged / CHECKPOINT)
@@ -76,7 +76,7 @@ def _judged_checkpoint(run_dir: Path, record) -> Path:
 
 
 def _copy_checkpoint(source: Path, target: Path) -> None:
-    from factory import checkpoints
+    from factory.rundir import checkpoints
 
     if checkpoints.is_sharded(source):
         checkpoints.consolidate(source, target)  # ZeRO shards -> one fp32 file, no DeepSpeed to load
@@ -90,8 +90,10 @@ def _describe(run_dir: Path, record, source: Path, copied: Path) -> tuple[dict, 
 
     from omegaconf import OmegaConf
 
-    from factory import checkpoints, manifest
-    from factory.notebook import flat_metrics
+    from factory.rundir import checkpoints
+
+    from factory.rundir import manifest
+    from factory.analysis.notebook import flat_metrics
 
     metrics_file = run_dir / manifest.METRICS
     metrics = flat_metrics(json.loads(metrics_file.read_text())) if metrics_file.is_file() else {}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from factory.atomic import json_text
+from factory.files import json_text
 from factory.registry.store import ModelVersion
 
 

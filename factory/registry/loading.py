@@ -61,9 +61,9 @@ class RegisteredModel:
         Returns:
             The rows plus ``prediction`` and ``score`` (and ``prob_<label>`` per class for
             multiclass; ``target`` and ``label`` when the table has the target column);
-            see ``factory.predictions.predict_table``.
+            see ``factory.analysis.predictions.predict_table``.
         """
-        from factory.predictions import predict_table
+        from factory.analysis.predictions import predict_table
 
         return predict_table(self.model, self.preprocessor, table, batch_size)
 
@@ -72,7 +72,7 @@ class RegisteredModel:
 
         For scoring the run's own splits (``dm.split_table("test")``); reads the data source.
         """
-        from factory.checkpoints import restore_datamodule
+        from factory.rundir.checkpoints import restore_datamodule
         from factory.data.datamodule import TabularDataModule
 
         return restore_datamodule(self.config.data, {TabularDataModule.__qualname__: self._datamodule_state})
@@ -100,7 +100,7 @@ def load(registry: Registry, ref: str, verify: bool = True) -> RegisteredModel:
     if verify and expected and sha256(path) != expected:
         raise FactoryError(f"{version.ref}: checkpoint {path} changed since it was registered (sha256 mismatch)")
 
-    from factory.checkpoints import load_factory_checkpoint
+    from factory.rundir.checkpoints import load_factory_checkpoint
     from factory.data.datamodule import TabularDataModule
     from factory.data.preprocessing import Preprocessor
     from factory.models import SupervisedModel

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from factory import atomic
+from factory import files
 from factory.errors import FactoryError
 
 INDEX = "index.json"
@@ -200,7 +200,7 @@ class Registry:
             os.rename(staged, target)
             entry = {"stage": UNSTAGED, "created_at": now(), "created_by": whoami(),
                      "run_id": metadata.get("run_id"), "metric": metric}
-            atomic.write_json(target / METADATA, {"name": name, "version": version, "created_at": entry["created_at"],
+            files.write_json(target / METADATA, {"name": name, "version": version, "created_at": entry["created_at"],
                                                   "created_by": entry["created_by"], **metadata})
             model["versions"][str(version)] = entry
             model["next_version"] = version + 1
@@ -274,10 +274,10 @@ class Registry:
             raise FactoryError(f"registry index {path} is not valid JSON ({e})") from None
 
     def _write_index(self, index: dict) -> None:
-        atomic.write_json(self.root / INDEX, index)
+        files.write_json(self.root / INDEX, index)
 
     def _log(self, action: str, name: str, version: int, details: dict) -> None:
-        line = atomic.json_text({"who": whoami(), "when": now(), "action": action, "name": name,
+        line = files.json_text({"who": whoami(), "when": now(), "action": action, "name": name,
                                  "version": version, "details": details})
         with open(self.root / AUDIT, "a", encoding="utf-8") as f:  # append-only, under the lock
             f.write(line + "\n")

@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from factory import __version__, provenance, redact
+from factory import redact
+
+from factory.rundir import provenance
 from factory.config.resolvers import new_run_id
 from factory.reports import index
 from factory.reports.kernel import ensure_kernel
@@ -252,9 +254,9 @@ def _mark_failed_cell(executed: Path, cell: int | None, error: str) -> None:
     target.metadata.setdefault("papermill", {}).update(exception=True, status="failed")
     if target.cell_type == "code":
         target.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"factory: {error}\n"))
-    from factory import atomic
+    from factory import files
 
-    atomic.write_text(executed, nbformat.writes(nb))
+    files.write_text(executed, nbformat.writes(nb))
 
 
 def export_html(ipynb: Path, html: Path, hide_input: bool = False) -> Path:
@@ -275,9 +277,9 @@ def export_html(ipynb: Path, html: Path, hide_input: bool = False) -> Path:
     exporter = HTMLExporter(config=c, embed_images=True, exclude_input=hide_input,
                             exclude_input_prompt=hide_input, exclude_output_prompt=hide_input)
     body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
-    from factory import atomic
+    from factory import files
 
-    return atomic.write_text(html, body)
+    return files.write_text(html, body)
 
 
 def provenance_of(spec: ReportSpec, run_id: str, trigger: str) -> dict[str, Any]:
@@ -286,7 +288,7 @@ def provenance_of(spec: ReportSpec, run_id: str, trigger: str) -> dict[str, Any]
         "name": spec.name, "run_id": run_id, "trigger": trigger, "started_at": _now(),
         "notebook": _rel(spec.notebook, provenance.CODE_DIR) or str(spec.notebook),
         "parameters": redact.container(spec.parameters), "source_run_ids": source_run_ids(spec.parameters),
-        "factory_version": __version__, "git": provenance.git_state(provenance.CODE_DIR),
+        "factory_version": provenance.factory_version(), "git": provenance.git_state(provenance.CODE_DIR),
     }
 
 

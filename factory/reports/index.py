@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from factory import atomic
+from factory import files
 
 INDEX_JSON = "index.json"
 INDEX_HTML = "index.html"
@@ -44,8 +44,8 @@ def record(reports_dir: str | Path, entry: dict[str, Any]) -> None:
         runs = [r for r in load(reports_dir) if r.get("id") != entry["id"]]
         runs.insert(0, entry)  # among reports started in the same second, the latest recorded first
         runs.sort(key=lambda r: r.get("started_at") or "", reverse=True)  # stable: keeps that order
-        atomic.write_json(reports_dir / INDEX_JSON, {"runs": runs})
-        atomic.write_text(reports_dir / INDEX_HTML, render(runs))
+        files.write_json(reports_dir / INDEX_JSON, {"runs": runs})
+        files.write_text(reports_dir / INDEX_HTML, render(runs))
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}

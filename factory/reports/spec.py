@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from factory.config import CONFIG_DIR
 from factory.errors import FactoryError
-from factory.provenance import CODE_DIR
+from factory.rundir.provenance import CODE_DIR
 
 FORMATS = ("ipynb", "html")
 

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from factory import atomic
+from factory import files
 from factory.errors import ConfigError
 
 JOURNAL = "sweep.json"
@@ -77,7 +77,7 @@ def editing(sweep_dir: str | Path) -> Iterator[dict[str, Any]]:
         yield journal
         journal["updated_at"] = now()
         journal["best"] = best_trial(journal)
-        atomic.write_json(file, journal)
+        files.write_json(file, journal)
 
 
 def start(sweep_dir: str | Path, *, kind: str, command: str, metric: str, mode: str,

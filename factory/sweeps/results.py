@@ -119,7 +119,7 @@ def sweep_from_runs(sweep_dir: str | Path) -> Sweep:
     number: ``<n>_<sweep id>``, or ``<n>`` before sweep ids), else in path order; the
     objective is the runs' monitored metric.
     """
-    from factory.notebook import flat_metrics, load_run
+    from factory.analysis.notebook import flat_metrics, load_run
 
     found = sorted(p.parent for p in Path(sweep_dir).rglob("run.json"))
     if not found:

@@ -60,7 +60,7 @@ class OptunaPruning(pl.Callback):
     """Reports the monitored validation metric to the trial after each validation epoch and
     stops training when the study's pruner judges the trial hopeless.
 
-    The run then ends with status ``pruned`` (``factory.training``); the sweeper records the
+    The run then ends with status ``pruned`` (``factory.training.recipe``); the sweeper records the
     trial as pruned. Unlike Optuna's own Lightning callback it does not raise inside
     ``fit``, so checkpoints, metrics and ``run.json`` are still written.
     """

@@ -33,7 +33,7 @@ def failed_run(root: Path, overrides: list[str], error: type, match: str) -> str
     import pytest
 
     from factory import compose
-    from factory.training import run
+    from factory.training.recipe import run
 
     with pytest.raises(error, match=match) as info:
         run(compose("train", overrides))

@@ -15,7 +15,7 @@ import pytest
 
 from factory import compose, registry
 from factory.errors import DataError, FactoryError
-from factory.training import run
+from factory.training.recipe import run
 from tests.integration.helpers import failed_run, manifest, run_dirs, run_script
 
 FILES = ["data=files", "logger=csv", "trainer=debug"]

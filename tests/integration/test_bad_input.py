@@ -7,7 +7,7 @@ import pytest
 
 from factory import compose
 from factory.errors import ConfigError, DataError
-from factory.training import run
+from factory.training.recipe import run
 from tests.integration.helpers import failed_run as _failed_run
 from tests.integration.helpers import manifest, run_dirs, run_script
 

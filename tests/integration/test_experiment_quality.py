@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from factory import compose
-from factory.training import run
+from factory.training.recipe import run
 
 
 def train(experiment: str, *overrides: str):

@@ -8,9 +8,9 @@ from matplotlib.figure import Figure
 from sklearn.metrics import accuracy_score, average_precision_score
 
 import factory
-from factory import plots
+from factory.analysis import plots
 from factory.errors import FactoryError
-from factory.notebook import RUN_COLUMNS
+from factory.analysis.notebook import RUN_COLUMNS
 from tests.integration.helpers import FAST_FRAUD
 
 DIGITS = ["experiment=digits", "logger=csv", "trainer.max_epochs=1"]

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from factory import compose
-from factory.fault_tolerance import EXIT_INTERRUPTED
-from factory.training import run
+from factory.training.fault_tolerance import EXIT_INTERRUPTED
+from factory.training.recipe import run
 from tests.conftest import REPO, script_env
 from tests.integration.helpers import manifest, run_dirs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from factory import compose
-from factory.training import run
+from factory.training.recipe import run
 from tests.integration.helpers import manifest, run_dirs
 from tests.integration.test_resume import SINGLE, history, launch, metrics_of
 

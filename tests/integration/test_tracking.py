@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from factory import compose
-from factory.training import run
+from factory.training.recipe import run
 from tests.conftest import REPO, script_env
 from tests.integration.helpers import manifest, run_dirs, run_script
 from tests.integration.wandb_log import OfflineRun

@@ -1,4 +1,4 @@
-"""factory.training.run end to end on small data: the run directory is the contract."""
+"""factory.training.recipe.run end to end on small data: the run directory is the contract."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from factory import compose
-from factory.training import run
+from factory.training.recipe import run
 from tests.integration.helpers import FAST_FRAUD, manifest, run_dirs
 from tests.integration.wandb_log import OfflineRun
 

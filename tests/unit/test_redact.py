@@ -62,7 +62,7 @@ def test_resolved_keeps_env_credentials_unresolved(monkeypatch):
 
 def test_resume_matches_a_run_whose_config_was_redacted(tmp_path, monkeypatch):
     """resume=auto compares this config with a run's config.yaml: both sides redacted alike."""
-    from factory import resume
+    from factory.rundir import resume
 
     monkeypatch.setenv("DB_PASSWORD", "hunter2")
     cfg = OmegaConf.create({"paths": {"run_dir": str(tmp_path)}, "seed": 1, "resume": "auto",

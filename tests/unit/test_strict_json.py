@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from factory import atomic, manifest
+from factory import files
+
+from factory.rundir import manifest
 from factory.registry import store
 from factory.registry.store import Registry
 from factory.reports import index as report_index
@@ -23,7 +25,7 @@ def _strict(text: str):
 def test_write_json_turns_non_finite_numbers_into_null(tmp_path):
     obj = {"nan": float("nan"), "inf": float("inf"), "ninf": -np.inf, "f32": np.float32(0.5),
            "i64": np.int64(7), "nested": [{"x": np.float64("nan")}, (1.5, True)], "path": tmp_path}
-    data = _strict(atomic.write_json(tmp_path / "out.json", obj).read_text())
+    data = _strict(files.write_json(tmp_path / "out.json", obj).read_text())
     assert data == {"nan": None, "inf": None, "ninf": None, "f32": 0.5, "i64": 7,
                     "nested": [{"x": None}, [1.5, True]], "path": str(tmp_path)}
 
@@ -59,4 +61,4 @@ def test_sweep_journal_and_report_index_are_strict(tmp_path):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_json_text_writes_null_for_non_finite(value):
-    assert atomic.json_text({"v": value}) == '{"v": null}'
+    assert files.json_text({"v": value}) == '{"v": null}'

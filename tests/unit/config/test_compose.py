@@ -43,7 +43,7 @@ def test_each_config_keeps_its_own_hydra_values_and_no_global_state_is_left():
 
 
 def test_runtime_output_dir_is_the_run_directory_fixed_when_the_run_starts():
-    from factory.training import pin_run_dir
+    from factory.training.recipe import pin_run_dir
 
     cfg = compose("train", ["ckpt_path=${hydra:runtime.output_dir}/checkpoints/last.ckpt"])
     pinned = pin_run_dir(cfg)  # what training.run does first

@@ -109,7 +109,7 @@ def test_mlp_embeds_high_cardinality_categoricals():
 
 
 def test_epoch_line_shows_each_epochs_mean_train_loss(tmp_path, caplog):
-    from factory.callbacks import EpochSummary
+    from factory.training.callbacks import EpochSummary
 
     spec = InputSpec(4, [], 2, "binary", [32, 32])
     model = SupervisedModel(net=TinyNet(1), optimizer={**ADAM, "lr": 0.1}, spec=spec)

@@ -1,0 +1,257 @@
+"""Cron schedules for reports: which are due, run them, remember when they last ran.
+
+``croniter`` parses the expressions (standard 5-field cron, local time). Two ways to run:
+
+- ``run_due(...)`` (``scripts/schedule.py --once``): run what is due now and return; for
+  cron, systemd timers and CI. A report is due when one of its cron ticks fell in
+  ``(last run, now]``; a report never run before is due when a tick fell in the last
+  minute. Last runs are kept in ``reports/.schedule-state.json`` (written atomically).
+- ``serve(...)`` (``scripts/schedule.py``): the same in the foreground, sleeping until
+  the next tick, each report in its own thread.
+
+A report runs at most once at a time (a lock file per report, so this holds across
+processes too); one failing report does not stop the others. Clock, sleep and runner
+are injected so tests need no waiting.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import shlex
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from factory import files
+from factory.rundir.provenance import CODE_DIR
+
+log = logging.getLogger(__name__)
+
+STATE = ".schedule-state.json"
+#: How far back a never-run report looks for a tick (one cron minute).
+FIRST_RUN_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A report with a cron schedule."""
+
+    name: str
+    schedule: str
+
+
+Clock = Callable[[], datetime]
+#: Runs one report by name; returns True when it completed.
+Runner = Callable[[str], bool]
+
+
+def local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+@dataclass(frozen=True)
+class BadReport:
+    """A report whose schedule cannot run: skipped, named with its file."""
+
+    name: str
+    path: Path
+    error: str
+
+    def __str__(self) -> str:
+        try:
+            where = self.path.relative_to(CODE_DIR)
+        except ValueError:
+            where = self.path
+        return f"report {self.name} ({where}): {self.error}; skipped"
+
+
+def scheduled_reports(names: Sequence[str] | None = None,
+                      report_dir: Path | None = None) -> tuple[list[Scheduled], list[BadReport]]:
+    """Reports in conf/report/ (or ``report_dir``) that declare a ``schedule`` (all, or ``names``).
+
+    Each report is checked on its own (cron expression, required parameters, notebook):
+    a bad one is returned in the second list, with why, and does not hide the others.
+
+    Returns:
+        The runnable schedules, and the reports that were skipped.
+    """
+    import yaml
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from factory.config import CONFIG_DIR
+    from factory.errors import FactoryError
+    from factory.reports.spec import available, spec_from_file
+
+    report_dir = report_dir or CONFIG_DIR / "report"
+    found, bad = [], []
+    for name in names or available(report_dir):
+        path = report_dir / f"{name}.yaml"
+        try:
+            declared = OmegaConf.load(path).get("schedule") if path.exists() else None
+            if declared is None and not names:
+                continue  # discovering: reports without a schedule are not ours
+            spec = spec_from_file(name, report_dir=report_dir)  # checks everything, the cron line included
+            if not spec.schedule:
+                raise FactoryError("no schedule (set schedule: \"<cron>\" in the file)")
+        except (FactoryError, OmegaConfBaseException, yaml.YAMLError, OSError) as e:
+            lines = str(e).strip().splitlines()
+            lines = lines[:1] if isinstance(e, OmegaConfBaseException) else lines  # the rest is object dumps
+            bad.append(BadReport(name, path, "; ".join(lines) or type(e).__name__))
+            continue
+        found.append(Scheduled(name, spec.schedule))
+    return found, bad
+
+
+def last_tick(expression: str, now: datetime) -> datetime:
+    """The latest tick of ``expression`` at or before ``now``."""
+    from croniter import croniter
+
+    # croniter's get_prev is strictly before its base: a tick exactly at `now` counts.
+    return croniter(expression, now + timedelta(seconds=1)).get_prev(datetime)
+
+
+def next_tick(expression: str, now: datetime) -> datetime:
+    """The first tick of ``expression`` after ``now``."""
+    from croniter import croniter
+
+    return croniter(expression, now).get_next(datetime)
+
+
+def is_due(expression: str, now: datetime, last_run: datetime | None) -> bool:
+    """Whether a tick of ``expression`` fell in ``(last_run, now]`` (the last minute if never run)."""
+    tick = last_tick(expression, now)
+    return tick > (last_run if last_run is not None else now - FIRST_RUN_WINDOW)
+
+
+def load_state(reports_dir: Path) -> dict[str, dict]:
+    path = Path(reports_dir) / STATE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+_state_lock = threading.Lock()
+
+
+def _save_run(reports_dir: Path, name: str, started: datetime, ok: bool | None) -> None:
+    with _state_lock:
+        state = load_state(reports_dir)
+        state[name] = {"last_run": started.isoformat(), "status": {True: "completed", False: "failed",
+                                                                   None: "running"}[ok]}
+        files.write_json(Path(reports_dir) / STATE, state)
+
+
+@contextlib.contextmanager
+def report_lock(reports_dir: Path, name: str) -> Iterator[bool]:
+    """Yield True if this process now holds ``name``'s run lock, False if a run holds it."""
+    path = Path(reports_dir) / ".locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run_one(report: Scheduled, reports_dir: Path, runner: Runner, now: datetime) -> bool | None:
+    """Run one report under its lock; record it. None: skipped (a run of it is in progress)."""
+    with report_lock(reports_dir, report.name) as held:
+        if not held:
+            log.warning("schedule: %s is still running; skipping this tick", report.name)
+            return None
+        log.info("schedule: %s started (%s)", report.name, report.schedule)
+        _save_run(reports_dir, report.name, now, None)
+        try:
+            ok = bool(runner(report.name))
+        except Exception:  # noqa: BLE001  (one report's crash must not stop the others)
+            log.exception("schedule: %s crashed", report.name)
+            ok = False
+        _save_run(reports_dir, report.name, now, ok)
+        log.log(logging.INFO if ok else logging.ERROR, "schedule: %s %s", report.name,
+                "completed" if ok else "failed")
+        return ok
+
+
+def due_reports(reports: Sequence[Scheduled], reports_dir: Path, now: datetime) -> list[Scheduled]:
+    state = load_state(reports_dir)
+    due = []
+    for report in reports:
+        last = state.get(report.name, {}).get("last_run")
+        if is_due(report.schedule, now, datetime.fromisoformat(last) if last else None):
+            due.append(report)
+    return due
+
+
+def run_due(reports: Sequence[Scheduled], reports_dir: str | Path, runner: Runner,
+            clock: Clock = local_now) -> dict[str, bool | None]:
+    """Run every report due at ``clock()``, one after another; ``{name: completed?}``."""
+    reports_dir = Path(reports_dir)
+    now = clock()
+    return {r.name: run_one(r, reports_dir, runner, now) for r in due_reports(reports, reports_dir, now)}
+
+
+def serve(reports: Sequence[Scheduled], reports_dir: str | Path, runner: Runner, clock: Clock = local_now,
+          sleep: Callable[[float], object] | None = None, stop: Callable[[], bool] = lambda: False,
+          workers: int = 4) -> None:
+    """Run reports on their schedules until ``stop()`` (or Ctrl-C).
+
+    Due reports run in a pool of ``workers`` threads (each usually a subprocess), so a
+    slow report does not delay the others; ``workers=0`` runs them inline, in order.
+    """
+    import time
+
+    sleep = sleep or time.sleep
+    reports_dir = Path(reports_dir)
+    running: set[str] = set()
+    guard = threading.Lock()
+
+    def job(report: Scheduled, now: datetime) -> None:
+        try:
+            run_one(report, reports_dir, runner, now)
+        finally:
+            with guard:
+                running.discard(report.name)
+
+    with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="report") as pool:
+        while not stop():
+            now = clock()
+            for report in due_reports(reports, reports_dir, now):
+                with guard:
+                    if report.name in running:
+                        log.warning("schedule: %s is still running; skipping this tick", report.name)
+                        continue
+                    running.add(report.name)
+                if workers:
+                    pool.submit(job, report, now)
+                else:  # inline: one report at a time, in order (tests, tiny setups)
+                    job(report, now)
+            wake = min(next_tick(r.schedule, now) for r in reports)
+            sleep(max(0.0, (wake - clock()).total_seconds()) + 0.05)
+
+
+def subprocess_runner(extra: Sequence[str] = (), cwd: str | Path | None = None) -> Runner:
+    """Run ``scripts/report.py report=<name>`` in a subprocess (isolated; exit code is the result)."""
+    def run(name: str) -> bool:
+        command = [sys.executable, str(CODE_DIR / "scripts" / "report.py"), f"report={name}", *extra]
+        done = subprocess.run(command, cwd=cwd)
+        return done.returncode == 0
+
+    return run
+
+
+def crontab_lines(reports: Sequence[Scheduled], cwd: str | Path) -> list[str]:
+    """One crontab line per report, running ``scripts/report.py`` from ``cwd`` at its schedule."""
+    script = CODE_DIR / "scripts" / "report.py"
+    return [f"{r.schedule} cd {shlex.quote(str(cwd))} && {shlex.quote(sys.executable)} "
+            f"{shlex.quote(str(script))} report={r.name}  # factory report {r.name}" for r in reports]

@@ -1,0 +1,55 @@
+"""Run training as a process when the kernel cannot host it (notebooks with DDP or DeepSpeed).
+
+Lightning refuses multi-process strategies in interactive kernels, and its launchers
+re-run the main script. So ``factory.train`` hands such configs to ``scripts/train.py``:
+the exact config (notebook edits included) is written to a file the script composes
+from, output is streamed as it comes, and the run directory gives back the same
+``RunResult`` an in-process run returns.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from omegaconf import DictConfig, OmegaConf
+
+from factory.rundir import manifest
+from factory.errors import FactoryError
+
+TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
+SINGLE_PROCESS = "factory.distributed.single_device"
+
+
+def needs_subprocess(cfg: DictConfig) -> bool:
+    """Every strategy but ``single`` launches processes or needs a non-interactive main."""
+    return cfg.strategy.get("_target_") != SINGLE_PROCESS
+
+
+def train_in_subprocess(cfg: DictConfig, out: TextIO | None = None):
+    """Run ``cfg`` through ``scripts/train.py`` and return its ``RunResult``.
+
+    Raises:
+        FactoryError: the run failed; the message is the error its ``run.json`` recorded.
+    """
+    from factory.training.recipe import RunResult, pin_run_dir
+
+    out = out or sys.stdout
+    cfg = pin_run_dir(cfg)
+    run_dir = Path(cfg.paths.run_dir)
+    with tempfile.TemporaryDirectory(prefix="factory-launch-") as config_dir:
+        (Path(config_dir) / "job.yaml").write_text(OmegaConf.to_yaml(cfg))
+        command = [sys.executable, str(TRAIN_SCRIPT), "--config-path", config_dir, "--config-name", "job",
+                   f"hydra.run.dir={run_dir}"]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              bufsize=1) as process:
+            for line in process.stdout:
+                out.write(line)
+                out.flush()
+        code = process.wait()
+    if code != 0:
+        error = manifest.load_record(run_dir).error if (run_dir / manifest.MANIFEST).exists() else None
+        raise FactoryError(f"training process exited with {code}: {error or 'see the output above'}")
+    return RunResult.from_run_dir(run_dir)

@@ -1,0 +1,306 @@
+"""``run(cfg)`` trains, validates and tests; ``evaluate(cfg)`` tests a checkpoint. Orchestration only."""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from factory import redact
+
+from factory.rundir import manifest
+
+from factory.rundir import resume
+from factory.config import validate
+from factory.config.resolvers import RUN_ID_ENV
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns: where it is and how it did."""
+
+    run_dir: Path
+    status: str
+    metrics: dict[str, dict[str, float]]
+    best_checkpoint: Path | None
+    monitored_value: float | None
+    is_rank_zero: bool = True  # False in the worker processes of a multi-process run
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path) -> "RunResult":
+        """Read a finished run back from its directory (``run.json`` and ``metrics.json``)."""
+        import json
+
+        run_dir = Path(run_dir)
+        record = manifest.load_record(run_dir)
+        metrics_file = run_dir / manifest.METRICS
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        best = record.best_checkpoint
+        return cls(run_dir, record.status, metrics, Path(best) if best else None,
+                   (record.monitor or {}).get("best"))
+
+    def load_model(self):
+        """The trained model (best checkpoint, else last), in eval mode on the CPU."""
+        from factory.models import SupervisedModel
+
+        from factory.rundir.checkpoints import judged_checkpoint
+
+        path = judged_checkpoint(self.run_dir, self.best_checkpoint)
+        return SupervisedModel.load_from_checkpoint(path, map_location="cpu").eval()
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Train, validate and test the model ``cfg`` describes; write its run directory.
+
+    Args:
+        cfg: a composed ``train`` config (``factory.compose("train", [...])`` or the CLI's).
+
+    Returns:
+        The run's directory, final metrics and best checkpoint.
+
+    Raises:
+        ConfigError, DataError: bad input, named in one line; the run is marked failed.
+    """
+    validate(cfg, root="train")
+    cfg = pin_run_dir(cfg)
+    run_dir = Path(cfg.paths.run_dir)
+
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from factory.rundir import checkpoints as ckpts
+    from factory.training import evaluation
+    from factory.tracking import loggers
+    from factory.training.components import build, build_trainer, checkpoint_callback
+    from factory.training.fault_tolerance import Interrupted
+
+    is_zero = rank_zero_only.rank == 0
+    attempt = resume.begin(cfg, run_dir, is_zero)  # resume=auto: the unfinished run in run_dir, continued
+    record = attempt.record
+    if is_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        manifest.write_config(run_dir, cfg)
+        record.save()
+    previous_run_id = os.environ.get(RUN_ID_ENV)
+    os.environ[RUN_ID_ENV] = run_dir.name  # processes the strategy launches join this run
+    trainer = None
+    try:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule = build(cfg.data, "data")
+        datamodule.setup("fit")
+        evaluation.record_in_checkpoints(datamodule, cfg)  # a checkpoint copied away still knows its data
+        model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
+        if cfg.train:  # will the strategy fit the model in memory? (plan.check=false skips)
+            from factory.distributed.planner import check_fits
+
+            check_fits(cfg, datamodule.input_spec, datamodule.batch_size)
+        trainer = build_trainer(cfg, run_dir)
+        resume_from = attempt.checkpoint or ckpts.resolve_resume(
+            cfg.ckpt_path, Path(cfg.paths.output_dir).resolve() / cfg.task_name, run_dir)
+        ckpts.check_resume_format(resume_from, _is_deepspeed(trainer))
+        record.resumed_from = resume_from
+        record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
+                       "rows": datamodule.split_sizes}
+        record.strategy = {"name": _strategy_name(cfg), "world_size": trainer.world_size}
+        if is_zero:
+            record.save()
+        with redact.argv():  # wandb opens here and records the command line
+            for logger in trainer.loggers:
+                logger.log_hyperparams(redact.resolved(cfg))  # credentials masked, as in config.yaml
+
+        if cfg.train:
+            _fit(trainer, model, datamodule, resume_from)
+        checkpoints = checkpoint_callback(trainer)
+        best = checkpoints.best_model_path if checkpoints and checkpoints.best_model_path else None
+        metrics = {"val": _first(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False))}
+        if cfg.test:
+            metrics["test"] = _first(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False))
+        if cfg.get("baseline") == "logistic_regression":
+            from factory.training import baselines
+
+            metrics["baseline"] = baselines.logistic_regression(datamodule, seed=cfg.seed)
+
+        manifest.check_finite_metrics(metrics)  # a NaN run is failed, never completed
+        monitored = metrics["val"].get(cfg.monitor.metric)
+        record.monitor = {"metric": cfg.monitor.metric, "mode": cfg.monitor.mode, "best": monitored}
+        record.best_checkpoint = best
+        last = checkpoints.last_model_path if checkpoints else None
+        record.last_checkpoint = last or None
+        record.checkpoint_format = ckpts.checkpoint_format(best or last or None)
+        status = "pruned" if _pruned(trainer) else "completed"
+        if is_zero:
+            manifest.save_metrics(run_dir, metrics)
+            resume.finish_history(run_dir)
+            record.finish(status)
+            _describe(cfg, trainer, record, metrics, run_dir)
+        return RunResult(run_dir, status, metrics, Path(best) if best else None, monitored,
+                         is_rank_zero=trainer.is_global_zero)
+    except BaseException as error:
+        if is_zero:
+            resume.finish_history(run_dir)
+            if isinstance(error, Interrupted):  # SIGTERM, SIGINT: checkpointed, resume=auto continues
+                record.last_checkpoint = error.checkpoint
+                kept = checkpoint_callback(trainer)
+                record.best_checkpoint = (kept.best_model_path or None) if kept else None  # best so far
+            record.finish("interrupted" if isinstance(error, Interrupted) else "failed", error)
+            if trainer is not None:
+                loggers.abandon(trainer.loggers, record)
+        raise
+    finally:
+        attempt.close()
+        _restore_env(RUN_ID_ENV, previous_run_id)
+
+
+def _describe(cfg: DictConfig, trainer, record: manifest.RunRecord, metrics: dict, run_dir: Path) -> None:
+    """Hand the finished run to its trackers and reports. The run is complete and recorded by
+    now: their failures are logged and never turn it into a failed run."""
+    from factory.tracking import loggers
+
+    try:
+        loggers.publish(cfg, trainer.loggers, record, metrics)  # the final run.json; closes the trackers
+    except Exception as e:  # noqa: BLE001: a tracker (a network store, an artifact) must not fail the run
+        log.error("tracking: could not publish run %s: %s", run_dir.name, e)
+    if cfg.get("report") or cfg.get("reports"):
+        from factory.reports import run_reports_after_training
+
+        try:
+            run_reports_after_training(cfg, run_dir)  # each report's own failure is logged there
+        except Exception as e:  # noqa: BLE001: e.g. a report that takes no run_dir
+            log.error("reports on run %s: %s", run_dir.name, e)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test a checkpoint on its run's own test split, or on ``cfg.data`` when one is given.
+
+    Without ``data``, the data config and seed are the checkpoint's run's (``config.yaml``
+    beside ``checkpoints/``, or a registry version's ``meta.json``): the metrics equal the
+    run's test metrics. The preprocessing is always the one fitted in training. Nothing
+    is written until the checkpoint and the data have loaded (``factory.training.evaluation``).
+
+    Returns:
+        Test metrics (``test/...``), also written to ``metrics.json`` in a new run directory.
+
+    Raises:
+        ConfigError: ``ckpt_path`` is missing or not a factory checkpoint, or ``data``
+            splits the run's own table differently.
+    """
+    from factory.training import evaluation
+
+    cfg, trained = evaluation.settle(cfg)
+    validate(cfg, root="evaluate")
+
+    from factory.rundir import checkpoints as ckpts
+    from factory.training.components import build
+    from factory.models import SupervisedModel
+
+    checkpoint_path = ckpts.as_file(cfg.ckpt_path)  # a ZeRO directory: its consolidation, cached outside the run
+    checkpoint = ckpts.load_factory_checkpoint(checkpoint_path)
+    if trained.data is None:  # no run directory or registry version around it: ask the checkpoint
+        cfg, trained = evaluation.adopt(cfg, evaluation.from_checkpoint(checkpoint, cfg.ckpt_path))
+        validate(cfg, root="evaluate")
+    datamodule = ckpts.restore_datamodule(cfg.data, checkpoint)
+    evaluation.check_split(datamodule, trained, cfg.ckpt_path, own_data=cfg.data == trained.data)
+    model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")
+
+    with open_dict(cfg):  # the run directory: created only now that the inputs are known good
+        cfg.paths.run_dir = str(Path(cfg.paths.run_dir).resolve())
+    run_dir = Path(cfg.paths.run_dir)
+    if (run_dir / manifest.MANIFEST).exists():
+        from factory.errors import ConfigError
+
+        raise ConfigError(f"paths.run_dir: {run_dir} already holds a run; an evaluation writes a new one")
+    record = manifest.RunRecord.begin(run_dir, cfg.task_name, cfg.seed, cfg.tags)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest.write_config(run_dir, cfg)
+    record.save()
+    try:
+        trainer = build(cfg.trainer, "trainer", logger=False, callbacks=[], default_root_dir=str(run_dir),
+                        enable_progress_bar=False)
+        metrics = _first(trainer.test(model, datamodule=datamodule, verbose=False))
+        record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
+                       "rows": datamodule.split_sizes}
+        record.best_checkpoint = str(cfg.ckpt_path)
+        record.checkpoint_format = ckpts.checkpoint_format(cfg.ckpt_path)
+        manifest.save_metrics(run_dir, {"test": metrics, "checkpoint": str(cfg.ckpt_path)})
+        record.finish("completed")
+        return metrics
+    except BaseException as error:
+        record.finish("failed", error)
+        raise
+
+
+def pin_run_dir(cfg: DictConfig) -> DictConfig:
+    """Resolve ``paths.run_dir`` once and fix it in a copy of ``cfg``.
+
+    Each call decides afresh (a new id, ``FACTORY_RUN_ID``, or ``resume=auto``'s choice):
+    training one composed config twice makes two runs. Under the CLI, Hydra has already
+    created the directory: use that one.
+
+    Raises:
+        ConfigError: ``FACTORY_RUN_ID`` is not a name, or names a finished run or another
+            config's run (``factory.rundir.guard.refuse_taken``).
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf.errors import OmegaConfBaseException
+
+    from factory.config.resolvers import factory_error, forget_run_id
+
+    cfg = copy.deepcopy(cfg)
+    if HydraConfig.initialized():
+        run_dir = HydraConfig.get().runtime.output_dir
+    else:
+        forget_run_id(cfg)  # the copy carries the id cached at compose time, or by an earlier run
+        try:
+            run_dir = cfg.paths.run_dir
+        except OmegaConfBaseException as e:
+            raise factory_error(e) or e from None
+    with open_dict(cfg):
+        cfg.paths.run_dir = str(Path(run_dir).resolve())
+    return cfg
+
+
+def _fit(trainer, model, datamodule, ckpt_path: str | None) -> None:
+    """``trainer.fit``; a fit that cannot train, or trained nothing, is bad input, never a result."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from factory.errors import ConfigError
+
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except MisconfigurationException as e:  # Lightning's check of trainer.* against the data
+        raise ConfigError(f"trainer: {' '.join(str(e).split())}") from e
+    if trainer.global_step == 0:  # untrained weights: their metrics must not read as a completed run
+        raise ConfigError("trainer: the fit made no optimizer step, so nothing was trained "
+                          "(check trainer.max_epochs, trainer.max_steps, trainer.limit_train_batches)")
+
+
+def _pruned(trainer) -> bool:
+    """Whether an Optuna sweep's pruner stopped this run early (``factory.sweeps.trial``)."""
+    return any(getattr(callback, "pruned_at", None) is not None for callback in trainer.callbacks)
+
+
+def _is_deepspeed(trainer) -> bool:
+    from pytorch_lightning.strategies import DeepSpeedStrategy
+
+    return isinstance(trainer.strategy, DeepSpeedStrategy)
+
+
+def _strategy_name(cfg: DictConfig) -> str:
+    return str(cfg.strategy.get("_target_", "")).rsplit(".", 1)[-1]
+
+
+def _first(results: list[dict[str, Any]]) -> dict[str, float]:
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
