@@ -6,7 +6,7 @@
     python bench/overhead.py --override trainer.deterministic=false   # price one config knob
 
 Throughput: the ``fraud_detection`` experiment trained by factory (built as
-``factory.training.run`` builds it) against a hand-written loop over the same tensors, back
+``factory.training.recipe.run`` builds it) against a hand-written loop over the same tensors, back
 to back, validation off for both. Start-up: CLI calls that must not load torch, and launch
 to the first optimizer step against ``import torch, pytorch_lightning``. docs/benchmarks.md
 says what each number means.
@@ -37,7 +37,7 @@ BUSY_CORES = 0.3  # CPU cores other processes may keep busy before the results a
 
 # ``python -c CHILD scripts/train.py ...``: runs the script as ``python scripts/train.py ...``
 # would, prints ``stamp <time> <label>`` lines, and exits at the first optimizer step. With
-# BENCH_PHASES=1 it also stamps the end of each phase of factory.training.run (imports first).
+# BENCH_PHASES=1 it also stamps the end of each phase of factory.training.recipe.run (imports first).
 CHILD = """
 import os, runpy, sys, time
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -55,12 +55,12 @@ def stamp(owner, name, label, before=False):
         return result
     setattr(owner, name, wrapped)
 if os.environ.get("BENCH_PHASES"):
-    import factory.components, factory.training, pytorch_lightning as pl
+    import factory.training.components, factory.training.recipe, pytorch_lightning as pl
     from factory.data.datamodule import TabularDataModule
     mark("imports (torch, Lightning, factory)")
-    stamp(factory.training, "run", "Hydra: compose, run directory, validate", before=True)
+    stamp(factory.training.recipe, "run", "Hydra: compose, run directory, validate", before=True)
     stamp(TabularDataModule, "setup", "data: generate, validate, split, preprocess")
-    stamp(factory.components, "build_trainer", "model, loggers, callbacks, Trainer")
+    stamp(factory.training.components, "build_trainer", "model, loggers, callbacks, Trainer")
     stamp(pl.Trainer, "_run_sanity_check", "fit set-up (hooks, model summary)", before=True)
     stamp(pl.Trainer, "_run_sanity_check", "sanity validation (2 batches)")
 register_optimizer_step_post_hook(lambda *_: (mark("first training step"), os._exit(0)))

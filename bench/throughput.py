@@ -1,6 +1,6 @@
 """Training throughput: the ``fraud_detection`` experiment trained three ways, back to back.
 
-- *factory*: built as ``factory.training.run`` builds it (model, Trainer, loggers, callbacks);
+- *factory*: built as ``factory.training.recipe.run`` builds it (model, Trainer, loggers, callbacks);
 - *lightning*: the same LightningModule under a bare ``Trainer.fit`` (no logger, checkpoint,
   callbacks, model summary or progress bar): what Lightning's own loop costs, the ceiling
   for anything built on it;
@@ -33,10 +33,10 @@ def compose_run(run_dir: Path, epochs: int | None, overrides: list[str]):
 
 
 def fit_factory(cfg, datamodule) -> tuple[int, float]:
-    """Train as ``factory.training.run`` does; returns (samples, seconds of ``trainer.fit``)."""
+    """Train as ``factory.training.recipe.run`` does; returns (samples, seconds of ``trainer.fit``)."""
     import pytorch_lightning as pl
 
-    from factory.components import build, build_trainer
+    from factory.training.components import build, build_trainer
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
@@ -50,7 +50,7 @@ def fit_lightning(cfg, datamodule) -> tuple[int, float]:
     """The same LightningModule under a bare ``Trainer.fit``: Lightning's loop and nothing else."""
     import pytorch_lightning as pl
 
-    from factory.components import build
+    from factory.training.components import build
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
@@ -103,7 +103,7 @@ def throughput(args: argparse.Namespace) -> dict:
 
     import torch
 
-    from factory.components import build
+    from factory.training.components import build
 
     if args.threads:
         torch.set_num_threads(args.threads)

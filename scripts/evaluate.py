@@ -17,13 +17,13 @@ from factory.errors import FactoryError
 @job
 def main(cfg: DictConfig) -> None:
     from factory.console import print_metrics
-    from factory.training import evaluate  # validates before torch loads
+    from factory.training.recipe import evaluate  # validates before torch loads
 
     print_metrics(f"evaluate {cfg.ckpt_path}", {"test": evaluate(cfg)})
 
 
 if __name__ == "__main__":
-    from factory.evaluation import check_overrides
+    from factory.training.evaluation import check_overrides
 
     try:
         check_overrides(sys.argv[1:])

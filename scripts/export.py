@@ -14,7 +14,7 @@ def main() -> None:
     parser.add_argument("ckpt_path", help="a ZeRO checkpoint directory written by scripts/train.py, or its run")
     parser.add_argument("--output", help="the file to write (default: <name>-fp32.ckpt beside it)")
     args = parser.parse_args()
-    from factory.checkpoints import consolidate, resolve_checkpoint
+    from factory.rundir.checkpoints import consolidate, resolve_checkpoint
 
     try:
         print(consolidate(resolve_checkpoint(args.ckpt_path), args.output))

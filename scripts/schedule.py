@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
     from pathlib import Path
 
-    from factory import schedule
+    from factory.reports import schedule
 
     reports, bad = schedule.scheduled_reports(args.report)
     for report in bad:  # each named with its file and skipped; the others still run

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entity", help="upload under this wandb entity (team or user)")
     args = parser.parse_args(argv)
 
-    from factory import sync
+    from factory.tracking import sync
 
     try:
         runs = sync.offline_runs(args.paths)

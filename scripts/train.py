@@ -16,7 +16,7 @@ def main(cfg: DictConfig) -> float | None:
 
     validate(cfg, root="train")  # before torch loads: config errors answer fast
     from factory.console import print_metrics
-    from factory.training import run
+    from factory.training.recipe import run
 
     result = run(cfg)
     if result.is_rank_zero:
