@@ -2,7 +2,9 @@
 
 These dataclasses import nothing heavy, so a typo'd key or a wrong type is reported
 before torch or Lightning load. ``tests/unit/config/test_configs.py`` checks each one
-against the signature of the object it describes, so a schema cannot drift from code.
+against the signature of the object it describes, so a schema cannot drift from code;
+``tests/unit/config/test_schema_defaults.py`` holds each default to the signature's (the
+code owns a default; validation never fills one in, and the YAML in conf/ sets what users get).
 Fields that a caller fills in at build time (a data module's ``source`` object, a
 network's ``spec``) are not in the schemas (``FILLED_BY_FACTORY`` in
 ``factory.config.keys`` names them). Every numeric field declares its range (``bounded``,
@@ -81,7 +83,7 @@ class DeclaredSchemaConf:
 class FileSourceConf(DeclaredSchemaConf):
     path: str = MISSING
     format: Optional[str] = choices("csv", "parquet", None, default=None)
-    storage_options: Dict[str, Any] = field(default_factory=dict)
+    storage_options: Optional[Dict[str, Any]] = None
     encoding: str = "utf-8"  # of CSV files; checked by FileSource (codecs.lookup)
 
 
@@ -181,9 +183,9 @@ BATCHES = {int: NON_NEGATIVE, float: Range(ge=0, le=1)}
 @dataclass
 class TrainerConf:
     accelerator: str = "auto"
-    devices: Any = bounded({int: Range(ge=1, special={-1: "all"})}, 1)  # or "auto", or a list of ids
+    devices: Any = bounded({int: Range(ge=1, special={-1: "all"})}, "auto")  # or "auto", or a list of ids
     num_nodes: int = bounded(COUNT, 1)
-    precision: Union[int, str] = choices(*PRECISIONS, default="32-true")
+    precision: Union[int, str] = choices(*PRECISIONS, default="32-true")  # not Lightning's null: factory reads a value
     max_epochs: Optional[int] = bounded(Range(ge=0, special={-1: "no limit"}), None)  # 0: see validate
     min_epochs: Optional[int] = bounded(NON_NEGATIVE, None)
     max_steps: int = bounded(Range(ge=0, special={-1: "no limit"}), -1)
@@ -192,7 +194,7 @@ class TrainerConf:
     limit_test_batches: Optional[Union[int, float]] = bounded(BATCHES, None)
     fast_dev_run: Union[bool, int] = bounded({int: NON_NEGATIVE}, False)
     check_val_every_n_epoch: Optional[int] = bounded(COUNT, 1)
-    log_every_n_steps: Optional[int] = bounded(COUNT, 50)
+    log_every_n_steps: Optional[int] = bounded(COUNT, None)
     gradient_clip_val: Optional[Union[int, float]] = bounded(NON_NEGATIVE, None)
     accumulate_grad_batches: int = bounded(COUNT, 1)
     deterministic: Optional[bool] = None
@@ -219,7 +221,7 @@ class TrainerConf:
 @schema_for("pytorch_lightning.loggers.WandbLogger")
 @dataclass
 class WandbLoggerConf:
-    offline: bool = True
+    offline: bool = False
     project: Optional[str] = None
     name: Optional[str] = None
     save_dir: str = "."
@@ -258,7 +260,7 @@ class TrackingConf:
 @dataclass
 class CSVLoggerConf:
     save_dir: str = MISSING
-    name: Optional[str] = "csv"
+    name: Optional[str] = "lightning_logs"
     version: Optional[Union[int, str]] = bounded({int: NON_NEGATIVE}, None)
 
 

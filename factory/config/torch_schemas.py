@@ -2,7 +2,8 @@
 
 They import nothing from torch: ``model.optimizer.lr=abc`` or ``lr=-1`` is reported before
 torch loads. Other ``torch.optim.*`` targets get the checks of ``OptimizerKeysConf`` on the
-keys they share. ``tests/unit/config/test_added_keys.py`` holds each one to its signature.
+keys they share. ``tests/unit/config/test_added_keys.py`` holds each one to its signature's
+names, ``tests/unit/config/test_schema_defaults.py`` to its defaults.
 """
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ BETAS = Range(ge=0, lt=1)
 
 @dataclass
 class OptimizerKeysConf:
-    """Keys most torch optimizers share; checked where present on any ``torch.optim.*`` target."""
+    """Keys most torch optimizers share; checked where present on any ``torch.optim.*`` target.
 
-    lr: float = bounded(POSITIVE, 1e-3)
-    weight_decay: float = bounded(NON_NEGATIVE, 0.0)
-    betas: List[float] = bounded(BETAS, default_factory=lambda: [0.9, 0.999])
-    eps: float = bounded(NON_NEGATIVE, 1e-8)
-    momentum: float = bounded(FRACTION, 0.0)
+    No defaults: only keys present are checked, and each optimizer keeps its own.
+    """
+
+    lr: float = bounded(POSITIVE)
+    weight_decay: float = bounded(NON_NEGATIVE)
+    betas: List[float] = bounded(BETAS)
+    eps: float = bounded(NON_NEGATIVE)
+    momentum: float = bounded(FRACTION)
 
 
 @dataclass

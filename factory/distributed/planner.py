@@ -18,8 +18,6 @@ from factory.distributed.memory import (GB, LAYOUTS, Budget, Buckets, Estimate, 
                                         estimate, fmt, strategy_layout)
 from factory.errors import ConfigError
 
-PLAN_DEFAULTS = {"check": True, "device_memory_gb": None, "headroom": 0.9}  # as schemas.PlanConf
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -243,9 +241,13 @@ def _effective_precision(trainer: Any) -> str:
 
 
 def _plan_settings(cfg: Any) -> dict:
-    """``cfg.plan`` over the defaults: configs composed before ``plan:`` existed still plan."""
+    """``cfg.plan`` over ``PlanConf``'s defaults: configs composed before ``plan:`` existed still plan."""
+    import dataclasses
+
+    from factory.config.schemas import PlanConf
+
     node = cfg.get("plan") or {}
-    return {key: node.get(key, default) for key, default in PLAN_DEFAULTS.items()}
+    return {f.name: node.get(f.name, f.default) for f in dataclasses.fields(PlanConf)}
 
 
 def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
