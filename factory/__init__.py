@@ -30,15 +30,15 @@ def train(cfg):
 def runs(root=None):
     """Every run under ``<root>/outputs`` as a pandas DataFrame, newest first.
 
-    See ``factory.analysis.notebook.list_runs``; ``root`` defaults to ``$FACTORY_ROOT`` or the cwd.
+    See ``factory.rundir.catalog.list_runs``; ``root`` defaults to ``$FACTORY_ROOT`` or the cwd.
     """
-    from factory.analysis.notebook import list_runs
+    from factory.rundir.catalog import list_runs
 
     return list_runs(root)
 
 
 # Loaded on first access, so `import factory` stays light.
-_LAZY = {"load_run": "factory.analysis.notebook", "list_runs": "factory.analysis.notebook",
+_LAZY = {"load_run": "factory.analysis.notebook", "list_runs": "factory.rundir.catalog",
          "LoadedRun": "factory.analysis.notebook"}
 # The notebook API's modules by their short names: `from factory import plots` as the README shows.
 _LAZY_MODULES = {"plots": "factory.analysis.plots", "notebook": "factory.analysis.notebook",

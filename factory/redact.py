@@ -6,7 +6,7 @@ written as ``***``. A value taken from the environment is written as its referen
 resolved: ``data.source.url='postgresql://u:${oc.env:DB_PASSWORD}@h/db'`` lands in
 ``config.yaml`` as typed, and resolves again wherever the file is read back. Writers:
 ``run.json`` (``factory.rundir.manifest``), ``config.yaml`` and the trackers' hyperparameters
-(``resolved``), Hydra's ``.hydra/`` files (``RedactHydraFiles``), sweep and report records.
+(``resolved``), Hydra's ``.hydra/`` files (``yaml_file``, from ``factory.rundir.hydra_files``), sweep and report records.
 
 Only the credential is masked: a one-letter password masks the URL's password field, not
 every such letter of a message.
@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 MASK = "***"
@@ -122,28 +120,8 @@ def _is_reference(value: str) -> bool:
     return value.startswith("${") or value == MASK or set(value) == {"."}
 
 
-class RedactHydraFiles(Callback):
-    """Hydra callback: rewrites the files Hydra writes without credentials.
-
-    A job's ``.hydra/{config,hydra,overrides}.yaml`` are written, unresolved, just before
-    ``on_job_start``; a sweep's ``multirun.yaml`` when it launches its first jobs.
-    Interpolations stay as typed.
-    """
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        subdir = config.hydra.get("output_subdir")
-        if subdir is not None:
-            folder = Path(config.hydra.runtime.output_dir) / str(subdir)
-            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-                _redact_yaml(folder / name)
-        if config.hydra.mode == RunMode.MULTIRUN:
-            _redact_yaml(Path(config.hydra.sweep.dir) / "multirun.yaml")
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        _redact_yaml(Path(config.hydra.sweep.dir) / "multirun.yaml")  # a sweep whose jobs ran elsewhere
-
-
-def _redact_yaml(path: Path) -> None:
+def yaml_file(path: Path) -> None:
+    """Rewrite the YAML file ``path`` with its credentials masked (interpolations stay as typed); no file, nothing."""
     if path.is_file():
         from factory import files
 

@@ -21,7 +21,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from factory.errors import FactoryError
-from factory.analysis.notebook import LoadedRun, find_run, list_runs, load_run, outputs_dir, run_row
+from factory.analysis.notebook import LoadedRun, load_run
+from factory.rundir.catalog import find_run, list_runs, outputs_dir, run_row
+from factory.rundir.layout import is_run_dir
 from factory.analysis.plots import small_multiples
 from factory.sweeps.results import Sweep, differing_config, load_sweep, minimizes
 
@@ -175,7 +177,7 @@ def _from_sweep(sweep: Sweep, metric: str | None) -> Comparison:
     runs: dict[str, LoadedRun] = {}
     metrics = {}
     for label, run_dir in trials["run_dir"].items():
-        if isinstance(run_dir, str) and (Path(run_dir) / "run.json").is_file():
+        if isinstance(run_dir, str) and is_run_dir(run_dir):
             runs[label] = load_run(run_dir)
             row = run_row(run_dir) or {}
             metrics[label] = {k: v for k, v in row.items() if "/" in k}

@@ -16,99 +16,22 @@ Example:
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
 
-from factory.rundir import manifest as run_files
 from factory import train  # noqa: F401  (re-exported: in this kernel, or as a process)
 from factory.config import compose  # noqa: F401  (re-exported)
-from factory.errors import FactoryError
-
-#: Columns of ``list_runs`` before the metric columns.
-RUN_COLUMNS = ["run_id", "experiment", "status", "started_at", "duration_s", "data_source",
-               "data_fingerprint", "rows", "strategy", "run_dir"]
-HISTORY = Path("csv") / "metrics.csv"
-
-
-def outputs_dir(root: str | Path | None = None) -> Path:
-    """``<root>/outputs``; ``root`` defaults as in ``conf/paths``: ``$FACTORY_ROOT``, else the cwd."""
-    return Path(root if root is not None else os.environ.get("FACTORY_ROOT", ".")) / "outputs"
-
-
-def list_runs(root: str | Path | None = None) -> pd.DataFrame:
-    """Every run under ``<root>/outputs`` as one row, newest first.
-
-    Columns: run_id, experiment (task_name), status, started_at (datetime, UTC),
-    duration_s, data_source, data_fingerprint (first 12 hex), rows (total), strategy,
-    run_dir, then one column per final metric in ``metrics.json`` (``val/pr_auc``,
-    ``test/...``, ``baseline/pr_auc``). A run without a metric has NaN there.
-
-    Args:
-        root: the directory holding ``outputs/`` (``paths.root_dir``).
-
-    Returns:
-        The runs; an empty frame with the columns above when there are none.
-    """
-    found = (run_row(manifest.parent) for manifest in outputs_dir(root).rglob(run_files.MANIFEST))
-    rows = [row for row in found if row is not None]
-    if not rows:
-        return pd.DataFrame(columns=RUN_COLUMNS)
-    frame = pd.DataFrame(rows)
-    metric_columns = sorted(c for c in frame.columns if c not in RUN_COLUMNS)
-    frame = frame[RUN_COLUMNS + metric_columns]
-    frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
-    return frame.sort_values(["started_at", "run_id"], ascending=False, ignore_index=True)
-
-
-def run_row(run_dir: str | Path) -> dict[str, Any] | None:
-    """One run as a row of ``list_runs`` (its columns, then its final metrics).
-
-    Returns:
-        The row, or None when ``run.json`` is missing, half-written or not a run's.
-    """
-    run_dir = Path(run_dir)
-    try:
-        record = run_files.load_record(run_dir)
-    except (OSError, ValueError, TypeError):
-        return None
-    data = record.data or {}
-    row: dict[str, Any] = {
-        "run_id": record.run_id,
-        "experiment": record.task_name,
-        "status": record.status,
-        "started_at": pd.Timestamp(datetime.fromisoformat(record.started_at)),
-        "duration_s": record.duration_s,
-        "data_source": data.get("source"),
-        "data_fingerprint": (data.get("fingerprint") or "")[:12] or None,
-        "rows": sum((data.get("rows") or {}).values()) or None,
-        "strategy": (record.strategy or {}).get("name"),
-        "run_dir": str(run_dir),
-    }
-    row.update(flat_metrics(_read_metrics(run_dir)))
-    return row
-
-
-def flat_metrics(metrics: dict) -> dict[str, float]:
-    """``metrics.json`` as one level: ``val/...`` and ``test/...`` as logged, ``baseline/<name>``."""
-    flat: dict[str, float] = {}
-    for group, values in metrics.items():
-        if not isinstance(values, dict):
-            continue  # e.g. the checkpoint path an evaluate run records
-        for name, value in values.items():
-            flat[name if "/" in name else f"{group}/{name}"] = value
-    return flat
+from factory.rundir.catalog import (RUN_COLUMNS, RunFiles, find_run, flat_metrics,  # noqa: F401  (re-exported)
+                                    list_runs, outputs_dir, read_history, run_row)
 
 
 @dataclass
-class LoadedRun:
-    """A finished (or failed) run read back from its directory.
+class LoadedRun(RunFiles):
+    """A finished (or failed) run read back from its directory (``factory.rundir.catalog.RunFiles``),
+    with what notebooks look at: history, lineage, metrics table, model and predictions.
 
     Attributes:
         run_dir: the run directory.
@@ -117,21 +40,12 @@ class LoadedRun:
         metrics: final metrics (``metrics.json``): ``{"val": {...}, "test": {...}, ...}``.
     """
 
-    run_dir: Path
-    manifest: run_files.RunRecord
-    config: DictConfig
-    metrics: dict
     _model: Any = field(default=None, repr=False)
-
-    @property
-    def run_id(self) -> str:
-        return self.manifest.run_id
 
     @property
     def steps(self) -> pd.DataFrame:
         """``csv/metrics.csv`` as logged: one row per logging call, NaN where a row logs nothing."""
-        path = self.run_dir / HISTORY
-        return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["epoch", "step"])
+        return read_history(self.run_dir)
 
     @property
     def lineage(self) -> pd.DataFrame:
@@ -234,29 +148,4 @@ def load_run(path_or_id: str | Path, root: str | Path | None = None) -> LoadedRu
     Raises:
         FactoryError: no such run, or more than one run matches the id.
     """
-    run_dir = find_run(path_or_id, root)
-    config_file = run_dir / run_files.CONFIG
-    config = OmegaConf.load(config_file) if config_file.is_file() else OmegaConf.create()
-    return LoadedRun(run_dir, run_files.load_record(run_dir), config, _read_metrics(run_dir))
-
-
-def find_run(path_or_id: str | Path, root: str | Path | None = None) -> Path:
-    """The directory of a run given as a path or an id (see ``load_run``)."""
-    path = Path(path_or_id)
-    if (path / run_files.MANIFEST).is_file():
-        return path.resolve()
-    key = str(path_or_id)
-    outputs = outputs_dir(root)
-    found = [m.parent for m in outputs.rglob(run_files.MANIFEST)
-             if m.parent.name == key or m.parent.name.endswith(f"_{key}")]
-    if len(found) == 1:
-        return found[0].resolve()
-    if not found:
-        raise FactoryError(f"no run {key!r}: not a run directory, nor a run id under {outputs}")
-    raise FactoryError(f"run id {key!r} matches {len(found)} runs under {outputs}: "
-                       + ", ".join(str(p) for p in sorted(found)))
-
-
-def _read_metrics(run_dir: Path) -> dict:
-    path = run_dir / run_files.METRICS
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return LoadedRun.read(find_run(path_or_id, root))

@@ -94,10 +94,11 @@ def predict_table(model, preprocessor, table, batch_size: int = 8192) -> pd.Data
 def run_predictions(run_dir: Path, config: DictConfig, best: str | None, fingerprint: str | None,
                     split: str = "test", model=None) -> pd.DataFrame:
     """``predict_split`` for a finished run; warns when its data no longer matches the run's."""
-    from factory.rundir import checkpoints as ckpts
+    from factory.rundir.checkpoints import judged_checkpoint
+    from factory.training.restore import load_factory_checkpoint, restore_datamodule
 
-    checkpoint = ckpts.judged_checkpoint(run_dir, best)
-    datamodule = ckpts.restore_datamodule(config.data, ckpts.load_factory_checkpoint(checkpoint))
+    checkpoint = judged_checkpoint(run_dir, best)
+    datamodule = restore_datamodule(config.data, load_factory_checkpoint(checkpoint))
     if fingerprint and datamodule.fingerprint != fingerprint:
         warnings.warn(f"the data of {Path(run_dir).name} changed since it ran (fingerprint "
                       f"{fingerprint[:12]} then, {datamodule.fingerprint[:12]} now): "

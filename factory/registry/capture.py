@@ -33,7 +33,7 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
             checkpoint, or a bad name.
     """
     from factory.rundir import manifest
-    from factory.analysis.notebook import find_run
+    from factory.rundir.catalog import find_run
 
     run_dir = find_run(run, root)
     try:
@@ -62,17 +62,13 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
 
 def _judged_checkpoint(run_dir: Path, record) -> Path:
     """The best checkpoint (else the last) in ``run_dir``, also when the directory was moved or copied."""
-    recorded = record.best_checkpoint or record.last_checkpoint
-    candidates = [run_dir / "checkpoints" / "last.ckpt"]
-    if recorded:
-        recorded, written_in = Path(recorded), Path(record.run_dir)
-        # The directory asked for first: run.json keeps the path the run was written at.
-        candidates = [run_dir / recorded.relative_to(written_in), recorded] if written_in in recorded.parents \
-            else [recorded]
-    for path in candidates:
-        if path.exists():
-            return path
-    raise FactoryError(f"run {record.run_id}: checkpoint {candidates[0]} is missing; nothing to register")
+    from factory.rundir import checkpoints
+
+    found = checkpoints.judged_path(run_dir, record)
+    if found is None:
+        missing = checkpoints.judged_candidates(run_dir, record)[0]
+        raise FactoryError(f"run {record.run_id}: checkpoint {missing} is missing; nothing to register")
+    return found
 
 
 def _copy_checkpoint(source: Path, target: Path) -> None:
@@ -86,19 +82,13 @@ def _copy_checkpoint(source: Path, target: Path) -> None:
 
 def _describe(run_dir: Path, record, source: Path, copied: Path) -> tuple[dict, dict]:
     """``meta.json``'s content and the index's key metric for a run."""
-    import json
-
     from omegaconf import OmegaConf
 
     from factory.rundir import checkpoints
+    from factory.rundir.catalog import flat_metrics, read_config, read_metrics
 
-    from factory.rundir import manifest
-    from factory.analysis.notebook import flat_metrics
-
-    metrics_file = run_dir / manifest.METRICS
-    metrics = flat_metrics(json.loads(metrics_file.read_text())) if metrics_file.is_file() else {}
-    config_file = run_dir / manifest.CONFIG
-    config = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
+    metrics = flat_metrics(read_metrics(run_dir))
+    config = OmegaConf.to_container(read_config(run_dir))
     monitor = record.monitor or {}
     metric_name = monitor.get("metric")
     metric = {"name": metric_name, "mode": monitor.get("mode"),

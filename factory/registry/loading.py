@@ -72,8 +72,8 @@ class RegisteredModel:
 
         For scoring the run's own splits (``dm.split_table("test")``); reads the data source.
         """
-        from factory.rundir.checkpoints import restore_datamodule
         from factory.data.datamodule import TabularDataModule
+        from factory.training.restore import restore_datamodule
 
         return restore_datamodule(self.config.data, {TabularDataModule.__qualname__: self._datamodule_state})
 
@@ -100,10 +100,10 @@ def load(registry: Registry, ref: str, verify: bool = True) -> RegisteredModel:
     if verify and expected and sha256(path) != expected:
         raise FactoryError(f"{version.ref}: checkpoint {path} changed since it was registered (sha256 mismatch)")
 
-    from factory.rundir.checkpoints import load_factory_checkpoint
     from factory.data.datamodule import TabularDataModule
     from factory.data.preprocessing import Preprocessor
     from factory.models import SupervisedModel
+    from factory.training.restore import load_factory_checkpoint
 
     checkpoint = load_factory_checkpoint(path)
     state = checkpoint[TabularDataModule.__qualname__]

@@ -21,7 +21,8 @@ from typing import Any, Iterator
 
 from factory import redact
 
-from factory.rundir import provenance
+from factory.rundir import catalog, provenance
+from factory.rundir.layout import MANIFEST
 from factory.config.resolvers import new_run_id
 from factory.reports import index
 from factory.reports.kernel import ensure_kernel
@@ -305,7 +306,7 @@ def source_run_ids(parameters: dict[str, Any]) -> list[str]:
             dirs += _sweep_run_dirs(Path(value))
     ids = []
     for d in dirs:
-        manifest = Path(d) / "run.json"
+        manifest = Path(d) / MANIFEST
         try:
             ids.append(json.loads(manifest.read_text())["run_id"])
         except (OSError, ValueError, KeyError):
@@ -319,7 +320,7 @@ def _sweep_run_dirs(sweep_dir: Path) -> list[str]:
         trials = json.loads((sweep_dir / "sweep.json").read_text())["trials"]
         return [t["run_dir"] for t in trials if isinstance(t, dict) and isinstance(t.get("run_dir"), str)]
     except (OSError, ValueError, KeyError, TypeError):
-        return sorted(str(p.parent) for p in sweep_dir.rglob("run.json")) if sweep_dir.is_dir() else []
+        return sorted(str(d) for d in catalog.run_dirs_below(sweep_dir))
 
 
 def _first_line(text: str | None) -> str:

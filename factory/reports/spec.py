@@ -10,6 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from factory.config import CONFIG_DIR
 from factory.errors import FactoryError
+from factory.rundir import catalog
+from factory.rundir.layout import MANIFEST, is_run_dir
 from factory.rundir.provenance import CODE_DIR
 
 FORMATS = ("ipynb", "html")
@@ -193,21 +195,21 @@ def _outputs(base: Path) -> Path:
 def _find_runs(run: str, base: Path) -> list[Path]:
     """The directories a run path or id names, as ``factory.load_run`` looks in the kernel (without pandas)."""
     path = base / run
-    if (path / "run.json").is_file():
+    if is_run_dir(path):
         return [path]
     outputs = _outputs(base)
     if "/" in run or not outputs.is_dir():
         return []
-    return [m.parent for m in outputs.rglob("run.json") if m.parent.name == run or m.parent.name.endswith(f"_{run}")]
+    return catalog.runs_named(run, outputs)
 
 
 def _status_note(run_dir: Path) -> list[str]:
     import json
 
     try:
-        record = json.loads((run_dir / "run.json").read_text())
+        record = json.loads((run_dir / MANIFEST).read_text())
     except (OSError, ValueError):
-        return [f"run {run_dir.name}: run.json is unreadable"]
+        return [f"run {run_dir.name}: {MANIFEST} is unreadable"]
     status = record.get("status")
     if status in (None, "completed"):
         return []

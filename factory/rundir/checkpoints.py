@@ -8,10 +8,11 @@ import zipfile
 from pathlib import Path
 
 from factory.errors import ConfigError
+from factory.rundir import layout
+from factory.rundir.layout import FP32_SUFFIX
 
 log = logging.getLogger(__name__)
 
-FP32_SUFFIX = "-fp32.ckpt"
 #: DeepSpeed's pointer to the tag directory holding the shards; every ZeRO checkpoint has one.
 LATEST = "latest"
 CACHE_ENV = "FACTORY_CACHE_DIR"
@@ -175,12 +176,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
         record = manifest.load_record(path)
     except (OSError, ValueError, TypeError) as e:
         raise ConfigError(f"ckpt_path: run {path} has an unreadable {manifest.MANIFEST} ({e})") from None
-    for recorded in (record.best_checkpoint, record.last_checkpoint):
-        if recorded:
-            moved = path / Path(recorded).relative_to(record.run_dir) \
-                if Path(record.run_dir) in Path(recorded).parents else Path(recorded)
-            if moved.exists():  # the run directory may have been moved or copied since
-                return moved
+    found = judged_path(path, record)
+    if found is not None:
+        return found
     raise ConfigError(f"ckpt_path: run {path} has no checkpoint (status {record.status}); "
                       "pass a run that saved one, or a checkpoint file")
 
@@ -197,7 +195,7 @@ def resolve_resume(ckpt_path: str | None, task_dir: Path, run_dir: Path | None =
     if ckpt_path is None:
         return None
     if ckpt_path == "last":
-        candidates = [p for p in task_dir.glob("**/checkpoints/last.ckpt")
+        candidates = [p for p in task_dir.glob(f"**/{layout.CHECKPOINTS}/{layout.LAST}")
                       if run_dir is None or run_dir not in p.parents]
         if not candidates:
             raise ConfigError(f"ckpt_path=last: no run under {task_dir} has checkpoints/last.ckpt to resume")
@@ -219,44 +217,43 @@ def check_resume_format(ckpt_path: str | None, sharded_strategy: bool) -> None:
                           "only the sharded directories it writes")
 
 
+def judged_candidates(run_dir: str | Path, record) -> list[Path]:
+    """Where the checkpoint a run is judged by may lie, in the order the rule takes them.
+
+    The rule, for every reader (evaluate, ``load_model``, predictions, the registry, the
+    trackers): the best checkpoint, else the last. Each recorded path is looked for first
+    inside ``run_dir`` (``run.json`` keeps the path the run was written at, and the directory
+    may have been moved or copied since), then where it was written. A run that recorded
+    neither still has ``checkpoints/last.ckpt`` when it was killed before recording it.
+
+    Args:
+        run_dir: the run directory as it is now.
+        record: its ``RunRecord`` (``best_checkpoint``, ``last_checkpoint``, ``run_dir``).
+    """
+    run_dir, written_in = Path(run_dir), Path(record.run_dir)
+    candidates: list[Path] = []
+    for recorded in (record.best_checkpoint, record.last_checkpoint):
+        if recorded:
+            recorded = Path(recorded)
+            if written_in in recorded.parents:
+                candidates.append(run_dir / recorded.relative_to(written_in))
+            candidates.append(recorded)
+    candidates.append(layout.last_checkpoint(run_dir))
+    return list(dict.fromkeys(candidates))
+
+
+def judged_path(run_dir: str | Path, record) -> Path | None:
+    """The first of ``judged_candidates`` that exists (a file, or a ZeRO directory); ``None`` if none does."""
+    return next((p for p in judged_candidates(run_dir, record) if p.exists()), None)
+
+
 def judged_checkpoint(run_dir: str | Path, best: str | Path | None) -> Path:
     """The checkpoint a run is judged by (best, else last), as one file (ZeRO shards consolidated).
 
     With its ``run.json``, the run directory's own checkpoints are used, also when it was
     moved or copied since; nothing is written into it (``as_file``).
     """
-    from factory.rundir import manifest
+    if layout.is_run_dir(run_dir):
+        return as_file(run_dir)  # resolve_checkpoint: judged_path
+    return as_file(best or layout.last_checkpoint(run_dir))
 
-    if (Path(run_dir) / manifest.MANIFEST).is_file():
-        return as_file(run_dir)
-    return as_file(best or Path(run_dir) / "checkpoints" / "last.ckpt")
-
-
-def load_factory_checkpoint(path: str | Path) -> dict:
-    """``torch.load`` a checkpoint file written by factory's training.
-
-    Raises:
-        ConfigError: the file is unreadable, or lacks the model config or the preprocessing.
-    """
-    import torch
-
-    from factory.data.datamodule import TabularDataModule
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001: torch raises many types for a non-checkpoint
-        raise ConfigError(f"ckpt_path: {path} is not a readable checkpoint ({type(e).__name__})") from e
-    if "hyper_parameters" not in checkpoint or TabularDataModule.__qualname__ not in checkpoint:
-        raise ConfigError(f"ckpt_path: {path} was not written by factory's training")
-    return checkpoint
-
-
-def restore_datamodule(data_cfg, checkpoint: dict):
-    """Build ``data_cfg``'s DataModule with the preprocessing fitted at training time; set up for test."""
-    from factory.training.components import build
-    from factory.data.datamodule import TabularDataModule
-
-    datamodule = build(data_cfg, "data")
-    datamodule.load_state_dict(checkpoint[TabularDataModule.__qualname__])
-    datamodule.setup("test")
-    return datamodule

@@ -1,7 +1,23 @@
-"""Run ids: names of run directories under ``outputs/<task>/``, fixed by ``FACTORY_RUN_ID`` or new.
+"""Every file and folder of a run directory, and run ids: named here once, imported everywhere.
 
-Nothing here imports the rest of factory (but its errors): the config resolvers, ``resume``
-and ``run_dirs`` all read ids from here.
+Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/`` (a sweep trial's: ``<n>_<sweep id>``)::
+
+    run.json                 MANIFEST: the run's record (status, provenance, data, checkpoints)
+    config.yaml              CONFIG: the resolved config, credentials masked (factory.redact)
+    metrics.json             METRICS: final val/test (and baseline) metrics
+    csv/metrics.csv          HISTORY: the metrics history (Lightning's CSVLogger, always written)
+    checkpoints/best.ckpt    BEST: by the monitored metric (a directory under DeepSpeed ZeRO)
+    checkpoints/last.ckpt    LAST: every epoch end and on SIGTERM; what resume continues
+    checkpoints/best-fp32.ckpt  a ZeRO directory's export (``checkpoints.export_path``)
+    hpc_ckpt_<n>.ckpt        Lightning's SLURM requeue checkpoints (HPC_CHECKPOINTS)
+    .hydra/                  HYDRA_DIR: Hydra's config.yaml, hydra.yaml, overrides.yaml (HYDRA_FILES)
+    .run.lock                LOCK: held by the live process of the run (resume=auto)
+    wandb/ tensorboard/      the trackers' files, when logger= selects them (their loggers' save_dir)
+
+The conf/ YAML repeats three of these for Lightning (``conf/callbacks/default.yaml``: ``checkpoints``
+and ``filename: best``; ``conf/logger/csv.yaml``: ``name: csv``); ``tests/unit/rundir/test_layout.py``
+holds them equal. Nothing here imports the rest of factory (but its errors): the config resolvers,
+``resume`` and ``guard`` read run ids from here.
 """
 from __future__ import annotations
 
@@ -9,8 +25,54 @@ import os
 import re
 import secrets
 from datetime import datetime
+from pathlib import Path
 
 from factory.errors import ConfigError
+
+MANIFEST = "run.json"
+CONFIG = "config.yaml"
+METRICS = "metrics.json"
+#: Lightning's ``CSVLogger(save_dir=<run dir>, name=CSV_DIR, version="")`` writes ``csv/metrics.csv``.
+CSV_DIR = "csv"
+HISTORY = Path(CSV_DIR, "metrics.csv")
+#: A continued run's earlier history while Lightning rewrites ``HISTORY`` (``resume.finish_history``).
+HISTORY_STASH = Path(CSV_DIR, "metrics.before-resume.csv")
+CHECKPOINTS = "checkpoints"
+#: ``ModelCheckpoint(filename="best")`` and ``save_last``: Lightning adds ``.ckpt``.
+BEST = "best.ckpt"
+LAST = "last.ckpt"
+#: Lightning's SLURM auto-requeue checkpoints, in the run directory itself.
+HPC_CHECKPOINTS = "hpc_ckpt_*.ckpt"
+#: A DeepSpeed ZeRO checkpoint directory's one-file export: ``best.ckpt/`` -> ``best-fp32.ckpt``.
+FP32_SUFFIX = "-fp32.ckpt"
+LOCK = ".run.lock"
+#: Hydra's ``output_subdir`` (``conf/hydra/default.yaml``) and the files Hydra writes there.
+HYDRA_DIR = ".hydra"
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+#: A sweep directory's Hydra record (``hydra.sweep.dir``), beside the trials' run directories.
+MULTIRUN = "multirun.yaml"
+WANDB_DIR = "wandb"
+TENSORBOARD_DIR = "tensorboard"
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINTS
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    """``<run_dir>/checkpoints/last.ckpt`` (which may not exist)."""
+    return Path(run_dir) / CHECKPOINTS / LAST
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a run's ``run.json`` (what every search of ``outputs/`` looks for)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def in_checkpoint_dir(checkpoint: str | Path) -> bool:
+    """Whether ``checkpoint`` lies in a run's ``checkpoints/`` (so its run directory is two levels up)."""
+    return Path(checkpoint).parent.name == CHECKPOINTS
+
 
 #: Set by a run for the processes it launches (DDP workers), so they share its directory.
 RUN_ID_ENV = "FACTORY_RUN_ID"

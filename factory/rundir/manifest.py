@@ -1,14 +1,7 @@
-"""The run directory and its manifest, ``run.json``: the contract with everything downstream.
+"""A run's manifest, ``run.json``: the contract with everything downstream.
 
-Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/``::
-
-    config.yaml       the resolved config (credentials masked or kept as ${oc.env:...}: factory.redact)
-    run.json          this manifest (status, provenance, data, checkpoints)
-    metrics.json      final val/test (and baseline) metrics
-    checkpoints/      best.ckpt, last.ckpt
-    csv/metrics.csv   the metrics history
-    wandb/            offline wandb run, when logger=wandb
-    tensorboard/      event files, when logger=tensorboard (MLflow: outputs/mlflow/, shared)
+Written when a run starts and again as it ends; ``factory.rundir.layout`` names it and the
+other files of the run directory, ``factory.rundir.catalog`` lists and reads runs back.
 """
 from __future__ import annotations
 
@@ -23,12 +16,9 @@ from factory import redact
 
 from factory import files
 
-from factory.rundir import provenance
 from factory.errors import FactoryError
-
-MANIFEST = "run.json"
-METRICS = "metrics.json"
-CONFIG = "config.yaml"
+from factory.rundir import provenance
+from factory.rundir.layout import CONFIG, MANIFEST, METRICS  # noqa: F401  (re-exported: manifest.MANIFEST)
 
 
 def _now() -> str:

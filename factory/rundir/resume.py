@@ -34,16 +34,14 @@ from omegaconf import DictConfig
 
 from factory import files
 
-from factory.rundir import manifest
 from factory.errors import ConfigError
+from factory.rundir import manifest
+from factory.rundir.layout import CSV_DIR, HISTORY, HISTORY_STASH as STASH, HPC_CHECKPOINTS, LOCK, last_checkpoint
 from factory.rundir.guard import (AUTO, FINISHED, check_fixed_dir, differences, plain_config, refuse_taken,
                               run_status, task_dir_of)
 
 __all__ = ["AUTO", "FINISHED", "Attempt", "auto_run_id", "begin", "differences", "finish_history", "held",
            "newest_checkpoint", "tracker_identity"]
-LOCK = ".run.lock"
-HISTORY = Path("csv") / "metrics.csv"
-STASH = Path("csv") / "metrics.before-resume.csv"
 #: Why resume=auto started a new run, by run id, for ``begin`` to print (same process).
 _notes: dict[str, str] = {}
 
@@ -166,7 +164,7 @@ def newest_checkpoint(run_dir: Path) -> str | None:
     SIGTERM and epoch ends write ``checkpoints/last.ckpt``. DeepSpeed's are directories,
     dated by their newest file.
     """
-    candidates = [run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")]
+    candidates = [last_checkpoint(run_dir), *run_dir.glob(HPC_CHECKPOINTS)]
     dated = [(_mtime(p), p) for p in candidates if p.exists()]
     return str(max(dated)[1]) if dated else None
 
@@ -216,7 +214,7 @@ def _stash_history(run_dir: Path) -> None:
     if (run_dir / HISTORY).is_file():
         (run_dir / HISTORY).replace(run_dir / STASH)
     # Lightning's CSV logger warns that it deletes the history; here it comes back at the end.
-    warnings.filterwarnings("ignore", message=f"Experiment logs directory {re.escape(str(run_dir / 'csv'))}")
+    warnings.filterwarnings("ignore", message=f"Experiment logs directory {re.escape(str(run_dir / CSV_DIR))}")
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict]]:

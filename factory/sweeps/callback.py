@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from factory import redact
 from factory.cli import fail_sweep, in_sweep, pop_job_error
+from factory.rundir.layout import MANIFEST
 from factory.sweeps import journal
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def _swept_keys(overrides: list[str]) -> list[str]:
 
 
 def _run_record(run_dir: Path) -> dict | None:
-    manifest = run_dir / "run.json"
+    manifest = run_dir / MANIFEST
     return json.loads(manifest.read_text()) if manifest.is_file() else None
 
 

@@ -119,15 +119,16 @@ def sweep_from_runs(sweep_dir: str | Path) -> Sweep:
     number: ``<n>_<sweep id>``, or ``<n>`` before sweep ids), else in path order; the
     objective is the runs' monitored metric.
     """
-    from factory.analysis.notebook import flat_metrics, load_run
+    from factory.rundir.catalog import flat_metrics, read_run, run_dirs_below
+    from factory.rundir.layout import MANIFEST
 
-    found = sorted(p.parent for p in Path(sweep_dir).rglob("run.json"))
+    found = run_dirs_below(sweep_dir)
     if not found:
-        raise FactoryError(f"sweep_dir: {sweep_dir}: no {JOURNAL} and no run.json below it")
+        raise FactoryError(f"sweep_dir: {sweep_dir}: no {JOURNAL} and no {MANIFEST} below it")
     numbers = [int(d.name.split("_", 1)[0]) if d.name.split("_", 1)[0].isdigit() else i for i, d in enumerate(found)]
     if len(set(numbers)) < len(numbers):
         numbers = list(range(len(found)))
-    runs = dict(zip(numbers, (load_run(d) for d in found)))
+    runs = dict(zip(numbers, (read_run(d) for d in found)))
     monitors = [r.manifest.monitor for r in runs.values() if r.manifest.monitor]
     metric = _most_common(m.get("metric") for m in monitors)
     mode = _most_common(m.get("mode") for m in monitors if m.get("metric") == metric)

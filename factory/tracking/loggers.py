@@ -19,14 +19,14 @@ from omegaconf import DictConfig
 
 from factory import redact
 
-from factory.rundir import manifest
+from factory.rundir.layout import CONFIG, MANIFEST, METRICS
 from factory.rundir.manifest import RunRecord
 
 log = logging.getLogger(__name__)
 
 #: Run-directory files every tracker receives (those that exist), as ``factory/<name>``. Never
 #: as ``run.json``: that name marks a run directory to everything that searches outputs/.
-RUN_FILES = {manifest.MANIFEST: "manifest.json", manifest.METRICS: "metrics.json", manifest.CONFIG: "config.yaml"}
+RUN_FILES = {MANIFEST: "manifest.json", METRICS: METRICS, CONFIG: CONFIG}
 TRACKER_DIR = "factory"
 
 
@@ -79,14 +79,14 @@ def checkpoint_file(record: RunRecord) -> Path | None:
     ZeRO-3's evaluation already wrote it from these shards): the run writes it as it ends
     (an offline tracker uploads it later, so not from a cache).
     """
-    from factory.rundir.checkpoints import consolidate, export_path, is_newer_than_shards, is_sharded
+    from factory.rundir.checkpoints import consolidate, export_path, is_newer_than_shards, is_sharded, judged_path
 
-    path = record.best_checkpoint or record.last_checkpoint
-    if not path:
+    path = judged_path(record.run_dir, record)  # the best, else the last: the rule every reader follows
+    if path is None:
         log.warning("tracking.log_checkpoint: run %s wrote no checkpoint; no artifact to log", record.run_id)
         return None
     if not is_sharded(path):
-        return Path(path)
+        return path
     return export_path(path) if is_newer_than_shards(export_path(path), path) else consolidate(path)
 
 
@@ -150,5 +150,5 @@ def _tensorboard_publish(logger, cfg: DictConfig, record: RunRecord, metrics: di
     config = redact.resolved(cfg)  # credentials masked, as in config.yaml
     logger.log_hyperparams(config, metrics=final or None)
     text = json.dumps(redact.container(asdict(record)), indent=2, default=str)
-    logger.experiment.add_text("run.json", "\n".join("    " + line for line in text.splitlines()))  # as code
+    logger.experiment.add_text(MANIFEST, "\n".join("    " + line for line in text.splitlines()))  # as code
     logger.finalize("success")  # flush and close the event file

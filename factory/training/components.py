@@ -35,9 +35,11 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     """The configured logger plus a CSV log in ``<run_dir>/csv/``, which reports read."""
     from pytorch_lightning.loggers import CSVLogger
 
+    from factory.rundir.layout import CSV_DIR
+
     loggers = []
     if cfg.get("logger") is None or cfg.logger.get("_target_") != CSV_LOGGER:
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        loggers.append(CSVLogger(save_dir=str(run_dir), name=CSV_DIR, version=""))
     if cfg.get("logger") is not None:
         from factory.rundir.resume import tracker_identity  # the same wandb run id on every attempt of a run
 

@@ -51,10 +51,11 @@ def trained_on(checkpoint: Path) -> Trained:
             registry version's ``model.ckpt``.
     """
     from factory.rundir import manifest
+    from factory.rundir.layout import CONFIG, in_checkpoint_dir
 
     run_dir = checkpoint.parent.parent
-    config_file = run_dir / manifest.CONFIG
-    if checkpoint.parent.name == "checkpoints" and config_file.is_file():
+    config_file = run_dir / CONFIG
+    if in_checkpoint_dir(checkpoint) and config_file.is_file():
         config = OmegaConf.load(config_file)
         fingerprint = None
         try:

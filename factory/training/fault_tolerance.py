@@ -29,13 +29,15 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from factory.rundir import layout
+
 #: Exit code of a run stopped by SIGTERM: 128 + 15, as if the signal had ended it. Non-zero,
 #: so shells, Kubernetes Jobs (restartPolicy OnFailure) and torchrun restart it; SLURM
 #: requeues a preempted job whatever the exit code. SIGINT's is 130.
 EXIT_INTERRUPTED = 128 + signal.SIGTERM
 #: The signals ``PreemptionCheckpoint`` turns into a checkpoint and a stop.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-LAST = "last.ckpt"
+LAST = layout.LAST  # where ModelCheckpoint(save_last=True) writes too: one file, the newest state
 
 
 class Interrupted(SystemExit):

@@ -196,15 +196,16 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     validate(cfg, root="evaluate")
 
     from factory.rundir import checkpoints as ckpts
+    from factory.training import restore
     from factory.training.components import build
     from factory.models import SupervisedModel
 
     checkpoint_path = ckpts.as_file(cfg.ckpt_path)  # a ZeRO directory: its consolidation, cached outside the run
-    checkpoint = ckpts.load_factory_checkpoint(checkpoint_path)
+    checkpoint = restore.load_factory_checkpoint(checkpoint_path)
     if trained.data is None:  # no run directory or registry version around it: ask the checkpoint
         cfg, trained = evaluation.adopt(cfg, evaluation.from_checkpoint(checkpoint, cfg.ckpt_path))
         validate(cfg, root="evaluate")
-    datamodule = ckpts.restore_datamodule(cfg.data, checkpoint)
+    datamodule = restore.restore_datamodule(cfg.data, checkpoint)
     evaluation.check_split(datamodule, trained, cfg.ckpt_path, own_data=cfg.data == trained.data)
     model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")
 
