@@ -12,6 +12,7 @@ Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/`` (a sweep trial's: 
     hpc_ckpt_<n>.ckpt        Lightning's SLURM requeue checkpoints (HPC_CHECKPOINTS)
     .hydra/                  HYDRA_DIR: Hydra's config.yaml, hydra.yaml, overrides.yaml (HYDRA_FILES)
     .run.lock                LOCK: held by the live process of the run (resume=auto)
+    train.log                Hydra's job log (its default hydra/job_logging; named after the script)
     wandb/ tensorboard/      the trackers' files, when logger= selects them (their loggers' save_dir)
 
 The conf/ YAML repeats three of these for Lightning (``conf/callbacks/default.yaml``: ``checkpoints``
