@@ -12,11 +12,8 @@ from factory.cli import job, run_cli
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 @job
 def main(cfg: DictConfig) -> float | None:
-    from factory.config import validate
-
-    validate(cfg, root="train")  # before torch loads: config errors answer fast
     from factory.console import print_metrics
-    from factory.training.recipe import run
+    from factory.training.recipe import run  # validates the config before torch loads: errors answer fast
 
     result = run(cfg)
     if result.is_rank_zero:

@@ -358,6 +358,8 @@ class TrainConf:
     reports: List[str] = field(default_factory=list)  # more reports by name, run the same way
     search_space: Dict[str, str] = field(default_factory=dict)  # key -> Hydra sweep syntax, for Optuna
     trial: Optional[TrialConf] = None  # set per job by the Optuna sweeper
+    # Hooks called when the run ends (factory.training.hooks): dotted paths, each checked to name a function.
+    after_run: List[str] = field(default_factory=list, metadata={"callables": True})
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any, Union
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from factory.config import callables
 from factory.config.keys import join as _join
 from factory.config.keys import unknown_key
 from factory.config.ranges import not_one_of, range_of
@@ -45,6 +46,19 @@ def validate(cfg: DictConfig, root: str = "train") -> None:
     errors = _without_echoes(errors)
     if not errors:
         errors += check_consistency(cfg) + check_search_space(cfg, root)
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
+def validate_key(cfg: DictConfig, key: str, root: str) -> None:
+    """Check only ``cfg[key]`` against ``root``'s schema: a value filled in after ``validate(cfg)``
+    passed (``evaluate`` adopting a checkpoint's data), so the rest is not checked twice.
+
+    Raises:
+        ConfigError: as ``validate``, for that key.
+    """
+    errors: list[str] = []
+    _check_value(cfg[key], typing.get_type_hints(ROOTS[root])[key], key, errors)
     if errors:
         raise ConfigError("\n".join(errors))
 
@@ -84,6 +98,9 @@ def _check_node(node: DictConfig, schema: type, path: str, errors: list[str],
             errors.append(f"{full}: {not_one_of(value, allowed)}")
         if "range" in f.metadata:
             _check_range(value, f.metadata["range"], full, errors, _source(node, name))
+        if f.metadata.get("callables"):  # names of functions to call later: each must exist
+            errors += [f"{full}[{i}]: {problem}" for i, item in enumerate(value)
+                       if (problem := callables.problem(str(item)))]
 
 
 def _check_range(value: Any, rng: Any, path: str, errors: list[str], source: str | None = None) -> None:

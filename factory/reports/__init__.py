@@ -28,6 +28,19 @@ def reports_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.root_dir) / "reports" if cfg.get("paths") else Path("reports")
 
 
+def after_run(run) -> None:
+    """After-run hook (``after_run:`` in conf/train.yaml): a finished run's reports (``report=``, ``reports=``).
+
+    ``run`` is a ``factory.training.hooks.AfterRun``. A failed or interrupted run gets none.
+    """
+    if not run.finished or not (run.cfg.get("report") or run.cfg.get("reports")):
+        return
+    try:
+        run_reports_after_training(run.cfg, run.run_dir)  # each report's own failure is logged there
+    except Exception as e:  # noqa: BLE001: e.g. a report that takes no run_dir
+        log.error("reports on run %s: %s", run.run_dir.name, e)
+
+
 def run_reports_after_training(cfg: DictConfig, run_dir: str | Path) -> list[ReportResult]:
     """Run the reports a training config asks for (``report=<name>``, ``reports=[...]``) on ``run_dir``.
 

@@ -30,6 +30,20 @@ RUN_FILES = {MANIFEST: "manifest.json", METRICS: METRICS, CONFIG: CONFIG}
 TRACKER_DIR = "factory"
 
 
+def after_run(run) -> None:
+    """After-run hook (``after_run:`` in conf/train.yaml): ``publish`` a finished run, ``abandon`` another.
+
+    ``run`` is a ``factory.training.hooks.AfterRun``; its ``run.json`` is final by now.
+    """
+    if not run.finished:
+        abandon(run.loggers, run.record)
+        return
+    try:
+        publish(run.cfg, run.loggers, run.record, run.metrics)  # the final run.json; closes the trackers
+    except Exception as e:  # noqa: BLE001: a tracker (a network store, an artifact) must not fail the run
+        log.error("tracking: could not publish run %s: %s", run.run_dir.name, e)
+
+
 def publish(cfg: DictConfig, loggers: Iterable, record: RunRecord, metrics: dict[str, dict[str, float]]) -> None:
     """Hand a finished run's manifest, files and final metrics to its trackers, then close them.
 

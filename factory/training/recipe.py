@@ -2,23 +2,15 @@
 from __future__ import annotations
 
 import copy
-import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from factory import redact
-
-from factory.rundir import manifest
-
-from factory.rundir import resume
 from factory.config import validate
-from factory.config.resolvers import RUN_ID_ENV
-
-log = logging.getLogger(__name__)
+from factory.config.validate import validate_key
+from factory.rundir import manifest
 
 
 @dataclass
@@ -58,6 +50,11 @@ class RunResult:
 def run(cfg: DictConfig) -> RunResult:
     """Train, validate and test the model ``cfg`` describes; write its run directory.
 
+    The steps: set up (data, model, trainer), fit, validate and test, describe the run
+    (``metrics.json``, ``run.json`` final), then the config's after-run hooks
+    (``after_run:``, ``factory.training.hooks``: trackers, reports), whose failures
+    never turn a recorded run failed.
+
     Args:
         cfg: a composed ``train`` config (``factory.compose("train", [...])`` or the CLI's).
 
@@ -67,112 +64,66 @@ def run(cfg: DictConfig) -> RunResult:
     Raises:
         ConfigError, DataError: bad input, named in one line; the run is marked failed.
     """
-    validate(cfg, root="train")
+    validate(cfg, root="train")  # the one check of the config (scripts/train.py leaves it here), before torch
     cfg = pin_run_dir(cfg)
-    run_dir = Path(cfg.paths.run_dir)
 
     import pytorch_lightning as pl
-    from pytorch_lightning.utilities import rank_zero_only
 
-    from factory.rundir import checkpoints as ckpts
-    from factory.training import evaluation
-    from factory.tracking import loggers
-    from factory.training.components import build, build_trainer, checkpoint_callback
-    from factory.training.fault_tolerance import Interrupted
+    from factory.training.components import build_trainer
+    from factory.training.context import RunContext
 
-    is_zero = rank_zero_only.rank == 0
-    attempt = resume.begin(cfg, run_dir, is_zero)  # resume=auto: the unfinished run in run_dir, continued
-    record = attempt.record
-    if is_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        manifest.write_config(run_dir, cfg)
-        record.save()
-    previous_run_id = os.environ.get(RUN_ID_ENV)
-    os.environ[RUN_ID_ENV] = run_dir.name  # processes the strategy launches join this run
-    trainer = None
+    context = RunContext.begin(cfg)
     try:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule = build(cfg.data, "data")
-        datamodule.setup("fit")
-        evaluation.record_in_checkpoints(datamodule, cfg)  # a checkpoint copied away still knows its data
-        model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
-        if cfg.train:  # will the strategy fit the model in memory? (plan.check=false skips)
-            from factory.distributed.planner import check_fits
-
-            check_fits(cfg, datamodule.input_spec, datamodule.batch_size)
-        trainer = build_trainer(cfg, run_dir)
-        resume_from = attempt.checkpoint or ckpts.resolve_resume(
-            cfg.ckpt_path, Path(cfg.paths.output_dir).resolve() / cfg.task_name, run_dir)
-        ckpts.check_resume_format(resume_from, _is_deepspeed(trainer))
-        record.resumed_from = resume_from
-        record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
-                       "rows": datamodule.split_sizes}
-        record.strategy = {"name": _strategy_name(cfg), "world_size": trainer.world_size}
-        if is_zero:
-            record.save()
-        with redact.argv():  # wandb opens here and records the command line
-            for logger in trainer.loggers:
-                logger.log_hyperparams(redact.resolved(cfg))  # credentials masked, as in config.yaml
-
+        datamodule, model = _data_and_model(cfg)
+        context.trainer = trainer = build_trainer(cfg, context.run_dir)
+        resume_from = context.resume_from()
+        context.set_up(datamodule)
         if cfg.train:
             _fit(trainer, model, datamodule, resume_from)
-        checkpoints = checkpoint_callback(trainer)
-        best = checkpoints.best_model_path if checkpoints and checkpoints.best_model_path else None
-        metrics = {"val": _first(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False))}
-        if cfg.test:
-            metrics["test"] = _first(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False))
-        if cfg.get("baseline") == "logistic_regression":
-            from factory.training import baselines
-
-            metrics["baseline"] = baselines.logistic_regression(datamodule, seed=cfg.seed)
-
-        manifest.check_finite_metrics(metrics)  # a NaN run is failed, never completed
-        monitored = metrics["val"].get(cfg.monitor.metric)
-        record.monitor = {"metric": cfg.monitor.metric, "mode": cfg.monitor.mode, "best": monitored}
-        record.best_checkpoint = best
-        last = checkpoints.last_model_path if checkpoints else None
-        record.last_checkpoint = last or None
-        record.checkpoint_format = ckpts.checkpoint_format(best or last or None)
-        status = "pruned" if _pruned(trainer) else "completed"
-        if is_zero:
-            manifest.save_metrics(run_dir, metrics)
-            resume.finish_history(run_dir)
-            record.finish(status)
-            _describe(cfg, trainer, record, metrics, run_dir)
-        return RunResult(run_dir, status, metrics, Path(best) if best else None, monitored,
-                         is_rank_zero=trainer.is_global_zero)
+        metrics, best = _validate_and_test(cfg, trainer, model, datamodule)
+        status = context.finish(metrics, best)
+        context.after_run(metrics)
+        return RunResult(context.run_dir, status, metrics, Path(best) if best else None,
+                         context.record.monitor["best"], is_rank_zero=trainer.is_global_zero)
     except BaseException as error:
-        if is_zero:
-            resume.finish_history(run_dir)
-            if isinstance(error, Interrupted):  # SIGTERM, SIGINT: checkpointed, resume=auto continues
-                record.last_checkpoint = error.checkpoint
-                kept = checkpoint_callback(trainer)
-                record.best_checkpoint = (kept.best_model_path or None) if kept else None  # best so far
-            record.finish("interrupted" if isinstance(error, Interrupted) else "failed", error)
-            if trainer is not None:
-                loggers.abandon(trainer.loggers, record)
+        context.fail(error)
+        context.after_run(error=error)
         raise
     finally:
-        attempt.close()
-        _restore_env(RUN_ID_ENV, previous_run_id)
+        context.close()
 
 
-def _describe(cfg: DictConfig, trainer, record: manifest.RunRecord, metrics: dict, run_dir: Path) -> None:
-    """Hand the finished run to its trackers and reports. The run is complete and recorded by
-    now: their failures are logged and never turn it into a failed run."""
-    from factory.tracking import loggers
+def _data_and_model(cfg: DictConfig):
+    """The DataModule, set up for fit, and the model built for its input."""
+    from factory.training import evaluation
+    from factory.training.components import build
 
-    try:
-        loggers.publish(cfg, trainer.loggers, record, metrics)  # the final run.json; closes the trackers
-    except Exception as e:  # noqa: BLE001: a tracker (a network store, an artifact) must not fail the run
-        log.error("tracking: could not publish run %s: %s", run_dir.name, e)
-    if cfg.get("report") or cfg.get("reports"):
-        from factory.reports import run_reports_after_training
+    datamodule = build(cfg.data, "data")
+    datamodule.setup("fit")
+    evaluation.record_in_checkpoints(datamodule, cfg)  # a checkpoint copied away still knows its data
+    model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
+    if cfg.train:  # will the strategy fit the model in memory? (plan.check=false skips)
+        from factory.distributed.planner import check_fits
 
-        try:
-            run_reports_after_training(cfg, run_dir)  # each report's own failure is logged there
-        except Exception as e:  # noqa: BLE001: e.g. a report that takes no run_dir
-            log.error("reports on run %s: %s", run_dir.name, e)
+        check_fits(cfg, datamodule.input_spec, datamodule.batch_size)
+    return datamodule, model
+
+
+def _validate_and_test(cfg: DictConfig, trainer, model, datamodule) -> tuple[dict[str, dict[str, float]], str | None]:
+    """Metrics by section (``val``, ``test``, ``baseline``) of the best checkpoint, and its path."""
+    from factory.training.components import checkpoint_callback
+
+    checkpoints = checkpoint_callback(trainer)
+    best = checkpoints.best_model_path if checkpoints and checkpoints.best_model_path else None
+    metrics = {"val": _first(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False))}
+    if cfg.test:
+        metrics["test"] = _first(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False))
+    if cfg.get("baseline") == "logistic_regression":
+        from factory.training import baselines
+
+        metrics["baseline"] = baselines.logistic_regression(datamodule, seed=cfg.seed)
+    return metrics, best
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -204,7 +155,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     checkpoint = restore.load_factory_checkpoint(checkpoint_path)
     if trained.data is None:  # no run directory or registry version around it: ask the checkpoint
         cfg, trained = evaluation.adopt(cfg, evaluation.from_checkpoint(checkpoint, cfg.ckpt_path))
-        validate(cfg, root="evaluate")
+        validate_key(cfg, "data", root="evaluate")  # only the data is new: the rest passed above
     datamodule = restore.restore_datamodule(cfg.data, checkpoint)
     evaluation.check_split(datamodule, trained, cfg.ckpt_path, own_data=cfg.data == trained.data)
     model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")
@@ -281,27 +232,5 @@ def _fit(trainer, model, datamodule, ckpt_path: str | None) -> None:
                           "(check trainer.max_epochs, trainer.max_steps, trainer.limit_train_batches)")
 
 
-def _pruned(trainer) -> bool:
-    """Whether an Optuna sweep's pruner stopped this run early (``factory.sweeps.trial``)."""
-    return any(getattr(callback, "pruned_at", None) is not None for callback in trainer.callbacks)
-
-
-def _is_deepspeed(trainer) -> bool:
-    from pytorch_lightning.strategies import DeepSpeedStrategy
-
-    return isinstance(trainer.strategy, DeepSpeedStrategy)
-
-
-def _strategy_name(cfg: DictConfig) -> str:
-    return str(cfg.strategy.get("_target_", "")).rsplit(".", 1)[-1]
-
-
 def _first(results: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(v) for k, v in (results[0] if results else {}).items()}
-
-
-def _restore_env(name: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
