@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Union
 
@@ -79,3 +80,19 @@ def not_one_of(value: Any, allowed: tuple) -> str:
     shown = ", ".join("null" if a is None else repr(a) if isinstance(a, str) and
                       any(str(b) == a for b in allowed if not isinstance(b, str)) else str(a) for a in allowed)
     return f"{value!r} is not one of: {shown}"
+
+
+def check_argument(schema: type, name: str, value: Any, key: str, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` (``key: must be ...``) unless ``value`` meets the choices or range of ``schema.name``.
+
+    For a component built in Python, whose arguments no config validation saw: the same
+    declaration, and the same message, as ``factory.config.validate`` gives a config's value.
+    """
+    declared = next(f for f in dataclasses.fields(schema) if f.name == name).metadata
+    allowed = declared.get("choices")
+    if allowed is not None and value not in allowed:
+        raise error(f"{key}: {not_one_of(value, allowed)}")
+    bounds = range_of(declared.get("range"), value)
+    problem = bounds.problem(value) if bounds is not None else None
+    if problem:
+        raise error(f"{key}: {problem}")

@@ -33,8 +33,8 @@ def check_consistency(cfg: DictConfig) -> list[str]:
     data = cfg.get("data")
     if isinstance(data, DictConfig) and "val_fraction" in data and "test_fraction" in data:
         val, test = data.val_fraction, data.test_fraction  # each in [0, 1): the schema checked
-        if val + test >= 1:
-            errors.append(f"data.val_fraction + data.test_fraction: must be below 1, got {val + test}")
+        too_much = split_sum_problem(val, test)
+        errors += [too_much] if too_much else []
         # Only a training config has `train`/`test`: fit monitors val metrics, and test reads the test split.
         if cfg.get("train") is True and val == 0:
             errors.append("data.val_fraction: must be above 0 for training (it monitors validation "
@@ -43,6 +43,17 @@ def check_consistency(cfg: DictConfig) -> list[str]:
             errors.append("data.test_fraction: 0 leaves no test rows while test=true; "
                           "set it above 0, or test=false")
     return errors
+
+
+def split_sum_problem(val_fraction: float, test_fraction: float) -> str | None:
+    """Why val and test leave no train split (their sum is 1 or more), or ``None``.
+
+    Checked here for a config, and by ``factory.data.split`` for a split asked for in Python.
+    """
+    total = val_fraction + test_fraction
+    if total < 1:
+        return None
+    return f"data.val_fraction + data.test_fraction: must be below 1 (the rest is the train split), got {total:g}"
 
 
 def check_search_space(cfg: DictConfig, root: str) -> list[str]:

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from factory.config.ranges import check_argument
+from factory.config.rules import split_sum_problem
+from factory.config.schemas import TabularDataModuleConf
 from factory.errors import ConfigError, DataError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    """Raise ``ConfigError`` unless both fractions lie in [0, 1) and leave rows for training."""
-    for key, value in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
-        if not 0 <= value < 1:
-            raise ConfigError(f"{key}={value} must be in [0, 1)")
-    if val_fraction + test_fraction >= 1:
-        raise ConfigError(
-            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction:g} must be < 1 "
-            "(the rest is the train split)"
-        )
+    """Raise ``ConfigError`` unless both fractions lie in their schema's range and leave rows for training.
+
+    A config's fractions were checked already (``factory.config.validate``); a ``TabularDataModule``
+    or split asked for in Python were not, so the same rules (the schema's ranges, the config's
+    sum rule) are applied here to those.
+    """
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        check_argument(TabularDataModuleConf, name, value, f"data.{name}", ConfigError)
+    problem = split_sum_problem(val_fraction, test_fraction)
+    if problem:
+        raise ConfigError(problem)
 
 
 def check_split_sizes(sizes: dict[str, int], val_fraction: float, test_fraction: float,
@@ -32,7 +37,9 @@ def check_split_sizes(sizes: dict[str, int], val_fraction: float, test_fraction:
 
     A tiny table (or class) rounds its val and test shares to zero rows, since every
     class keeps a row in train; Lightning would fail later on a metric that was never
-    logged. ``need_val``: the val split is read (training monitors it).
+    logged. ``need_val``: the val split is read (training monitors it). A config with
+    ``val_fraction=0`` and ``train=true`` is refused before this (``factory.config.rules``);
+    this catches a data module fitted from Python.
     """
     if need_val and val_fraction == 0:
         raise DataError("data.val_fraction=0 leaves no validation rows, and training monitors "

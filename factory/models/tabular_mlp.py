@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from factory.config.ranges import check_argument
+from factory.config.schemas import TabularMLPConf
 from factory.data.spec import InputSpec
 
 NORMS = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": None}
@@ -23,8 +25,9 @@ class TabularMLP(nn.Module):
     def __init__(self, spec: InputSpec, hidden_dims: list[int] = (128, 64), dropout: float = 0.1,
                  norm: str = "batch", embed_dim: int = 8) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
+        # The schema's choices (NORMS has a layer for each): a config was checked already, a network built
+        # in Python was not.
+        check_argument(TabularMLPConf, "norm", norm, "model.net.norm")
         self.embeddings = nn.ModuleList(nn.Embedding(n, embed_dim) for n in spec.embed_cardinalities)
         width = spec.n_numeric + embed_dim * len(spec.embed_cardinalities)
         layers: list[nn.Module] = []

@@ -5,6 +5,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from factory.config.ranges import check_argument
+from factory.config.schemas import WideMLPConf
 from factory.data.spec import InputSpec
 
 
@@ -32,8 +34,7 @@ class WideMLP(nn.Module):
     def __init__(self, spec: InputSpec, width: int = 1024, depth: int = 4, embed_dim: int = 8,
                  activation_checkpointing: bool = False) -> None:
         super().__init__()
-        if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
+        check_argument(WideMLPConf, "depth", depth, "model.net.depth")  # a network built in Python: no config check
         self.embeddings = nn.ModuleList(nn.Embedding(n, embed_dim) for n in spec.embed_cardinalities)
         n_inputs = spec.n_numeric + embed_dim * len(spec.embed_cardinalities)
         self.stem = nn.Sequential(nn.Linear(n_inputs, width), nn.LayerNorm(width), nn.GELU())

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from factory.config.ranges import check_argument
+from factory.config.schemas import FraudSourceConf
 from factory.data.sources.base import DataSource, LoadedTable
 from factory.data.spec import TableSchema
 from factory.errors import DataError
@@ -82,10 +84,9 @@ class FraudSource(DataSource):
     name = "fraud"
 
     def __init__(self, rows: int = 50000, fraud_rate: float = 0.015, seed: int = 42):
-        if int(rows) < 1:
-            raise DataError(f"data.source.rows must be at least 1, got {rows}")
-        if not 0.0 < fraud_rate < 0.5:
-            raise DataError(f"data.source.fraud_rate must be in (0, 0.5), got {fraud_rate}")
+        # The schema's ranges: a config was checked against them already, a source built in Python was not.
+        check_argument(FraudSourceConf, "rows", int(rows), "data.source.rows", DataError)
+        check_argument(FraudSourceConf, "fraud_rate", float(fraud_rate), "data.source.fraud_rate", DataError)
         self.rows = int(rows)
         self.fraud_rate = float(fraud_rate)
         self.seed = int(seed)

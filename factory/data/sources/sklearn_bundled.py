@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from factory.config.ranges import check_argument
+from factory.config.schemas import SklearnSourceConf
 from factory.data.sources.base import DataSource, LoadedTable
 from factory.data.spec import TableSchema
 from factory.errors import DataError
-
-DATASETS = ("breast_cancer", "digits")
 
 
 class SklearnSource(DataSource):
@@ -29,10 +29,8 @@ class SklearnSource(DataSource):
     """
 
     def __init__(self, dataset: str):
-        if dataset not in DATASETS:
-            raise DataError(
-                f"unknown data.source.dataset {dataset!r}; choose one of {', '.join(DATASETS)}"
-            )
+        # The schema's choices: a config was checked against them already, a source built in Python was not.
+        check_argument(SklearnSourceConf, "dataset", dataset, "data.source.dataset", DataError)
         self.dataset = dataset
         self.name = dataset
 
