@@ -14,19 +14,6 @@ import importlib
 from factory.config import compose  # noqa: E402  (light: omegaconf/hydra only)
 
 
-def train(cfg):
-    """Train, validate and test from a composed config; returns a ``RunResult``.
-
-    Single-device runs train in this process; DDP and DeepSpeed runs, which Lightning
-    refuses inside notebooks, run ``scripts/train.py`` as a subprocess with the same
-    config and stream its output (``factory.training.launch``).
-    """
-    from factory.training.launch import needs_subprocess, train_in_subprocess
-    from factory.training.recipe import run
-
-    return train_in_subprocess(cfg) if needs_subprocess(cfg) else run(cfg)
-
-
 def runs(root=None):
     """Every run under ``<root>/outputs`` as a pandas DataFrame, newest first.
 
@@ -38,8 +25,9 @@ def runs(root=None):
 
 
 # Loaded on first access, so `import factory` stays light.
-_LAZY = {"load_run": "factory.analysis.notebook", "list_runs": "factory.rundir.catalog",
-         "LoadedRun": "factory.analysis.notebook"}
+# train: factory.training.launch.train (in this kernel, or as a process for DDP and DeepSpeed).
+_LAZY = {"train": "factory.training.launch", "load_run": "factory.analysis.notebook",
+         "list_runs": "factory.rundir.catalog", "LoadedRun": "factory.analysis.notebook"}
 # The notebook API's modules by their short names: `from factory import plots` as the README shows.
 _LAZY_MODULES = {"plots": "factory.analysis.plots", "notebook": "factory.analysis.notebook",
                  "predictions": "factory.analysis.predictions", "explore": "factory.analysis.explore",

@@ -11,6 +11,7 @@ from factory.config import CONFIG_DIR  # also registers the resolvers before Hyd
 from factory.config.hydra_errors import check_group_choices, describe
 from factory.errors import FactoryError
 from factory.errors import exit_bad_input as _exit_bad_input
+from factory.sweeps.outcome import in_sweep, record_job_error, sweep_failure
 
 F = TypeVar("F", bound=Callable)
 
@@ -20,7 +21,7 @@ def job(task: F) -> F:
 
     Exiting from the job itself keeps Hydra from adding its own "Error executing job"
     line around ours. In a sweep (``-m``) a failing job is logged and returns ``None``
-    instead, so the other trials still run; the sweep fails at its end (``factory.sweeps``).
+    instead, so the other trials still run; the sweep fails at its end (``factory.sweeps.outcome``).
     """
 
     @functools.wraps(task)
@@ -31,7 +32,7 @@ def job(task: F) -> F:
             if in_sweep():  # one failed trial must not end the sweep; run.json and sweep.json say why
                 logging.getLogger(task.__module__).error(
                     "trial failed: %s", e, exc_info=not isinstance(e, FactoryError))
-                _outcome["job_error"] = f"{type(e).__name__}: {e}".strip().splitlines()[0]
+                record_job_error(e)
                 return None
             if not isinstance(e, FactoryError):
                 raise
@@ -63,8 +64,8 @@ def run_cli(hydra_main: Callable[[], object]) -> None:
         _exit_bad_input(str(e), e)
     except (HydraException, OmegaConfBaseException) as e:
         _exit_bad_input(describe(e, _config_name()), e)
-    if _outcome.get("sweep_failure"):  # every trial ran; some failed (Hydra ignores callback errors)
-        print(f"error: {_outcome['sweep_failure']}", file=sys.stderr)
+    if sweep_failure():  # every trial ran; some failed (Hydra ignores callback errors)
+        print(f"error: {sweep_failure()}", file=sys.stderr)
         sys.exit(1)
 
 
@@ -94,25 +95,3 @@ def _share_config_repository() -> None:
         return built[key]
 
     ConfigLoaderImpl._parse_overrides_and_create_caching_repo = shared
-
-
-#: What a job or a sweep reports back to this process (Hydra's callbacks cannot raise).
-_outcome: dict[str, str] = {}
-
-
-def pop_job_error() -> str | None:
-    """The one-line error of the sweep job that just failed in this process, once."""
-    return _outcome.pop("job_error", None)
-
-
-def fail_sweep(message: str) -> None:
-    """Make ``run_cli`` exit 1 with ``message`` once the sweep has finished (the first reason wins)."""
-    _outcome.setdefault("sweep_failure", message)
-
-
-def in_sweep() -> bool:
-    """Whether this process runs a job of a ``-m`` sweep (Hydra's multirun)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> None:
     from factory.config import validate
 
     validate(cfg, root="train")  # before torch loads: config errors answer fast
-    from factory.training.components import build
+    from factory.config.instantiate import build
     from factory.distributed.planner import make_plan, print_plan
 
     datamodule = build(cfg.data, "data")

@@ -68,8 +68,8 @@ def load(config: DictConfig | Sequence[str], split: str = "train") -> DataSplit:
     Raises:
         ConfigError, DataError: a bad config or a table that does not match its schema.
     """
-    from factory.training.components import build
     from factory.config import compose
+    from factory.config.instantiate import build
 
     cfg = config if isinstance(config, DictConfig) else compose("train", list(config))
     datamodule = build(cfg.data, "data")

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from factory import train  # noqa: F401  (re-exported: in this kernel, or as a process)
+from factory.training.launch import train  # noqa: F401  (re-exported: in this kernel, or as a process)
 from factory.config import compose  # noqa: F401  (re-exported)
 from factory.rundir.catalog import (RUN_COLUMNS, RunFiles, find_run, flat_metrics,  # noqa: F401  (re-exported)
                                     list_runs, outputs_dir, read_history, run_row)
@@ -91,7 +91,7 @@ class LoadedRun(RunFiles):
         Returns:
             The split's raw rows plus ``target``, ``label``, ``prediction``, ``score``
             (and ``prob_<label>`` per class for multiclass); see
-            ``factory.analysis.predictions.predict_split``.
+            ``factory.models.predict.predict_split``.
         """
         from factory.analysis.predictions import run_predictions
 

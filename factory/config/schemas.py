@@ -331,7 +331,18 @@ class TrialConf:
     storage: str = MISSING  # an Optuna storage URL, or a journal file path
     study: str = MISSING
     number: int = bounded(NON_NEGATIVE)
-    prune: bool = True  # report validation metrics each epoch and stop when the pruner says so
+    prune: bool = True  # whether the sweeper added callbacks.optuna_pruning (its study has a pruner)
+
+
+@schema_for("factory.sweeps.trial.OptunaPruning")
+@dataclass
+class OptunaPruningConf:
+    """Added to each job's ``callbacks`` by factory's Optuna sweeper when its study prunes."""
+
+    storage: str = MISSING
+    study: str = MISSING
+    number: int = bounded(NON_NEGATIVE)
+    monitor: str = MISSING
 
 
 @dataclass

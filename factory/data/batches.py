@@ -142,7 +142,7 @@ class BatchLoader(DataLoader):
             self.sampler.set_epoch(start_epoch)  # the wrapper passes it on to RowBatchSampler
 
     # Lightning's "stateful loader" protocol. The position is not kept here: the DataModule
-    # reads it from the restored loops (factory.training.fault_tolerance.data_position) and passes
+    # reads it from the restored loops (data_position, below) and passes
     # start_batch; saying so spares a "dataloader is not resumable" warning that is not true.
     def state_dict(self) -> dict:
         return {}
@@ -156,3 +156,20 @@ class BatchLoader(DataLoader):
         for _ in range(skip):  # sliced from memory: cheap, and no RNG is drawn
             next(iterator)
         return iterator
+
+
+def data_position(trainer) -> tuple[int, int]:
+    """``(epoch, batches already trained in it)`` where a Lightning fit stands, restored ones included.
+
+    A fresh fit (or no trainer) is at ``(0, 0)``. After restoring a checkpoint written at the
+    end of an epoch, the next epoch from its first batch; written mid-epoch (SIGTERM, every N
+    steps), the same epoch after the batches it had trained.
+    """
+    if trainer is None:
+        return 0, 0
+    loop = trainer.fit_loop
+    epoch = loop.epoch_progress.current.completed
+    done = loop.epoch_loop.batch_progress.current.processed
+    if done and loop.epoch_loop.batch_progress.is_last_batch:  # the checkpoint closed its epoch
+        return epoch + 1, 0
+    return epoch, done

@@ -122,7 +122,7 @@ class TabularDataModule(pl.LightningDataModule):
         return self._table.take(self._rows[name])
 
     def train_dataloader(self) -> DataLoader:
-        from factory.training.fault_tolerance import data_position
+        from factory.data.batches import data_position
 
         # After a resume Lightning builds (and prefetches from) this loader before it sets
         # the sampler's epoch: start it at the restored epoch and batch, so the batches

@@ -119,7 +119,7 @@ def measure_model(model_cfg: Any, spec: InputSpec | Mapping, batch_size: int) ->
     """
     import torch
 
-    from factory.training.components import build
+    from factory.config.instantiate import build
 
     spec = spec if isinstance(spec, InputSpec) else InputSpec(**dict(spec))
     with torch.device("meta"):
@@ -214,7 +214,7 @@ def _gpu_count(trainer: Any) -> int:
     """Local CUDA devices the trainer would use: none when ``trainer.accelerator`` names another."""
     import torch
 
-    from factory.training.components import uses_cuda
+    from factory.distributed.precision import uses_cuda
 
     return torch.cuda.device_count() if uses_cuda(trainer) else 0
 

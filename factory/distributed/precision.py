@@ -9,6 +9,13 @@ log = logging.getLogger(__name__)
 HALF = {"16", "16-mixed", "16-true", "bf16", "bf16-mixed", "bf16-true"}
 
 
+def uses_cuda(trainer_cfg) -> bool:
+    """Whether the Trainer will run on CUDA GPUs (``auto`` picks them when present)."""
+    import torch
+
+    return trainer_cfg.get("accelerator", "auto") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere it is emulated."""
     if cpuinfo is None:

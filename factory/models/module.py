@@ -107,13 +107,13 @@ class SupervisedModel(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A mid-epoch checkpoint (SIGTERM) resumes without on_train_epoch_start: keep the
         # epoch's running loss of every rank, so train/loss_epoch comes out as uninterrupted.
-        from factory.training.fault_tolerance import gather_per_rank
+        from factory.distributed.ranks import gather_per_rank
 
         if hasattr(self, "_train_rows"):
             checkpoint["train_loss_running"] = gather_per_rank((float(self._train_loss_sum), self._train_rows))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from factory.training.fault_tolerance import own_state
+        from factory.distributed.ranks import own_state
 
         if "train_loss_running" in checkpoint:
             # A Python float: the first step's in-place add makes it a tensor on the loss's device.

@@ -61,9 +61,9 @@ class RegisteredModel:
         Returns:
             The rows plus ``prediction`` and ``score`` (and ``prob_<label>`` per class for
             multiclass; ``target`` and ``label`` when the table has the target column);
-            see ``factory.analysis.predictions.predict_table``.
+            see ``factory.models.predict.predict_table``.
         """
-        from factory.analysis.predictions import predict_table
+        from factory.models.predict import predict_table
 
         return predict_table(self.model, self.preprocessor, table, batch_size)
 

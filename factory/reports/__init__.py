@@ -53,7 +53,7 @@ def run_reports_after_training(cfg: DictConfig, run_dir: str | Path) -> list[Rep
     Returns:
         One result per report, in order.
     """
-    from factory.cli import in_sweep
+    from factory.config.runmode import in_sweep
 
     skip = in_sweep()
     return _run_requested(cfg, {"run_dir": str(run_dir)}, lambda sweep_report: not (skip and sweep_report),

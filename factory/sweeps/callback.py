@@ -20,14 +20,16 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from factory import redact
-from factory.cli import fail_sweep, in_sweep, pop_job_error
 from factory.rundir.layout import MANIFEST
 from factory.sweeps import journal
+from factory.sweeps.outcome import fail_sweep, in_sweep, pop_job_error
 
 log = logging.getLogger(__name__)
 
 #: ``hydra.sweeper._target_`` of factory's Optuna sweeper (it keeps the sweep-level entries).
 OPTUNA_SWEEPER = "hydra_plugins.factory_optuna_sweeper.sweeper.OptunaSweeper"
+#: Overrides that sweeper adds to each job to link it to its trial: not the trial's own settings.
+SWEEPER_OVERRIDES = ("trial=", "+callbacks.optuna_pruning=")
 
 
 def command_line() -> str:
@@ -81,7 +83,7 @@ class SweepJournal(Callback):
         if not in_sweep():
             return
         run_dir = Path(config.hydra.runtime.output_dir).resolve()
-        overrides = [o for o in config.hydra.overrides.task if not o.startswith("trial=")]  # sweeper's link
+        overrides = [o for o in config.hydra.overrides.task if not o.startswith(SWEEPER_OVERRIDES)]
         journal.update_trial(config.hydra.sweep.dir, int(config.hydra.job.num), status="running",
                              overrides=[redact.text(o) for o in overrides],  # no URL password in sweep.json
                              run_dir=str(run_dir), run_id=run_dir.name,
@@ -166,7 +168,7 @@ def run_status(run_dir: Path) -> str | None:
 
 def _outcome(run_dir: Path, job_return: JobReturn, job_error: str | None) -> tuple[str, str | None]:
     """(status, one-line error): the run's own record first (it knows ``pruned``), then the
-    error ``factory.cli.job`` caught, then Hydra's."""
+    error ``factory.cli.job`` caught (``factory.sweeps.outcome``), then Hydra's."""
     record = _run_record(run_dir)
     if record is not None:
         error = record.get("error")

@@ -60,6 +60,9 @@ class OptunaPruning(pl.Callback):
     """Reports the monitored validation metric to the trial after each validation epoch and
     stops training when the study's pruner judges the trial hopeless.
 
+    Factory's Optuna sweeper adds it to each job's config (``callbacks.optuna_pruning``) when
+    its study has a pruner: training builds it like any callback and never imports sweeps.
+
     The run then ends with status ``pruned`` (``factory.training.recipe``); the sweeper records the
     trial as pruned. Unlike Optuna's own Lightning callback it does not raise inside
     ``fit``, so checkpoints, metrics and ``run.json`` are still written.

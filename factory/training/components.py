@@ -1,4 +1,8 @@
-"""Build the objects a run needs from config nodes, naming the key when one fails."""
+"""Assemble a run's Trainer (strategy, loggers, callbacks) from its config.
+
+``build`` (a config node to its object, a failure naming the key) lives in ``factory.config.instantiate``;
+it is importable from here too.
+"""
 from __future__ import annotations
 
 import os
@@ -6,29 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from factory.errors import ConfigError, FactoryError
+from factory.config.instantiate import build
+from factory.distributed.precision import supported_precision, uses_cuda
 
 CSV_LOGGER = "pytorch_lightning.loggers.CSVLogger"
-
-
-def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate(node, **kwargs)``; a failure names ``key`` in one line.
-
-    Errors the component raises about its own input (``FactoryError``) pass unchanged.
-    """
-    from hydra.errors import InstantiationException
-
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as e:
-        if isinstance(e.__cause__, FactoryError):
-            raise e.__cause__ from None
-        reason = e.__cause__ or e
-        text = str(reason).strip().splitlines()
-        raise ConfigError(f"{key}: {text[-1] if text else type(reason).__name__}") from e
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
@@ -51,7 +38,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
     """A Lightning Trainer with the run's strategy, loggers and callbacks."""
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()
                  if node is not None]
-    from factory.distributed.precision import supported_precision
     from factory.training.fault_tolerance import RankState
 
     callbacks.append(RankState())  # every checkpoint carries each rank's RNG states: a resume repeats exactly
@@ -64,10 +50,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
         from factory.training.callbacks import EpochSummary
 
         callbacks.append(EpochSummary())
-    if cfg.get("trial") and cfg.trial.prune:  # a job of an Optuna sweep: report to its trial
-        from factory.sweeps.trial import OptunaPruning
-
-        callbacks.append(OptunaPruning(cfg.trial.storage, cfg.trial.study, cfg.trial.number, cfg.monitor.metric))
     return build(
         cfg.trainer, "trainer",
         precision=supported_precision(cfg.trainer.precision, use_cuda=uses_cuda(cfg.trainer)),
@@ -77,13 +59,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
         default_root_dir=str(run_dir),
         enable_progress_bar=progress,
     )
-
-
-def uses_cuda(trainer_cfg: DictConfig) -> bool:
-    """Whether the Trainer will run on CUDA GPUs (``auto`` picks them when present)."""
-    import torch
-
-    return trainer_cfg.get("accelerator", "auto") in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 def checkpoint_callback(trainer) -> Any | None:

@@ -4,8 +4,9 @@ A resumed run reproduces an uninterrupted one only if everything random continue
 it stopped. Lightning restores weights, optimizer, schedulers, loops and callback states,
 but not the RNGs (dropout draws from torch's), and it builds the first training
 iterator of a resumed fit before it tells the sampler the epoch. ``RankState`` puts every
-rank's RNG states in each checkpoint; ``data_position``
-tells the DataModule which epoch and batch the restored loops are at.
+rank's RNG states in each checkpoint (``factory.distributed.ranks``);
+``data_position`` (``factory.data.batches``) tells the DataModule which epoch and batch the
+restored loops are at.
 
 SIGTERM (SLURM preemption, ``scancel``, Kubernetes) is handled here rather than by
 Lightning's own handler, which runs a collective ``broadcast`` inside the signal handler
@@ -29,6 +30,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from factory.distributed.ranks import gather_per_rank, own_state
 from factory.rundir import layout
 
 #: Exit code of a run stopped by SIGTERM: 128 + 15, as if the signal had ended it. Non-zero,
@@ -89,23 +91,6 @@ class RankState(pl.Callback):
         random.setstate(state["python"])
         if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def gather_per_rank(state: Any) -> list[Any]:
-    """``[state of rank 0, state of rank 1, ...]``; call on every rank (it is collective).
-
-    For checkpoint hooks: every rank builds the checkpoint, rank 0's copy is what is saved.
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        states: list[Any] = [None] * torch.distributed.get_world_size()
-        torch.distributed.all_gather_object(states, state)
-        return states
-    return [state]
-
-
-def own_state(states: list[Any], rank: int) -> Any:
-    """This rank's entry of ``gather_per_rank``'s list (rank 0's if the world grew since)."""
-    return states[rank] if rank < len(states) else states[0]
 
 
 def _numpy_state() -> dict[str, Any]:
@@ -183,20 +168,3 @@ class PreemptionCheckpoint(pl.Callback):
             if trainer.is_global_zero:  # the one line a user (or a scheduler's log) sees
                 print(f"interrupted: {error}", file=sys.stderr, flush=True)
             raise error
-
-
-def data_position(trainer: pl.Trainer | None) -> tuple[int, int]:
-    """``(epoch, batches already trained in it)`` where a fit stands, restored ones included.
-
-    A fresh fit is at ``(0, 0)``. After restoring a checkpoint written at the end of an
-    epoch, the next epoch from its first batch; written mid-epoch (SIGTERM, every N
-    steps), the same epoch after the batches it had trained.
-    """
-    if trainer is None:
-        return 0, 0
-    loop = trainer.fit_loop
-    epoch = loop.epoch_progress.current.completed
-    done = loop.epoch_loop.batch_progress.current.processed
-    if done and loop.epoch_loop.batch_progress.is_last_batch:  # the checkpoint closed its epoch
-        return epoch + 1, 0
-    return epoch, done

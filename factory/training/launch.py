@@ -23,6 +23,18 @@ TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
 SINGLE_PROCESS = "factory.distributed.single_device"
 
 
+def train(cfg: DictConfig):
+    """Train, validate and test from a composed config; returns a ``RunResult`` (``factory.train``).
+
+    Single-device runs train in this process; DDP and DeepSpeed runs, which Lightning
+    refuses inside notebooks, run ``scripts/train.py`` as a subprocess with the same
+    config and stream its output.
+    """
+    from factory.training.recipe import run
+
+    return train_in_subprocess(cfg) if needs_subprocess(cfg) else run(cfg)
+
+
 def needs_subprocess(cfg: DictConfig) -> bool:
     """Every strategy but ``single`` launches processes or needs a non-interactive main."""
     return cfg.strategy.get("_target_") != SINGLE_PROCESS

@@ -21,10 +21,10 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, flag_override
 
-from factory.cli import fail_sweep
 from factory.errors import ConfigError
 from factory.sweeps import journal
-from factory.sweeps.callback import command_line, quoted, run_status
+from factory.sweeps.callback import SWEEPER_OVERRIDES, command_line, quoted, run_status
+from factory.sweeps.outcome import fail_sweep
 from factory.sweeps.trial import JOURNAL_SUFFIX, open_storage
 from hydra_plugins.factory_optuna_sweeper._search_space import as_override, split
 
@@ -104,7 +104,7 @@ class OptunaSweeperImpl(Sweeper):
             run_dirs = self._validate(study, batch, jobs)
             for trial, job, run_dir in zip(batch, jobs, run_dirs):
                 journal.update_trial(sweep_dir, trial.number, status="running", params=dict(trial.params),
-                                     overrides=[o for o in job if not o.startswith(("trial=", "hydra."))],
+                                     overrides=[o for o in job if not o.startswith((*SWEEPER_OVERRIDES, "hydra."))],
                                      run_dir=str(run_dir), run_id=run_dir.name)
             results = self._launch(batch, jobs)
             failures = sum(self._tell(study, trial, result, sweep_dir, run_dir)
@@ -150,10 +150,13 @@ class OptunaSweeperImpl(Sweeper):
     def _job_overrides(self, trial: optuna.Trial, fixed: dict[str, str], storage: str, study_name: str,
                        sweep_dir: Path) -> list[str]:
         sampled = [as_override(key, value) for key, value in trial.params.items()]
-        ref = (f"trial={{storage:{quoted(storage)},study:{quoted(study_name)},number:{trial.number},"
-               f"prune:{str(self.pruner is not None).lower()}}}")
+        link = f"storage:{quoted(storage)},study:{quoted(study_name)},number:{trial.number}"
+        ref = [f"trial={{{link},prune:{str(self.pruner is not None).lower()}}}"]
+        if self.pruner is not None:  # the job reports each epoch to its trial and stops when the pruner says so
+            ref.append(f"+callbacks.optuna_pruning={{_target_:factory.sweeps.trial.OptunaPruning,{link},"
+                       "monitor:${monitor.metric}}")
         # The resolved sweep dir, so every job lands in it (a resumed one included).
-        return [*fixed.values(), *sampled, ref, f"hydra.sweep.dir={quoted(str(sweep_dir))}"]
+        return [*fixed.values(), *sampled, *ref, f"hydra.sweep.dir={quoted(str(sweep_dir))}"]
 
     def _validate(self, study: optuna.Study, batch: list, jobs: list[list[str]]) -> list[Path]:
         """Compose and check each job's config before launching: a bad value fails the sweep

@@ -25,7 +25,7 @@ class BufferProbe(pl.Callback):
     """Appends to ``$BUFFER_PROBE``, at each validation and test, the buffers that differ between ranks."""
 
     def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        from factory.training.fault_tolerance import gather_per_rank
+        from factory.distributed.ranks import gather_per_rank
 
         mine = {name: b.detach().cpu().clone() for name, b in pl_module.named_buffers()}
         ranks = gather_per_rank(mine)  # every rank takes part

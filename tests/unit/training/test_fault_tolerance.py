@@ -8,7 +8,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from factory.training.fault_tolerance import EXIT_INTERRUPTED, Interrupted, RankState, data_position
+from factory.data.batches import data_position
+from factory.training.fault_tolerance import EXIT_INTERRUPTED, Interrupted, RankState
 
 
 def _draws() -> tuple:
