@@ -137,7 +137,7 @@ def layer_problems(root: Path, layers: dict[str, int], pending: set[tuple[str, s
         src = _package(mod)
         if src not in layers:
             problems.append(f"{root.name}/{src}: no layer: add it to LAYERS (tests/unit/test_layers.py)")
-        for target, line in edges:
+        for target, line in sorted(edges, key=lambda edge: edge[1]):
             dst = _package(target)
             if src in layers and dst in layers and layers[dst] > layers[src] and (where, dst) not in pending:
                 problems.append(f"{where}:{line}: {src} (layer {layers[src]}) imports {dst} (layer {layers[dst]})")
@@ -148,7 +148,7 @@ def layer_problems(root: Path, layers: dict[str, int], pending: set[tuple[str, s
         packages.setdefault(_package(mod), set()).update(_package(t) for t, _ in edges if _package(t) != _package(mod))
     for circle in _circles(packages):
         problems.append(f"import circle among packages: {', '.join(circle)}")
-    return sorted(set(problems))
+    return list(dict.fromkeys(problems))  # in file and line order, each once
 
 
 def test_factory_imports_point_down_the_line():
@@ -194,8 +194,8 @@ def test_a_circle_in_one_layer_fails_naming_it(tmp_path):
 def test_the_root_and_its_lazy_exports_count(tmp_path):
     root = _plant(tmp_path, {"__init__.py": '_LAZY = {"b": "pkg.high.b"}\n', "low/__init__.py": "",
                              "low/a.py": "from pkg import b, version\n", "high/__init__.py": "", "high/b.py": ""})
-    assert layer_problems(root, PLANTED_LAYERS) == ["pkg/low/a.py:1: low (layer 0) imports __init__ (layer 2)",
-                                                    "pkg/low/a.py:1: low (layer 0) imports high (layer 1)"]
+    assert layer_problems(root, PLANTED_LAYERS) == ["pkg/low/a.py:1: low (layer 0) imports high (layer 1)",
+                                                    "pkg/low/a.py:1: low (layer 0) imports __init__ (layer 2)"]
 
 
 def test_a_package_without_a_layer_fails(tmp_path):
