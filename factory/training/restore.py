@@ -33,8 +33,8 @@ def load_factory_checkpoint(path: str | Path) -> dict:
 
 def restore_datamodule(data_cfg, checkpoint: dict):
     """Build ``data_cfg``'s DataModule with the preprocessing fitted at training time; set up for test."""
+    from factory.config.instantiate import build
     from factory.data.datamodule import TabularDataModule
-    from factory.training.components import build
 
     datamodule = build(data_cfg, "data")
     datamodule.load_state_dict(checkpoint[TabularDataModule.__qualname__])
