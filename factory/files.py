@@ -1,13 +1,18 @@
-"""Atomic file writes: a crash leaves the previous version readable, never half a file."""
+"""Atomic file writes, inter-process locks, and the UTC time factory's files record.
+
+A crash leaves the previous version of a file readable, never half of it.
+"""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -68,3 +73,63 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def utc_now() -> datetime:
+    """Now, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def utc_stamp(timespec: str = "seconds") -> str:
+    """``utc_now()`` in ISO 8601 (``2026-01-31T12:00:00+00:00``): every time a factory file records."""
+    return utc_now().isoformat(timespec=timespec)
+
+
+def lock(path: str | os.PathLike, timeout: float = -1, mode: int | None = None):
+    """Take the inter-process lock file ``path`` (created, with its directory, and left in place).
+
+    ``flock`` underneath (``filelock``): the kernel drops it when its holder dies, ``kill -9``
+    included; each call is its own lock, so threads of one process exclude each other too.
+
+    Args:
+        timeout: seconds to wait; -1 waits for ever, 0 tries once.
+        mode: the lock file's permissions, for directories people share (``0o666``);
+            ``None``: as the umask makes them.
+
+    Returns:
+        The held ``filelock.FileLock``: ``release()`` it, or use it in ``with``.
+
+    Raises:
+        TimeoutError: another holder kept it past ``timeout`` (``filelock.Timeout``).
+    """
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    held = FileLock(str(path)) if mode is None else FileLock(str(path), mode=mode)
+    held.acquire(timeout=timeout)
+    return held
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, timeout: float = -1, mode: int | None = None) -> Iterator[None]:
+    """Hold ``lock(path, timeout, mode)`` for the ``with`` block."""
+    held = lock(path, timeout, mode)
+    try:
+        yield
+    finally:
+        held.release()
+
+
+@contextlib.contextmanager
+def try_locked(path: str | os.PathLike) -> Iterator[bool]:
+    """Hold ``path``'s lock if it is free: yields True while held, False (holding nothing) if not."""
+    try:
+        held = lock(path, timeout=0)
+    except TimeoutError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        held.release()

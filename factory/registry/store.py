@@ -21,7 +21,6 @@ import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -50,7 +49,7 @@ def default_dir() -> Path:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return files.utc_stamp("milliseconds")  # versions added within one second still order
 
 
 def whoami() -> str:
@@ -250,13 +249,9 @@ class Registry:
 
     @contextmanager
     def _locked(self) -> Iterator[dict]:
-        from filelock import FileLock, Timeout
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.root / LOCK), mode=0o666)  # every user of a shared registry takes it
-        try:
-            lock.acquire(timeout=self.lock_timeout)
-        except Timeout:
+        try:  # mode 0o666: every user of a shared registry takes it
+            lock = files.lock(self.root / LOCK, self.lock_timeout, mode=0o666)
+        except TimeoutError:
             raise FactoryError(f"registry {self.root}: another writer has held {LOCK} for over "
                                f"{self.lock_timeout:g} s; try again") from None
         try:

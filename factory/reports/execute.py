@@ -15,11 +15,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from factory import redact
+from factory import files, redact
 
 from factory.rundir import catalog, provenance
 from factory.rundir.layout import MANIFEST
@@ -128,7 +127,7 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
     result = ReportResult(spec.name, run_id, "failed" if error else "completed", out,
                           ipynb if ipynb.exists() else None, html, round(time.monotonic() - started, 3),
                           error, failing_cell)
-    entry.update(status=result.status, ended_at=_now(), duration_s=result.duration_s, error=error,
+    entry.update(status=result.status, ended_at=files.utc_stamp(), duration_s=result.duration_s, error=error,
                  failing_cell=failing_cell, ipynb=_rel(result.ipynb, reports_dir), html=_rel(html, reports_dir))
     index.record(reports_dir, entry)
     log.info("report %s %s in %.1f s: %s", spec.name, result.status, result.duration_s, out)
@@ -255,8 +254,6 @@ def _mark_failed_cell(executed: Path, cell: int | None, error: str) -> None:
     target.metadata.setdefault("papermill", {}).update(exception=True, status="failed")
     if target.cell_type == "code":
         target.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"factory: {error}\n"))
-    from factory import files
-
     files.write_text(executed, nbformat.writes(nb))
 
 
@@ -278,15 +275,13 @@ def export_html(ipynb: Path, html: Path, hide_input: bool = False) -> Path:
     exporter = HTMLExporter(config=c, embed_images=True, exclude_input=hide_input,
                             exclude_input_prompt=hide_input, exclude_output_prompt=hide_input)
     body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
-    from factory import files
-
     return files.write_text(html, body)
 
 
 def provenance_of(spec: ReportSpec, run_id: str, trigger: str) -> dict[str, Any]:
     """What produced a report run: recorded in the notebook's metadata and the index."""
     return {
-        "name": spec.name, "run_id": run_id, "trigger": trigger, "started_at": _now(),
+        "name": spec.name, "run_id": run_id, "trigger": trigger, "started_at": files.utc_stamp(),
         "notebook": _rel(spec.notebook, provenance.CODE_DIR) or str(spec.notebook),
         "parameters": redact.container(spec.parameters), "source_run_ids": source_run_ids(spec.parameters),
         "factory_version": provenance.factory_version(), "git": provenance.git_state(provenance.CODE_DIR),
@@ -335,7 +330,3 @@ def _rel(path: Path | None, base: Path) -> str | None:
         return str(Path(path).relative_to(base))
     except ValueError:
         return str(path)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -5,28 +5,16 @@ Both are rewritten atomically after every change; a file lock serializes writers
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import html
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from factory import files
 
 INDEX_JSON = "index.json"
 INDEX_HTML = "index.html"
-
-
-@contextlib.contextmanager
-def _locked(reports_dir: Path) -> Iterator[None]:
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    with open(reports_dir / ".index.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+INDEX_LOCK = ".index.lock"
 
 
 def load(reports_dir: str | Path) -> list[dict[str, Any]]:
@@ -40,7 +28,7 @@ def load(reports_dir: str | Path) -> list[dict[str, Any]]:
 def record(reports_dir: str | Path, entry: dict[str, Any]) -> None:
     """Add ``entry`` or replace the one with the same ``id``; rewrite both index files."""
     reports_dir = Path(reports_dir)
-    with _locked(reports_dir):
+    with files.locked(reports_dir / INDEX_LOCK):
         runs = [r for r in load(reports_dir) if r.get("id") != entry["id"]]
         runs.insert(0, entry)  # among reports started in the same second, the latest recorded first
         runs.sort(key=lambda r: r.get("started_at") or "", reverse=True)  # stable: keeps that order

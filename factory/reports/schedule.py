@@ -16,7 +16,6 @@ are injected so tests need no waiting.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import shlex
@@ -150,18 +149,8 @@ def _save_run(reports_dir: Path, name: str, started: datetime, ok: bool | None) 
 @contextlib.contextmanager
 def report_lock(reports_dir: Path, name: str) -> Iterator[bool]:
     """Yield True if this process now holds ``name``'s run lock, False if a run holds it."""
-    path = Path(reports_dir) / ".locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with files.try_locked(Path(reports_dir) / ".locks" / f"{name}.lock") as held:
+        yield held
 
 
 def run_one(report: Scheduled, reports_dir: Path, runner: Runner, now: datetime) -> bool | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,6 @@ from factory.rundir import provenance
 from factory.rundir.layout import CONFIG, MANIFEST, METRICS  # noqa: F401  (re-exported: manifest.MANIFEST)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 @dataclass
 class RunRecord:
     """Everything needed to trust, reproduce and find a run; saved as ``run.json``."""
@@ -33,7 +29,7 @@ class RunRecord:
     task_name: str
     run_dir: str
     status: str = "running"  # running | completed | failed | interrupted (SIGTERM; resume=auto continues it)
-    started_at: str = field(default_factory=_now)
+    started_at: str = field(default_factory=files.utc_stamp)
     ended_at: str | None = None
     duration_s: float | None = None
     command: list[str] = field(default_factory=provenance.command_line)
@@ -63,9 +59,9 @@ class RunRecord:
 
     def finish(self, status: str, error: BaseException | None = None) -> Path:
         self.status = status
-        self.ended_at = _now()
+        self.ended_at = files.utc_stamp()
         start = datetime.fromisoformat(self.started_at)
-        self.duration_s = round((datetime.now(timezone.utc) - start).total_seconds(), 3)
+        self.duration_s = round((files.utc_now() - start).total_seconds(), 3)
         if error is not None:
             self.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         return self.save()

@@ -26,7 +26,6 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +132,7 @@ def begin(cfg: DictConfig, run_dir: Path, is_zero: bool) -> Attempt:
 def _continue(cfg: DictConfig, run_dir: Path, previous: manifest.RunRecord) -> Attempt:
     refuse_taken(cfg, run_dir, auto=True)  # every rank: none joins a finished or foreign run
     checkpoint = newest_checkpoint(run_dir)
-    previous.resumes.append({"at": _now(), "checkpoint": checkpoint, "previous_status": previous.status,
+    previous.resumes.append({"at": files.utc_stamp(), "checkpoint": checkpoint, "previous_status": previous.status,
                              "previous_error": previous.error})
     previous.attempt += 1
     previous.status, previous.error, previous.ended_at, previous.duration_s = "running", None, None, None
@@ -171,18 +170,14 @@ def newest_checkpoint(run_dir: Path) -> str | None:
 
 def held(run_dir: Path) -> bool:
     """Whether a live process holds ``run_dir`` (its lock dies with it, ``kill -9`` included)."""
-    from filelock import FileLock, Timeout
-
     if not (run_dir / LOCK).exists():
         return False
-    lock = FileLock(str(run_dir / LOCK))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
+        files.lock(run_dir / LOCK, timeout=0).release()
+    except TimeoutError:
         return True
     except OSError:  # a directory we cannot write: no run of ours is alive in it
         return False
-    lock.release()
     return False
 
 
@@ -233,15 +228,10 @@ def _step(row: dict) -> float:
 
 
 def _hold(run_dir: Path):
-    from filelock import FileLock, Timeout
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run_dir / LOCK))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
+        return files.lock(run_dir / LOCK, timeout=0)
+    except TimeoutError:
         raise ConfigError(f"{run_dir} is in use by a running process (another launch of this run)") from None
-    return lock
 
 
 def _newest_first(task_dir: Path) -> list[Path]:
@@ -258,10 +248,6 @@ def _mtime(path: Path) -> float:
     if path.is_dir():  # DeepSpeed rewrites files inside; the directory's own time stays put
         return max((p.stat().st_mtime for p in path.rglob("*")), default=path.stat().st_mtime)
     return path.stat().st_mtime
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _say(message: str) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -34,8 +33,7 @@ VERSION = 1
 FINISHED = ("completed", "failed", "pruned", "interrupted")
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+now = files.utc_stamp  # the time trials record (the sweeper and its callback stamp them too)
 
 
 def path(sweep_dir: str | Path) -> Path:
@@ -68,11 +66,8 @@ def read(sweep_dir: str | Path) -> dict[str, Any]:
 @contextmanager
 def editing(sweep_dir: str | Path) -> Iterator[dict[str, Any]]:
     """Lock the journal, yield it (empty if new) for changes, then write it atomically."""
-    from filelock import FileLock
-
     file = path(sweep_dir)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(file) + ".lock", timeout=120, mode=0o666):
+    with files.locked(str(file) + ".lock", timeout=120, mode=0o666):
         journal = json.loads(file.read_text()) if file.is_file() else {}
         yield journal
         journal["updated_at"] = now()
