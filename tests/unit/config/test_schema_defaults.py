@@ -104,3 +104,15 @@ def test_planner_defaults_are_the_plan_schemas():
 
     assert _plan_settings(OmegaConf.create({})) == dataclasses.asdict(PlanConf())
     assert _plan_settings(OmegaConf.create({"plan": {"headroom": 0.5}}))["headroom"] == 0.5
+
+
+def test_report_schema_defaults_are_report_specs():
+    """A report file leaves keys out (``ReportConf``); one built in Python does too (``ReportSpec``)."""
+    from factory.config.schemas import ReportConf
+    from factory.reports.spec import ReportSpec
+
+    spec = {f.name: f for f in dataclasses.fields(ReportSpec)}
+    shared = [f for f in dataclasses.fields(ReportConf) if f.name in spec]
+    assert len(shared) >= 6
+    drifted = [f.name for f in shared if not _same(_schema_default(f), _schema_default(spec[f.name]))]
+    assert drifted == []
