@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from factory.models.predict import ADDED, predict_split, predict_table  # noqa: F401  (re-exported)
+from factory.models.predict import predict_split
 
 
 def run_predictions(run_dir: Path, config: DictConfig, best: str | None, fingerprint: str | None,

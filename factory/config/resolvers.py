@@ -4,9 +4,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from factory.errors import FactoryError
-# Run ids live in factory.rundir.layout (below resume and run_dirs, which this resolver calls);
-# re-exported here for the modules that read them with the resolvers.
-from factory.rundir.layout import RUN_ID_ENV, check_run_id, fixed_run_id, new_run_id  # noqa: F401
+from factory.rundir.layout import fixed_run_id, new_run_id
 
 def run_id(*, _root_) -> str:
     """``FACTORY_RUN_ID``, else with ``resume=auto`` the run to continue (``factory.rundir.resume``), else a new id.

@@ -22,7 +22,7 @@ from factory import files, redact
 
 from factory.rundir import catalog, provenance
 from factory.rundir.layout import MANIFEST
-from factory.config.resolvers import new_run_id
+from factory.rundir.layout import new_run_id
 from factory.reports import index
 from factory.reports.kernel import ensure_kernel
 from factory.reports.spec import ReportSpec, check_inputs

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from factory import redact
-from factory.config.resolvers import RUN_ID_ENV
+from factory.rundir.layout import RUN_ID_ENV
 from factory.rundir import manifest, resume
 from factory.training.hooks import AfterRun, call_after_run
 

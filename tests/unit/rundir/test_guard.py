@@ -12,7 +12,7 @@ from factory import compose
 from factory.rundir import manifest
 
 from factory.rundir import guard
-from factory.config.resolvers import check_run_id, new_run_id
+from factory.rundir.layout import check_run_id, new_run_id
 from factory.errors import ConfigError
 from tests.unit.rundir.test_resume import make_run
 
