@@ -61,13 +61,16 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
 
 
 def _judged_checkpoint(run_dir: Path, record) -> Path:
-    """The best checkpoint (else the last) in ``run_dir``, also when the directory was moved or copied."""
+    """The run's best checkpoint (else its last, when it recorded no best), also when the directory
+    was moved or copied (``factory.rundir.checkpoints.judged_candidates``)."""
     from factory.rundir import checkpoints
 
     found = checkpoints.judged_path(run_dir, record)
     if found is None:
-        missing = checkpoints.judged_candidates(run_dir, record)[0]
-        raise FactoryError(f"run {record.run_id}: checkpoint {missing} is missing; nothing to register")
+        candidates = checkpoints.judged_candidates(run_dir, record)
+        if not candidates:
+            raise FactoryError(f"run {record.run_id} recorded no checkpoint; nothing to register")
+        raise FactoryError(f"run {record.run_id}: checkpoint {candidates[0]} is missing; nothing to register")
     return found
 
 

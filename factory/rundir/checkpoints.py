@@ -179,6 +179,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     found = judged_path(path, record)
     if found is not None:
         return found
+    candidates = judged_candidates(path, record)
+    if candidates:
+        raise ConfigError(f"ckpt_path: run {path}: its checkpoint {candidates[0]} is missing; "
+                          "pass another checkpoint file of the run")
     raise ConfigError(f"ckpt_path: run {path} has no checkpoint (status {record.status}); "
                       "pass a run that saved one, or a checkpoint file")
 
@@ -218,28 +222,26 @@ def check_resume_format(ckpt_path: str | None, sharded_strategy: bool) -> None:
 
 
 def judged_candidates(run_dir: str | Path, record) -> list[Path]:
-    """Where the checkpoint a run is judged by may lie, in the order the rule takes them.
+    """Where the checkpoint a run is judged by may lie; empty when the run recorded none.
 
     The rule, for every reader (evaluate, ``load_model``, predictions, the registry, the
-    trackers): the best checkpoint, else the last. Each recorded path is looked for first
-    inside ``run_dir`` (``run.json`` keeps the path the run was written at, and the directory
-    may have been moved or copied since), then where it was written. A run that recorded
-    neither still has ``checkpoints/last.ckpt`` when it was killed before recording it.
+    trackers): the best checkpoint if the run recorded one, else its last. A recorded best
+    that is gone is not replaced by the last: that would judge, register or publish another
+    model under the best one's metrics. The path is looked for first inside ``run_dir``
+    (``run.json`` keeps the path the run was written at, and the directory may have been
+    moved or copied since), then where it was written.
 
     Args:
         run_dir: the run directory as it is now.
         record: its ``RunRecord`` (``best_checkpoint``, ``last_checkpoint``, ``run_dir``).
     """
-    run_dir, written_in = Path(run_dir), Path(record.run_dir)
-    candidates: list[Path] = []
-    for recorded in (record.best_checkpoint, record.last_checkpoint):
-        if recorded:
-            recorded = Path(recorded)
-            if written_in in recorded.parents:
-                candidates.append(run_dir / recorded.relative_to(written_in))
-            candidates.append(recorded)
-    candidates.append(layout.last_checkpoint(run_dir))
-    return list(dict.fromkeys(candidates))
+    recorded = record.best_checkpoint or record.last_checkpoint
+    if not recorded:
+        return []
+    recorded, run_dir, written_in = Path(recorded), Path(run_dir), Path(record.run_dir)
+    if written_in in recorded.parents:
+        return list(dict.fromkeys([run_dir / recorded.relative_to(written_in), recorded]))
+    return [recorded]
 
 
 def judged_path(run_dir: str | Path, record) -> Path | None:

@@ -19,12 +19,13 @@ def _touch(path: Path) -> Path:
     return path
 
 
-def test_best_first_then_last(tmp_path):
+def test_best_if_recorded_else_last(tmp_path):
     record = _record(tmp_path)
     last = _touch(layout.last_checkpoint(tmp_path))
-    assert checkpoints.judged_path(tmp_path, record) == last  # no best.ckpt on disk: the last
+    assert checkpoints.judged_path(tmp_path, record) is None  # best recorded but gone: never the last instead
     best = _touch(layout.checkpoint_dir(tmp_path) / layout.BEST)
     assert checkpoints.judged_path(tmp_path, record) == best
+    assert checkpoints.judged_path(tmp_path, _record(tmp_path, best=False)) == last
 
 
 def test_a_moved_run_uses_its_own_copy_first(tmp_path):
@@ -38,12 +39,12 @@ def test_a_moved_run_uses_its_own_copy_first(tmp_path):
     assert checkpoints.judged_path(moved, record) == layout.checkpoint_dir(written) / layout.BEST  # where it was written
 
 
-def test_nothing_recorded_falls_back_to_last_ckpt(tmp_path):
+def test_nothing_recorded_is_no_checkpoint(tmp_path):
+    """A failed run's leftover last.ckpt (perhaps diverged weights) is not what the run is judged by."""
     record = _record(tmp_path, best=False, last=False)
-    assert checkpoints.judged_candidates(tmp_path, record) == [layout.last_checkpoint(tmp_path)]
+    _touch(layout.last_checkpoint(tmp_path))
+    assert checkpoints.judged_candidates(tmp_path, record) == []
     assert checkpoints.judged_path(tmp_path, record) is None
-    last = _touch(layout.last_checkpoint(tmp_path))
-    assert checkpoints.judged_path(tmp_path, record) == last
 
 
 def test_a_sharded_directory_counts(tmp_path):
@@ -54,14 +55,24 @@ def test_a_sharded_directory_counts(tmp_path):
 
 
 def test_every_reader_takes_the_same_checkpoint(tmp_path):
-    """resolve_checkpoint (evaluate, load_model), the registry and the trackers agree."""
+    """resolve_checkpoint (evaluate, load_model), the registry and the trackers agree, and all
+    refuse a run whose recorded best is gone rather than take its last instead."""
+    import pytest
+
+    from factory.errors import ConfigError, FactoryError
     from factory.registry.capture import _judged_checkpoint
     from factory.tracking.loggers import checkpoint_file
 
     record = _record(tmp_path)
     record.save()
-    last = _touch(layout.last_checkpoint(tmp_path))  # best recorded, but gone
-    assert checkpoints.resolve_checkpoint(tmp_path) == last
-    assert _judged_checkpoint(tmp_path, record) == last
-    assert checkpoint_file(record) == last
-    assert checkpoints.judged_checkpoint(tmp_path, None) == last
+    _touch(layout.last_checkpoint(tmp_path))  # best recorded, but gone
+    with pytest.raises(ConfigError, match="best.ckpt is missing"):
+        checkpoints.resolve_checkpoint(tmp_path)
+    with pytest.raises(FactoryError, match="best.ckpt is missing; nothing to register"):
+        _judged_checkpoint(tmp_path, record)
+    assert checkpoint_file(record) is None
+    best = _touch(layout.checkpoint_dir(tmp_path) / layout.BEST)
+    assert checkpoints.resolve_checkpoint(tmp_path) == best
+    assert _judged_checkpoint(tmp_path, record) == best
+    assert checkpoint_file(record) == best
+    assert checkpoints.judged_checkpoint(tmp_path, None) == best
