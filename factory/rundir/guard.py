@@ -103,8 +103,28 @@ def differences(config: DictConfig | dict, run_dir: Path) -> list[str] | None:
     except Exception:  # noqa: BLE001: a half-written or foreign directory matches nothing
         return None
     for side in (ours, theirs):
-        side.pop("resume", None)
-    return _diff(ours, theirs, "")
+        for key in NOT_COMPARED:
+            side.pop(key, None)
+    return _diff(ours, _renamed(theirs), "")
+
+
+#: Keys that do not decide what a run computes: a relaunch may differ there and still continue it.
+NOT_COMPARED = ("resume", "after_run")
+
+#: Components that moved when the package was laid out by stage: a run written before keeps
+#: the old name in its config.yaml, and a relaunch after the upgrade still continues it.
+RENAMED_TARGETS = {
+    "factory.fault_tolerance.PreemptionCheckpoint": "factory.training.fault_tolerance.PreemptionCheckpoint",
+}
+
+
+def _renamed(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: RENAMED_TARGETS.get(v, v) if k == "_target_" and isinstance(v, str) else _renamed(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed(v) for v in node]
+    return node
 
 
 def plain_config(cfg: DictConfig) -> dict:
