@@ -40,9 +40,9 @@ def __getattr__(name: str):
     if name in _LAZY_MODULES:
         return importlib.import_module(_LAZY_MODULES[name])
     if name == "__version__":  # the installed distribution's, so there is one copy (pyproject.toml)
-        from importlib.metadata import version
+        from factory.rundir.provenance import factory_version
 
-        return version("factory")
+        return factory_version()
     raise AttributeError(f"module 'factory' has no attribute {name!r}")
 
 

@@ -10,9 +10,9 @@ Example:
     >>> result = factory.train(cfg)
     >>> factory.runs().head()
     >>> run = factory.load_run(result.run_dir)
-    >>> factory.analysis.plots.learning_curves(run.history)
+    >>> factory.plots.learning_curves(run.history)
     >>> preds = run.predictions("test")
-    >>> factory.analysis.plots.metrics_by_segment(preds, "channel")
+    >>> factory.plots.metrics_by_segment(preds, "channel")
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Plan memory before launch: measure the model on meta tensors and compare every strategy.
 
     plan = make_plan(cfg, datamodule.input_spec, datamodule.batch_size)  # what scripts/plan.py prints
-    check_fits(cfg, datamodule.input_spec, datamodule.batch_size)       # what training.run checks
+    check_fits(cfg, datamodule.input_spec, datamodule.batch_size)       # what training.recipe.run checks
 
 The model is built on ``torch.device("meta")``: shapes without storage, so a 151M-parameter
 network costs nothing to count and one forward on meta tensors of the configured batch
@@ -114,7 +114,7 @@ def refusal(plan: Plan) -> str:
 def measure_model(model_cfg: Any, spec: InputSpec | Mapping, batch_size: int) -> ModelSize:
     """Parameter count, largest layer and activation bytes of the configured model, on meta tensors.
 
-    The model is built as ``training.run`` builds it (``configure_model`` included), but
+    The model is built as ``training.recipe.run`` builds it (``configure_model`` included), but
     on the meta device: no memory is allocated and no arithmetic runs.
     """
     import torch
@@ -237,13 +237,22 @@ def _effective_precision(trainer: Any) -> str:
 
 
 def _plan_settings(cfg: Any) -> dict:
-    """``cfg.plan`` over ``PlanConf``'s defaults: configs composed before ``plan:`` existed still plan."""
+    """``cfg.plan`` over ``PlanConf``'s defaults: configs composed before ``plan:`` existed still plan.
+
+    Each value is checked against its field's range (``check_argument``): a config planned from
+    Python (a benchmark, a notebook) may not have been validated.
+    """
     import dataclasses
 
+    from factory.config.ranges import check_argument
     from factory.config.schemas import PlanConf
 
     node = cfg.get("plan") or {}
-    return {f.name: node.get(f.name, f.default) for f in dataclasses.fields(PlanConf)}
+    settings = {f.name: node.get(f.name, f.default) for f in dataclasses.fields(PlanConf)}
+    for name, value in settings.items():
+        if value is not None and not isinstance(value, bool):
+            check_argument(PlanConf, name, value, f"plan.{name}", ConfigError)
+    return settings
 
 
 def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:

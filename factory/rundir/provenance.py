@@ -49,8 +49,12 @@ def versions() -> dict[str, str]:
 
 
 def factory_version() -> str:
-    """The installed factory's version (pyproject.toml is its one copy)."""
-    return metadata.version("factory")
+    """The installed factory's version (pyproject.toml is its one copy); "unknown" when run from
+    a checkout that was never installed."""
+    try:
+        return metadata.version("factory")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def command_line() -> list[str]:

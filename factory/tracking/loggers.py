@@ -1,6 +1,6 @@
 """What experiment trackers (wandb, MLflow, TensorBoard) get when a run ends.
 
-Lightning streams the metrics and ``training.run`` logs the resolved config as
+Lightning streams the metrics and ``training.recipe.run`` logs the resolved config as
 hyperparameters; this module adds what only exists at the end: the manifest
 (``run.json``), the final metrics, and on request the best checkpoint as one file
 (a ZeRO directory is consolidated first). Tracker libraries are imported by their

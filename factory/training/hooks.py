@@ -17,12 +17,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from factory.rundir.guard import FINISHED
 from factory.rundir.manifest import RunRecord
 
 log = logging.getLogger(__name__)
 
 #: Statuses of a run that finished (its metrics are final), as opposed to failed or interrupted.
-FINISHED = ("completed", "pruned")
 
 
 @dataclass
