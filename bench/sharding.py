@@ -110,7 +110,7 @@ def run_one(strategy: str, ranks: int, args: argparse.Namespace, planned_gb: flo
 
 def predict(strategy: str, ranks: int, args: argparse.Namespace) -> dict:
     """The planner's per-process bytes for the same config: ``make_plan``'s configured row."""
-    from factory.training.components import build
+    from factory.config.instantiate import build
     from factory.config import compose
 
     cfg = compose("train", overrides(strategy, ranks, args))

@@ -97,7 +97,7 @@ def run(cfg: DictConfig) -> RunResult:
 def _data_and_model(cfg: DictConfig):
     """The DataModule, set up for fit, and the model built for its input."""
     from factory.training import evaluation
-    from factory.training.components import build
+    from factory.config.instantiate import build
 
     datamodule = build(cfg.data, "data")
     datamodule.setup("fit")
@@ -148,7 +148,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
     from factory.rundir import checkpoints as ckpts
     from factory.training import restore
-    from factory.training.components import build
+    from factory.config.instantiate import build
     from factory.models import SupervisedModel
 
     checkpoint_path = ckpts.as_file(cfg.ckpt_path)  # a ZeRO directory: its consolidation, cached outside the run
