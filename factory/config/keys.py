@@ -31,6 +31,9 @@ EXTRA_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "pytorch_lightning.callbacks.ModelCheckpoint": (
         "every_n_epochs", "every_n_train_steps", "save_on_exception", "save_on_train_epoch_end",
         "save_weights_only", "train_time_interval", "verbose"),
+    "factory.training.checkpointing.RunCheckpoint": (  # a ModelCheckpoint: the same arguments
+        "every_n_epochs", "every_n_train_steps", "save_on_exception", "save_on_train_epoch_end",
+        "save_weights_only", "train_time_interval", "verbose"),
     "pytorch_lightning.callbacks.EarlyStopping": (
         "check_finite", "check_on_train_epoch_end", "divergence_threshold", "log_rank_zero_only",
         "stopping_threshold", "strict", "verbose"),

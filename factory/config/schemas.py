@@ -265,6 +265,7 @@ class CSVLoggerConf:
 
 
 @schema_for("pytorch_lightning.callbacks.ModelCheckpoint")
+@schema_for("factory.training.checkpointing.RunCheckpoint")  # takes the same arguments
 @dataclass
 class ModelCheckpointConf:
     dirpath: Optional[str] = None

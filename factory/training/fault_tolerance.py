@@ -32,6 +32,7 @@ import torch
 
 from factory.distributed.ranks import gather_per_rank, own_state
 from factory.rundir import layout
+from factory.training.checkpointing import unshare
 
 #: Exit code of a run stopped by SIGTERM: 128 + 15, as if the signal had ended it. Non-zero,
 #: so shells, Kubernetes Jobs (restartPolicy OnFailure) and torchrun restart it; SLURM
@@ -159,6 +160,7 @@ class PreemptionCheckpoint(pl.Callback):
         if not (stop or periodic):
             return
         path = str(Path(self.dirpath) / LAST)
+        unshare(trainer, path)  # last.ckpt may be a link to best.ckpt (checkpointing.RunCheckpoint)
         trainer.save_checkpoint(path)  # every rank: ZeRO writes one shard per rank
         if stop:
             # Lightning writes this step's logged values right after this hook; raising skips that
