@@ -7,6 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from factory.config.keys import schema_at
 from factory.config.ranges import not_one_of, range_of
+from factory.config.schemas import TRACKING_HOOK
 
 
 def check_consistency(cfg: DictConfig) -> list[str]:
@@ -30,6 +31,7 @@ def check_consistency(cfg: DictConfig) -> list[str]:
         if not target.endswith((".WandbLogger", ".MLFlowLogger")):
             errors.append("tracking.log_checkpoint: only logger=wandb or logger=mlflow store a checkpoint "
                           f"(logger is {target.rsplit('.', 1)[-1] or 'null'})")
+    errors += _tracker_left_open(cfg)
     data = cfg.get("data")
     if isinstance(data, DictConfig) and "val_fraction" in data and "test_fraction" in data:
         val, test = data.val_fraction, data.test_fraction  # each in [0, 1): the schema checked
@@ -99,3 +101,15 @@ def nothing_to_train(trainer: DictConfig) -> list[str]:
             return [f"trainer.{key}: 0 trains nothing while train=true "
                     "(to only evaluate a checkpoint: train=false ckpt_path=...)"]
     return []
+
+
+def _tracker_left_open(cfg: DictConfig) -> list[str]:
+    """wandb and MLflow runs are closed by the tracking hook: without it the next run in this
+    process (a notebook, a sweep) would log into the same tracker run."""
+    hooks = cfg.get("after_run")
+    target = str((cfg.get("logger") or {}).get("_target_", ""))
+    if hooks is None or TRACKING_HOOK in hooks or not target.endswith((".WandbLogger", ".MLFlowLogger")):
+        return []
+    logger = {"WandbLogger": "wandb", "MLFlowLogger": "mlflow"}[target.rsplit(".", 1)[-1]]
+    return [f"after_run: logger={logger} needs {TRACKING_HOOK} (it publishes the run and "
+            "closes the tracker's run); keep it in the list, or drop the tracker (~logger or logger=csv)"]

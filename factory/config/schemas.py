@@ -346,6 +346,12 @@ class OptunaPruningConf:
     monitor: str = MISSING
 
 
+#: The after-run hook that publishes a run to its tracker and closes the tracker's run.
+TRACKING_HOOK = "factory.tracking.loggers.after_run"
+#: What a run does when it ends, in order (conf/train.yaml's ``after_run``).
+STANDARD_AFTER_RUN = (TRACKING_HOOK, "factory.reports.after_run")
+
+
 @dataclass
 class TrainConf:
     data: Any = MISSING
@@ -371,7 +377,8 @@ class TrainConf:
     search_space: Dict[str, str] = field(default_factory=dict)  # key -> Hydra sweep syntax, for Optuna
     trial: Optional[TrialConf] = None  # set per job by the Optuna sweeper
     # Hooks called when the run ends (factory.training.hooks): dotted paths, each checked to name a function.
-    after_run: List[str] = field(default_factory=list, metadata={"callables": True})
+    # A config without the key runs the standard ones, as conf/train.yaml lists them.
+    after_run: List[str] = field(default_factory=lambda: list(STANDARD_AFTER_RUN), metadata={"callables": True})
 
 
 @dataclass

@@ -105,16 +105,18 @@ def differences(config: DictConfig | dict, run_dir: Path) -> list[str] | None:
     for side in (ours, theirs):
         for key in NOT_COMPARED:
             side.pop(key, None)
-    return _diff(ours, _renamed(theirs), "")
+    return _diff(_renamed(ours), _renamed(theirs), "")
 
 
 #: Keys that do not decide what a run computes: a relaunch may differ there and still continue it.
 NOT_COMPARED = ("resume", "after_run")
 
-#: Components that moved when the package was laid out by stage: a run written before keeps
+#: Components that moved or were replaced by an equivalent (issue 10): a run written before keeps
 #: the old name in its config.yaml, and a relaunch after the upgrade still continues it.
 RENAMED_TARGETS = {
     "factory.fault_tolerance.PreemptionCheckpoint": "factory.training.fault_tolerance.PreemptionCheckpoint",
+    # RunCheckpoint writes the same checkpoints, under the same state key, once each
+    "pytorch_lightning.callbacks.ModelCheckpoint": "factory.training.checkpointing.RunCheckpoint",
 }
 
 

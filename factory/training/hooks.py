@@ -47,10 +47,16 @@ class AfterRun:
 
 
 def call_after_run(run: AfterRun) -> None:
-    """Call the hooks ``run.cfg.after_run`` names, in order; each one's failure is logged on its own."""
+    """Call the hooks ``run.cfg.after_run`` names, in order; each one's failure is logged on its own.
+
+    A config without the key (composed before it existed) calls the standard hooks.
+    """
     from hydra.utils import get_method
 
-    for name in run.cfg.get("after_run") or []:
+    from factory.config.schemas import STANDARD_AFTER_RUN
+
+    hooks = run.cfg.get("after_run")
+    for name in STANDARD_AFTER_RUN if hooks is None else hooks:
         try:
             get_method(str(name))(run)
         except Exception as e:  # noqa: BLE001: a hook (a tracker, a report) must not fail a recorded run

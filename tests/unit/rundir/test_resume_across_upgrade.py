@@ -16,8 +16,8 @@ def _as_written_before(run_dir, **changes):
     path = run_dir / manifest.CONFIG
     config = yaml.safe_load(path.read_text())
     config.pop("after_run", None)  # no hooks key before issue 10
-    old = next(iter(guard.RENAMED_TARGETS))
-    config["callbacks"]["preemption"]["_target_"] = old
+    config["callbacks"]["preemption"]["_target_"] = "factory.fault_tolerance.PreemptionCheckpoint"
+    config["callbacks"]["model_checkpoint"]["_target_"] = "pytorch_lightning.callbacks.ModelCheckpoint"
     config.update(changes)
     path.write_text(yaml.safe_dump(config))
 
