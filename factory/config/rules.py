@@ -110,6 +110,6 @@ def _tracker_left_open(cfg: DictConfig) -> list[str]:
     target = str((cfg.get("logger") or {}).get("_target_", ""))
     if hooks is None or TRACKING_HOOK in hooks or not target.endswith((".WandbLogger", ".MLFlowLogger")):
         return []
-    logger = {"WandbLogger": "wandb", "MLFlowLogger": "mlflow"}[target.rsplit(".", 1)[-1]]
+    logger = target.rsplit(".", 1)[-1].removesuffix("Logger").lower()  # its conf/logger option
     return [f"after_run: logger={logger} needs {TRACKING_HOOK} (it publishes the run and "
             "closes the tracker's run); keep it in the list, or drop the tracker (~logger or logger=csv)"]
