@@ -1,10 +1,14 @@
-"""Training throughput: the ``fraud_detection`` experiment trained three ways, back to back.
+"""Training throughput: each workload trained three ways, back to back.
 
 - *factory*: built as ``factory.training.recipe.run`` builds it (model, Trainer, loggers, callbacks);
 - *lightning*: the same LightningModule under a bare ``Trainer.fit`` (no logger, checkpoint,
   callbacks, model summary or progress bar): what Lightning's own loop costs, the ceiling
   for anything built on it;
 - *hand*: a plain PyTorch loop over the same tensors.
+
+Workloads (``WORKLOADS``): the ``fraud_detection`` experiment as it is (a small network: steps
+of a few ms, so per-step and per-epoch costs show), and the same data through ``mlp_wide``,
+whose steps are large (tens of ms): what factory costs where the model does the work.
 
 Used by ``bench/overhead.py``; docs/benchmarks.md says what each number means.
 """
@@ -21,6 +25,9 @@ from pathlib import Path
 
 EXPERIMENT = ["experiment=fraud_detection", "logger=csv"]
 LOOPS = ("factory", "lightning", "hand")
+#: name -> (overrides after EXPERIMENT, epochs when --epochs is not given: None is the experiment's).
+WORKLOADS = {"fraud_detection": ([], None),
+             "mlp_wide": (["model=mlp_wide", "model.net.width=512"], 3)}
 
 
 def compose_run(run_dir: Path, epochs: int | None, overrides: list[str]):
@@ -96,39 +103,50 @@ def fit_by_hand(cfg, datamodule) -> tuple[int, float]:
     return cfg.trainer.max_epochs * steps * size, time.perf_counter() - start
 
 
-def throughput(args: argparse.Namespace) -> dict:
-    """Median samples/s of factory and of the hand loop over alternating repeats."""
+def throughput(args: argparse.Namespace) -> list[dict]:
+    """One result per workload in ``args.workloads`` (default: all), measured one after the other."""
     import importlib
     import logging
 
     import torch
-
-    from factory.training.components import build
 
     if args.threads:
         torch.set_num_threads(args.threads)
     importlib.import_module("pytorch_lightning")  # it sets its loggers' levels on import: ours go after
     for name in ("pytorch_lightning", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # epoch lines, device and tip messages
-    rates: dict[str, list[float]] = {name: [] for name in LOOPS}  # samples/s, one per repeat
+    return [workload(name, args) for name in (getattr(args, "workloads", None) or WORKLOADS)]
+
+
+def workload(name: str, args: argparse.Namespace) -> dict:
+    """Median samples/s of each loop over alternating repeats, and the medians of per-repeat ratios."""
+    import torch
+
+    from factory.training.components import build
+
+    overrides, default_epochs = WORKLOADS[name]
+    overrides, epochs = [*overrides, *args.override], args.epochs or default_epochs
+    rates: dict[str, list[float]] = {loop: [] for loop in LOOPS}  # samples/s, one per repeat
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), \
             contextlib.redirect_stdout(io.StringIO()):  # Lightning prints its model summary
         warnings.simplefilter("ignore")
-        cfg = compose_run(Path(tmp) / "data", args.epochs, args.override)
+        cfg = compose_run(Path(tmp) / "data", epochs, overrides)
         datamodule = build(cfg.data, "data")
         datamodule.setup("fit")  # once: data preparation is not training throughput
         loops = {"factory": fit_factory, "lightning": fit_lightning, "hand": fit_by_hand}
         for repeat in range(args.repeats + 1):  # repeat 0 warms them up
-            for name in (LOOPS if repeat % 2 else LOOPS[::-1]):
-                run_cfg = compose_run(Path(tmp) / f"{name}-{repeat}", args.epochs, args.override)
-                samples, seconds = loops[name](run_cfg, datamodule)
+            for loop in (LOOPS if repeat % 2 else LOOPS[::-1]):
+                run_cfg = compose_run(Path(tmp) / f"{loop}-{repeat}", epochs, overrides)
+                samples, seconds = loops[loop](run_cfg, datamodule)
                 if repeat:
-                    rates[name].append(samples / seconds)
+                    rates[loop].append(samples / seconds)
+
     def ratio(a: str, b: str) -> float:  # median of per-repeat ratios: each repeat ran back to back
         return statistics.median(x / y for x, y in zip(rates[a], rates[b]))
 
-    return {**{name: statistics.median(rates[name]) for name in LOOPS},
+    return {"workload": name, **{loop: statistics.median(rates[loop]) for loop in LOOPS},
             "ratio": ratio("factory", "hand"), "lightning_ratio": ratio("lightning", "hand"),
             "factory_vs_lightning": ratio("factory", "lightning"), "epochs": cfg.trainer.max_epochs,
             "batch_size": cfg.data.batch_size, "threads": torch.get_num_threads(), "overrides": args.override,
+            "step_ms": 1000 * cfg.data.batch_size / statistics.median(rates["hand"]),  # the hand loop's
             "range": {k: (min(v), max(v)) for k, v in rates.items()}}
