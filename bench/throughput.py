@@ -43,7 +43,8 @@ def fit_factory(cfg, datamodule) -> tuple[int, float]:
     """Train as ``factory.training.recipe.run`` does; returns (samples, seconds of ``trainer.fit``)."""
     import pytorch_lightning as pl
 
-    from factory.training.components import build, build_trainer
+    from factory.config.instantiate import build
+    from factory.training.components import build_trainer
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
@@ -57,7 +58,7 @@ def fit_lightning(cfg, datamodule) -> tuple[int, float]:
     """The same LightningModule under a bare ``Trainer.fit``: Lightning's loop and nothing else."""
     import pytorch_lightning as pl
 
-    from factory.training.components import build
+    from factory.config.instantiate import build
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
@@ -122,7 +123,7 @@ def workload(name: str, args: argparse.Namespace) -> dict:
     """Median samples/s of each loop over alternating repeats, and the medians of per-repeat ratios."""
     import torch
 
-    from factory.training.components import build
+    from factory.config.instantiate import build
 
     overrides, default_epochs = WORKLOADS[name]
     overrides, epochs = [*overrides, *args.override], args.epochs or default_epochs

@@ -1,7 +1,6 @@
 """Assemble a run's Trainer (strategy, loggers, callbacks) from its config.
 
-``build`` (a config node to its object, a failure naming the key) lives in ``factory.config.instantiate``;
-it is importable from here too.
+Each node is built with ``factory.config.instantiate.build`` (a failure names the key).
 """
 from __future__ import annotations
 
