@@ -7,7 +7,7 @@ Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/`` (a sweep trial's: 
     metrics.json             METRICS: final val/test (and baseline) metrics
     csv/metrics.csv          HISTORY: the metrics history (Lightning's CSVLogger, always written)
     checkpoints/best.ckpt    BEST: by the monitored metric (a directory under DeepSpeed ZeRO)
-    checkpoints/last.ckpt    LAST: every epoch end and on SIGTERM; what resume continues
+    checkpoints/last.ckpt    LAST: with each new best (a hard link), on SIGTERM/Ctrl-C, every N steps if set; what resume continues
     checkpoints/best-fp32.ckpt  a ZeRO directory's export (``checkpoints.export_path``)
     hpc_ckpt_<n>.ckpt        Lightning's SLURM requeue checkpoints (HPC_CHECKPOINTS)
     .hydra/                  HYDRA_DIR: Hydra's config.yaml, hydra.yaml, overrides.yaml (HYDRA_FILES)
