@@ -180,5 +180,6 @@ def list_runs(root: str | Path | None = None):
     frame = pd.DataFrame(rows)
     metric_columns = sorted(c for c in frame.columns if c not in RUN_COLUMNS)
     frame = frame[RUN_COLUMNS + metric_columns]
-    frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
+    # ISO8601: runs recorded with seconds (before) and milliseconds (now) list together
+    frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True, format="ISO8601")
     return frame.sort_values(["started_at", "run_id"], ascending=False, ignore_index=True)

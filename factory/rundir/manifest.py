@@ -29,7 +29,8 @@ class RunRecord:
     task_name: str
     run_dir: str
     status: str = "running"  # running | completed | failed | interrupted (SIGTERM; resume=auto continues it)
-    started_at: str = field(default_factory=files.utc_stamp)
+    # Milliseconds: runs started within one second (a notebook, a sweep) still list in order.
+    started_at: str = field(default_factory=lambda: files.utc_stamp("milliseconds"))
     ended_at: str | None = None
     duration_s: float | None = None
     command: list[str] = field(default_factory=provenance.command_line)
@@ -59,7 +60,7 @@ class RunRecord:
 
     def finish(self, status: str, error: BaseException | None = None) -> Path:
         self.status = status
-        self.ended_at = files.utc_stamp()
+        self.ended_at = files.utc_stamp("milliseconds")
         start = datetime.fromisoformat(self.started_at)
         self.duration_s = round((files.utc_now() - start).total_seconds(), 3)
         if error is not None:

@@ -96,3 +96,23 @@ def test_the_public_names_still_read_through_the_catalog(tmp_path):
     loaded = factory.load_run("r1", tmp_path)
     assert isinstance(loaded, factory.LoadedRun) and isinstance(loaded, catalog.RunFiles)
     assert loaded.run_dir == run_dir.resolve() and loaded.steps.empty
+
+
+def test_runs_of_one_second_list_in_order_beside_older_records(tmp_path):
+    """run.json records milliseconds; records written with whole seconds still parse beside them."""
+    import time
+
+    from factory.rundir.catalog import list_runs
+
+    older = tmp_path / "outputs" / "demo" / "older"
+    older.mkdir(parents=True)
+    manifest.RunRecord(run_id="older", task_name="demo", run_dir=str(older), status="completed",
+                       started_at="2026-01-01T00:00:00+00:00").save()
+    names = []
+    for name in ("b_first", "a_second"):  # ids that sort against their start order
+        run_dir = tmp_path / "outputs" / "demo" / name
+        run_dir.mkdir(parents=True)
+        manifest.RunRecord(run_id=name, task_name="demo", run_dir=str(run_dir), status="completed").save()
+        names.append(name)
+        time.sleep(0.005)
+    assert list_runs(tmp_path)["run_id"].tolist() == ["a_second", "b_first", "older"]
