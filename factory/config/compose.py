@@ -18,7 +18,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 _HYDRA_REF = re.compile(r"\$\{hydra:\s*([\w.\-/]+)\s*\}")
 
 
-def compose(config_name: str = "train", overrides: Sequence[str] = (),
+def compose(config_name: str = "train", overrides: Sequence[str] | str = (),
             check: bool = True) -> DictConfig:
     """Return the config a CLI run with ``overrides`` would get, validated.
 
@@ -31,7 +31,9 @@ def compose(config_name: str = "train", overrides: Sequence[str] = (),
 
     Args:
         config_name: ``train``, ``evaluate`` or ``report`` (a file in conf/).
-        overrides: Hydra overrides, as on the command line (``["data.source.rows=500"]``).
+        overrides: Hydra overrides, as on the command line (``["data.source.rows=500"]``); also
+            one string, as papermill's ``-p overrides ...`` passes them: a JSON or YAML list
+            (``'["experiment=digits"]'``) or overrides separated by spaces, quoted as in a shell.
         check: validate against the schemas (raises ``ConfigError``).
 
     Returns:
@@ -44,6 +46,7 @@ def compose(config_name: str = "train", overrides: Sequence[str] = (),
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    overrides = override_list(overrides)
     GlobalHydra.instance().clear()
     # job_name: the CLI's job is named after its script (scripts/train.py -> train).
     check_group_choices(list(overrides), CONFIG_DIR)
@@ -54,6 +57,39 @@ def compose(config_name: str = "train", overrides: Sequence[str] = (),
     if check:
         validate(cfg, root=config_name)
     return cfg
+
+
+def override_list(overrides: Sequence[str] | str) -> list[str]:
+    """``overrides`` as a list of strings: a list as given, or one string read as a JSON/YAML list
+    (``'["experiment=digits"]'``) or as a command line (``"experiment=digits seed=1"``).
+
+    Raises:
+        ConfigError: a list string that does not parse, or items that are not strings.
+    """
+    import shlex
+
+    import yaml
+
+    from factory.errors import ConfigError
+
+    if isinstance(overrides, str):
+        text = overrides.strip()
+        if text.startswith("["):
+            try:
+                overrides = yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                problem = str(e).splitlines()[0]
+                raise ConfigError(f"overrides: {text!r} is not a JSON or YAML list ({problem})") from None
+        else:
+            try:
+                overrides = shlex.split(text)
+            except ValueError as e:
+                raise ConfigError(f"overrides: {text!r}: {e}") from None
+    items = list(overrides or [])
+    bad = [item for item in items if not isinstance(item, str)]
+    if bad:
+        raise ConfigError(f"overrides: expected strings such as 'experiment=digits', got {bad[0]!r}")
+    return items
 
 
 def _inline_hydra_interpolations(cfg: DictConfig) -> DictConfig:
