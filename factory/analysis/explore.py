@@ -71,7 +71,7 @@ def load(config: DictConfig | Sequence[str], split: str = "train") -> DataSplit:
     from factory.config import compose
     from factory.config.instantiate import build
 
-    cfg = config if isinstance(config, DictConfig) else compose("train", list(config))
+    cfg = config if isinstance(config, DictConfig) else compose("train", config)
     datamodule = build(cfg.data, "data")
     datamodule.setup("fit")  # load, validate, split: the same split training uses
     return DataSplit(datamodule.source_name, datamodule.schema, dict(datamodule.split_sizes), split,
