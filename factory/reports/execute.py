@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from factory import files, redact
-
 from factory.rundir import catalog, provenance
 from factory.rundir.layout import MANIFEST
 from factory.rundir.layout import new_run_id

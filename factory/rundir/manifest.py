@@ -12,10 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from factory import redact
-
-from factory import files
-
+from factory import files, redact
 from factory.errors import FactoryError
 from factory.rundir import provenance
 from factory.rundir.layout import CONFIG, MANIFEST, METRICS  # noqa: F401  (re-exported: manifest.MANIFEST)

@@ -32,7 +32,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from factory import files
-
 from factory.errors import ConfigError
 from factory.rundir import manifest
 from factory.rundir.layout import CSV_DIR, HISTORY, HISTORY_STASH as STASH, HPC_CHECKPOINTS, LOCK, last_checkpoint

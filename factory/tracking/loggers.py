@@ -18,7 +18,6 @@ from typing import Any, Iterable
 from omegaconf import DictConfig
 
 from factory import redact
-
 from factory.rundir.layout import CONFIG, MANIFEST, METRICS
 from factory.rundir.manifest import RunRecord
 

@@ -40,7 +40,6 @@ class RunResult:
     def load_model(self):
         """The trained model (best checkpoint, else last), in eval mode on the CPU."""
         from factory.models import SupervisedModel
-
         from factory.rundir.checkpoints import judged_checkpoint
 
         path = judged_checkpoint(self.run_dir, self.best_checkpoint)

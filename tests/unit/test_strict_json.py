@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from factory import files
-
 from factory.rundir import manifest
 from factory.registry import store
 from factory.registry.store import Registry

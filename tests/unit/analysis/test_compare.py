@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from factory.analysis import compare
-
 from factory.rundir import manifest
 from factory.errors import FactoryError
 from factory.sweeps.results import differing_config, load_sweep, minimizes

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from factory import compose
-
 from factory.rundir import manifest
-
 from factory.rundir import guard
 from factory.rundir.layout import check_run_id, new_run_id
 from factory.errors import ConfigError

@@ -7,7 +7,6 @@ import os
 import pytest
 
 from factory import files
-
 from factory.rundir import manifest
 
 

@@ -13,9 +13,7 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from factory import compose
-
 from factory.rundir import manifest
-
 from factory.rundir import resume
 from factory.errors import ConfigError
 
