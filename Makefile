@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first and exactly: a range would make pip fetch a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install train test test-fast bench lab sync clean
+.PHONY: install train test test-fast bench lab sync report-screenshots clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ lab: $(STAMP)
 # Upload offline wandb runs under outputs/ (needs WANDB_API_KEY or `wandb login`); ARGS=--dry-run lists them.
 sync: $(STAMP)
 	$(BIN)/python scripts/sync.py $(ARGS)
+
+# docs/reports.md's screenshots: tiny real runs, every report, each page photographed in headless Chromium.
+report-screenshots: $(STAMP)
+	$(BIN)/python -m tests.report_pages docs/images/reports
 
 clean:
 	rm -rf outputs multirun reports .pytest_cache
