@@ -53,6 +53,7 @@ def run_cli(hydra_main: Callable[[], object]) -> None:
 
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
+        _use_user_config_dir()
         check_group_choices(sys.argv[1:], CONFIG_DIR)
     except FactoryError as e:
         _exit_bad_input(str(e), e)
@@ -67,6 +68,30 @@ def run_cli(hydra_main: Callable[[], object]) -> None:
     if sweep_failure():  # every trial ran; some failed (Hydra ignores callback errors)
         print(f"error: {sweep_failure()}", file=sys.stderr)
         sys.exit(1)
+
+
+def _use_user_config_dir() -> None:
+    """``$FACTORY_CONFIG_DIR`` becomes Hydra's ``--config-dir``; a ``--config-dir`` given sets it, so
+    the processes this one starts (report kernels, DDP workers) search the same directory.
+
+    Raises:
+        ConfigError: the directory does not exist (Hydra would print a traceback-like block).
+    """
+    from factory.config.compose import CONFIG_DIR_ENV, user_config_dir
+    from factory.errors import ConfigError
+
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        flag, sep, value = arg.partition("=")
+        if flag in ("--config-dir", "-cd"):
+            given = value if sep else (args[i + 1] if i + 1 < len(args) else "")
+            if not os.path.isdir(given):
+                raise ConfigError(f"{flag}: {given}: no such directory")
+            os.environ[CONFIG_DIR_ENV] = os.path.abspath(given)
+            return
+    user_dir = user_config_dir()
+    if user_dir is not None:
+        sys.argv[1:1] = ["--config-dir", str(user_dir)]
 
 
 def _config_name() -> str:

@@ -13,13 +13,16 @@ from factory.config.validate import validate
 
 #: conf/ beside the package: the repository layout (installed editable).
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+#: A user's own config directory, searched after conf/ as the CLI's ``--config-dir`` is; read by
+#: ``compose``, every ``scripts/*.py`` and reports (report kernels inherit it).
+CONFIG_DIR_ENV = "FACTORY_CONFIG_DIR"
 
 # `${hydra:key}` with a plain dotted key: the form Hydra documents (`${hydra:runtime.choices.db}`).
 _HYDRA_REF = re.compile(r"\$\{hydra:\s*([\w.\-/]+)\s*\}")
 
 
 def compose(config_name: str = "train", overrides: Sequence[str] | str = (),
-            check: bool = True) -> DictConfig:
+            check: bool = True, config_dir: str | Path | None = None) -> DictConfig:
     """Return the config a CLI run with ``overrides`` would get, validated.
 
     Safe to call any number of times in one process: Hydra's global state is set up
@@ -35,18 +38,27 @@ def compose(config_name: str = "train", overrides: Sequence[str] | str = (),
             one string, as papermill's ``-p overrides ...`` passes them: a JSON or YAML list
             (``'["experiment=digits"]'``) or overrides separated by spaces, quoted as in a shell.
         check: validate against the schemas (raises ``ConfigError``).
+        config_dir: a directory of the user's own configs (``experiment/my_exp.yaml``), searched
+            after conf/, as the CLI's ``--config-dir``; default ``$FACTORY_CONFIG_DIR``.
 
     Returns:
         The composed config, without the ``hydra`` node.
 
+    Raises:
+        ConfigError: a bad override or value, or a ``config_dir`` that is not a directory.
+
     Example:
         >>> cfg = compose("train", ["experiment=diagnosis", "trainer.max_epochs=2"])
+        >>> cfg = compose("train", ["experiment=my_exp"], config_dir="~/my_configs")
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     overrides = override_list(overrides)
+    user_dir = user_config_dir(config_dir)
+    if user_dir is not None:
+        overrides = [*overrides, _searchpath_override(user_dir)]
     GlobalHydra.instance().clear()
     # job_name: the CLI's job is named after its script (scripts/train.py -> train).
     check_group_choices(list(overrides), CONFIG_DIR)
@@ -57,6 +69,30 @@ def compose(config_name: str = "train", overrides: Sequence[str] | str = (),
     if check:
         validate(cfg, root=config_name)
     return cfg
+
+
+def user_config_dir(config_dir: str | Path | None = None) -> Path | None:
+    """The user's config directory: ``config_dir``, else ``$FACTORY_CONFIG_DIR``, else None.
+
+    Raises:
+        ConfigError: it names no directory.
+    """
+    from factory.errors import ConfigError
+
+    given = config_dir if config_dir not in (None, "") else os.environ.get(CONFIG_DIR_ENV) or None
+    if given is None:
+        return None
+    path = Path(given).expanduser().absolute()
+    if not path.is_dir():
+        source = "config_dir" if config_dir not in (None, "") else CONFIG_DIR_ENV
+        raise ConfigError(f"{source}: {given}: no such directory")
+    return path
+
+
+def _searchpath_override(user_dir: Path) -> str:
+    """``hydra.searchpath`` naming ``user_dir``: after conf/, as ``--config-dir`` puts it."""
+    quoted = str(user_dir).replace("\\", "\\\\").replace("'", "\\'")
+    return f"hydra.searchpath=['file://{quoted}']"
 
 
 def override_list(overrides: Sequence[str] | str) -> list[str]:

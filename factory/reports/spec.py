@@ -35,22 +35,53 @@ class ReportSpec:
     kernel: str | None = None
 
 
+#: A ``*run_dir`` parameter ``latest:<task>`` names the newest completed run of that task,
+#: found when the report runs (``check_inputs``): a scheduled report on whatever ran last.
+LATEST = "latest:"
+
+
+def report_dirs(config_dir: str | Path | None = None) -> list[Path]:
+    """``conf/report/``, then ``report/`` of the user's config directory (``$FACTORY_CONFIG_DIR``)."""
+    from factory import config  # CONFIG_DIR read when called: tests point it elsewhere
+    from factory.config.compose import user_config_dir
+
+    user_dir = user_config_dir(config_dir)
+    return [config.CONFIG_DIR / "report"] + ([user_dir / "report"] if user_dir is not None else [])
+
+
 def available(report_dir: Path | None = None) -> list[str]:
-    """Names of the reports in ``conf/report/`` (or ``report_dir``)."""
-    return sorted(p.stem for p in (report_dir or CONFIG_DIR / "report").glob("*.yaml"))
+    """Names of the reports in ``conf/report/`` and the user's config directory (or ``report_dir``)."""
+    dirs = [report_dir] if report_dir is not None else report_dirs()
+    return sorted({p.stem for d in dirs for p in d.glob("*.yaml")})
 
 
-def compose_report(name: str, overrides: Sequence[str] = ()) -> DictConfig:
+def report_file(name: str, report_dir: Path | None = None) -> Path:
+    """``<name>.yaml`` in ``report_dir``, else the first of ``report_dirs()`` holding it (as Hydra looks)."""
+    dirs = [report_dir] if report_dir is not None else report_dirs()
+    return next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").exists()), dirs[0] / f"{name}.yaml")
+
+
+def compose_report(name: str, overrides: Sequence[str] | str = (),
+                   config_dir: str | Path | None = None) -> DictConfig:
     """The ``report`` root config for ``name``, as ``scripts/report.py report=<name>`` gets it.
 
     Clears Hydra's global state (``factory.compose``): do not call inside a running
     Hydra app; ``spec_from_file`` needs no Hydra.
-    """
-    from factory.config import compose
 
-    if name not in available():
-        raise ReportError(f"report={name}: no such report (available: {', '.join(available()) or 'none'})")
-    return compose("report", [f"report={name}", *overrides])
+    Args:
+        name: a report in ``conf/report/`` or in the user's config directory.
+        overrides: as ``factory.compose`` takes them: a list, or one string (a JSON/YAML list
+            or a command line).
+        config_dir: the user's config directory (default ``$FACTORY_CONFIG_DIR``).
+    """
+    from factory.config.compose import compose, override_list, user_config_dir
+
+    overrides = override_list(overrides)
+    user_dir = user_config_dir(config_dir)
+    names = available() if user_dir is None else sorted(set(available()) | set(available(user_dir / "report")))
+    if name not in names:
+        raise ReportError(f"report={name}: no such report (available: {', '.join(names) or 'none'})")
+    return compose("report", [f"report={name}", *overrides], config_dir=user_dir)
 
 
 def spec_from_file(name: str, context: DictConfig | None = None,
@@ -62,12 +93,12 @@ def spec_from_file(name: str, context: DictConfig | None = None,
         context: a config whose keys the report's interpolations may name
             (``${paths.output_dir}``); a training run passes its own.
         parameters: values that replace the file's parameters (``run_dir``).
-        report_dir: where the report files are (default ``conf/report/``).
+        report_dir: where the report files are (default ``conf/report/``, then the user's
+            config directory's ``report/``).
     """
     from factory.config.schemas import ReportConf
 
-    report_dir = report_dir or CONFIG_DIR / "report"
-    path = report_dir / f"{name}.yaml"
+    path = report_file(name, report_dir)
     if not path.exists():
         raise ReportError(f"report={name}: no such report (available: {', '.join(available(report_dir)) or 'none'})")
     node = OmegaConf.merge(OmegaConf.structured(ReportConf), OmegaConf.load(path))
@@ -157,6 +188,8 @@ def check_inputs(spec: ReportSpec, cwd: str | Path | None = None) -> list[str]:
     Checks the notebook's ``parameters`` tag and that each path parameter names something:
     ``*run_dir`` (a run directory or run id), ``*run_dirs`` / ``run_ids`` (lists of them),
     ``*sweep_dir`` (a directory). Relative paths are read from ``cwd`` (the kernel's).
+    A run given as ``latest:<task>`` is replaced in ``spec.parameters`` by the directory of
+    that task's newest completed run, so the notebook and the index get the run itself.
 
     Returns:
         One line per run reported on that did not complete (its status and error).
@@ -168,6 +201,11 @@ def check_inputs(spec: ReportSpec, cwd: str | Path | None = None) -> list[str]:
     errors = [f"report.notebook: {error}" for error in [notebook_error(Path(spec.notebook))] if error]
     notes = []
     for key, value in spec.parameters.items():
+        try:
+            spec.parameters[key] = value = _resolve_latest(value, base)
+        except ReportError as e:
+            errors.append(f"report.parameters.{key}: {e}")
+            continue
         if key.endswith("sweep_dir") and isinstance(value, str) and not (base / value).is_dir():
             errors.append(f"report.parameters.{key}: {value}: no such directory")
         runs = [value] if key.endswith("run_dir") else value if key.endswith(("run_dirs", "run_ids")) else []
@@ -186,6 +224,35 @@ def check_inputs(spec: ReportSpec, cwd: str | Path | None = None) -> list[str]:
     if errors:
         raise ReportError("\n".join(errors))
     return notes
+
+
+def _resolve_latest(value: Any, base: Path) -> Any:
+    """``value`` with each ``latest:<task>`` (alone or in a list) replaced by that run's directory."""
+    if isinstance(value, list):
+        return [_resolve_latest(v, base) for v in value]
+    if not (isinstance(value, str) and value.startswith(LATEST)):
+        return value
+    task = value[len(LATEST):].strip()
+    outputs = _outputs(base)
+    newest = latest_completed_run(task, outputs)
+    if newest is None:
+        raise ReportError(f"{value}: no completed run of task {task!r} under {outputs}")
+    return str(newest)
+
+
+def latest_completed_run(task: str, outputs: Path) -> Path | None:
+    """The directory of the newest completed run whose ``task_name`` is ``task`` under ``outputs``."""
+    import json
+
+    found = []
+    for run_dir in catalog.run_dirs_below(outputs):
+        try:
+            record = json.loads((run_dir / MANIFEST).read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("task_name") == task and record.get("status") == "completed":
+            found.append((str(record.get("started_at") or ""), run_dir.name, run_dir))
+    return max(found)[2].absolute() if found else None
 
 
 def _outputs(base: Path) -> Path:
