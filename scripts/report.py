@@ -16,6 +16,7 @@ from factory.cli import job, run_cli
 @job
 def main(cfg: DictConfig) -> None:
     from factory.reports import ReportFailed, reports_dir, run_report, to_spec
+    from factory.reports.schedule import trigger
     from factory.reports.spec import check_inputs
 
     spec = to_spec(cfg.report)  # before validate: names the missing parameter, checks the cron line
@@ -24,13 +25,12 @@ def main(cfg: DictConfig) -> None:
     validate(cfg, root="report")
     check_inputs(spec)  # before the kernel: a missing run or an untagged notebook is one line, exit 2
     try:
-        result = run_report(spec, reports_dir(cfg))
+        result = run_report(spec, reports_dir(cfg), trigger=trigger())  # `schedule` under scripts/schedule.py
     except ReportFailed as e:
         print(f"error: report {e.result.name} failed: {e.result.error}", file=sys.stderr)
         print(f"partial notebook: {e.result.ipynb}", file=sys.stderr)
         sys.exit(1)
-    print(f"{result.name}: {result.status} in {result.duration_s:.1f} s")
-    for path in (result.ipynb, result.html):
+    for path in (result.ipynb, result.html):  # run_report has logged "report <name> completed in ..."
         if path:
             print(f"  {path}")
 

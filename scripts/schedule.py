@@ -2,8 +2,10 @@
 
     python scripts/schedule.py               # until Ctrl-C; each report in its own process
     python scripts/schedule.py --once        # run what is due now and exit (cron, systemd timers, CI)
-    python scripts/schedule.py --crontab     # print the equivalent crontab lines
+    python scripts/schedule.py --crontab     # crontab lines: each runs --once --report <name>
     python scripts/schedule.py --report run_report --once
+Reports are read from conf/report/ and from report/ of $FACTORY_CONFIG_DIR; a run is recorded
+in reports/index.json with trigger `schedule`.
 Exit codes: 0 all ran (or nothing was due), 1 a report failed, 2 bad input: a report whose
 declaration is invalid (bad cron line, required parameter unset) is named with its file on
 one line and skipped, the others still run or are listed, and the exit status is 2.
@@ -12,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from factory.errors import EXIT_BAD_INPUT
+from factory.errors import EXIT_BAD_INPUT, FactoryError, exit_bad_input
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,18 +32,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from factory.reports import schedule
 
-    reports, bad = schedule.scheduled_reports(args.report)
+    try:
+        reports, bad = schedule.scheduled_reports(args.report)
+    except FactoryError as e:  # e.g. $FACTORY_CONFIG_DIR names no directory
+        exit_bad_input(str(e), e)
     for report in bad:  # each named with its file and skipped; the others still run
         print(f"error: {report}", file=sys.stderr)
     status = EXIT_BAD_INPUT if bad else 0
     reports_dir = Path(os.environ.get("FACTORY_ROOT", ".")) / "reports"
-    if args.crontab:
-        if reports:
-            print("\n".join(schedule.crontab_lines(reports, Path.cwd())))
-        return _summary(bad, status)
     if not reports:
-        if not bad:
+        if not bad:  # stderr: stdout of --crontab is meant for `| crontab -`
             print("no report in conf/report/ has a schedule", file=sys.stderr)
+        return _summary(bad, status)
+    if args.crontab:
+        print("\n".join(schedule.crontab_lines(reports, Path.cwd(), reports_dir)))
         return _summary(bad, status)
     runner = schedule.subprocess_runner()
     if args.once:

@@ -10,7 +10,10 @@
   the next tick, each report in its own thread.
 
 A report runs at most once at a time (a lock file per report, so this holds across
-processes too); one failing report does not stop the others. Clock, sleep and runner
+processes too); one failing report does not stop the others. Each runs as
+``scripts/report.py`` in a subprocess, recorded in the index with trigger ``schedule``.
+``crontab_lines`` gives cron the same path: ``scripts/schedule.py --once --report <name>``
+(lock, state, trigger), logging to ``reports/<name>/schedule.log``. Clock, sleep and runner
 are injected so tests need no waiting.
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -34,6 +38,10 @@ from factory.rundir.provenance import CODE_DIR
 log = logging.getLogger(__name__)
 
 STATE = ".schedule-state.json"
+#: Where a crontab line appends a report's output, under ``reports/<name>/``.
+LOG = "schedule.log"
+#: Set for ``scripts/report.py`` by the scheduler: the trigger the index records.
+TRIGGER_ENV = "FACTORY_REPORT_TRIGGER"
 #: How far back a never-run report looks for a tick (one cron minute).
 FIRST_RUN_WINDOW = timedelta(minutes=1)
 
@@ -85,14 +93,12 @@ def scheduled_reports(names: Sequence[str] | None = None,
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from factory.config import CONFIG_DIR
     from factory.errors import FactoryError
-    from factory.reports.spec import available, spec_from_file
+    from factory.reports.spec import available, report_file, spec_from_file
 
-    report_dir = report_dir or CONFIG_DIR / "report"
     found, bad = [], []
     for name in names or available(report_dir):
-        path = report_dir / f"{name}.yaml"
+        path = report_file(name, report_dir)
         try:
             declared = OmegaConf.load(path).get("schedule") if path.exists() else None
             if declared is None and not names:
@@ -229,18 +235,40 @@ def serve(reports: Sequence[Scheduled], reports_dir: str | Path, runner: Runner,
             sleep(max(0.0, (wake - clock()).total_seconds()) + 0.05)
 
 
+def trigger() -> str:
+    """What started this ``scripts/report.py``: ``schedule`` under the scheduler, else ``manual``."""
+    return os.environ.get(TRIGGER_ENV) or "manual"
+
+
 def subprocess_runner(extra: Sequence[str] = (), cwd: str | Path | None = None) -> Runner:
     """Run ``scripts/report.py report=<name>`` in a subprocess (isolated; exit code is the result)."""
     def run(name: str) -> bool:
         command = [sys.executable, str(CODE_DIR / "scripts" / "report.py"), f"report={name}", *extra]
-        done = subprocess.run(command, cwd=cwd)
+        done = subprocess.run(command, cwd=cwd, env={**os.environ, TRIGGER_ENV: "schedule"})
         return done.returncode == 0
 
     return run
 
 
-def crontab_lines(reports: Sequence[Scheduled], cwd: str | Path) -> list[str]:
-    """One crontab line per report, running ``scripts/report.py`` from ``cwd`` at its schedule."""
-    script = CODE_DIR / "scripts" / "report.py"
-    return [f"{r.schedule} cd {shlex.quote(str(cwd))} && {shlex.quote(sys.executable)} "
-            f"{shlex.quote(str(script))} report={r.name}  # factory report {r.name}" for r in reports]
+#: Settings a crontab line carries over: cron starts commands with an almost empty environment.
+CARRIED_ENV = ("FACTORY_ROOT", "FACTORY_CONFIG_DIR")
+
+
+def crontab_lines(reports: Sequence[Scheduled], cwd: str | Path, reports_dir: str | Path = "reports") -> list[str]:
+    """One crontab line per report: at its schedule, ``scripts/schedule.py --once --report <name>``
+    from ``cwd`` (the scheduler's lock, state and trigger), appending its output to
+    ``<reports_dir>/<name>/schedule.log``. Paths are absolute; the interpreter is this one (the venv's).
+    """
+    script = CODE_DIR / "scripts" / "schedule.py"
+    cwd = Path(cwd).absolute()
+    env = " ".join(f"{k}={shlex.quote(str(Path(os.environ[k]).absolute()))}"
+                   for k in CARRIED_ENV if os.environ.get(k))
+    lines = []
+    for r in reports:
+        log_dir = (cwd / reports_dir / r.name).absolute()
+        command = (f"cd {shlex.quote(str(cwd))} && mkdir -p {shlex.quote(str(log_dir))} && "
+                   f"{env + ' ' if env else ''}{shlex.quote(sys.executable)} {shlex.quote(str(script))} "
+                   f"--once --report {shlex.quote(r.name)} >> {shlex.quote(str(log_dir / LOG))} 2>&1")
+        # cron reads an unescaped % as a newline
+        lines.append(f"{r.schedule} {command.replace('%', chr(92) + '%')}  # factory report {r.name}")
+    return lines
