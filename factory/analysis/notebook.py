@@ -127,7 +127,10 @@ def tidy_history(steps: pd.DataFrame) -> pd.DataFrame:
     # Per-epoch LR rows carry a step but no epoch; they come just before their epoch's rows.
     steps["epoch"] = steps["epoch"].bfill()
     steps = steps.dropna(subset=["epoch"])
-    columns = [c for c in steps.columns if not c.startswith("test/")]
+    # Step-level values (`train/loss` beside its `train/loss_epoch`, any `*_step`) stay in
+    # `steps`: the last step of an epoch next to the epoch's mean would read as two curves.
+    step_level = {c for c in steps.columns if c.endswith("_step") or f"{c}_epoch" in steps.columns}
+    columns = [c for c in steps.columns if not c.startswith("test/") and c not in step_level]
     tidy = steps[columns].groupby("epoch", sort=True).last().reset_index()
     train_columns = [c for c in tidy.columns if c.startswith("train/")]
     if train_columns:  # drop the post-fit validation of the best checkpoint
