@@ -4,6 +4,11 @@ metrics against their hyperparameters, and plot both.
 ``select`` reads run directories (and a sweep's ``sweep.json``, see ``factory.sweeps.results``)
 and returns a ``Comparison``; its tables and figures are what
 ``notebooks/compare_runs.ipynb`` (reports ``compare_runs`` and ``sweep_report``) shows.
+Only hyperparameters are compared: values that change the model or the data
+(``factory.analysis.hyperparameters`` holds the rule), never logger, report or path settings.
+Runs are labelled by their short run id (``4ff3d6``), trials by ``trial <n>``; the
+``*_table`` methods give tables as a reader wants them (numbers to 4 significant digits,
+``—`` where a run has no value).
 
 Example:
     >>> comparison = compare.select(sweep_dir="outputs/fraud_detection/multirun/2026-11-24_03-36-13")
@@ -12,22 +17,34 @@ Example:
 """
 from __future__ import annotations
 
+import math
+import numbers
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from factory.errors import FactoryError
+from factory.analysis.hyperparameters import differing_hyperparameters, unresolved_config
 from factory.analysis.notebook import LoadedRun, load_run
 from factory.rundir.catalog import find_run, list_runs, outputs_dir, run_row
 from factory.rundir.layout import is_run_dir
 from factory.analysis.plots import small_multiples
-from factory.sweeps.results import Sweep, differing_config, load_sweep, minimizes
+from factory.sweeps.results import Sweep, load_sweep, minimizes
 
 METRIC_GROUPS = ("val", "test", "baseline")
+MISSING = "—"      # a table cell without a value
+UNSET = "(unset)"  # a hyperparameter a run does not set, on a plot axis
+#: Runs colored one by one (and named in the legend) up to this many; more are one color.
+MAX_NAMED_POINTS = 10
+_TIMESTAMPED_ID = re.compile(r"^(?:(\d+)_)?\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_(\w+)$")
 
 
 @dataclass
@@ -35,12 +52,13 @@ class Comparison:
     """Runs (or a sweep's trials) side by side.
 
     Attributes:
-        table: one row per run or trial, indexed by its label (the run id, or
+        table: one row per run or trial, indexed by its label (the short run id, or
             ``trial <n>``): what describes it, then its final metrics (``val/...``).
         runs: the loaded runs by label (trials without a run directory have none).
         metric: the metric compared (``val/pr_auc``).
         mode: ``min`` or ``max``: which way the metric is better.
-        hyperparameters: per label, the values that differ between runs (a sweep's params).
+        hyperparameters: per label, the hyperparameters whose values differ between runs
+            (``factory.analysis.hyperparameters``; a sweep's searched params).
         sweep: the sweep, when comparing one.
     """
 
@@ -68,10 +86,49 @@ class Comparison:
         """The table without its metric columns."""
         return self.table[[c for c in self.table.columns if "/" not in c or c in self.hyperparameters]]
 
+    @property
+    def task(self) -> str:
+        """The task the runs (or trials) trained, the most common one when they differ."""
+        tasks = Counter(run.manifest.task_name for run in self.runs.values() if run.manifest.task_name)
+        if tasks:
+            return tasks.most_common(1)[0][0]
+        parts = Path(self.sweep.sweep_dir).parts if self.sweep else ()
+        return parts[-3] if len(parts) >= 3 and parts[-2] == "multirun" else "runs"
+
+    def title(self) -> str:
+        """``Sweep: <task> — <n> trials, objective <metric>`` or ``Compare runs: ...``."""
+        n = len(self.table)
+        if self.sweep is not None:
+            return f"Sweep: {self.task} — {_count(n, 'trial')}, objective {self.metric} ({self.mode})"
+        return f"Compare runs: {self.task} — {_count(n, 'run')}, metric {self.metric} ({self.mode})"
+
+    def headline(self) -> str:
+        """The report's top, as Markdown: its title, the best run or trial, and any note."""
+        lines = [f"# {self.title()}"]
+        best = self.best_label()
+        if best is not None:
+            setting = self.setting(best)
+            lines.append(f"**Best: {best}** — {self.metric} = {format_value(self.values[best])}"
+                         + (f" ({setting})" if setting else "") + ".")
+        if self.sweep is not None:
+            counts = self.table["status"].value_counts()
+            lines.append(f"Status {self.sweep.status or 'unknown'}: "
+                         + ", ".join(f"{count} {status}" for status, count in counts.items()) + ".")
+        lines += [f"*{note}*" for note in self.notes]
+        return "\n\n".join(lines)
+
+    def setting(self, label: str) -> str:
+        """A run's differing hyperparameters in one line (``max_epochs=3, dropout=0.1``)."""
+        if label not in self.hyperparameters.index:
+            return ""
+        names = _short_names(self.hyperparameters.columns)
+        return ", ".join(f"{names[key]}={format_value(value, UNSET)}"
+                         for key, value in self.hyperparameters.loc[label].items())
+
     def describe(self) -> str:
         """What is compared, on which metric, and why a section may be empty."""
         what = (f"sweep {self.sweep.sweep_dir} ({self.sweep.kind}, {self.sweep.status or 'status unknown'}): "
-                f"{len(self.table)} trials" if self.sweep else f"{len(self.table)} runs")
+                f"{_count(len(self.table), 'trial')}" if self.sweep else _count(len(self.table), "run"))
         return "\n".join([f"{what}; metric {self.metric} ({self.mode})", *self.notes])
 
     def best_label(self) -> str | None:
@@ -84,25 +141,57 @@ class Comparison:
         return values.idxmin() if self.mode == "min" else values.idxmax()
 
     def best(self) -> pd.DataFrame | None:
-        """The best run or trial (``best_label``) as a one-column table; None without values."""
+        """The best run or trial (``best_label``) as a one-column table of readable values;
+        None without values."""
         label = self.best_label()
         if label is None:
             return None
-        return self.table.loc[label].dropna().to_frame(f"best: {label}").astype(str)
+        name = self.metric.split("/", 1)[-1]  # and the same metric on the other splits (test/..., baseline/...)
+        keep = [c for c in self.table.columns
+                if c != "run_dir" and ("/" not in c or c in self.hyperparameters or c.split("/", 1)[-1] == name)]
+        return readable(self.table.loc[label, keep].dropna().to_frame(f"best: {label}"))
 
     def sweep_summary(self) -> pd.DataFrame | None:
         """How the sweep went (kind, status, objective, trials per status); None if not a sweep."""
-        return self.sweep.summary() if self.sweep else None
+        if self.sweep is None:
+            return None
+        summary = self.sweep.summary()
+        best = (self.sweep.best or {}).get("value")
+        if isinstance(best, float) and "best value" in summary.index:
+            summary.loc["best value", "value"] = format_value(best)
+        return summary
+
+    def summary_table(self) -> pd.DataFrame:
+        """One row per run or trial: status, its hyperparameters, the metric (readable)."""
+        columns = ["status", *self.hyperparameters.columns]
+        if self.sweep is None:
+            columns += ["started_at", "duration_s"]
+        frame = self.table.reindex(columns=[c for c in columns if c in self.table or c in self.hyperparameters])
+        for key in self.hyperparameters.columns:  # a sweep's params are columns of both
+            frame[key] = self.hyperparameters[key].reindex(frame.index)
+        frame[self.metric] = self.values
+        if self.sweep is not None and "error" in self.table and self.table["error"].notna().any():
+            frame["error"] = self.table["error"]
+        return readable(frame)
+
+    def metrics_table(self) -> pd.DataFrame:
+        """Final metrics, readable: one column per run (up to 8 runs), else one row per run."""
+        frame = readable(self.metrics)
+        return frame.T if len(frame) <= 8 else frame
+
+    def hyperparameter_table(self) -> pd.DataFrame:
+        """The differing hyperparameters, readable, one row per run or trial."""
+        return readable(self.hyperparameters)
 
     def metric_per_run(self) -> Figure | None:
         """Bars of the metric per run; None with fewer than two values."""
         values = self.values.dropna()
-        return metric_bars(values, self.metric) if len(values) >= 2 else None
+        return metric_bars(values, self.metric, self.best_label()) if len(values) >= 2 else None
 
     def learning_curves(self) -> Figure | None:
-        """The validation value of the metric per epoch, one line per run."""
+        """The validation value of the metric per epoch, one line per run (legend: its setting)."""
         curve = self.metric if self.metric.startswith("val/") else "val/" + self.metric.split("/", 1)[-1]
-        histories = {label: run.history for label, run in self.runs.items()}
+        histories = {_with_setting(label, self.setting(label)): run.history for label, run in self.runs.items()}
         return curves(histories, curve) if len(self.table) >= 2 else None
 
     def metric_vs_hyperparameters(self) -> Figure | None:
@@ -159,15 +248,15 @@ def select_run_dirs(run_ids: Sequence[str] = (), experiment: str | None = None,
 def _from_runs(run_dirs: Sequence[Path], metric: str | None) -> Comparison:
     table = pd.DataFrame([row for row in map(run_row, run_dirs) if row is not None])
     table = table.sort_values(["started_at", "run_id"], ascending=False, ignore_index=True)
-    labels = table["run_id"].tolist()
-    if len(set(labels)) < len(labels):  # runs in sweep subdirectories share ids (0, 1, ...)
+    labels = run_labels(table["run_id"].tolist())
+    if len(set(labels)) < len(labels):  # the same id in two places (copied runs): their directories
         labels = ["/".join(Path(d).parts[-2:]) for d in table["run_dir"]]
     table.index = pd.Index(labels, name="run")
     table = table.dropna(axis=1, how="all")
     runs = {label: load_run(d) for label, d in zip(labels, table["run_dir"])}
     metric, mode = _metric_and_mode(metric, runs)
-    hyperparameters = differing_config({label: run.config for label, run in runs.items()},
-                                       {label: run.run_dir for label, run in runs.items()})
+    hyperparameters = differing_hyperparameters({label: run.config for label, run in runs.items()},
+                                                {label: unresolved_config(run.run_dir) for label, run in runs.items()})
     return _finish(Comparison(table, runs, metric, mode, hyperparameters))
 
 
@@ -186,7 +275,12 @@ def _from_sweep(sweep: Sweep, metric: str | None) -> Comparison:
     metric, mode = _metric_and_mode(default_metric, runs, sweep.mode if metric in (None, sweep.metric) else None)
     if metric == sweep.metric:  # the value the sweep optimized; the run's metrics.json where it has none
         table[metric] = table["value"].fillna(table[metric]) if metric in table else table["value"]
-    hyperparameters = trials[sweep.params].copy()
+    params = sweep.params
+    if sweep.kind == "runs":  # no sweep.json: the params are the differing config keys, by the same rule
+        kept = differing_hyperparameters({label: run.config for label, run in runs.items()},
+                                         {label: unresolved_config(run.run_dir) for label, run in runs.items()})
+        params = [p for p in params if p in kept.columns] if runs else params
+    hyperparameters = trials[params].copy()
     return _finish(Comparison(table, runs, metric, mode, hyperparameters, sweep))
 
 
@@ -205,9 +299,9 @@ def _metric_and_mode(metric: str | None, runs: Mapping[str, LoadedRun],
 def _finish(comparison: Comparison) -> Comparison:
     n = len(comparison.table)
     if n < 2 and comparison.sweep is not None:
-        comparison.notes.append(f"{n} trial(s) in the sweep so far: nothing to compare")
+        comparison.notes.append(f"{_count(n, 'trial')} in the sweep so far: nothing to compare")
     elif n < 2:
-        comparison.notes.append(f"{n} run selected: nothing to compare (set run_ids, experiment or sweep_dir)")
+        comparison.notes.append(f"{_count(n, 'run')} selected: nothing to compare (set run_ids, experiment or sweep_dir)")
     elif comparison.values.dropna().empty:
         logged = ", ".join(comparison.metrics.columns) or "no metrics"
         comparison.notes.append(f"no run logged {comparison.metric}; the runs have {logged}")
@@ -216,40 +310,96 @@ def _finish(comparison: Comparison) -> Comparison:
     return comparison
 
 
+# --- labels and readable values ---------------------------------------------------------
+
+def run_labels(run_ids: Sequence[str]) -> list[str]:
+    """Short labels for run ids: the random part (``4ff3d6`` for ``2026-12-07_01-36-52_4ff3d6``,
+    ``4ff3d6 #0`` for sweep trial 0's ``0_2026-..._4ff3d6``); the whole id where two would
+    share a label; never a bare number."""
+    def short(run_id: str) -> str:
+        match = _TIMESTAMPED_ID.match(str(run_id))
+        if match:
+            return match[2] + (f" #{match[1]}" if match[1] is not None else "")
+        return f"run {run_id}" if str(run_id).isdigit() else str(run_id)
+
+    labels = [short(r) for r in run_ids]
+    return labels if len(set(labels)) == len(labels) else [short(r) if str(r).isdigit() else str(r) for r in run_ids]
+
+
+def format_value(value, missing: str = MISSING) -> str:
+    """A value as a reader wants it: floats to 4 significant digits, times to the second,
+    ``missing`` for None/NaN, anything else as text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return missing
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every cell formatted by ``format_value`` (no empty cells, no long floats)."""
+    return frame.astype(object).apply(lambda column: column.map(format_value))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _short_names(keys: Sequence[str]) -> dict[str, str]:
+    """Each dotted key by its last part (``max_epochs``) unless two keys share it."""
+    last = Counter(str(k).rsplit(".", 1)[-1] for k in keys)
+    return {k: str(k).rsplit(".", 1)[-1] if last[str(k).rsplit(".", 1)[-1]] == 1 else str(k) for k in keys}
+
+
+def _with_setting(label: str, setting: str) -> str:
+    return f"{label}: {setting}" if setting else label
+
+
 # --- figures ------------------------------------------------------------------------
 
-def metric_bars(values: pd.Series, metric: str) -> Figure:
-    """One bar per run, labelled with its value."""
+def metric_bars(values: pd.Series, metric: str, best: str | None = None) -> Figure:
+    """One bar per run, labelled with its value (4 significant digits); ``best`` highlighted."""
     fig = Figure(figsize=(max(4.5, 0.6 * len(values) + 2), 3.5), layout="constrained")
     ax = fig.subplots()
-    bars = ax.bar(values.index.astype(str), values.to_numpy())
-    ax.bar_label(bars, fmt="%.4f", fontsize=8)
-    ax.set(xlabel="run", ylabel=metric, title=f"{metric} per run")
+    colors = ["tab:red" if label == best else "tab:blue" for label in values.index]
+    bars = ax.bar(values.index.astype(str), values.to_numpy(), color=colors)
+    ax.bar_label(bars, fmt="%.4g", fontsize=8)
+    ax.margins(y=0.12)  # room for the value labels inside the panel
+    ax.set(xlabel="run", ylabel=metric, title=f"{metric} per run" + (f" (best: {best}, red)" if best else ""))
     ax.tick_params(axis="x", rotation=30)
     return fig
 
 
 def curves(histories: Mapping[str, pd.DataFrame], column: str) -> Figure | None:
-    """``column`` against the epoch, one line per history that logged it; None if none did."""
+    """``column`` against the epoch, one line per history that logged it (legend outside the
+    axes); None if none did."""
     histories = {label: h for label, h in histories.items() if column in h}
     if not histories:
         return None
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = Figure(figsize=(7.5, 4), layout="constrained")
     ax = fig.subplots()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for label, history in histories.items():
-        ax.plot(history["epoch"], history[column], marker="o", markersize=3, label=label)
+        logged = history[["epoch", column]].dropna()
+        ax.plot(logged["epoch"], logged[column], marker="o", markersize=3, label=label)
     ax.set(xlabel="epoch", ylabel=column, title=f"{column} per epoch")
-    ax.legend(fontsize=8)
+    fig.legend(loc="outside right upper", fontsize=8)
     return fig
 
 
 def metric_vs_hyperparameters(hyperparameters: pd.DataFrame, values: pd.Series,
                               best: str | None = None) -> Figure | None:
-    """One panel per hyperparameter: the metric against its values, each point labelled.
+    """One panel per hyperparameter: the metric against its values.
 
     Numeric hyperparameters get a numeric axis (logarithmic when positive and spanning two
-    decades or more, as learning rates do); others one position per value. ``best`` (a
-    label) is ringed in red.
+    decades or more, as learning rates do); others (text, lists, a mix of numbers and text,
+    unset values) one position per value, labelled readably (``(unset)`` for None). Up to
+    ``MAX_NAMED_POINTS`` runs get a color each, named in a legend beside the panels; ``best``
+    (a label) is ringed in red.
 
     Args:
         hyperparameters: one row per run, one column per hyperparameter.
@@ -259,21 +409,50 @@ def metric_vs_hyperparameters(hyperparameters: pd.DataFrame, values: pd.Series,
     keys = list(hyperparameters.columns)
     if not keys:
         return None
-    fig, axes = small_multiples(len(keys), ncols=3, panel=(4.5, 3.5))
+    fig, axes = small_multiples(len(keys), ncols=3, panel=(4.2, 3.3))
+    fig.set_figwidth(fig.get_figwidth() + 1.8)  # the legend's column, beside the panels
+    labels = list(values.index)
+    named = len(labels) <= MAX_NAMED_POINTS
+    colors = [f"C{i % 10}" for i in range(len(labels))] if named else ["tab:blue"] * len(labels)
+    y = values.to_numpy(dtype=float)
     for ax, key in zip(axes, keys):
-        x = hyperparameters[key]
-        numeric = pd.to_numeric(x, errors="coerce")
-        x = numeric if numeric.notna().all() else x.astype(str)
-        y = values.loc[x.index]
-        ax.scatter(x, y)
-        for label, xv, yv in zip(x.index, x, y):
-            ax.annotate(str(label), (xv, yv), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        if best is not None and best in x.index:
-            ax.scatter([x[best]], [y[best]], s=120, facecolors="none", edgecolors="tab:red", label=f"best ({best})")
-            ax.legend(fontsize=7)
-        if numeric.notna().all() and (numeric > 0).all() and numeric.max() >= 100 * numeric.min():
-            ax.set_xscale("log")
-        ax.set(xlabel=key, ylabel=values.name, title=key)
+        column = hyperparameters.loc[labels, key]
+        numeric = _numeric(column)
+        if numeric is not None:
+            ax.scatter(numeric, y, c=colors, zorder=2)
+            x_best = numeric[labels.index(best)] if best in labels else None
+            if (numeric > 0).all() and numeric.max() >= 100 * numeric.min():
+                ax.set_xscale("log")
+            elif (numeric == numeric.round()).all():  # epochs, layers, seeds: no 2.25 ticks
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:
+            text = [format_value(v, UNSET) for v in column]
+            categories = list(dict.fromkeys(text))
+            positions = [categories.index(t) for t in text]
+            ax.scatter(positions, y, c=colors, zorder=2)
+            ax.set_xticks(range(len(categories)), categories, rotation=20 if len(categories) > 3 else 0,
+                          fontsize=8)
+            ax.set_xlim(-0.5, len(categories) - 0.5)
+            x_best = positions[labels.index(best)] if best in labels else None
+        if x_best is not None:
+            ax.scatter([x_best], [y[labels.index(best)]], s=140, facecolors="none", edgecolors="tab:red",
+                       linewidths=1.5, zorder=3)
+        ax.set(xlabel=key, ylabel=values.name)
+        ax.margins(x=0.08, y=0.12)
+    handles = []
+    if named:
+        handles = [Line2D([], [], ls="", marker="o", color=c, label=str(label)) for label, c in zip(labels, colors)]
+    if best is not None and best in labels:
+        handles.append(Line2D([], [], ls="", marker="o", markersize=10, markerfacecolor="none",
+                              markeredgecolor="tab:red", label=f"best ({best})"))
+    if handles:
+        fig.legend(handles=handles, loc="outside right center", fontsize=8, title="run")
     fig.suptitle(f"{values.name} against each hyperparameter")
     return fig
 
+
+def _numeric(column: pd.Series) -> np.ndarray | None:
+    """The column as floats when every value is a number (not a bool, not unset), else None."""
+    if all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and not pd.isna(v) for v in column):
+        return column.to_numpy(dtype=float)
+    return None

@@ -100,9 +100,10 @@ def test_comparison_of_a_sweep_plots_the_objective_against_each_param_and_names_
     assert ax.get_xscale() == "log"  # 0.001 .. 0.1
     points = ax.collections[0].get_offsets()
     assert sorted(map(tuple, points.tolist())) == [(0.001, 0.45), (0.1, 0.30)]
-    assert ax.get_legend().get_texts()[0].get_text() == "best (trial 1)"
+    (legend,) = fig.legends  # beside the panels, not over the points
+    assert [t.get_text() for t in legend.get_texts()] == ["trial 0", "trial 1", "best (trial 1)"]
     lines = comparison.learning_curves().axes[0].get_lines()
-    assert [line.get_label() for line in lines] == ["trial 0", "trial 1"]
+    assert [line.get_label() for line in lines] == ["trial 0: lr=0.1", "trial 1: lr=0.001"]
     assert isinstance(comparison.metric_per_run(), Figure)
 
 
@@ -128,7 +129,7 @@ def test_a_sweep_that_has_just_started_has_nothing_to_compare_yet(tmp_path):
                                                      "trials": [], "best": None}))
     comparison = compare.select(sweep_dir=tmp_path)
     assert comparison.table.empty and comparison.best() is None and comparison.metric_per_run() is None
-    assert "0 trial(s) in the sweep so far" in comparison.describe()
+    assert "0 trials in the sweep so far" in comparison.describe()
     assert comparison.sweep_summary().loc["status", "value"] == "running"
 
 
@@ -149,13 +150,13 @@ def test_runs_by_experiment_and_by_id(tmp_path):
     make_run(tmp_path / "outputs" / "other" / "2026-11-24_09-00-02_cccccc", "other", 0.1, 0.5)
 
     comparison = compare.select(experiment="diagnosis", root=tmp_path)
-    assert sorted(comparison.table.index) == ["2026-11-24_09-00-00_aaaaaa", "2026-11-24_09-00-01_bbbbbb"]
+    assert sorted(comparison.table.index) == ["aaaaaa", "bbbbbb"]  # short run ids
     assert list(comparison.hyperparameters.columns) == ["model.optimizer.lr"]
-    assert comparison.best().columns == ["best: 2026-11-24_09-00-00_aaaaaa"]
+    assert comparison.best().columns == ["best: aaaaaa"]
     assert {"val/pr_auc", "test/pr_auc"} <= set(comparison.metrics.columns)
 
     single = compare.select(run_ids=["aaaaaa"], root=tmp_path)
-    assert list(single.table.index) == [first.name]
+    assert list(single.table.index) == [first.name.rsplit("_", 1)[-1]]
     assert "nothing to compare" in single.describe()
     assert single.metric_per_run() is None and single.metric_vs_hyperparameters() is None
 
