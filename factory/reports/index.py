@@ -37,27 +37,51 @@ def record(reports_dir: str | Path, entry: dict[str, Any]) -> None:
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.4em .6em;
-text-align:left;vertical-align:top;font-size:.92em}th{background:#f4f4f4}
+.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%}
+th,td{border-bottom:1px solid #ddd;padding:.4em .6em;text-align:left;vertical-align:top;font-size:.92em}
+th{background:#f4f4f4;white-space:nowrap}
 .completed{color:#1a7f37}.failed{color:#cf222e;font-weight:600}.running{color:#9a6700}
-code{font-size:.9em;word-break:break-all}"""
+code{font-size:.9em;word-break:break-all}.dirty{color:#9a6700}"""
+
+#: The page's columns, in order (what ``_cells`` fills per report run).
+COLUMNS = ("report", "status", "started", "duration", "trigger", "source runs", "parameters",
+           "factory", "commit", "output", "error")
 
 
 def render(runs: list[dict[str, Any]]) -> str:
-    """A self-contained HTML page: one row per report run, newest first."""
-    e = html.escape
-    rows = []
-    for r in runs:
-        links = " ".join(f'<a href="{e(r[k])}">{k}</a>' for k in ("html", "ipynb") if r.get(k))
-        params = ", ".join(f"{k}={v}" for k, v in (r.get("parameters") or {}).items())
-        duration = f"{r['duration_s']:.1f} s" if r.get("duration_s") is not None else ""
-        rows.append(
-            f"<tr><td>{e(r.get('name', ''))}</td><td class=\"{e(r.get('status', ''))}\">{e(r.get('status', ''))}</td>"
-            f"<td>{e(r.get('started_at') or '')}</td><td>{duration}</td><td><code>{e(params)}</code></td>"
-            f"<td>{links}</td><td>{e(r.get('error') or '')}</td></tr>")
-    body = "\n".join(rows) or '<tr><td colspan="7">no report runs yet</td></tr>'
+    """A self-contained HTML page: one row per report run, newest first.
+
+    Columns (``COLUMNS``): the report's name, status, start time, duration, what started it,
+    the runs it read (``source_run_ids``), its parameters, the factory version and git commit
+    it ran with (``+dirty`` when the code differed from the commit), links to its HTML and
+    notebook (relative to ``reports/``), and the error of a failed run.
+    """
+    rows = ["<tr>" + "".join(f"<td{attrs}>{cell}</td>" for attrs, cell in _cells(r)) + "</tr>" for r in runs]
+    body = "\n".join(rows) or f'<tr><td colspan="{len(COLUMNS)}">no report runs yet</td></tr>'
+    head = "".join(f"<th>{name}</th>" for name in COLUMNS)
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>factory reports</title>"
-            f"<style>{_STYLE}</style></head><body><h1>Reports</h1><p>{len(runs)} runs, newest first.</p>\n"
-            "<table><thead><tr><th>report</th><th>status</th><th>started</th><th>duration</th>"
-            f"<th>parameters</th><th>output</th><th>error</th></tr></thead><tbody>\n{body}\n"
-            "</tbody></table></body></html>\n")
+            f"<style>{_STYLE}</style></head><body><h1>Reports</h1><p>{_count(len(runs), 'report run')}, "
+            f"newest first.</p>\n<div class=\"scroll\"><table><thead><tr>{head}</tr></thead><tbody>\n{body}\n"
+            "</tbody></table></div></body></html>\n")
+
+
+def _cells(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """The HTML cells of one report run, in ``COLUMNS`` order: (attributes, escaped content)."""
+    e = html.escape
+    status = r.get("status") or ""
+    links = " ".join(f'<a href="{e(r[k])}">{k}</a>' for k in ("html", "ipynb") if r.get(k))
+    params = ", ".join(f"{k}={v}" for k, v in (r.get("parameters") or {}).items())
+    duration = f"{r['duration_s']:.1f} s" if r.get("duration_s") is not None else ""
+    sources = "<br>".join(f"<code>{e(str(s))}</code>" for s in r.get("source_run_ids") or [])
+    git = r.get("git") or {}
+    commit = (f'<code title="{e(git["commit"])}">{e(git["commit"][:10])}</code>' if git.get("commit") else "")
+    if commit and git.get("dirty"):
+        commit += ' <span class="dirty" title="the code differed from this commit">+dirty</span>'
+    return [("", e(r.get("name", ""))), (f' class="{e(status)}"', e(status)),
+            ("", e(r.get("started_at") or "")), ("", duration), ("", e(r.get("trigger") or "")),
+            ("", sources), ("", f"<code>{e(params)}</code>" if params else ""),
+            ("", e(r.get("factory_version") or "")), ("", commit), ("", links), ("", e(r.get("error") or ""))]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
