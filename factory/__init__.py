@@ -3,7 +3,7 @@
 Light to import: heavy modules (torch, Lightning, pandas, matplotlib) load on first use
 of what needs them.
 
-Notebook API: ``compose``, ``train``, ``runs()``, ``load_run``, ``plots`` (see
+Notebook API: ``compose``, ``train``, ``runs()``, ``load_run``, ``metrics_table``, ``plots`` (see
 ``factory.analysis.notebook``); ``registry`` for registered models (``factory.registry.load("fraud@production")``);
 ``explore`` (a data config's profile) and ``compare`` (runs or a sweep side by side).
 """
@@ -27,7 +27,8 @@ def runs(root=None):
 # Loaded on first access, so `import factory` stays light.
 # train: factory.training.launch.train (in this kernel, or as a process for DDP and DeepSpeed).
 _LAZY = {"train": "factory.training.launch", "load_run": "factory.analysis.notebook",
-         "list_runs": "factory.rundir.catalog", "LoadedRun": "factory.analysis.notebook"}
+         "list_runs": "factory.rundir.catalog", "LoadedRun": "factory.analysis.notebook",
+         "metrics_table": "factory.analysis.notebook"}
 # The notebook API's modules by their short names: `from factory import plots` as the README shows.
 _LAZY_MODULES = {"plots": "factory.analysis.plots", "notebook": "factory.analysis.notebook",
                  "predictions": "factory.analysis.predictions", "explore": "factory.analysis.explore",
@@ -50,5 +51,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES) | {"__version__"})
 
 
-__all__ = ["__version__", "compose", "train", "runs", "load_run", "list_runs", "LoadedRun", "plots", "registry",
-           "explore", "compare"]
+__all__ = ["__version__", "compose", "train", "runs", "load_run", "list_runs", "LoadedRun", "metrics_table", "plots",
+           "registry", "explore", "compare"]

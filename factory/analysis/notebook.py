@@ -27,6 +27,11 @@ from factory.config import compose  # noqa: F401  (re-exported)
 from factory.rundir.catalog import (RUN_COLUMNS, RunFiles, find_run, flat_metrics,  # noqa: F401  (re-exported)
                                     list_runs, outputs_dir, read_history, run_row)
 
+#: What a missing metric shows as (the baseline has no loss).
+BLANK = "—"
+#: A metric only one task logs (``factory.models.metrics.task_metrics``): how a run's task is read back.
+_TASK_METRICS = {"binary": {"pr_auc", "auroc"}, "multiclass": {"f1_macro"}, "regression": {"r2", "mse"}}
+
 
 @dataclass
 class LoadedRun(RunFiles):
@@ -41,6 +46,33 @@ class LoadedRun(RunFiles):
     """
 
     _model: Any = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        """A few lines: id, experiment, task, status; the monitored metric's best value beside
+        the same metric on test (and the baseline); an error's first line; the directory."""
+        record, monitor = self.manifest, self.manifest.monitor or {}
+        lines = [f"LoadedRun {record.run_id}: {record.task_name}, {self.task or 'task unknown'}, {record.status}"]
+        metric = monitor.get("metric")
+        if metric:
+            name = metric.split("/", 1)[-1]
+            facts = [f"{metric} {_number(monitor.get('best'))} (best, {monitor.get('mode', 'min')})"]
+            test = (self.metrics.get("test") or {}).get(f"test/{name}")
+            baseline = (self.metrics.get("baseline") or {}).get(name)
+            facts += [f"test/{name} {_number(test)}"] if test is not None else []
+            facts += [f"baseline {_number(baseline)}"] if baseline is not None else []
+            lines.append("  " + " · ".join(facts))
+        if record.error:
+            lines.append(f"  error: {str(record.error).strip().splitlines()[0][:200]}")
+        lines.append(f"  {self.run_dir}")
+        return "\n".join(lines)
+
+    @property
+    def task(self) -> str | None:
+        """``binary``, ``multiclass`` or ``regression``, read from the metric names the run logged
+        (``factory.models.metrics.task_metrics``); None for a run that logged none."""
+        names = {name.split("/", 1)[-1] for values in self.metrics.values() if isinstance(values, dict)
+                 for name in values}
+        return next((task for task, marker in _TASK_METRICS.items() if marker & names), None)
 
     @property
     def steps(self) -> pd.DataFrame:
@@ -100,13 +132,54 @@ class LoadedRun(RunFiles):
 
 
 def metrics_table(metrics: dict) -> pd.DataFrame:
-    """``metrics.json`` (or ``RunResult.metrics``) as a table: a row per metric name, a column per group.
+    """Final metrics as a table: a row per metric name, a column per group (val, test, baseline).
+
+    Args:
+        metrics: ``metrics.json`` as read back (``LoadedRun.metrics``), or ``RunResult.metrics``
+            (what ``factory.train`` returns).
+
+    Returns:
+        A DataFrame of floats (a ``MetricsTable``). A group without a metric holds NaN there (the
+        logistic-regression baseline has no loss), so the values still compute; its display in a
+        notebook shows 4 significant digits and ``—`` for such a cell, never ``NaN``.
 
     Example:
-        ``{"val": {"val/loss": 0.2}, "test": {"test/loss": 0.3}}`` -> row ``loss``, columns ``val``, ``test``.
+        >>> table = factory.metrics_table({"val": {"val/loss": 0.2, "val/auroc": 0.91},
+        ...                                "test": {"test/loss": 0.3, "test/auroc": 0.9},
+        ...                                "baseline": {"auroc": 0.88}})
+        >>> table
+                val  test  baseline
+        loss    0.2   0.3         —
+        auroc  0.91   0.9      0.88
+        >>> table.loc["auroc", "test"] - table.loc["auroc", "baseline"]   # a float
     """
-    return pd.DataFrame({group: {name.split("/", 1)[-1]: value for name, value in values.items()}
+    return MetricsTable({group: {name.split("/", 1)[-1]: value for name, value in values.items()}
                          for group, values in metrics.items() if isinstance(values, dict)})
+
+
+class MetricsTable(pd.DataFrame):
+    """A DataFrame that displays missing values as ``—`` and floats to 4 significant digits.
+
+    Only the display differs: any operation returns a plain DataFrame of the same values.
+    """
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def _display_options(self) -> dict:
+        return {"na_rep": BLANK, "float_format": _number}
+
+    def __repr__(self) -> str:
+        return self.to_string(**self._display_options())
+
+    def _repr_html_(self) -> str:
+        return self.to_html(notebook=True, **self._display_options())
+
+
+def _number(value: Any) -> str:
+    """A metric for reading: 4 significant digits."""
+    return BLANK if value is None or value != value else f"{value:.4g}"
 
 
 def segment_column(predictions: pd.DataFrame, max_levels: int = 30) -> str | None:
