@@ -9,7 +9,10 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from factory.analysis import compare
-from tests.unit.analysis.test_compare import make_run, sweep_dir  # noqa: F401  (a fixture)
+from tests.unit.analysis import test_compare
+from tests.unit.analysis.test_compare import make_run
+
+sweep_dir = test_compare.sweep_dir  # the 3-trial sweep fixture (2 completed, 1 failed)
 
 
 @pytest.mark.parametrize(("value", "text"), [
@@ -83,7 +86,7 @@ def test_a_comparison_of_runs_reads_as_a_document(tmp_path):
     assert comparison.metric_per_run() is None  # one value: nothing to compare
 
 
-def test_a_sweep_is_titled_as_one_with_its_best_trial_on_top(sweep_dir):  # noqa: F811
+def test_a_sweep_is_titled_as_one_with_its_best_trial_on_top(sweep_dir):
     comparison = compare.select(sweep_dir=sweep_dir)
     assert comparison.title() == "Sweep: fraud_detection — 3 trials, objective val/pr_auc (max)"
     headline = comparison.headline()
