@@ -98,7 +98,7 @@ def _config_name() -> str:
     """The config this script composes: its name (``scripts/evaluate.py``), else ``train``."""
     from factory.config.schemas import ROOTS
 
-    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0].removeprefix("factory-")  # or factory-evaluate
     return name if name in ROOTS else "train"
 
 
@@ -120,3 +120,31 @@ def _share_config_repository() -> None:
         return built[key]
 
     ConfigLoaderImpl._parse_overrides_and_create_caching_repo = shared
+
+
+def _run_script(name: str) -> None:
+    """Run ``scripts/<name>.py`` as ``python scripts/<name>.py`` does, for the ``factory-<name>``
+    console scripts (pyproject ``[project.scripts]``). The script runs as ``__main__`` from its
+    file, so Hydra finds ``conf/`` beside it from any working directory. Not ``runpy``: it sets
+    ``sys.argv[0]`` to the ``.py`` file, and Hydra's shell completion would bind to ``python``
+    instead of the command's own name."""
+    from factory.rundir.provenance import CODE_DIR
+
+    path = CODE_DIR / "scripts" / f"{name}.py"
+    exec(compile(path.read_text(), str(path), "exec"), {"__name__": "__main__", "__file__": str(path)})
+
+
+def train() -> None:
+    _run_script("train")
+
+
+def evaluate() -> None:
+    _run_script("evaluate")
+
+
+def report() -> None:
+    _run_script("report")
+
+
+def schedule() -> None:
+    _run_script("schedule")
