@@ -12,12 +12,11 @@ from factory.cli import job, run_cli
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 @job
 def main(cfg: DictConfig) -> float | None:
-    from factory.console import print_metrics
+    from factory.training.launch import show_result
     from factory.training.recipe import run  # validates the config before torch loads: errors answer fast
 
     result = run(cfg)
-    if result.is_rank_zero:
-        print_metrics(f"{cfg.task_name}: {result.status}", result.metrics, footer=f"run: {result.run_dir}")
+    show_result(cfg, result)  # the table a notebook's factory.train shows too
     return result.monitored_value  # what sweeps optimize
 
 

@@ -379,6 +379,7 @@ class TrainConf:
     # Hooks called when the run ends (factory.training.hooks): dotted paths, each checked to name a function.
     # A config without the key runs the standard ones, as conf/train.yaml lists them.
     after_run: List[str] = field(default_factory=lambda: list(STANDARD_AFTER_RUN), metadata={"callables": True})
+    verbose: bool = False  # true: the console shows everything train.log gets (factory.training.output)
 
 
 @dataclass
@@ -403,7 +404,7 @@ class ReportConf:
     parameters: Dict[str, Any] = field(default_factory=dict)
     required: List[str] = field(default_factory=list)  # parameters that must not be null
     formats: List[str] = field(default_factory=lambda: ["ipynb", "html"])
-    hide_input: bool = False
+    hide_input: bool = True  # HTML shows outputs only; false: code cells too
     schedule: Optional[str] = None  # cron expression, for scripts/schedule.py
     timeout: Optional[int] = bounded(COUNT, 600)  # seconds per cell; a hung or dead kernel fails the report
     kernel: Optional[str] = None  # null: the project's kernel (factory.reports.kernel)

@@ -12,7 +12,8 @@ Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/`` (a sweep trial's: 
     hpc_ckpt_<n>.ckpt        Lightning's SLURM requeue checkpoints (HPC_CHECKPOINTS)
     .hydra/                  HYDRA_DIR: Hydra's config.yaml, hydra.yaml, overrides.yaml (HYDRA_FILES)
     .run.lock                LOCK: held by the live process of the run (resume=auto)
-    train.log                Hydra's job log (its default hydra/job_logging; named after the script)
+    train.log                RUN_LOG: everything a run does not show on the console (Hydra's job log under
+                             scripts/train.py, named after the script; in a kernel, factory.training.output's)
     wandb/ tensorboard/      the trackers' files, when logger= selects them (their loggers' save_dir)
 
 The conf/ YAML repeats three of these for Lightning (``conf/callbacks/default.yaml``: ``checkpoints``
@@ -52,6 +53,8 @@ HYDRA_DIR = ".hydra"
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 #: A sweep directory's Hydra record (``hydra.sweep.dir``), beside the trials' run directories.
 MULTIRUN = "multirun.yaml"
+#: The run's log: Hydra's job log of ``scripts/train.py`` (``${hydra.job.name}.log``), or ``factory.train``'s in a kernel.
+RUN_LOG = "train.log"
 WANDB_DIR = "wandb"
 TENSORBOARD_DIR = "tensorboard"
 

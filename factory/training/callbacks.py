@@ -1,14 +1,19 @@
 """Callbacks factory adds by itself."""
 from __future__ import annotations
 
+import logging
 import time
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities import rank_zero_info
+
+from factory.console import PROGRESS
 
 
 class EpochSummary(pl.Callback):
-    """One line per epoch where there is no progress bar (logs, CI, notebooks, subprocesses)."""
+    """One line per epoch where there is no progress bar (logs, CI, notebooks, subprocesses).
+
+    Logged on rank zero to ``factory.console.PROGRESS``: what a run shows on the console by default.
+    """
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.monotonic()  # a fit resumed mid-epoch skips on_train_epoch_start
@@ -26,4 +31,6 @@ class EpochSummary(pl.Callback):
             shown["train/loss"] = running
         values = "  ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
-        rank_zero_info(f"epoch {trainer.current_epoch + 1}/{total}  {values}  ({time.monotonic() - self._start:.1f} s)")
+        if trainer.is_global_zero:
+            seconds = time.monotonic() - self._start
+            logging.getLogger(PROGRESS).info(f"epoch {trainer.current_epoch + 1}/{total}  {values}  ({seconds:.1f} s)")

@@ -33,8 +33,11 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     return loggers
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path):
-    """A Lightning Trainer with the run's strategy, loggers and callbacks."""
+def build_trainer(cfg: DictConfig, run_dir: Path, verbose: bool = True):
+    """A Lightning Trainer with the run's strategy, loggers and callbacks.
+
+    ``verbose=False`` (``factory.training.output``): the model summary goes to the log, not the console.
+    """
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()
                  if node is not None]
     from factory.training.fault_tolerance import RankState
@@ -49,15 +52,29 @@ def build_trainer(cfg: DictConfig, run_dir: Path):
         from factory.training.callbacks import EpochSummary
 
         callbacks.append(EpochSummary())
-    return build(
+    if not verbose and cfg.trainer.get("enable_model_summary", True) is not False:
+        from pytorch_lightning.callbacks import ModelSummary  # logs its table; Lightning's rich one prints it
+
+        callbacks.append(ModelSummary())
+    loggers = build_loggers(cfg, run_dir)
+    trainer = build(
         cfg.trainer, "trainer",
         precision=supported_precision(cfg.trainer.precision, use_cuda=uses_cuda(cfg.trainer)),
         strategy=build(cfg.strategy, "strategy"),
-        logger=build_loggers(cfg, run_dir),
+        logger=loggers,
         callbacks=callbacks,
         default_root_dir=str(run_dir),
         enable_progress_bar=progress,
     )
+    if trainer.fast_dev_run:  # Lightning swaps every logger for a dummy; the metrics history is always written
+        trainer.loggers = [logger for logger in loggers if _is_csv(logger)]
+    return trainer
+
+
+def _is_csv(logger) -> bool:
+    from pytorch_lightning.loggers import CSVLogger
+
+    return isinstance(logger, CSVLogger)
 
 
 def checkpoint_callback(trainer) -> Any | None:

@@ -28,11 +28,25 @@ def train(cfg: DictConfig):
 
     Single-device runs train in this process; DDP and DeepSpeed runs, which Lightning
     refuses inside notebooks, run ``scripts/train.py`` as a subprocess with the same
-    config and stream its output.
+    config and stream its output. Either way the console shows one line per epoch and
+    the metrics table (the script's own, streamed); the rest goes to ``<run_dir>/train.log``
+    (``factory.training.output``).
     """
     from factory.training.recipe import run
 
-    return train_in_subprocess(cfg) if needs_subprocess(cfg) else run(cfg)
+    if needs_subprocess(cfg):
+        return train_in_subprocess(cfg)
+    result = run(cfg)
+    show_result(cfg, result)
+    return result
+
+
+def show_result(cfg: DictConfig, result) -> None:
+    """The table ``scripts/train.py`` prints after a run (from rank zero): status, metrics, run directory."""
+    from factory.console import print_metrics
+
+    if result.is_rank_zero:
+        print_metrics(f"{cfg.task_name}: {result.status}", result.metrics, footer=f"run: {result.run_dir}")
 
 
 def needs_subprocess(cfg: DictConfig) -> bool:

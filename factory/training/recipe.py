@@ -66,6 +66,16 @@ def run(cfg: DictConfig) -> RunResult:
     validate(cfg, root="train")  # the one check of the config (scripts/train.py leaves it here), before torch
     cfg = pin_run_dir(cfg)
 
+    import pytorch_lightning  # noqa: F401: before the run's logging set-up, so Lightning keeps its own handler
+
+    from factory.training.output import is_verbose, run_output
+
+    with run_output(Path(cfg.paths.run_dir), is_verbose(cfg)) as output:  # epochs on the console; train.log the rest
+        return _run(cfg, output)
+
+
+def _run(cfg: DictConfig, output) -> RunResult:
+    """``run``'s steps, inside the run's console set-up (``factory.training.output.RunOutput``)."""
     import pytorch_lightning as pl
 
     from factory.training.components import build_trainer
@@ -75,7 +85,8 @@ def run(cfg: DictConfig) -> RunResult:
     try:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule, model = _data_and_model(cfg)
-        context.trainer = trainer = build_trainer(cfg, context.run_dir)
+        context.trainer = trainer = build_trainer(cfg, context.run_dir, verbose=output.verbose)
+        output.adopt_loggers()  # the strategy's library (DeepSpeed) may have brought its own logger
         resume_from = context.resume_from()
         context.set_up(datamodule)
         if cfg.train:

@@ -1,0 +1,150 @@
+"""What a training run shows on the console, and where the rest goes.
+
+By default a run shows one line per epoch (``callbacks.EpochSummary``; a progress bar on a
+terminal) and then its metrics table; errors still show. Everything else (Lightning's info
+lines and tips, library warnings, wandb's messages, the model summary) goes to the run's log
+file, ``<run_dir>/train.log``: Hydra's job log under ``scripts/train.py``, a handler added for
+the run's duration in a notebook. ``verbose: true`` (or ``FACTORY_VERBOSE=1``, which wins over
+the config) shows it all on the console as before. The same rules hold in a kernel, in the
+CLI, and in the ``scripts/train.py`` process a notebook starts for DDP and DeepSpeed.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+from omegaconf import DictConfig
+
+from factory.console import PROGRESS, LogLines
+from factory.rundir.layout import RUN_LOG
+
+VERBOSE_ENV = "FACTORY_VERBOSE"
+#: Hydra's job log format: the run's log file reads the same from the CLI and from a kernel.
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+#: The logger of lines libraries print to stderr during a quiet run.
+STDERR_LOGGER = "factory.stderr"
+
+
+def is_verbose(cfg: DictConfig) -> bool:
+    """``FACTORY_VERBOSE`` when set (``1``/``true`` or ``0``/``false``), else the config's ``verbose``."""
+    value = os.environ.get(VERBOSE_ENV, "").strip().lower()
+    if value:
+        return value not in ("0", "false", "no", "off")
+    return bool(cfg.get("verbose", False))
+
+
+class _ConsoleFilter(logging.Filter):
+    """On a console handler: epoch lines never (the progress handler shows them), the rest by verbosity."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == PROGRESS:
+            return False
+        return self.verbose or record.levelno >= logging.ERROR
+
+
+class RunOutput:
+    """The logging set-up of one run; ``run_output`` applies it and takes it all back."""
+
+    def __init__(self, run_dir: Path, verbose: bool) -> None:
+        self.run_dir, self.verbose = run_dir, verbose
+        self._undo: list = []
+        self._filter = _ConsoleFilter(verbose)
+        self._file: logging.Handler | None = None
+
+    def start(self) -> None:
+        root = logging.getLogger()
+        self._file = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)  # Hydra's
+        if self._file is None:  # a kernel: the same file Hydra's job log would be
+            self._file = _RunLogFile(self.run_dir / RUN_LOG)
+            self._file.setFormatter(logging.Formatter(LOG_FORMAT))
+            self._add_handler(root, self._file)
+            self._file_added = True
+        self._set_level(root, min(root.getEffectiveLevel(), logging.INFO))  # INFO reaches the file, as under Hydra
+        progress = logging.getLogger(PROGRESS)
+        self._set_level(progress, logging.INFO)
+        shown = logging.StreamHandler(sys.stdout)  # stdout, as the metrics table: one stream for what a run shows
+        shown.setFormatter(logging.Formatter("%(message)s"))
+        self._add_handler(progress, shown)
+        if self.verbose and not any(_is_console(h) for h in root.handlers):  # a kernel: show INFO as Lightning did
+            console = logging.StreamHandler(sys.stderr)
+            self._add_handler(root, console)
+        self.adopt_loggers()
+        if not self.verbose:
+            if getattr(logging, "_warnings_showwarning", None) is None:  # not captured already (by the caller)
+                logging.captureWarnings(True)
+                self._undo.append(lambda: logging.captureWarnings(False))
+            # What libraries print to stderr themselves (wandb's banner and summary, tqdm) goes to the log too;
+            # the progress handler and the metrics table write to stdout, handlers made before keep their stream.
+            stderr = LogLines(logging.getLogger(STDERR_LOGGER), logging.INFO)
+            redirect = contextlib.redirect_stderr(stderr)
+            redirect.__enter__()
+            self._undo.append(lambda: (stderr.flush(), redirect.__exit__(None, None, None)))
+
+    def adopt_loggers(self) -> None:
+        """Filter every console handler; loggers that keep their records (Lightning's in a kernel,
+        DeepSpeed's) also write to the file. Call again once a strategy has imported its library."""
+        loggers = [logging.getLogger()] + [logger for logger in logging.Logger.manager.loggerDict.values()
+                                           if isinstance(logger, logging.Logger) and not logger.propagate]
+        for logger in loggers:
+            for handler in logger.handlers:
+                if _is_console(handler) and self._filter not in handler.filters and logger.name != PROGRESS:
+                    handler.addFilter(self._filter)
+                    self._undo.append(lambda h=handler: h.removeFilter(self._filter))
+            if logger is not logging.getLogger() and self._file not in logger.handlers:
+                self._add_handler(logger, self._file)
+
+    def close(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+        if getattr(self, "_file_added", False):
+            self._file.close()
+
+    def _add_handler(self, logger: logging.Logger, handler: logging.Handler) -> None:
+        logger.addHandler(handler)
+        self._undo.append(lambda: logger.removeHandler(handler))
+
+    def _set_level(self, logger: logging.Logger, level: int) -> None:
+        before = logger.level
+        logger.setLevel(level)
+        self._undo.append(lambda: logger.setLevel(before))
+
+
+class _RunLogFile(logging.FileHandler):
+    """Opened at the first record, creating the run directory then (``RunContext.begin`` would anyway)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8", delay=True)
+
+    def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+
+
+@contextlib.contextmanager
+def run_output(run_dir: Path, verbose: bool) -> Iterator[RunOutput]:
+    """The run's console and log file for the duration of the ``with`` block (see the module doc).
+
+    Everything is restored on exit, so runs repeated in one kernel neither stack handlers nor
+    leave warnings captured.
+    """
+    output = RunOutput(run_dir, verbose)
+    try:
+        output.start()
+        with warnings.catch_warnings():  # the run's warning filters and registry stay the run's
+            yield output
+    finally:
+        output.close()
