@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from factory.analysis.figure import Figure
+from factory.analysis.plot_inputs import (binary_names, class_indices, class_scores, one_vs_rest,
+                                           regression_values, same_length)
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -117,8 +119,8 @@ def confusion_matrix(y_true, y_pred, labels: Sequence | None = None, normalize: 
     """
     from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-    y_true, y_pred = _class_indices(y_true, "y_true"), _class_indices(y_pred, "y_pred")
-    _same_length(y_true, "y_true", y_pred, "y_pred")
+    y_true, y_pred = class_indices(y_true, "y_true"), class_indices(y_pred, "y_pred")
+    same_length(y_true, "y_true", y_pred, "y_pred")
     n = len(labels) if labels is not None else int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
     for values, name in ((y_true, "y_true"), (y_pred, "y_pred")):
         if len(values) and values.max() >= n:
@@ -156,13 +158,13 @@ def roc_curve(y_true, score, labels: Sequence | None = None) -> Figure:
     """
     from sklearn.metrics import roc_auc_score, roc_curve as sk_roc_curve
 
-    y_true, score, names = _checked_scores(y_true, score, labels, "roc_curve")
+    y_true, score, names = class_scores(y_true, score, labels, "roc_curve")
     fig, ax = _curve_axes(score.ndim == 2)
     if score.ndim == 1:
         fpr, tpr, _ = sk_roc_curve(y_true, score)
         ax.plot(fpr, tpr, label=f"model (AUC {roc_auc_score(y_true, score):.3f})")
     else:
-        onehot, present = _one_vs_rest(y_true, len(names))
+        onehot, present = one_vs_rest(y_true, len(names))
         grid = np.linspace(0, 1, 201)
         tprs = []
         for k in present:
@@ -200,7 +202,7 @@ def pr_curve(y_true, score, labels: Sequence | None = None) -> Figure:
     """
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    y_true, score, names = _checked_scores(y_true, score, labels, "pr_curve")
+    y_true, score, names = class_scores(y_true, score, labels, "pr_curve")
     fig, ax = _curve_axes(score.ndim == 2)
     if score.ndim == 1:
         precision, recall, _ = precision_recall_curve(y_true, score)
@@ -209,7 +211,7 @@ def pr_curve(y_true, score, labels: Sequence | None = None) -> Figure:
                 label=f"model (AP {average_precision_score(y_true, score):.3f})")
         ax.axhline(prevalence, linestyle="--", color="grey", label=f"prevalence ({prevalence:.3f})")
     else:
-        onehot, present = _one_vs_rest(y_true, len(names))
+        onehot, present = one_vs_rest(y_true, len(names))
         grid = np.linspace(0, 1, 201)
         precisions = []
         for k in present:
@@ -244,7 +246,7 @@ def calibration_curve(y_true, score, bins: int = 10, labels: Sequence | None = N
     from sklearn.calibration import calibration_curve as sk_calibration_curve
     from sklearn.metrics import brier_score_loss
 
-    y_true, score, names = _checked_scores(y_true, score, labels, "calibration_curve")
+    y_true, score, names = class_scores(y_true, score, labels, "calibration_curve")
     if score.size and (score.min() < 0 or score.max() > 1):
         raise ValueError(f"calibration_curve needs probabilities in [0, 1]; score ranges from "
                          f"{score.min():.3g} to {score.max():.3g}")
@@ -256,7 +258,7 @@ def calibration_curve(y_true, score, bins: int = 10, labels: Sequence | None = N
         observed, predicted = sk_calibration_curve(y_true, score, n_bins=bins, strategy="uniform")
         curve.plot(predicted, observed, marker="o", label=f"model (Brier {brier_score_loss(y_true, score):.3f})")
     else:
-        onehot, present = _one_vs_rest(y_true, len(names))
+        onehot, present = one_vs_rest(y_true, len(names))
         briers = []
         for k in present:
             observed, predicted = sk_calibration_curve(onehot[:, k], score[:, k], n_bins=bins, strategy="uniform")
@@ -277,7 +279,7 @@ def calibration_curve(y_true, score, bins: int = 10, labels: Sequence | None = N
 
 def score_distribution(y_true, score, bins: int = 30, labels: Sequence | None = None) -> Figure:
     """Histogram of the score for each true class (density, so rare classes stay visible)."""
-    y_true, score, names = _checked_scores(y_true, score, labels, "score_distribution", both_classes=False)
+    y_true, score, names = class_scores(y_true, score, labels, "score_distribution", both_classes=False)
     if score.ndim == 2:
         raise ValueError("score_distribution takes one score per row; for per-class probabilities "
                          "pass the predicted class's probability")
@@ -300,7 +302,7 @@ def predicted_vs_actual(y_true, y_pred) -> Figure:
     """
     from sklearn.metrics import mean_absolute_error, r2_score
 
-    y_true, y_pred = _checked_values(y_true, y_pred, "predicted_vs_actual")
+    y_true, y_pred = regression_values(y_true, y_pred, "predicted_vs_actual")
     fig = Figure(figsize=(6.5, 4.5), layout="constrained")
     ax = fig.subplots()
     ax.scatter(y_true, y_pred, s=8, alpha=min(1.0, max(0.1, 200 / max(len(y_true), 1))), rasterized=True,
@@ -321,7 +323,7 @@ def residuals(y_true, y_pred, bins: int = 30) -> Figure:
     Raises:
         ValueError: as ``predicted_vs_actual``.
     """
-    y_true, y_pred = _checked_values(y_true, y_pred, "residuals")
+    y_true, y_pred = regression_values(y_true, y_pred, "residuals")
     error = y_true - y_pred
     fig = Figure(figsize=(9, 4), layout="constrained")
     scatter, histogram = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
@@ -368,7 +370,7 @@ def diagnostics(predictions: pd.DataFrame, task: str, labels: Sequence[str] | No
     if task == "regression":
         return {"Predicted vs actual": predicted_vs_actual(y_true, y_pred), "Residuals": residuals(y_true, y_pred)}
     if task == "binary":
-        names = list(labels) if labels is not None else _binary_names(predictions)
+        names = list(labels) if labels is not None else binary_names(predictions)
         score = predictions["score"]
         return {"Confusion matrix": confusion_matrix(y_true, y_pred, labels=names),
                 "ROC curve": roc_curve(y_true, score, labels=names),
@@ -482,112 +484,3 @@ def _legend_outside(ax, **kwargs) -> None:
 def _positive(names: Sequence[str], form: str = " (positive class: {})") -> str:
     """Names the positive class of a binary curve when its name is known."""
     return form.format(names[1]) if len(names) == 2 and names[1] != "1" else ""
-
-
-def _binary_names(predictions: pd.DataFrame) -> list[str]:
-    """Class names of a binary run from its (target, label) pairs; an unseen class keeps its index."""
-    names = ["0", "1"]
-    if "label" in predictions.columns:
-        for target, label in predictions[["target", "label"]].drop_duplicates().itertuples(index=False):
-            if target in (0, 1):
-                names[int(target)] = str(label)
-    return names
-
-
-def _one_vs_rest(y_true: np.ndarray, n_classes: int) -> tuple[np.ndarray, list[int]]:
-    """``(n, k)`` indicator of each row's class, and the classes present (a curve needs positives)."""
-    from sklearn.preprocessing import label_binarize
-
-    onehot = label_binarize(y_true, classes=list(range(n_classes)))
-    if n_classes == 2:  # label_binarize gives one column for two classes
-        onehot = np.hstack([1 - onehot, onehot])
-    present = [k for k in range(n_classes) if 0 < onehot[:, k].sum() < len(y_true)]
-    if not present:
-        raise ValueError("y_true has one class only; one-vs-rest curves need rows of at least two classes")
-    return onehot, present
-
-
-def _checked_scores(y_true, score, labels, function: str, both_classes: bool = True):
-    """``(y_true, score, names)`` checked for a classifier figure: ValueError (one line) if unfit.
-
-    ``score`` comes back 1-D (binary) or ``(n, k)`` (per-class probabilities); ``names`` has
-    one display name per class.
-    """
-    if labels is None and isinstance(score, pd.DataFrame):
-        labels = [str(c).removeprefix("prob_") for c in score.columns]
-    y_true = _class_indices(y_true, "y_true")
-    score = np.asarray(score, dtype=float)
-    if score.ndim == 2 and score.shape[1] == 1:
-        score = score[:, 0]
-    if score.ndim not in (1, 2):
-        raise ValueError(f"{function}: score must be one value per row or an (n, k) array; got shape {score.shape}")
-    _same_length(y_true, "y_true", score, "score")
-    _no_nan(score, "score")
-    seen = np.unique(y_true)
-    if score.ndim == 1:
-        if len(seen) > 2 or (len(seen) and (seen.min() < 0 or seen.max() > 1)):
-            shown = ", ".join(str(v) for v in seen[:10])
-            raise ValueError(f"{function}: score has one column but y_true has classes {shown}; for more than two "
-                             f"classes pass per-class probabilities (an (n, k) array or DataFrame) and labels=")
-        if both_classes and len(seen) < 2:
-            raise ValueError(f"{function}: y_true has one class only ({', '.join(map(str, seen)) or 'no rows'}); "
-                             f"the curve needs rows of both classes")
-        names = [str(v) for v in labels] if labels is not None else ["0", "1"]
-        if len(names) != 2:
-            raise ValueError(f"{function}: a one-column score is binary but labels names {len(names)} classes")
-        return y_true, score, names
-    k = score.shape[1]
-    names = [str(v) for v in labels] if labels is not None else [str(i) for i in range(k)]
-    if len(names) != k:
-        raise ValueError(f"{function}: score has {k} columns but labels names {len(names)} classes")
-    if len(seen) and seen.max() >= k:
-        raise ValueError(f"{function}: y_true has class index {int(seen.max())} but score has only {k} columns")
-    return y_true, score, names
-
-
-def _checked_values(y_true, y_pred, function: str) -> tuple[np.ndarray, np.ndarray]:
-    """Regression inputs as float arrays, one value per row, same length, no NaN."""
-    arrays = []
-    for values, name in ((y_true, "y_true"), (y_pred, "y_pred")):
-        values = np.asarray(values, dtype=float)
-        if values.ndim != 1:
-            raise ValueError(f"{function}: {name} must be one value per row; got shape {values.shape}")
-        _no_nan(values, name)
-        arrays.append(values)
-    _same_length(arrays[0], "y_true", arrays[1], "y_pred")
-    if not len(arrays[0]):
-        raise ValueError(f"{function}: no rows to plot")
-    return arrays[0], arrays[1]
-
-
-def _class_indices(values, name: str) -> np.ndarray:
-    """Class indices as an int array; NaN or non-integer values are one ValueError line."""
-    values = np.asarray(values)
-    if values.ndim != 1:
-        raise ValueError(f"{name} must be one class index per row; got shape {values.shape}")
-    if values.dtype.kind not in "iub":
-        try:
-            numbers = values.astype(float)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must hold class indices 0..k-1; got values such as {values[0]!r}") from None
-        _no_nan(numbers, name)
-        if not np.all(numbers == np.round(numbers)):
-            raise ValueError(f"{name} must hold class indices 0..k-1; got non-integer values")
-        values = numbers
-    values = values.astype(int)
-    if len(values) and values.min() < 0:
-        raise ValueError(f"{name} must hold class indices 0..k-1; got {int(values.min())}")
-    return values
-
-
-def _same_length(a: np.ndarray, a_name: str, b: np.ndarray, b_name: str) -> None:
-    if len(a) != len(b):
-        raise ValueError(f"{a_name} has {len(a)} rows but {b_name} has {len(b)}")
-
-
-def _no_nan(values: np.ndarray, name: str) -> None:
-    missing = np.isnan(values)
-    if missing.any():
-        rows = np.flatnonzero(missing.reshape(len(values), -1).any(axis=1))
-        raise ValueError(f"{name} has {missing.sum()} NaN value(s) (rows {', '.join(map(str, rows[:5]))}"
-                         f"{', ...' if len(rows) > 5 else ''}); drop or fill them first")

@@ -154,7 +154,8 @@ def test_learning_curves_count_epochs_from_one_with_one_legend_entry_per_stage()
     assert all(float(t).is_integer() for t in loss.get_xticks())
     (legend,) = fig.legends
     assert [t.get_text() for t in legend.get_texts()] == ["train", "val"]
-    val_colours = {line.get_color() for ax in fig.axes for line in ax.get_lines() if line.get_label().startswith("val/")}
+    val_colours = {line.get_color() for ax in fig.axes for line in ax.get_lines()
+                   if line.get_label().startswith("val/")}
     assert len(val_colours) == 1  # a stage keeps its colour across panels, as the one legend says
 
 
