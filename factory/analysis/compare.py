@@ -17,33 +17,27 @@ Example:
 """
 from __future__ import annotations
 
-import math
-import numbers
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
 
 from factory.errors import FactoryError
 from factory.analysis.hyperparameters import differing_hyperparameters, unresolved_config
 from factory.analysis.notebook import LoadedRun, load_run
 from factory.rundir.catalog import find_run, list_runs, outputs_dir, run_row
 from factory.rundir.layout import is_run_dir
-from factory.analysis.plots import small_multiples
+from factory.analysis.comparison_plots import curves, metric_bars, metric_vs_hyperparameters
+from factory.analysis.readable import MISSING, UNSET, count, format_value, readable
 from factory.sweeps.results import Sweep, load_sweep, minimizes
 
 METRIC_GROUPS = ("val", "test", "baseline")
-MISSING = "—"      # a table cell without a value
-UNSET = "(unset)"  # a hyperparameter a run does not set, on a plot axis
-#: Runs colored one by one (and named in the legend) up to this many; more are one color.
-MAX_NAMED_POINTS = 10
+__all__ = ["Comparison", "select", "select_run_dirs", "run_labels", "format_value", "readable", "metric_bars",
+           "curves", "metric_vs_hyperparameters", "MISSING", "UNSET"]
 _TIMESTAMPED_ID = re.compile(r"^(?:(\d+)_)?\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_(\w+)$")
 
 
@@ -99,8 +93,8 @@ class Comparison:
         """``Sweep: <task> — <n> trials, objective <metric>`` or ``Compare runs: ...``."""
         n = len(self.table)
         if self.sweep is not None:
-            return f"Sweep: {self.task} — {_count(n, 'trial')}, objective {self.metric} ({self.mode})"
-        return f"Compare runs: {self.task} — {_count(n, 'run')}, metric {self.metric} ({self.mode})"
+            return f"Sweep: {self.task} — {count(n, 'trial')}, objective {self.metric} ({self.mode})"
+        return f"Compare runs: {self.task} — {count(n, 'run')}, metric {self.metric} ({self.mode})"
 
     def headline(self) -> str:
         """The report's top, as Markdown: its title, the best run or trial, and any note."""
@@ -128,7 +122,7 @@ class Comparison:
     def describe(self) -> str:
         """What is compared, on which metric, and why a section may be empty."""
         what = (f"sweep {self.sweep.sweep_dir} ({self.sweep.kind}, {self.sweep.status or 'status unknown'}): "
-                f"{_count(len(self.table), 'trial')}" if self.sweep else _count(len(self.table), "run"))
+                f"{count(len(self.table), 'trial')}" if self.sweep else count(len(self.table), "run"))
         return "\n".join([f"{what}; metric {self.metric} ({self.mode})", *self.notes])
 
     def best_label(self) -> str | None:
@@ -299,9 +293,9 @@ def _metric_and_mode(metric: str | None, runs: Mapping[str, LoadedRun],
 def _finish(comparison: Comparison) -> Comparison:
     n = len(comparison.table)
     if n < 2 and comparison.sweep is not None:
-        comparison.notes.append(f"{_count(n, 'trial')} in the sweep so far: nothing to compare")
+        comparison.notes.append(f"{count(n, 'trial')} in the sweep so far: nothing to compare")
     elif n < 2:
-        comparison.notes.append(f"{_count(n, 'run')} selected: nothing to compare (set run_ids, experiment or sweep_dir)")
+        comparison.notes.append(f"{count(n, 'run')} selected: nothing to compare (set run_ids, experiment or sweep_dir)")
     elif comparison.values.dropna().empty:
         logged = ", ".join(comparison.metrics.columns) or "no metrics"
         comparison.notes.append(f"no run logged {comparison.metric}; the runs have {logged}")
@@ -310,7 +304,7 @@ def _finish(comparison: Comparison) -> Comparison:
     return comparison
 
 
-# --- labels and readable values ---------------------------------------------------------
+# --- labels ---------------------------------------------------------
 
 def run_labels(run_ids: Sequence[str]) -> list[str]:
     """Short labels for run ids: the random part (``4ff3d6`` for ``2026-12-07_01-36-52_4ff3d6``,
@@ -326,29 +320,6 @@ def run_labels(run_ids: Sequence[str]) -> list[str]:
     return labels if len(set(labels)) == len(labels) else [short(r) if str(r).isdigit() else str(r) for r in run_ids]
 
 
-def format_value(value, missing: str = MISSING) -> str:
-    """A value as a reader wants it: floats to 4 significant digits, times to the second,
-    ``missing`` for None/NaN, anything else as text."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
-        return missing
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
-
-
-def readable(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every cell formatted by ``format_value`` (no empty cells, no long floats)."""
-    return frame.astype(object).apply(lambda column: column.map(format_value))
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _short_names(keys: Sequence[str]) -> dict[str, str]:
     """Each dotted key by its last part (``max_epochs``) unless two keys share it."""
     last = Counter(str(k).rsplit(".", 1)[-1] for k in keys)
@@ -357,102 +328,3 @@ def _short_names(keys: Sequence[str]) -> dict[str, str]:
 
 def _with_setting(label: str, setting: str) -> str:
     return f"{label}: {setting}" if setting else label
-
-
-# --- figures ------------------------------------------------------------------------
-
-def metric_bars(values: pd.Series, metric: str, best: str | None = None) -> Figure:
-    """One bar per run, labelled with its value (4 significant digits); ``best`` highlighted."""
-    fig = Figure(figsize=(max(4.5, 0.6 * len(values) + 2), 3.5), layout="constrained")
-    ax = fig.subplots()
-    colors = ["tab:red" if label == best else "tab:blue" for label in values.index]
-    bars = ax.bar(values.index.astype(str), values.to_numpy(), color=colors)
-    ax.bar_label(bars, fmt="%.4g", fontsize=8)
-    ax.margins(y=0.12)  # room for the value labels inside the panel
-    ax.set(xlabel="run", ylabel=metric, title=f"{metric} per run" + (f" (best: {best}, red)" if best else ""))
-    ax.tick_params(axis="x", rotation=30)
-    return fig
-
-
-def curves(histories: Mapping[str, pd.DataFrame], column: str) -> Figure | None:
-    """``column`` against the epoch, one line per history that logged it (legend outside the
-    axes); None if none did."""
-    histories = {label: h for label, h in histories.items() if column in h}
-    if not histories:
-        return None
-    fig = Figure(figsize=(7.5, 4), layout="constrained")
-    ax = fig.subplots()
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for label, history in histories.items():
-        logged = history[["epoch", column]].dropna()
-        ax.plot(logged["epoch"], logged[column], marker="o", markersize=3, label=label)
-    ax.set(xlabel="epoch", ylabel=column, title=f"{column} per epoch")
-    fig.legend(loc="outside right upper", fontsize=8)
-    return fig
-
-
-def metric_vs_hyperparameters(hyperparameters: pd.DataFrame, values: pd.Series,
-                              best: str | None = None) -> Figure | None:
-    """One panel per hyperparameter: the metric against its values.
-
-    Numeric hyperparameters get a numeric axis (logarithmic when positive and spanning two
-    decades or more, as learning rates do); others (text, lists, a mix of numbers and text,
-    unset values) one position per value, labelled readably (``(unset)`` for None). Up to
-    ``MAX_NAMED_POINTS`` runs get a color each, named in a legend beside the panels; ``best``
-    (a label) is ringed in red.
-
-    Args:
-        hyperparameters: one row per run, one column per hyperparameter.
-        values: the metric per run, on the same index (its ``name`` labels the y axis).
-        best: the label of the best run.
-    """
-    keys = list(hyperparameters.columns)
-    if not keys:
-        return None
-    fig, axes = small_multiples(len(keys), ncols=3, panel=(4.2, 3.3))
-    fig.set_figwidth(fig.get_figwidth() + 1.8)  # the legend's column, beside the panels
-    labels = list(values.index)
-    named = len(labels) <= MAX_NAMED_POINTS
-    colors = [f"C{i % 10}" for i in range(len(labels))] if named else ["tab:blue"] * len(labels)
-    y = values.to_numpy(dtype=float)
-    for ax, key in zip(axes, keys):
-        column = hyperparameters.loc[labels, key]
-        numeric = _numeric(column)
-        if numeric is not None:
-            ax.scatter(numeric, y, c=colors, zorder=2)
-            x_best = numeric[labels.index(best)] if best in labels else None
-            if (numeric > 0).all() and numeric.max() >= 100 * numeric.min():
-                ax.set_xscale("log")
-            elif (numeric == numeric.round()).all():  # epochs, layers, seeds: no 2.25 ticks
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        else:
-            text = [format_value(v, UNSET) for v in column]
-            categories = list(dict.fromkeys(text))
-            positions = [categories.index(t) for t in text]
-            ax.scatter(positions, y, c=colors, zorder=2)
-            ax.set_xticks(range(len(categories)), categories, rotation=20 if len(categories) > 3 else 0,
-                          fontsize=8)
-            ax.set_xlim(-0.5, len(categories) - 0.5)
-            x_best = positions[labels.index(best)] if best in labels else None
-        if x_best is not None:
-            ax.scatter([x_best], [y[labels.index(best)]], s=140, facecolors="none", edgecolors="tab:red",
-                       linewidths=1.5, zorder=3)
-        ax.set(xlabel=key, ylabel=values.name)
-        ax.margins(x=0.08, y=0.12)
-    handles = []
-    if named:
-        handles = [Line2D([], [], ls="", marker="o", color=c, label=str(label)) for label, c in zip(labels, colors)]
-    if best is not None and best in labels:
-        handles.append(Line2D([], [], ls="", marker="o", markersize=10, markerfacecolor="none",
-                              markeredgecolor="tab:red", label=f"best ({best})"))
-    if handles:
-        fig.legend(handles=handles, loc="outside right center", fontsize=8, title="run")
-    fig.suptitle(f"{values.name} against each hyperparameter")
-    return fig
-
-
-def _numeric(column: pd.Series) -> np.ndarray | None:
-    """The column as floats when every value is a number (not a bool, not unset), else None."""
-    if all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and not pd.isna(v) for v in column):
-        return column.to_numpy(dtype=float)
-    return None
