@@ -16,9 +16,13 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -26,6 +30,8 @@ from factory.training.launch import train  # noqa: F401  (re-exported: in this k
 from factory.config import compose  # noqa: F401  (re-exported)
 from factory.rundir.catalog import (RUN_COLUMNS, RunFiles, find_run, flat_metrics,  # noqa: F401  (re-exported)
                                     list_runs, outputs_dir, read_history, run_row)
+
+log = logging.getLogger(__name__)
 
 #: What a missing metric shows as (the baseline has no loss).
 BLANK = "—"
@@ -110,11 +116,16 @@ class LoadedRun(RunFiles):
         return tidy_history(self.steps)
 
     def model(self):
-        """The trained model (best checkpoint, else last; ZeRO shards consolidated), in eval mode."""
+        """The trained model (best checkpoint, else last; ZeRO shards consolidated), in eval mode.
+
+        What libraries print while reading it (DeepSpeed's consolidation lines and progress
+        bars, their warnings) is kept out of the notebook: it goes to this module's logger.
+        """
         if self._model is None:
             from factory.training.recipe import RunResult
 
-            self._model = RunResult.from_run_dir(self.run_dir).load_model()
+            with _library_output_logged(f"reading the model of {self.run_id}"):
+                self._model = RunResult.from_run_dir(self.run_dir).load_model()
         return self._model
 
     def predictions(self, split: str = "test") -> pd.DataFrame:
@@ -175,6 +186,21 @@ class MetricsTable(pd.DataFrame):
 
     def _repr_html_(self) -> str:
         return self.to_html(notebook=True, **self._display_options())
+
+
+@contextlib.contextmanager
+def _library_output_logged(doing: str) -> Iterator[None]:
+    """Prints, progress bars and warnings of libraries while ``doing`` go to ``log`` (debug), not the cell."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        lines = captured.getvalue().strip().splitlines() + [f"{w.category.__name__}: {w.message}" for w in caught]
+        if lines:
+            log.debug("%s: %s", doing, "\n".join(lines))
 
 
 def _number(value: Any) -> str:
