@@ -31,6 +31,8 @@ from factory.config import compose  # noqa: F401  (re-exported)
 from factory.rundir.catalog import (RUN_COLUMNS, RunFiles, find_run, flat_metrics,  # noqa: F401  (re-exported)
                                     list_runs, outputs_dir, read_history, run_row)
 
+from factory.analysis.plot_inputs import step_level
+
 log = logging.getLogger(__name__)
 
 #: What a missing metric shows as (the baseline has no loss).
@@ -228,8 +230,8 @@ def tidy_history(steps: pd.DataFrame) -> pd.DataFrame:
     steps = steps.dropna(subset=["epoch"])
     # Step-level values (`train/loss` beside its `train/loss_epoch`, any `*_step`) stay in
     # `steps`: the last step of an epoch next to the epoch's mean would read as two curves.
-    step_level = {c for c in steps.columns if c.endswith("_step") or f"{c}_epoch" in steps.columns}
-    columns = [c for c in steps.columns if not c.startswith("test/") and c not in step_level]
+    per_step = step_level(list(steps.columns))
+    columns = [c for c in steps.columns if not c.startswith("test/") and c not in per_step]
     tidy = steps[columns].groupby("epoch", sort=True).last().reset_index()
     train_columns = [c for c in tidy.columns if c.startswith("train/")]
     if train_columns:  # drop the post-fit validation of the best checkpoint

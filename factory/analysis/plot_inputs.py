@@ -12,6 +12,12 @@ import numpy as np
 import pandas as pd
 
 
+def step_level(columns: Sequence[str]) -> set[str]:
+    """Columns logged per step beside their per-epoch form (``train/loss`` next to ``train/loss_epoch``,
+    any ``*_step``): a curve against the epoch takes the epoch's value, not its last step's."""
+    return {c for c in columns if c.endswith("_step") or f"{c}_epoch" in columns}
+
+
 def binary_names(predictions: pd.DataFrame) -> list[str]:
     """Class names of a binary run from its (target, label) pairs; an unseen class keeps its index."""
     names = ["0", "1"]

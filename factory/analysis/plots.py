@@ -27,7 +27,7 @@ import pandas as pd
 
 from factory.analysis.figure import Figure
 from factory.analysis.plot_inputs import (binary_names, class_indices, class_scores, one_vs_rest,
-                                           regression_values, same_length)
+                                           regression_values, same_length, step_level)
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -74,7 +74,8 @@ def learning_curves(history, metrics: Sequence[str] | None = None) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
     history = getattr(history, "history", history)
-    columns = [c for c in history.columns if "/" in c]
+    per_step = step_level(list(history.columns))  # a step's value beside the epoch's reads as two curves
+    columns = [c for c in history.columns if "/" in c and c not in per_step]
     panels: dict[str, list[str]] = {}
     for column in columns:
         panels.setdefault(_metric_name(column), []).append(column)

@@ -163,3 +163,10 @@ def test_figure_renders_as_png_and_names_itself():
     fig = plots.pr_curve(Y2, SCORE2)
     assert fig._repr_png_().startswith(b"\x89PNG")
     assert repr(fig).startswith("<factory Figure 'Precision-recall curve', ") and "<Figure size" not in repr(fig)
+
+
+def test_learning_curves_never_mix_a_step_value_with_the_epoch_value():
+    history = pd.DataFrame({"epoch": [0, 1], "train/loss": [0.9, 0.4], "train/loss_epoch": [1.1, 0.3],
+                            "val/loss": [1.0, 0.2]})
+    (loss,) = plots.learning_curves(history).axes
+    assert [line.get_label() for line in loss.get_lines()] == ["train/loss_epoch", "val/loss"]
