@@ -96,8 +96,9 @@ class Comparison:
             return f"Sweep: {self.task} — {count(n, 'trial')}, objective {self.metric} ({self.mode})"
         return f"Compare runs: {self.task} — {count(n, 'run')}, metric {self.metric} ({self.mode})"
 
-    def headline(self) -> str:
-        """The report's top, as Markdown: its title, the best run or trial, and any note."""
+    def headline(self) -> Markdown:
+        """The report's top, as Markdown: its title, the best run or trial, and any note
+        (a notebook cell ending with it renders it; a text view shows the same text)."""
         lines = [f"# {self.title()}"]
         best = self.best_label()
         if best is not None:
@@ -109,7 +110,7 @@ class Comparison:
             lines.append(f"Status {self.sweep.status or 'unknown'}: "
                          + ", ".join(f"{count} {status}" for status, count in counts.items()) + ".")
         lines += [f"*{note}*" for note in self.notes]
-        return "\n\n".join(lines)
+        return Markdown("\n\n".join(lines))
 
     def setting(self, label: str) -> str:
         """A run's differing hyperparameters in one line (``max_epochs=3, dropout=0.1``)."""
@@ -302,6 +303,16 @@ def _finish(comparison: Comparison) -> Comparison:
     elif comparison.hyperparameters.empty:
         comparison.notes.append("the runs share every hyperparameter")
     return comparison
+
+
+class Markdown(str):
+    """Text that Jupyter renders as Markdown and a text-only view prints as it is."""
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 # --- labels ---------------------------------------------------------
