@@ -296,7 +296,8 @@ def _finish(comparison: Comparison) -> Comparison:
     if n < 2 and comparison.sweep is not None:
         comparison.notes.append(f"{count(n, 'trial')} in the sweep so far: nothing to compare")
     elif n < 2:
-        comparison.notes.append(f"{count(n, 'run')} selected: nothing to compare (set run_ids, experiment or sweep_dir)")
+        comparison.notes.append(f"{count(n, 'run')} selected: nothing to compare "
+                                "(set run_ids, experiment or sweep_dir)")
     elif comparison.values.dropna().empty:
         logged = ", ".join(comparison.metrics.columns) or "no metrics"
         comparison.notes.append(f"no run logged {comparison.metric}; the runs have {logged}")

@@ -41,7 +41,7 @@ _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 th,td{border-bottom:1px solid #ddd;padding:.4em .6em;text-align:left;vertical-align:top;font-size:.92em}
 th{background:#f4f4f4;white-space:nowrap}
 .completed{color:#1a7f37}.failed{color:#cf222e;font-weight:600}.running{color:#9a6700}
-code{font-size:.9em;word-break:break-all}.dirty{color:#9a6700}"""
+code{font-size:.9em;word-break:break-all}.dirty{color:#9a6700}.nowrap{white-space:nowrap}"""
 
 #: The page's columns, in order (what ``_cells`` fills per report run).
 COLUMNS = ("report", "status", "started", "duration", "trigger", "source runs", "parameters",
@@ -52,7 +52,7 @@ def render(runs: list[dict[str, Any]]) -> str:
     """A self-contained HTML page: one row per report run, newest first.
 
     Columns (``COLUMNS``): the report's name, status, start time, duration, what started it,
-    the runs it read (``source_run_ids``), its parameters, the factory version and git commit
+    the runs it read (``source_run_ids``), its parameters (those set), the factory version and git commit
     it ran with (``+dirty`` when the code differed from the commit), links to its HTML and
     notebook (relative to ``reports/``), and the error of a failed run.
     """
@@ -70,7 +70,7 @@ def _cells(r: dict[str, Any]) -> list[tuple[str, str]]:
     e = html.escape
     status = r.get("status") or ""
     links = " ".join(f'<a href="{e(r[k])}">{k}</a>' for k in ("html", "ipynb") if r.get(k))
-    params = ", ".join(f"{k}={v}" for k, v in (r.get("parameters") or {}).items())
+    params = ", ".join(f"{k}={v}" for k, v in (r.get("parameters") or {}).items() if v not in (None, "", [], {}))
     duration = f"{r['duration_s']:.1f} s" if r.get("duration_s") is not None else ""
     sources = "<br>".join(f"<code>{e(str(s))}</code>" for s in r.get("source_run_ids") or [])
     git = r.get("git") or {}
@@ -78,9 +78,18 @@ def _cells(r: dict[str, Any]) -> list[tuple[str, str]]:
     if commit and git.get("dirty"):
         commit += ' <span class="dirty" title="the code differed from this commit">+dirty</span>'
     return [("", e(r.get("name", ""))), (f' class="{e(status)}"', e(status)),
-            ("", e(r.get("started_at") or "")), ("", duration), ("", e(r.get("trigger") or "")),
-            ("", sources), ("", f"<code>{e(params)}</code>" if params else ""),
-            ("", e(r.get("factory_version") or "")), ("", commit), ("", links), ("", e(r.get("error") or ""))]
+            (' class="nowrap"', e(_when(r.get("started_at")))), ("", duration),
+            ("", e(r.get("trigger") or "")), ("", sources), ("", f"<code>{e(params)}</code>" if params else ""),
+            ("", e(r.get("factory_version") or "")), (' class="nowrap"', commit), ("", links),
+            ("", e(r.get("error") or ""))]
+
+
+def _when(stamp: str | None) -> str:
+    """``2026-12-07T01:46:51+00:00`` -> ``2026-12-07 01:46:51 UTC`` (what ``files.utc_stamp`` writes)."""
+    if not stamp:
+        return ""
+    utc = stamp.endswith(("Z", "+00:00"))
+    return stamp.replace("T", " ", 1).removesuffix("Z").removesuffix("+00:00") + (" UTC" if utc else "")
 
 
 def _count(n: int, noun: str) -> str:

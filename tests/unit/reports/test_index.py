@@ -71,7 +71,8 @@ def test_each_run_shows_its_source_runs_version_commit_and_links(tmp_path: Path)
     assert completed[header["factory"]] == "0.1.0" and completed[header["trigger"]] == "manual"
     assert completed[header["commit"]] == "edaa012000 +dirty" and failed[header["commit"]] == "edaa012000"
     assert completed[header["duration"]] == "7.2 s"
-    assert completed[header["parameters"]] == "experiment=diagnosis, run_ids=[]"
+    assert completed[header["parameters"]] == "experiment=diagnosis"  # the ones set
+    assert completed[header["started"]] == "2026-12-07 01:01:00 UTC"
     assert failed[header["error"]] == "cell 3 raised ValueError: <bad>"  # escaped in the page, read back as text
     # links are relative to reports/, where index.html is: they open the files
     for link in table.links:
