@@ -3,9 +3,11 @@
     spec = spec_from_file("run_report", parameters={"run_dir": "outputs/x/2026-..."})
     result = run_report(spec, "reports")        # reports/run_report/<timestamp>/report.{ipynb,html}
 
-A report is declared in ``conf/report/<name>.yaml`` (``ReportConf``); ``scripts/report.py``
-runs one, ``scripts/schedule.py`` runs those with a ``schedule``, and a training run
-with ``report=<name>`` runs it on itself when it finishes (``run_reports_after_training``).
+A report is declared in ``conf/report/<name>.yaml`` (``ReportConf``; also ``report/`` of
+``$FACTORY_CONFIG_DIR``); ``scripts/report.py`` runs one, ``scripts/schedule.py`` runs those with
+a ``schedule``, and a training run with ``report=<name>`` runs it on itself when it finishes
+(``run_reports_after_training``). A run parameter ``latest:<task>`` names that task's newest
+completed run, found when the report runs.
 """
 from __future__ import annotations
 
