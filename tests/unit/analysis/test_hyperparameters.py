@@ -78,3 +78,17 @@ def test_a_sweeps_searched_params_count_whatever_their_key(tmp_path: Path):
     assert not is_hyperparameter("trainer.log_every_n_steps")  # bookkeeping by the rule ...
     assert list(comparison.hyperparameters.columns) == ["trainer.log_every_n_steps"]  # ... searched: counted
     assert comparison.metric_vs_hyperparameters() is not None
+
+
+def test_a_sweep_read_from_its_runs_counts_only_their_hyperparameters(tmp_path: Path):
+    from tests.unit.analysis.test_compare import make_run
+
+    sweep = tmp_path / "multirun"
+    for n, lr in enumerate([0.1, 0.01]):
+        run_dir = make_run(sweep / f"{n}_2026-11-24_10-00-00_abcdef", "diagnosis", lr, 0.5 + n / 10)
+        config = OmegaConf.load(run_dir / "config.yaml")
+        config.logger = {"_target_": "pytorch_lightning.loggers.CSVLogger", "version": f"v{n}"}  # differs too
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    comparison = compare.select(sweep_dir=sweep)  # no sweep.json: the params are the differing keys
+    assert comparison.sweep.kind == "runs" and "logger.version" in comparison.sweep.params
+    assert list(comparison.hyperparameters.columns) == ["model.optimizer.lr"]
