@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     status = EXIT_BAD_INPUT if bad else 0
     reports_dir = Path(os.environ.get("FACTORY_ROOT", ".")) / "reports"
     if not reports:
-        if not bad:  # stderr: stdout of --crontab is meant for `| crontab -`
-            print("no report in conf/report/ has a schedule", file=sys.stderr)
+        if not bad:  # stderr: stdout of --crontab is meant for crontab
+            user_dir = os.environ.get("FACTORY_CONFIG_DIR")
+            where = f"conf/report/ or {Path(user_dir) / 'report'}/" if user_dir else "conf/report/"
+            print(f"no report in {where} has a schedule", file=sys.stderr)
         return _summary(bad, status)
     if args.crontab:
         print("\n".join(schedule.crontab_lines(reports, Path.cwd(), reports_dir)))
