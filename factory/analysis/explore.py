@@ -18,9 +18,9 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
+from factory.analysis.figure import Figure  # shows itself in a kernel without %matplotlib inline
 from factory.data.spec import TableSchema
 from factory.analysis.plots import small_multiples
 

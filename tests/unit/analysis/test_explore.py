@@ -75,6 +75,8 @@ def test_figures_draw_what_there_is_and_none_otherwise():
     assert explore.categorical_levels(FRAME, []) is None
     assert explore.relation_plot(pd.Series(dtype=float), "label") is None
     assert explore.missing_plot(pd.Series(dtype=float)) is None
+    # each shows itself in a kernel without %matplotlib inline (factory.analysis.figure)
+    assert all(hasattr(f, "_repr_png_") for f in (fig, hist, levels))
 
 
 def test_load_gives_the_split_training_uses():
