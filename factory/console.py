@@ -4,7 +4,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from typing import Iterator, Mapping
+import sys
+from typing import Iterator, Mapping, TextIO
 
 #: The logger of what a run shows on the console by default: one line per epoch
 #: (``factory.training.callbacks.EpochSummary``). Everything else goes to the run's log file.
@@ -61,6 +62,34 @@ class LogLines(io.TextIOBase):
         self._pending = ""
 
 
+_console_stderr: list[TextIO] = []  # the console's stderr, while quiet runs send sys.stderr to their log
+
+
+@contextlib.contextmanager
+def printed_lines_logged(stream: str, logger: str, level: int = logging.INFO) -> Iterator[None]:
+    """``sys.stdout`` or ``sys.stderr`` (``stream``) as lines logged to ``logger`` for the block.
+
+    ``notice`` still reaches the console's stderr meanwhile.
+    """
+    lines = LogLines(logging.getLogger(logger), level)
+    kept = [sys.stderr] if stream == "stderr" else []
+    redirect = contextlib.redirect_stderr if kept else contextlib.redirect_stdout
+    _console_stderr.extend(kept)
+    try:
+        with redirect(lines):
+            try:
+                yield
+            finally:
+                lines.flush()
+    finally:
+        del _console_stderr[len(_console_stderr) - len(kept):]
+
+
+def notice(message: str) -> None:
+    """A line the user must see (an interruption, a resumed run), on the console's stderr, also during a quiet run."""
+    print(message, file=_console_stderr[-1] if _console_stderr else sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
 def printed_to_log(logger: str, level: int = logging.DEBUG) -> Iterator[None]:
     """Send what a library prints (``print``, tqdm bars, warnings) to ``logger`` instead of the console.
@@ -72,12 +101,25 @@ def printed_to_log(logger: str, level: int = logging.DEBUG) -> Iterator[None]:
 
     target = logging.getLogger(logger)
     stream = LogLines(target, level)
-    with warnings.catch_warnings(record=True) as caught, \
-            contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            stream.flush()
+    # Libraries that log through their own console handler (DeepSpeed's logger prints to stdout) keep quiet too.
+    own = [logging.getLogger(name) for name in _OWN_CONSOLE_LOGGERS if name in logging.Logger.manager.loggerDict]
+    levels = [lg.level for lg in own]
+    try:
+        with warnings.catch_warnings(record=True) as caught, \
+                contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            warnings.simplefilter("always")
+            for lg in own:
+                lg.setLevel(logging.ERROR)
+            try:
+                yield
+            finally:
+                stream.flush()
+    finally:
+        for lg, before in zip(own, levels):
+            lg.setLevel(before)
     for warning in caught:
         target.log(level, "%s: %s", warning.category.__name__, warning.message)
+
+
+#: Loggers with a console handler of their own (``propagate = False``) that ``printed_to_log`` quiets.
+_OWN_CONSOLE_LOGGERS = ("DeepSpeed",)

@@ -7,6 +7,7 @@ import os
 import zipfile
 from pathlib import Path
 
+from factory.console import printed_to_log
 from factory.errors import ConfigError
 from factory.rundir import layout
 from factory.rundir.layout import FP32_SUFFIX
@@ -122,7 +123,8 @@ def consolidate(sharded: str | Path, output: str | Path | None = None) -> Path:
         raise ConfigError(f"cannot write {output}: {output.parent} is not writable")
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")  # concurrent readers each write their own
     try:
-        convert_zero_checkpoint_to_fp32_state_dict(str(sharded), str(tmp))
+        with printed_to_log(__name__):  # DeepSpeed's prints, tqdm bars and warnings: debug lines, not a notebook's
+            convert_zero_checkpoint_to_fp32_state_dict(str(sharded), str(tmp))
     except Exception as e:  # noqa: BLE001: torch and DeepSpeed raise many types for a damaged directory
         tmp.unlink(missing_ok=True)
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]

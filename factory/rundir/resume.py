@@ -23,7 +23,6 @@ import csv
 import io
 import os
 import re
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from factory import files
+from factory.console import notice
 from factory.errors import ConfigError
 from factory.rundir import manifest
 from factory.rundir.layout import CSV_DIR, HISTORY, HISTORY_STASH as STASH, HPC_CHECKPOINTS, LOCK, last_checkpoint
@@ -250,4 +250,4 @@ def _mtime(path: Path) -> float:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    notice(message)  # on the console's stderr, also during a quiet run (factory.training.output)

@@ -4,8 +4,6 @@ Each node is built with ``factory.config.instantiate.build`` (a failure names th
 """
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +31,11 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list:
     return loggers
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, verbose: bool = True):
+def build_trainer(cfg: DictConfig, run_dir: Path, verbose: bool = True, progress: bool | None = None):
     """A Lightning Trainer with the run's strategy, loggers and callbacks.
 
     ``verbose=False`` (``factory.training.output``): the model summary goes to the log, not the console.
+    ``progress``: a progress bar, else a line per epoch; ``None``: ``output.shows_progress_bar``.
     """
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()
                  if node is not None]
@@ -44,10 +43,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, verbose: bool = True):
 
     callbacks.append(RankState())  # every checkpoint carries each rank's RNG states: a resume repeats exactly
 
-    progress = cfg.trainer.get("enable_progress_bar")
-    # A bar on a terminal; in logs, notebooks and CI it only adds noise: a line per epoch instead.
-    if progress is None:  # FACTORY_PROGRESS_BAR=0: report kernels, where a bar is hundreds of outputs
-        progress = sys.stderr.isatty() and os.environ.get("FACTORY_PROGRESS_BAR") != "0"
+    if progress is None:
+        from factory.training.output import shows_progress_bar
+
+        progress = shows_progress_bar(cfg)
     if not progress:
         from factory.training.callbacks import EpochSummary
 

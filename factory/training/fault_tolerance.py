@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from factory.console import notice
 from factory.distributed.ranks import gather_per_rank, own_state
 from factory.rundir import layout
 from factory.training.checkpointing import unshare
@@ -168,5 +168,5 @@ class PreemptionCheckpoint(pl.Callback):
             trainer._logger_connector.update_train_step_metrics()
             error = Interrupted(self._signal or signal.SIGTERM, path, trainer.current_epoch, trainer.global_step)
             if trainer.is_global_zero:  # the one line a user (or a scheduler's log) sees
-                print(f"interrupted: {error}", file=sys.stderr, flush=True)
+                notice(f"interrupted: {error}")  # shown in a quiet run too (factory.training.output)
             raise error

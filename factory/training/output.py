@@ -11,6 +11,7 @@ CLI, and in the ``scripts/train.py`` process a notebook starts for DDP and DeepS
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -20,14 +21,14 @@ from typing import Iterator
 
 from omegaconf import DictConfig
 
-from factory.console import PROGRESS, LogLines
+from factory.console import PROGRESS, printed_lines_logged
 from factory.rundir.layout import RUN_LOG
 
 VERBOSE_ENV = "FACTORY_VERBOSE"
 #: Hydra's job log format: the run's log file reads the same from the CLI and from a kernel.
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-#: The logger of lines libraries print to stderr during a quiet run.
-STDERR_LOGGER = "factory.stderr"
+#: The loggers (``.stdout``, ``.stderr``) of what libraries print during a quiet run.
+PRINTED_LOGGER = "factory.printed"
 
 
 def is_verbose(cfg: DictConfig) -> bool:
@@ -36,6 +37,18 @@ def is_verbose(cfg: DictConfig) -> bool:
     if value:
         return value not in ("0", "false", "no", "off")
     return bool(cfg.get("verbose", False))
+
+
+def shows_progress_bar(cfg: DictConfig) -> bool:
+    """``trainer.enable_progress_bar``; unset (null): a bar on a terminal, else a line per epoch.
+
+    In logs, notebooks and CI a bar only adds noise; ``FACTORY_PROGRESS_BAR=0`` turns it off on a
+    terminal too (report kernels, where a bar is hundreds of outputs).
+    """
+    progress = cfg.trainer.get("enable_progress_bar")
+    if progress is None:
+        return sys.stderr.isatty() and os.environ.get("FACTORY_PROGRESS_BAR") != "0"
+    return bool(progress)
 
 
 class _ConsoleFilter(logging.Filter):
@@ -54,15 +67,16 @@ class _ConsoleFilter(logging.Filter):
 class RunOutput:
     """The logging set-up of one run; ``run_output`` applies it and takes it all back."""
 
-    def __init__(self, run_dir: Path, verbose: bool) -> None:
-        self.run_dir, self.verbose = run_dir, verbose
+    def __init__(self, run_dir: Path, verbose: bool, progress_bar: bool) -> None:
+        self.run_dir, self.verbose, self.progress_bar = run_dir, verbose, progress_bar
         self._undo: list = []
         self._filter = _ConsoleFilter(verbose)
         self._file: logging.Handler | None = None
 
     def start(self) -> None:
         root = logging.getLogger()
-        self._file = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)  # Hydra's
+        self._file = next((h for h in root.handlers if isinstance(h, logging.FileHandler)  # Hydra's job log
+                           and Path(h.baseFilename).parent == self.run_dir.resolve()), None)
         if self._file is None:  # a kernel: the same file Hydra's job log would be
             self._file = _RunLogFile(self.run_dir / RUN_LOG)
             self._file.setFormatter(logging.Formatter(LOG_FORMAT))
@@ -82,12 +96,12 @@ class RunOutput:
             if getattr(logging, "_warnings_showwarning", None) is None:  # not captured already (by the caller)
                 logging.captureWarnings(True)
                 self._undo.append(lambda: logging.captureWarnings(False))
-            # What libraries print to stderr themselves (wandb's banner and summary, tqdm) goes to the log too;
-            # the progress handler and the metrics table write to stdout, handlers made before keep their stream.
-            stderr = LogLines(logging.getLogger(STDERR_LOGGER), logging.INFO)
-            redirect = contextlib.redirect_stderr(stderr)
-            redirect.__enter__()
-            self._undo.append(lambda: (stderr.flush(), redirect.__exit__(None, None, None)))
+            # What libraries print themselves (wandb's banner and summary, DeepSpeed's op builds, tqdm) goes
+            # to the log too; the progress handler and handlers made before keep their stream, and the
+            # metrics table is printed after the run. A progress bar (a terminal) keeps stdout.
+            self._redirect("stderr")  # factory.console.notice still reaches the console
+            if not self.progress_bar:
+                self._redirect("stdout")
 
     def adopt_loggers(self) -> None:
         """Filter every console handler; loggers that keep their records (Lightning's in a kernel,
@@ -108,6 +122,11 @@ class RunOutput:
         self._undo.clear()
         if getattr(self, "_file_added", False):
             self._file.close()
+
+    def _redirect(self, stream: str) -> None:
+        context = printed_lines_logged(stream, f"{PRINTED_LOGGER}.{stream}")
+        context.__enter__()
+        self._undo.append(lambda: context.__exit__(None, None, None))
 
     def _add_handler(self, logger: logging.Logger, handler: logging.Handler) -> None:
         logger.addHandler(handler)
@@ -131,17 +150,19 @@ class _RunLogFile(logging.FileHandler):
 
 
 def _is_console(handler: logging.Handler) -> bool:
-    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+    """A handler that writes to a stream, not a file nor memory (pytest's ``caplog`` keeps every record)."""
+    return (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+            and not isinstance(handler.stream, io.StringIO))
 
 
 @contextlib.contextmanager
-def run_output(run_dir: Path, verbose: bool) -> Iterator[RunOutput]:
-    """The run's console and log file for the duration of the ``with`` block (see the module doc).
+def run_output(cfg: DictConfig) -> Iterator[RunOutput]:
+    """The console and log file of the run ``cfg`` (``paths.run_dir`` pinned) for the ``with`` block.
 
     Everything is restored on exit, so runs repeated in one kernel neither stack handlers nor
-    leave warnings captured.
+    leave warnings captured (see the module doc).
     """
-    output = RunOutput(run_dir, verbose)
+    output = RunOutput(Path(cfg.paths.run_dir), is_verbose(cfg), shows_progress_bar(cfg))
     try:
         output.start()
         with warnings.catch_warnings():  # the run's warning filters and registry stay the run's

@@ -68,9 +68,9 @@ def run(cfg: DictConfig) -> RunResult:
 
     import pytorch_lightning  # noqa: F401: before the run's logging set-up, so Lightning keeps its own handler
 
-    from factory.training.output import is_verbose, run_output
+    from factory.training.output import run_output
 
-    with run_output(Path(cfg.paths.run_dir), is_verbose(cfg)) as output:  # epochs on the console; train.log the rest
+    with run_output(cfg) as output:  # epochs on the console; train.log the rest
         return _run(cfg, output)
 
 
@@ -85,7 +85,7 @@ def _run(cfg: DictConfig, output) -> RunResult:
     try:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule, model = _data_and_model(cfg)
-        context.trainer = trainer = build_trainer(cfg, context.run_dir, verbose=output.verbose)
+        context.trainer = trainer = build_trainer(cfg, context.run_dir, output.verbose, output.progress_bar)
         output.adopt_loggers()  # the strategy's library (DeepSpeed) may have brought its own logger
         resume_from = context.resume_from()
         context.set_up(datamodule)

@@ -1,0 +1,86 @@
+"""factory.training.output: a quiet run's console shows epochs, errors and notices; its log gets the rest."""
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+import pytest
+from omegaconf import OmegaConf
+
+from factory.console import PROGRESS, notice
+from factory.rundir.layout import RUN_LOG
+from factory.training.output import VERBOSE_ENV, is_verbose, run_output
+
+
+def _cfg(run_dir, verbose: bool = False):
+    return OmegaConf.create({"paths": {"run_dir": str(run_dir)}, "trainer": {"enable_progress_bar": False},
+                             "verbose": verbose})
+
+
+def _state():
+    root = logging.getLogger()
+    return (list(root.handlers), root.level, list(logging.getLogger(PROGRESS).handlers),
+            sys.stdout, sys.stderr, warnings.showwarning)
+
+
+def test_quiet_run_shows_epochs_errors_and_notices_and_logs_the_rest(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    before = _state()
+    with run_output(_cfg(tmp_path)):
+        logging.getLogger(PROGRESS).info("epoch 1/1  val/loss 0.5000")
+        logging.getLogger("pytorch_lightning.utilities.rank_zero").info("Restoring states from the checkpoint")
+        warnings.warn("a library's deprecation")
+        print("a library's own print")
+        print("wandb: Run summary:", file=sys.stderr)
+        notice("interrupted: SIGINT at epoch 1")
+    shown = capsys.readouterr()
+    assert shown.out == "epoch 1/1  val/loss 0.5000\n"
+    assert shown.err == "interrupted: SIGINT at epoch 1\n"
+    log = (tmp_path / RUN_LOG).read_text()
+    for line in ("epoch 1/1", "Restoring states", "[py.warnings][WARNING]", "a library's deprecation",
+                 "a library's own print", "wandb: Run summary:"):
+        assert line in log
+    assert _state() == before  # nothing left behind: a kernel runs many
+
+
+def test_quiet_run_restores_logging_after_an_error(tmp_path, monkeypatch):
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    before = _state()
+    with pytest.raises(RuntimeError, match="boom"):
+        with run_output(_cfg(tmp_path)):
+            raise RuntimeError("boom")
+    assert _state() == before
+
+
+def test_errors_reach_console_handlers_in_a_quiet_run(tmp_path, monkeypatch):
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    seen: list[str] = []
+    console = logging.StreamHandler(sys.stderr)  # as Hydra's console handler, made before the run
+    console.emit = lambda record: seen.append(record.getMessage())  # the filter runs before emit
+    logging.getLogger().addHandler(console)
+    try:
+        with run_output(_cfg(tmp_path)):
+            logging.getLogger("factory.x").info("details")
+            logging.getLogger("factory.x").warning("a warning")
+            logging.getLogger("factory.x").error("a tracker failed")
+    finally:
+        logging.getLogger().removeHandler(console)
+    assert seen == ["a tracker failed"]
+
+
+def test_verbose_shows_everything(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    with run_output(_cfg(tmp_path, verbose=True)):
+        print("a library's own print")
+    assert capsys.readouterr().out == "a library's own print\n"
+
+
+@pytest.mark.parametrize("env, config, expected", [
+    (None, False, False), (None, True, True), ("1", False, True), ("0", True, False), ("true", False, True)])
+def test_factory_verbose_wins_over_the_config(monkeypatch, env, config, expected):
+    if env is None:
+        monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(VERBOSE_ENV, env)
+    assert is_verbose(OmegaConf.create({"verbose": config})) is expected
