@@ -2,7 +2,7 @@
 
 Output of a run: ``<reports_dir>/<name>/<YYYY-MM-DD_HH-MM-SS>_<id>/report.ipynb`` (the
 executed notebook, kept even when a cell fails) and ``report.html`` (self-contained:
-images embedded, inputs optionally hidden).
+images embedded, code hidden unless the report's ``hide_input`` is false).
 """
 from __future__ import annotations
 
@@ -45,7 +45,23 @@ KERNEL_ARGS = [
     # it takes ~1.5 s, and the report already holds every output. Registered first, so it
     # runs after the hooks the notebook's code registers; no names left in its namespace.
     "--IPKernelApp.exec_lines=__import__('atexit').register(__import__('os')._exit, 0)",
+    # The kernel app's own warnings (ipykernel 7: "running over TCP without encryption", for a
+    # kernel on localhost that papermill started) are noise on the report's console.
+    "--IPKernelApp.log_level=ERROR",
 ]
+
+#: Added to every exported page: a wide table scrolls inside the page instead of being clipped
+#: at its edge (JupyterLab lays outputs out as table cells, which grow with their content), a
+#: figure shrinks to the page width, and long lines (a command, YAML) wrap.
+HTML_STYLE = """<style>
+/* factory: outputs fit the page */
+.jp-OutputArea-child { display: flex; max-width: 100%; }
+.jp-OutputArea-output { display: block; flex: 1 1 auto; min-width: 0; max-width: 100%; overflow-x: auto; }
+.jp-OutputArea-output img { max-width: 100%; height: auto; }
+.jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+details > summary { cursor: pointer; font-weight: 600; }
+</style>
+"""
 
 
 @dataclass
@@ -146,11 +162,31 @@ def _execute(spec: ReportSpec, meta: dict, output: Path, cwd: str | Path | None)
     nb.metadata.setdefault("kernelspec", {"name": kernel, "display_name": kernel, "language": "python"})
     nb.metadata.setdefault("language_info", {"name": "python"})
     nb.metadata["factory"] = meta
-    with _kernel_env():
+    with _kernel_env(), _papermill_names(spec.notebook):
         papermill.execute_notebook(
             nb, str(output), parameters=spec.parameters, kernel_name=kernel, language="python",
             execution_timeout=spec.timeout, cwd=str(cwd or os.getcwd()), progress_bar=False,
             log_output=False, report_mode=spec.hide_input, extra_arguments=KERNEL_ARGS)
+
+
+@contextlib.contextmanager
+def _papermill_names(notebook: Path) -> Iterator[None]:
+    """papermill logs ``Input Notebook:  NotebookNode object`` for a notebook given in memory: name
+    the notebook file instead (only for the calling thread: reports may run side by side)."""
+    thread = threading.get_ident()
+    name = _rel(notebook, provenance.CODE_DIR)
+
+    def rename(record: logging.LogRecord) -> bool:
+        if record.thread == thread and str(record.msg).startswith("Input Notebook:"):
+            record.msg, record.args = f"Input Notebook:  {name}", ()
+        return True
+
+    logger = logging.getLogger("papermill")
+    logger.addFilter(rename)
+    try:
+        yield
+    finally:
+        logger.removeFilter(rename)
 
 
 _import_lock = threading.Lock()
@@ -211,7 +247,7 @@ def describe_failure(error: BaseException, executed: Path) -> tuple[str, int | N
     if isinstance(error, PapermillExecutionError):
         cell = error.cell_index
         where = f"cell {cell} (execution count {error.exec_count})"
-        first = _first_line(error.source)
+        first = first_statement(error.source)
         return f"{where} `{first}`: {error.ename}: {error.evalue}", cell
     text = _first_line(str(error)) or type(error).__name__
     kind = type(error).__name__
@@ -256,11 +292,12 @@ def _mark_failed_cell(executed: Path, cell: int | None, error: str) -> None:
     files.write_text(executed, nbformat.writes(nb))
 
 
-def export_html(ipynb: Path, html: Path, hide_input: bool = False) -> Path:
-    """A self-contained HTML page of an executed notebook (images embedded).
+def export_html(ipynb: Path, html: Path, hide_input: bool = True) -> Path:
+    """A self-contained HTML page of an executed notebook (images embedded, ``HTML_STYLE`` added).
 
     Cells tagged ``remove-cell`` are dropped; ``remove-input`` hides one cell's code;
-    ``hide_input`` hides all code.
+    ``hide_input`` hides all code, and drops the code cells that show nothing (the
+    parameters cells, papermill's injected one included, and imports).
     """
     _import_jsonschema_without_iri_checker()
     import nbformat
@@ -273,8 +310,18 @@ def export_html(ipynb: Path, html: Path, hide_input: bool = False) -> Path:
     c.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
     exporter = HTMLExporter(config=c, embed_images=True, exclude_input=hide_input,
                             exclude_input_prompt=hide_input, exclude_output_prompt=hide_input)
-    body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
-    return files.write_text(html, body)
+    exporter.log.addFilter(_no_alt_text_warning)  # a shared logger: the same filter once
+    nb = nbformat.read(ipynb, as_version=4)
+    if hide_input:
+        nb.cells = [cell for cell in nb.cells if cell.cell_type != "code" or cell.outputs]
+    body, _ = exporter.from_notebook_node(nb)
+    return files.write_text(html, body.replace("</head>", HTML_STYLE + "</head>", 1))
+
+
+def _no_alt_text_warning(record: logging.LogRecord) -> bool:
+    """Drop nbconvert's "Alternative text is missing on N image(s)": figures in a notebook carry
+    none, so it would be printed for every report."""
+    return "Alternative text is missing" not in str(record.msg)
 
 
 def provenance_of(spec: ReportSpec, run_id: str, trigger: str) -> dict[str, Any]:
@@ -320,6 +367,15 @@ def _sweep_run_dirs(sweep_dir: Path) -> list[str]:
 def _first_line(text: str | None) -> str:
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[0] if lines else ""
+
+
+def first_statement(source: str | None) -> str:
+    """A cell's first line of code, by which a reader finds it: blank lines, comments and IPython
+    magics or shell escapes (``%matplotlib inline``, ``!pip ...``) skipped; the first line if
+    nothing else is left."""
+    lines = [line.strip() for line in (source or "").splitlines() if line.strip()]
+    code = [line for line in lines if not line.startswith(("#", "%", "!"))]
+    return (code or lines or [""])[0]
 
 
 def _rel(path: Path | None, base: Path) -> str | None:

@@ -29,7 +29,7 @@ class ReportSpec:
     notebook: Path
     parameters: dict[str, Any] = field(default_factory=dict)
     formats: list[str] = field(default_factory=lambda: list(FORMATS))
-    hide_input: bool = False
+    hide_input: bool = True  # HTML shows outputs only
     schedule: str | None = None
     timeout: int | None = 600
     kernel: str | None = None
@@ -148,7 +148,7 @@ def to_spec(node: DictConfig) -> ReportSpec:
     if errors:
         raise ReportError("\n".join(errors))
     return ReportSpec(name=plain["name"], notebook=notebook, parameters=params,
-                      formats=list(plain.get("formats") or FORMATS), hide_input=bool(plain.get("hide_input")),
+                      formats=list(plain.get("formats") or FORMATS), hide_input=bool(plain.get("hide_input", True)),
                       schedule=plain.get("schedule"), timeout=plain.get("timeout"), kernel=plain.get("kernel"))
 
 

@@ -1,0 +1,184 @@
+"""What the run report (``notebooks/run_report.ipynb``) says about one run, as values a notebook displays.
+
+A reader's summary (status, headline metric beside the baseline's, data, model, when,
+commit), the config and command folded into a ``<details>`` block, and the data itself: per split its rows, class balance (or the target's spread) and
+missing values. Each function takes a run read back by ``factory.load_run``.
+
+Example:
+    >>> run = factory.load_run(run_dir)
+    >>> display(Markdown(run_summary.summary(run, model)))
+    >>> datamodule = run_summary.restore_data(run)
+    >>> run_summary.split_balance(datamodule)
+"""
+from __future__ import annotations
+
+import html
+import math
+from numbers import Number
+from typing import Any
+
+import pandas as pd
+
+from factory.analysis.notebook import BLANK, LoadedRun
+
+
+def number(value: Any, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits (integers whole, with thousands separators);
+    ``None`` and NaN as ``BLANK``; anything else as ``str``."""
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return BLANK
+    if isinstance(value, bool) or not isinstance(value, Number):
+        return str(value)
+    if abs(value) >= 10 ** digits or float(value).is_integer() and abs(value) >= 10 ** (digits - 1):
+        return f"{round(value):,}"  # past the digits asked for: whole, not 1.235e+08
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:#.{digits}g}".rstrip(".")  # '#': trailing zeros kept (0.9820), a column reads evenly
+
+
+def _metric(run: LoadedRun, group: str, name: str) -> float | None:
+    values = run.metrics.get(group) or {}
+    for key in (f"{group}/{name}", name):  # val/test keys carry their group, the baseline's do not
+        if key in values:
+            return values[key]
+    return None
+
+
+def headline(run: LoadedRun) -> str:
+    """The monitored metric on the test split beside the baseline's (markdown), e.g.
+    ``test pr_auc **0.4912** (baseline 0.4105)``; when the baseline lacks it (a loss), a metric
+    both have is compared after it."""
+    monitored = (run.manifest.monitor or {}).get("metric") or "val/loss"
+    name = monitored.split("/", 1)[-1]
+    test = _metric(run, "test", name)
+    if test is None:  # no test pass (failed, or stopped before it): the best validation value
+        best = (run.manifest.monitor or {}).get("best")
+        return f"best {monitored} **{number(best)}**" if best is not None else f"no {monitored} recorded"
+    text = f"test {name} **{number(test)}**"
+    baseline = run.metrics.get("baseline") or {}
+    if not baseline:
+        return text
+    if name in baseline:
+        return f"{text} (baseline {number(baseline[name])})"
+    shared = next((m for m in baseline if _metric(run, "test", m) is not None), None)
+    if shared is None:
+        return text
+    return f"{text}; test {shared} **{number(_metric(run, 'test', shared))}** (baseline {number(baseline[shared])})"
+
+
+def model_line(run: LoadedRun, model=None) -> str:
+    """The network's class and parameter count (``model``: the loaded ``SupervisedModel``; without it,
+    the class the config names)."""
+    if model is not None and getattr(model, "net", None) is not None:
+        size = sum(p.numel() for p in model.net.parameters())
+        return f"{type(model.net).__name__}, {number(size)} parameters"
+    target = str(run.config.get("model", {}).get("net", {}).get("_target_", "model"))
+    return target.rsplit(".", 1)[-1]
+
+
+def data_line(run: LoadedRun, task: str | None = None) -> str:
+    """Source, rows (per split) and task, e.g. ``breast_cancer, 569 rows (train 370 / val 86 / test 113), binary``."""
+    data = run.manifest.data or {}
+    rows = data.get("rows") or {}
+    text = str(data.get("source") or run.config.get("data", {}).get("source", {}).get("_target_", "data"))
+    if rows:
+        splits = " / ".join(f"{split} {number(n)}" for split, n in rows.items())
+        text += f", {number(sum(rows.values()))} rows ({splits})"
+    return f"{text}, {task}" if task else text
+
+
+def when_line(run: LoadedRun) -> str:
+    """Start date and time (UTC, to the minute) and the commit: ``2026-12-07 01:36 UTC, commit 8a2f676 (uncommitted changes)``."""
+    started = (run.manifest.started_at or "")[:16].replace("T", " ")
+    git = run.manifest.git or {}
+    commit = (git.get("commit") or "")[:7]
+    text = f"{started} UTC" if started else "start time not recorded"
+    if commit:
+        text += f", commit `{commit}`" + (" (with uncommitted changes)" if git.get("dirty") else "")
+    else:
+        text += ", no git commit recorded"
+    return text
+
+
+def summary(run: LoadedRun, model=None, task: str | None = None) -> str:
+    """The report's opening (markdown): a failed or interrupted run says so first, then status and
+    headline metric, data, model, and when and from what commit."""
+    record = run.manifest
+    lines = []
+    if record.status != "completed":
+        lines.append(f"**This run is {record.status}**: `{record.error or 'no error recorded'}`. "
+                     "The sections below show what it recorded before it stopped.\n")
+    lines += [f"- **{record.status}**: {headline(run)}",
+              f"- data: {data_line(run, task)}",
+              f"- model: {model_line(run, model)}",
+              f"- ran {when_line(run)}"]
+    return "\n".join(lines)
+
+
+def details(title: str, body_html: str, open_: bool = False) -> str:
+    """A collapsible HTML block: ``title`` always shown, ``body_html`` on a click."""
+    return f"<details{' open' if open_ else ''}><summary>{html.escape(title)}</summary>\n{body_html}\n</details>"
+
+
+def config_details(run: LoadedRun) -> str:
+    """The full command and the resolved config (YAML) in one collapsible block (HTML)."""
+    from omegaconf import OmegaConf
+
+    command = " ".join(run.manifest.command or []) or "(not recorded)"
+    body = (f"<p>Command:</p><pre>{html.escape(command)}</pre>"
+            f"<p>Resolved config (<code>config.yaml</code>):</p>"
+            f"<pre>{html.escape(OmegaConf.to_yaml(run.config))}</pre>")
+    return details("Config and command", body)
+
+
+def has_checkpoint(run: LoadedRun) -> bool:
+    """Whether the run left a checkpoint to load a model (and its preprocessing) from."""
+    from factory.rundir.checkpoints import judged_path
+
+    return judged_path(run.run_dir, run.manifest) is not None
+
+
+def restore_data(run: LoadedRun):
+    """The run's DataModule, set up: with the preprocessing saved in its checkpoint when it has one
+    (so class labels are the model's), else built afresh from its config."""
+    if has_checkpoint(run):
+        from factory.rundir.checkpoints import judged_checkpoint
+        from factory.training.restore import load_factory_checkpoint, restore_datamodule
+
+        return restore_datamodule(run.config.data, load_factory_checkpoint(
+            judged_checkpoint(run.run_dir, run.manifest.best_checkpoint)))
+    from factory.config.instantiate import build
+
+    datamodule = build(run.config.data, "data")
+    datamodule.setup("test")
+    return datamodule
+
+
+def _splits(datamodule) -> dict[str, pd.DataFrame]:
+    from factory.data.split import SPLITS
+
+    return {name: datamodule.split_table(name).to_pandas() for name in SPLITS
+            if datamodule.split_sizes.get(name)}
+
+
+def split_balance(datamodule) -> pd.DataFrame:
+    """One row per split: ``rows``, then per class ``<label>`` as ``count (share %)`` for
+    classification, or the target's ``mean`` and ``std`` for regression (text, rounded)."""
+    schema = datamodule.schema
+    rows = {}
+    for name, frame in _splits(datamodule).items():
+        target = frame[schema.target]
+        row = {"rows": number(len(frame))}
+        if schema.task == "regression":
+            row.update({f"{schema.target} mean": number(target.mean()), f"{schema.target} std": number(target.std())})
+        else:
+            counts = target.value_counts().sort_index()
+            row.update({str(label): f"{count:,} ({count / len(frame):.1%})" for label, count in counts.items()})
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").fillna("0")
+
+
+def missing_values(datamodule) -> pd.DataFrame:
+    """Missing values per column (rows) and split (columns), only columns missing any; empty when none is."""
+    counts = pd.DataFrame({name: frame.isna().sum() for name, frame in _splits(datamodule).items()})
+    return counts[counts.sum(axis=1) > 0]
