@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     runner = schedule.subprocess_runner()
     if args.once:
         results = schedule.run_due(reports, reports_dir, runner)
+        if not results:  # a crontab line's log still shows the tick
+            logging.info("schedule: nothing due now (%s)", ", ".join(r.name for r in reports))
         failed = any(ok is False for ok in results.values())
         return _summary(bad, status or (1 if failed else 0))
     for r in reports:
