@@ -36,6 +36,9 @@ from factory.analysis.readable import MISSING, UNSET, count, format_value, reada
 from factory.sweeps.results import Sweep, load_sweep, minimizes
 
 METRIC_GROUPS = ("val", "test", "baseline")
+#: Column names of a run's row, as a table heads them.
+HEADINGS = {"run_id": "run id", "started_at": "started", "finished_at": "finished", "duration_s": "duration (s)",
+            "data_source": "data", "data_fingerprint": "data fingerprint"}
 __all__ = ["Comparison", "select", "select_run_dirs", "run_labels", "format_value", "readable", "metric_bars",
            "curves", "metric_vs_hyperparameters", "MISSING", "UNSET"]
 _TIMESTAMPED_ID = re.compile(r"^(?:(\d+)_)?\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_(\w+)$")
@@ -108,7 +111,11 @@ class Comparison:
         if self.sweep is not None:
             counts = self.table["status"].value_counts()
             lines.append(f"Status {self.sweep.status or 'unknown'}: "
-                         + ", ".join(f"{count} {status}" for status, count in counts.items()) + ".")
+                         + ", ".join(f"{n} {status}" for status, n in counts.items()) + ".")
+            if self.sweep.command:  # whole: a table cell would cut it, overrides and all
+                lines.append(f"Command: `{self.sweep.command}`")
+            errors = self.table["error"].dropna() if "error" in self.table else pd.Series(dtype=object)
+            lines += [f"- {label} failed: `{str(error).strip().splitlines()[0]}`" for label, error in errors.items()]
         lines += [f"*{note}*" for note in self.notes]
         return Markdown("\n\n".join(lines))
 
@@ -144,13 +151,15 @@ class Comparison:
         name = self.metric.split("/", 1)[-1]  # and the same metric on the other splits (test/..., baseline/...)
         keep = [c for c in self.table.columns
                 if c != "run_dir" and ("/" not in c or c in self.hyperparameters or c.split("/", 1)[-1] == name)]
-        return readable(self.table.loc[label, keep].dropna().to_frame(f"best: {label}"))
+        return readable(self.table.loc[label, keep].dropna().to_frame(f"best: {label}")).rename(index=HEADINGS)
 
     def sweep_summary(self) -> pd.DataFrame | None:
         """How the sweep went (kind, status, objective, trials per status); None if not a sweep."""
         if self.sweep is None:
             return None
-        summary = self.sweep.summary()
+        summary = self.sweep.summary().drop(["command"], errors="ignore")  # in the headline, whole
+        if Path(self.sweep.sweep_dir).resolve().is_relative_to(Path.cwd()):  # short enough for a cell
+            summary.loc["sweep dir", "value"] = str(Path(self.sweep.sweep_dir).resolve().relative_to(Path.cwd()))
         best = (self.sweep.best or {}).get("value")
         if isinstance(best, float) and "best value" in summary.index:
             summary.loc["best value", "value"] = format_value(best)
@@ -167,7 +176,7 @@ class Comparison:
         frame[self.metric] = self.values
         if self.sweep is not None and "error" in self.table and self.table["error"].notna().any():
             frame["error"] = self.table["error"]
-        return readable(frame)
+        return readable(frame).rename(columns=HEADINGS)
 
     def metrics_table(self) -> pd.DataFrame:
         """Final metrics, readable: one column per run (up to 8 runs), else one row per run."""

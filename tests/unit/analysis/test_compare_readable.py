@@ -93,6 +93,10 @@ def test_a_sweep_is_titled_as_one_with_its_best_trial_on_top(sweep_dir):
     assert headline.startswith("# Sweep: fraud_detection")
     assert "**Best: trial 1** — val/pr_auc = 0.45 (lr=0.001)" in headline
     assert "2 completed, 1 failed" in headline
+    # the whole command (a table cell would cut its overrides) and each failed trial's error
+    assert "Command: `python scripts/train.py -m hparams_search=optuna experiment=fraud_detection`" in headline
+    assert "- trial 2 failed: `RuntimeError: diverged`" in headline
+    assert "command" not in comparison.sweep_summary().index
     summary = comparison.summary_table()
     assert summary.loc["trial 2", "error"] == "RuntimeError: diverged" and summary.loc["trial 0", "error"] == "—"
     _assert_legend_and_text_off_the_data(comparison.learning_curves())
