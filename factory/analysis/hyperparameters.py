@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from factory.errors import ConfigError
 from factory.rundir.layout import HYDRA_DIR
 from factory.sweeps.results import config_values
 
@@ -99,7 +100,10 @@ def unresolved_config(run_dir: str | Path) -> DictConfig | None:
 def _project_interpolations() -> frozenset[str]:
     from factory.config.compose import compose  # Hydra: only when a run lacks .hydra/
 
-    return frozenset(interpolated_keys(compose("train", check=False)))
+    try:
+        return frozenset(interpolated_keys(compose("train", check=False)))
+    except ConfigError:  # a user's config directory that is gone: every differing key counts, none is derived
+        return frozenset()
 
 
 def _differs(column: pd.Series) -> bool:
