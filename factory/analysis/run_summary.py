@@ -121,14 +121,17 @@ def details(title: str, body_html: str, open_: bool = False) -> str:
 
 
 def config_details(run: LoadedRun) -> str:
-    """The full command and the resolved config (YAML) in one collapsible block (HTML)."""
+    """The full command, the lineage (``run.lineage``: seed, data fingerprint, strategy, versions...)
+    and the resolved config (YAML) in one collapsible block (HTML)."""
     from omegaconf import OmegaConf
 
     command = " ".join(run.manifest.command or []) or "(not recorded)"
+    lineage = run.lineage.drop(index=["command"], errors="ignore")  # shown whole above
     body = (f"<p>Command:</p><pre>{html.escape(command)}</pre>"
+            f"<p>Lineage:</p>{lineage.to_html(header=False)}"
             f"<p>Resolved config (<code>config.yaml</code>):</p>"
             f"<pre>{html.escape(OmegaConf.to_yaml(run.config))}</pre>")
-    return details("Config and command", body)
+    return details("Command, lineage and config", body)
 
 
 def has_checkpoint(run: LoadedRun) -> bool:

@@ -58,7 +58,7 @@ def check_reads_as_a_document(html: str, first_line: str, run_dir: Path) -> None
     assert re.search(first_line, text), text[:1500]
     assert re.search(r"ran \d{4}-\d\d-\d\d \d\d:\d\d UTC, commit", text)
     details = soup.find("details")
-    assert details is not None and details.summary.get_text() == "Config and command"
+    assert details is not None and details.summary.get_text() == "Command, lineage and config"
     command = " ".join(json.loads((run_dir / "run.json").read_text())["command"])
     assert command in details.get_text() and "max_epochs: 2" in details.get_text()  # not cut
     assert "overflow-x: auto" in html and soup.find_all("img")  # the page's own style; figures embedded

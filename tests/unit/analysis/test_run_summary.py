@@ -30,7 +30,7 @@ def _run(tmp_path: Path, metrics: dict, **record) -> LoadedRun:
                   command=["python", "scripts/train.py", "experiment=diagnosis", "trainer.max_epochs=2"],
                   git={"commit": "8a2f676c7e88092158d38d3a95e844d465181632", "dirty": True},
                   data={"source": "breast_cancer", "rows": {"train": 370, "val": 86, "test": 113}},
-                  monitor={"metric": "val/loss", "mode": "min", "best": 0.404})
+                  monitor={"metric": "val/loss", "mode": "min", "best": 0.404}, seed=42)
     fields.update(record)
     config = OmegaConf.create({"model": {"net": {"_target_": "factory.models.TabularMLP"}},
                                "trainer": {"max_epochs": 2}})
@@ -68,9 +68,9 @@ def test_a_failed_run_says_so_first_with_its_best_validation_value(tmp_path: Pat
 
 def test_config_details_fold_the_whole_command_and_config(tmp_path: Path):
     block = run_summary.config_details(_run(tmp_path, BINARY))
-    assert block.startswith("<details><summary>Config and command</summary>") and block.endswith("</details>")
+    assert block.startswith("<details><summary>Command, lineage and config</summary>") and block.endswith("</details>")
     assert "python scripts/train.py experiment=diagnosis trainer.max_epochs=2" in block  # not cut
-    assert "max_epochs: 2" in block
+    assert "max_epochs: 2" in block and "<td>42</td>" in block  # the config; the lineage (seed)
 
 
 @pytest.fixture
