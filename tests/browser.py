@@ -40,7 +40,8 @@ window.addEventListener("load", () => {
     width: width,
     scroll_width: document.documentElement.scrollWidth,
     height: document.documentElement.scrollHeight,
-    code_cells: [...document.querySelectorAll(".jp-InputArea, .jp-InputPrompt, div.input_area, div.input_prompt")]
+    // Markdown cells sit in a .jp-InputArea too (rendered text, not code): only code cells count.
+    code_cells: [...document.querySelectorAll(".jp-CodeCell .jp-InputArea, .jp-CodeCell .jp-InputPrompt, div.input_area")]
                 .filter(shown).length,
     images: [...document.images].map(i => ({natural_width: i.naturalWidth, src: i.src.slice(0, 60)})),
     overflowing: [...document.body.querySelectorAll("*")]

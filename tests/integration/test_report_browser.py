@@ -41,11 +41,13 @@ def test_the_checks_catch_what_a_reader_should_not_see(tmp_path: Path, browser: 
     """The same checks fail on a page with each fault planted: they are not vacuous."""
     page = tmp_path / "bad.html"
     page.write_text(
-        '<html><body><div class="jp-InputArea">print(1)</div><img src="missing.png">'
+        '<html><body><div class="jp-MarkdownCell"><div class="jp-InputArea">prose</div></div>'
+        '<div class="jp-CodeCell"><div class="jp-InputArea">print(1)</div></div><img src="missing.png">'
         '<table style="width:3000px"><tr><td>wide</td></tr></table>'
         "<pre>Traceback (most recent call last)</pre><p>loss NaN</p><p>&lt;Figure size 450x450 with 1 Axes&gt;</p>"
         '<div style="overflow-x:auto"><table style="width:3000px"><tr><td>scrolls</td></tr></table></div>'
         "</body></html>")
     problems = reader_problems(inspect(page, browser))
     assert len(problems) == 6, problems
+    assert problems[0] == "1 code cells are visible"  # the Markdown cell's input area is prose, not code
     assert "table right=3008" in problems[2] and problems[2].count("table") == 1  # the scrolling one is fine
