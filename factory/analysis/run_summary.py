@@ -13,27 +13,23 @@ Example:
 from __future__ import annotations
 
 import html
-import math
 from numbers import Number
 from typing import Any
 
 import pandas as pd
 
 from factory.analysis.notebook import BLANK, LoadedRun
+from factory.analysis.readable import format_value
 
 
 def number(value: Any, digits: int = 4) -> str:
-    """``value`` to ``digits`` significant digits (integers whole, with thousands separators);
-    ``None`` and NaN as ``BLANK``; anything else as ``str``."""
-    if value is None or isinstance(value, float) and math.isnan(value):
-        return BLANK
-    if isinstance(value, bool) or not isinstance(value, Number):
-        return str(value)
-    if abs(value) >= 10 ** digits or float(value).is_integer() and abs(value) >= 10 ** (digits - 1):
-        return f"{round(value):,}"  # past the digits asked for: whole, not 1.235e+08
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:#.{digits}g}".rstrip(".")  # '#': trailing zeros kept (0.9820), a column reads evenly
+    """``value`` as the other report tables show it (``readable.format_value``: 4 significant digits,
+    ``—`` for None and NaN), with counts and large values whole, thousands separated (``4,289``)."""
+    if isinstance(value, Number) and not isinstance(value, bool) and value == value and (
+            isinstance(value, int) or abs(value) >= 10 ** digits
+            or float(value).is_integer() and abs(value) >= 10 ** (digits - 1)):
+        return f"{round(value):,}"  # not 1.235e+08
+    return format_value(value, missing=BLANK)
 
 
 def _metric(run: LoadedRun, group: str, name: str) -> float | None:

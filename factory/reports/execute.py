@@ -45,9 +45,11 @@ KERNEL_ARGS = [
     # it takes ~1.5 s, and the report already holds every output. Registered first, so it
     # runs after the hooks the notebook's code registers; no names left in its namespace.
     "--IPKernelApp.exec_lines=__import__('atexit').register(__import__('os')._exit, 0)",
-    # The kernel app's own warnings (ipykernel 7: "running over TCP without encryption", for a
-    # kernel on localhost that papermill started) are noise on the report's console.
-    "--IPKernelApp.log_level=ERROR",
+    # The kernel app's own log is noise on the report's console: "running over TCP without
+    # encryption" (ipykernel 7, for a kernel on localhost) at every start, and at times
+    # "KeyboardInterrupt caught in kernel" (an ERROR) from the SIGINT jupyter_client sends
+    # before every shutdown. A cell's error reaches the notebook, a dead kernel the report.
+    "--IPKernelApp.log_level=CRITICAL",
 ]
 
 #: Added to every exported page: a wide table scrolls inside the page instead of being clipped

@@ -16,11 +16,11 @@ from factory.rundir.manifest import RunRecord
 
 
 @pytest.mark.parametrize("value, expected", [
-    (0.982, "0.9820"), (0.40403384, "0.4040"), (5.72, "5.720"), (-0.62914, "-0.6291"), (1.5e-5, "1.500e-05"),
+    (0.982, "0.982"), (0.40403384, "0.404"), (5.7249, "5.725"), (-0.62914, "-0.6291"), (1.5e-5, "1.5e-05"),
     (4289, "4,289"), (12345.0, "12,345"), (123456789.123, "123,456,789"),
     (float("nan"), "—"), (None, "—"), (True, "True"), ("digits", "digits"),
 ])
-def test_number_keeps_four_significant_digits_and_blanks_what_is_missing(value, expected):
+def test_number_rounds_to_four_significant_digits_counts_whole_and_blanks_what_is_missing(value, expected):
     assert run_summary.number(value) == expected
 
 
@@ -45,7 +45,7 @@ def test_summary_says_status_headline_beside_baseline_data_model_when_and_commit
     text = run_summary.summary(_run(tmp_path, BINARY), task="binary")
     assert text.splitlines() == [
         # the baseline has no loss: the monitored metric, then one both have, side by side
-        "- **completed**: test loss **0.3845**; test pr_auc **0.9820** (baseline 0.9905)",
+        "- **completed**: test loss **0.3845**; test pr_auc **0.982** (baseline 0.9905)",
         "- data: breast_cancer, 569 rows (train 370 / val 86 / test 113), binary",
         "- model: TabularMLP",
         "- ran 2026-12-07 01:36 UTC, commit `8a2f676` (with uncommitted changes)",
@@ -55,14 +55,14 @@ def test_summary_says_status_headline_beside_baseline_data_model_when_and_commit
 def test_headline_is_the_monitored_metric_beside_the_baselines_same_metric(tmp_path: Path):
     metrics = {"test": {"test/pr_auc": 0.5012, "test/loss": 0.2}, "baseline": {"pr_auc": 0.41}}
     run = _run(tmp_path, metrics, monitor={"metric": "val/pr_auc", "mode": "max", "best": 0.52})
-    assert run_summary.headline(run) == "test pr_auc **0.5012** (baseline 0.4100)"
+    assert run_summary.headline(run) == "test pr_auc **0.5012** (baseline 0.41)"
 
 
 def test_a_failed_run_says_so_first_with_its_best_validation_value(tmp_path: Path):
     run = _run(tmp_path, {}, status="failed", error="RuntimeError: the data loader died", git=None)
     lines = run_summary.summary(run).splitlines()
     assert lines[0].startswith("**This run is failed**: `RuntimeError: the data loader died`")
-    assert "- **failed**: best val/loss **0.4040**" in lines
+    assert "- **failed**: best val/loss **0.404**" in lines
     assert lines[-1] == "- ran 2026-12-07 01:36 UTC, no git commit recorded"
 
 
