@@ -19,7 +19,8 @@ def main(cfg: DictConfig) -> None:
     from factory.console import print_metrics
     from factory.training.recipe import evaluate  # validates before torch loads
 
-    print_metrics(f"evaluate {cfg.ckpt_path}", {"test": evaluate(cfg)})
+    metrics = evaluate(cfg)
+    print_metrics("evaluate: completed", {"test": metrics}, footer=f"checkpoint: {cfg.ckpt_path}")
 
 
 if __name__ == "__main__":

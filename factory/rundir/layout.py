@@ -55,6 +55,8 @@ HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 MULTIRUN = "multirun.yaml"
 #: The run's log: Hydra's job log of ``scripts/train.py`` (``${hydra.job.name}.log``), or ``factory.train``'s in a kernel.
 RUN_LOG = "train.log"
+#: An evaluation run's log (``scripts/evaluate.py`` logs to the console only until its inputs check out).
+EVALUATE_LOG = "evaluate.log"
 WANDB_DIR = "wandb"
 TENSORBOARD_DIR = "tensorboard"
 

@@ -67,8 +67,8 @@ class _ConsoleFilter(logging.Filter):
 class RunOutput:
     """The logging set-up of one run; ``run_output`` applies it and takes it all back."""
 
-    def __init__(self, run_dir: Path, verbose: bool, progress_bar: bool) -> None:
-        self.run_dir, self.verbose, self.progress_bar = run_dir, verbose, progress_bar
+    def __init__(self, run_dir: Path, verbose: bool, progress_bar: bool, log_name: str = RUN_LOG) -> None:
+        self.run_dir, self.verbose, self.progress_bar, self.log_name = run_dir, verbose, progress_bar, log_name
         self._undo: list = []
         self._filter = _ConsoleFilter(verbose)
         self._file: logging.Handler | None = None
@@ -78,7 +78,7 @@ class RunOutput:
         self._file = next((h for h in root.handlers if isinstance(h, logging.FileHandler)  # Hydra's job log
                            and Path(h.baseFilename).parent == self.run_dir.resolve()), None)
         if self._file is None:  # a kernel: the same file Hydra's job log would be
-            self._file = _RunLogFile(self.run_dir / RUN_LOG)
+            self._file = _RunLogFile(self.run_dir / self.log_name)
             self._file.setFormatter(logging.Formatter(LOG_FORMAT))
             self._add_handler(root, self._file)
             self._file_added = True
@@ -156,13 +156,20 @@ def _is_console(handler: logging.Handler) -> bool:
 
 
 @contextlib.contextmanager
-def run_output(cfg: DictConfig) -> Iterator[RunOutput]:
+def run_output(cfg: DictConfig, log_name: str = RUN_LOG, progress_bar: bool | None = None) -> Iterator[RunOutput]:
     """The console and log file of the run ``cfg`` (``paths.run_dir`` pinned) for the ``with`` block.
 
     Everything is restored on exit, so runs repeated in one kernel neither stack handlers nor
     leave warnings captured (see the module doc).
+
+    Args:
+        cfg: the run's config (``paths.run_dir``, ``verbose``, ``trainer.enable_progress_bar``).
+        log_name: the log file in the run directory, unless Hydra's job log is already there.
+        progress_bar: whether the run shows a bar; ``None``: ``shows_progress_bar(cfg)``.
     """
-    output = RunOutput(Path(cfg.paths.run_dir), is_verbose(cfg), shows_progress_bar(cfg))
+    if progress_bar is None:
+        progress_bar = shows_progress_bar(cfg)
+    output = RunOutput(Path(cfg.paths.run_dir), is_verbose(cfg), progress_bar, log_name)
     try:
         output.start()
         with warnings.catch_warnings():  # the run's warning filters and registry stay the run's

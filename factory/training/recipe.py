@@ -182,9 +182,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     manifest.write_config(run_dir, cfg)
     record.save()
     try:
-        trainer = build(cfg.trainer, "trainer", logger=False, callbacks=[], default_root_dir=str(run_dir),
-                        enable_progress_bar=False)
-        metrics = _first(trainer.test(model, datamodule=datamodule, verbose=False))
+        from factory.rundir.layout import EVALUATE_LOG
+        from factory.training.output import run_output
+
+        with run_output(cfg, log_name=EVALUATE_LOG, progress_bar=False):  # the table only; the log the rest
+            trainer = build(cfg.trainer, "trainer", logger=False, callbacks=[], default_root_dir=str(run_dir),
+                            enable_progress_bar=False)
+            metrics = _first(trainer.test(model, datamodule=datamodule, verbose=False))
         record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
                        "rows": datamodule.split_sizes}
         record.best_checkpoint = str(cfg.ckpt_path)
