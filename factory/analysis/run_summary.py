@@ -97,16 +97,15 @@ def when_line(run: LoadedRun) -> str:
 
 
 def summary(run: LoadedRun, model=None, task: str | None = None) -> str:
-    """The report's opening (markdown): a failed or interrupted run says so first, then status and
-    headline metric, data, model, and when and from what commit."""
+    """The report's opening (markdown): a failed or interrupted run says so first, then a line each
+    for status and headline metric, data and model, and when and from what commit."""
     record = run.manifest
     lines = []
     if record.status != "completed":
         lines.append(f"**This run is {record.status}**: `{record.error or 'no error recorded'}`. "
                      "The sections below show what it recorded before it stopped.\n")
     lines += [f"- **{record.status}**: {headline(run)}",
-              f"- data: {data_line(run, task)}",
-              f"- model: {model_line(run, model)}",
+              f"- data: {data_line(run, task)}; model: {model_line(run, model)}",
               f"- ran {when_line(run)}"]
     return "\n".join(lines)
 

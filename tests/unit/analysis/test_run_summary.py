@@ -46,8 +46,7 @@ def test_summary_says_status_headline_beside_baseline_data_model_when_and_commit
     assert text.splitlines() == [
         # the baseline has no loss: the monitored metric, then one both have, side by side
         "- **completed**: test loss **0.3845**; test pr_auc **0.982** (baseline 0.9905)",
-        "- data: breast_cancer, 569 rows (train 370 / val 86 / test 113), binary",
-        "- model: TabularMLP",
+        "- data: breast_cancer, 569 rows (train 370 / val 86 / test 113), binary; model: TabularMLP",
         "- ran 2026-12-07 01:36 UTC, commit `8a2f676` (with uncommitted changes)",
     ]
 
