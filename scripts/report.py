@@ -1,6 +1,7 @@
 """Execute a report notebook with papermill; write report.ipynb, report.html and the index.
 
     python scripts/report.py report=run_report report.parameters.run_dir=outputs/fraud_detection/<run>
+    python scripts/report.py report=run_report report.parameters.run_dir=<run> report.hide_input=false  # code too
     python scripts/report.py --help        # report options
 Exit codes: 0 done, 1 the report failed (a cell raised, timed out or killed the kernel), 2 bad input.
 """

@@ -1,8 +1,9 @@
 """What the run report (``notebooks/run_report.ipynb``) says about one run, as values a notebook displays.
 
 A reader's summary (status, headline metric beside the baseline's, data, model, when,
-commit), the config and command folded into a ``<details>`` block, and the data itself: per split its rows, class balance (or the target's spread) and
-missing values. Each function takes a run read back by ``factory.load_run``.
+commit), the command, lineage and config folded into a ``<details>`` block, and the data
+itself: per split its rows, class balance (or the target's spread) and missing values.
+Each function takes a run read back by ``factory.load_run``.
 
 Example:
     >>> run = factory.load_run(run_dir)
@@ -84,7 +85,7 @@ def data_line(run: LoadedRun, task: str | None = None) -> str:
 
 
 def when_line(run: LoadedRun) -> str:
-    """Start date and time (UTC, to the minute) and the commit: ``2026-12-07 01:36 UTC, commit 8a2f676 (uncommitted changes)``."""
+    """Start (UTC, to the minute) and commit: ``2026-12-07 01:36 UTC, commit `8a2f676` (with uncommitted changes)``."""
     started = (run.manifest.started_at or "")[:16].replace("T", " ")
     git = run.manifest.git or {}
     commit = (git.get("commit") or "")[:7]

@@ -62,7 +62,8 @@ HTML_STYLE = """<style>
 .jp-OutputArea-output img { max-width: 100%; height: auto; }
 .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 details > summary { cursor: pointer; font-weight: 600; }
-.jp-OutputArea-output details pre { font-family: var(--jp-code-font-family, monospace); background: var(--jp-layout-color2, #f5f5f5); padding: 0.5em; white-space: pre-wrap; overflow-wrap: anywhere; }
+.jp-OutputArea-output details pre { font-family: var(--jp-code-font-family, monospace);
+  background: var(--jp-layout-color2, #f5f5f5); padding: 0.5em; white-space: pre-wrap; overflow-wrap: anywhere; }
 .jp-OutputArea-output details td { text-align: left !important; }
 </style>
 """

@@ -94,6 +94,6 @@ def test_run_report_cli_on_a_binary_run_prints_each_line_once(tmp_path: Path):
     [html] = (tmp_path / "reports" / "run_report").glob("*/report.html")
     assert f"  {html}" in done.stdout.splitlines()
     # the monitored loss first; the baseline has none, so a metric both have beside it; no NaN for its loss
-    check_reads_as_a_document(html.read_text(), r"completed: test loss \d\.\d{1,4}; test \w+ \d\.\d{1,4} \(baseline \d\.\d{1,4}\)",
-                              run_dir)
+    headline = r"completed: test loss \d\.\d{1,4}; test \w+ \d\.\d{1,4} \(baseline \d\.\d{1,4}\)"
+    check_reads_as_a_document(html.read_text(), headline, run_dir)
     assert "—" in visible_text(html.read_text())

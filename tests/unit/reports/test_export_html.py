@@ -18,8 +18,8 @@ def _executed(path: Path) -> Path:
         new_code_cell("run_dir = None", metadata={"tags": ["parameters"]}),
         new_code_cell('run_dir = "outputs/x"', metadata={"tags": ["injected-parameters"]}),
         new_code_cell("%matplotlib inline\nimport pandas as pd"),
-        new_code_cell("frame", outputs=[new_output("execute_result", {"text/html": "<table><tr><td>wide</td></tr></table>"},
-                                                   execution_count=1)]),
+        new_code_cell("frame", outputs=[new_output("execute_result", execution_count=1,
+                                                   data={"text/html": "<table><tr><td>wide</td></tr></table>"})]),
     ], metadata={"language_info": {"name": "python"}})
     nbformat.write(nb, path)
     return path
