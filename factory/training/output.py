@@ -69,7 +69,7 @@ class RunOutput:
 
     def __init__(self, run_dir: Path, verbose: bool, progress_bar: bool, log_name: str = RUN_LOG) -> None:
         self.run_dir, self.verbose, self.progress_bar, self.log_name = run_dir, verbose, progress_bar, log_name
-        self._undo: list = []
+        self._undo = contextlib.ExitStack()
         self._filter = _ConsoleFilter(verbose)
         self._file: logging.Handler | None = None
 
@@ -80,8 +80,8 @@ class RunOutput:
         if self._file is None:  # a kernel: the same file Hydra's job log would be
             self._file = _RunLogFile(self.run_dir / self.log_name)
             self._file.setFormatter(logging.Formatter(LOG_FORMAT))
+            self._undo.callback(self._file.close)
             self._add_handler(root, self._file)
-            self._file_added = True
         self._set_level(root, min(root.getEffectiveLevel(), logging.INFO))  # INFO reaches the file, as under Hydra
         progress = logging.getLogger(PROGRESS)
         self._set_level(progress, logging.INFO)
@@ -89,53 +89,43 @@ class RunOutput:
         shown.setFormatter(logging.Formatter("%(message)s"))
         self._add_handler(progress, shown)
         if self.verbose and not any(_is_console(h) for h in root.handlers):  # a kernel: show INFO as Lightning did
-            console = logging.StreamHandler(sys.stderr)
-            self._add_handler(root, console)
+            self._add_handler(root, logging.StreamHandler(sys.stderr))
         self.adopt_loggers()
         if not self.verbose:
             if getattr(logging, "_warnings_showwarning", None) is None:  # not captured already (by the caller)
                 logging.captureWarnings(True)
-                self._undo.append(lambda: logging.captureWarnings(False))
+                self._undo.callback(logging.captureWarnings, False)
             # What libraries print themselves (wandb's banner and summary, DeepSpeed's op builds, tqdm) goes
             # to the log too; the progress handler and handlers made before keep their stream, and the
             # metrics table is printed after the run. A progress bar (a terminal) keeps stdout.
-            self._redirect("stderr")  # factory.console.notice still reaches the console
+            self._undo.enter_context(printed_lines_logged("stderr", f"{PRINTED_LOGGER}.stderr"))  # notice() shows
             if not self.progress_bar:
-                self._redirect("stdout")
+                self._undo.enter_context(printed_lines_logged("stdout", f"{PRINTED_LOGGER}.stdout"))
 
     def adopt_loggers(self) -> None:
         """Filter every console handler; loggers that keep their records (Lightning's in a kernel,
         DeepSpeed's) also write to the file. Call again once a strategy has imported its library."""
-        loggers = [logging.getLogger()] + [logger for logger in logging.Logger.manager.loggerDict.values()
-                                           if isinstance(logger, logging.Logger) and not logger.propagate]
+        root = logging.getLogger()
+        loggers = [root] + [logger for logger in logging.Logger.manager.loggerDict.values()
+                            if isinstance(logger, logging.Logger) and not logger.propagate]
         for logger in loggers:
             for handler in logger.handlers:
                 if _is_console(handler) and self._filter not in handler.filters and logger.name != PROGRESS:
                     handler.addFilter(self._filter)
-                    self._undo.append(lambda h=handler: h.removeFilter(self._filter))
-            if logger is not logging.getLogger() and self._file not in logger.handlers:
+                    self._undo.callback(handler.removeFilter, self._filter)
+            if logger is not root and self._file not in logger.handlers:
                 self._add_handler(logger, self._file)
 
     def close(self) -> None:
-        for undo in reversed(self._undo):
-            undo()
-        self._undo.clear()
-        if getattr(self, "_file_added", False):
-            self._file.close()
-
-    def _redirect(self, stream: str) -> None:
-        context = printed_lines_logged(stream, f"{PRINTED_LOGGER}.{stream}")
-        context.__enter__()
-        self._undo.append(lambda: context.__exit__(None, None, None))
+        self._undo.close()  # in reverse order: streams, warnings, filters, levels, handlers, the file
 
     def _add_handler(self, logger: logging.Logger, handler: logging.Handler) -> None:
         logger.addHandler(handler)
-        self._undo.append(lambda: logger.removeHandler(handler))
+        self._undo.callback(logger.removeHandler, handler)
 
     def _set_level(self, logger: logging.Logger, level: int) -> None:
-        before = logger.level
+        self._undo.callback(logger.setLevel, logger.level)
         logger.setLevel(level)
-        self._undo.append(lambda: logger.setLevel(before))
 
 
 class _RunLogFile(logging.FileHandler):
