@@ -88,8 +88,8 @@ class RunOutput:
         shown = logging.StreamHandler(sys.stdout)  # stdout, as the metrics table: one stream for what a run shows
         shown.setFormatter(logging.Formatter("%(message)s"))
         self._add_handler(progress, shown)
-        if self.verbose and not any(_is_console(h) for h in root.handlers):  # a kernel: show INFO as Lightning did
-            self._add_handler(root, logging.StreamHandler(sys.stderr))
+        if not any(_is_console(h) for h in root.handlers):  # a kernel: errors show (verbose: INFO, as Lightning's)
+            self._add_handler(root, logging.StreamHandler(sys.stderr))  # stands in for logging's lastResort
         self.adopt_loggers()
         if not self.verbose:
             if getattr(logging, "_warnings_showwarning", None) is None:  # not captured already (by the caller)

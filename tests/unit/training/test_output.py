@@ -69,6 +69,15 @@ def test_errors_reach_console_handlers_in_a_quiet_run(tmp_path, monkeypatch):
     assert seen == ["a tracker failed"]
 
 
+def test_errors_show_where_no_console_handler_was_set_up(tmp_path, capsys, monkeypatch):
+    # A kernel: the root logger has no handler, so logging's lastResort showed warnings and errors.
+    monkeypatch.delenv(VERBOSE_ENV, raising=False)
+    with run_output(_cfg(tmp_path)):
+        logging.getLogger("factory.tracking.loggers").warning("a library's warning")
+        logging.getLogger("factory.tracking.loggers").error("tracking: could not publish run x")
+    assert capsys.readouterr().err == "tracking: could not publish run x\n"
+
+
 def test_verbose_shows_everything(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(VERBOSE_ENV, raising=False)
     with run_output(_cfg(tmp_path, verbose=True)):
