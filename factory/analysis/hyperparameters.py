@@ -28,7 +28,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from factory.errors import ConfigError
-from factory.rundir.layout import HYDRA_DIR
+from factory.rundir.layout import HYDRA_CONFIG, HYDRA_DIR
 from factory.sweeps.results import config_values
 
 #: Config groups (dotted prefixes) whose values change the model, the data or the training.
@@ -92,7 +92,7 @@ def interpolated_keys(config: DictConfig | Mapping | None) -> set[str]:
 
 def unresolved_config(run_dir: str | Path) -> DictConfig | None:
     """The run's config before interpolation (Hydra's ``.hydra/config.yaml``), None without one."""
-    path = Path(run_dir) / HYDRA_DIR / "config.yaml"
+    path = Path(run_dir) / HYDRA_DIR / HYDRA_CONFIG
     return OmegaConf.load(path) if path.is_file() else None
 
 

@@ -51,6 +51,7 @@ LOCK = ".run.lock"
 #: Hydra's ``output_subdir`` (``conf/hydra/default.yaml``) and the files Hydra writes there.
 HYDRA_DIR = ".hydra"
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+HYDRA_CONFIG = HYDRA_FILES[0]  # the composed config before interpolation (${...} kept)
 #: A sweep directory's Hydra record (``hydra.sweep.dir``), beside the trials' run directories.
 MULTIRUN = "multirun.yaml"
 #: The run's log: Hydra's job log of ``scripts/train.py`` (``${hydra.job.name}.log``), or ``factory.train``'s in a kernel.
