@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from factory.errors import FactoryError
 from factory.analysis.hyperparameters import differing_hyperparameters, unresolved_config
 from factory.analysis.notebook import LoadedRun, load_run
-from factory.rundir.catalog import find_run, list_runs, outputs_dir, run_row
+from factory.rundir.catalog import run_row, select_run_dirs
 from factory.rundir.layout import is_run_dir
 from factory.analysis.comparison_plots import curves, metric_bars, metric_vs_hyperparameters
 from factory.analysis.readable import MISSING, UNSET, count, format_value, readable
@@ -230,23 +230,6 @@ def select(run_ids: Sequence[str] = (), experiment: str | None = None, sweep_dir
             raise FactoryError("sweep_dir compares the trials of one sweep: leave run_ids and experiment unset")
         return _from_sweep(load_sweep(sweep_dir), metric)
     return _from_runs(select_run_dirs(run_ids, experiment, root), metric)
-
-
-def select_run_dirs(run_ids: Sequence[str] = (), experiment: str | None = None,
-                    root: str | Path | None = None) -> list[Path]:
-    """Run directories named by ids, of an experiment, or (neither) of the newest run's experiment."""
-    selected = [find_run(key, root) for key in run_ids]
-    if experiment or not run_ids:
-        table = list_runs(root)
-        if table.empty:
-            raise FactoryError(f"no runs under {outputs_dir(root)}")
-        name = experiment or table["experiment"].iloc[0]
-        found = table.loc[table["experiment"] == name, "run_dir"]
-        if found.empty:
-            known = ", ".join(sorted(set(table["experiment"])))
-            raise FactoryError(f"experiment={name!r}: no runs under {outputs_dir(root)} (experiments: {known})")
-        selected += [Path(d).resolve() for d in found]
-    return list(dict.fromkeys(selected))
 
 
 def _from_runs(run_dirs: Sequence[Path], metric: str | None) -> Comparison:

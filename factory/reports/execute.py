@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from factory import files, redact
+from factory.errors import FactoryError
 from factory.rundir import catalog, provenance
 from factory.rundir.layout import MANIFEST
 from factory.rundir.layout import new_run_id
@@ -340,9 +341,13 @@ def provenance_of(spec: ReportSpec, run_id: str, trigger: str) -> dict[str, Any]
 
 
 def source_run_ids(parameters: dict[str, Any]) -> list[str]:
-    """Run ids named by ``*run_dir`` / ``*run_dirs`` parameters (from each ``run.json``), and
-    those of a ``sweep_dir``'s trials."""
+    """Run ids named by ``*run_dir`` / ``*run_dirs`` parameters (from each ``run.json``), those of a
+    ``sweep_dir``'s trials, and the runs a compare report picks by ``run_ids`` / ``experiment``."""
     dirs: list[str] = []
+    if ("run_ids" in parameters or "experiment" in parameters) and not parameters.get("sweep_dir"):
+        with contextlib.suppress(FactoryError):  # nothing to pick: the notebook itself says why
+            dirs += [str(d) for d in catalog.select_run_dirs(parameters.get("run_ids") or (),
+                                                             parameters.get("experiment"))]
     for key, value in parameters.items():
         if key.endswith("run_dir") and isinstance(value, str):
             dirs.append(value)

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -183,3 +183,20 @@ def list_runs(root: str | Path | None = None):
     # ISO8601: runs recorded with seconds (before) and milliseconds (now) list together
     frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True, format="ISO8601")
     return frame.sort_values(["started_at", "run_id"], ascending=False, ignore_index=True)
+
+
+def select_run_dirs(run_ids: Sequence[str] = (), experiment: str | None = None,
+                    root: str | Path | None = None) -> list[Path]:
+    """Run directories named by ids, of an experiment, or (neither) of the newest run's experiment."""
+    selected = [find_run(key, root) for key in run_ids]
+    if experiment or not run_ids:
+        table = list_runs(root)
+        if table.empty:
+            raise FactoryError(f"no runs under {outputs_dir(root)}")
+        name = experiment or table["experiment"].iloc[0]
+        found = table.loc[table["experiment"] == name, "run_dir"]
+        if found.empty:
+            known = ", ".join(sorted(set(table["experiment"])))
+            raise FactoryError(f"experiment={name!r}: no runs under {outputs_dir(root)} (experiments: {known})")
+        selected += [Path(d).resolve() for d in found]
+    return list(dict.fromkeys(selected))

@@ -2,6 +2,7 @@
 completes, compares only the hyperparameter, and reads as a document (no traceback, NaN or run "0")."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,5 @@ def test_compare_report_on_runs_differing_in_logger_and_max_epochs(tmp_path: Pat
     assert not [label for label in column_labels + row_labels
                 if label.startswith(("logger.", "report.", "model.scheduler.T_max"))]
     assert "max_epochs=3" in text  # the best run's setting, in the headline
+    [entry] = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"]
+    assert entry["source_run_ids"] == [first.name, second.name]  # the index names the runs compared
