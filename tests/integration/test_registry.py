@@ -122,7 +122,7 @@ def test_load_production_predicts_as_the_run_did(run_dir, tmp_path):
     registry.promote("diagnosis", v2.version, "production", reg)
     loaded = registry.load("diagnosis@production", reg)
     assert loaded.ref == "diagnosis@2" and loaded.version.stage == "production"
-    assert not loaded.model.training and loaded.task == "binary" and loaded.class_labels == [0, 1]
+    assert not loaded.model.training and loaded.task == "binary" and loaded.class_labels == ["malignant", "benign"]
     expected = factory.load_run(run_dir).predictions("test")  # from the run's own checkpoint
     test_rows = loaded.datamodule().split_table("test")
     got = loaded.predict(test_rows)
@@ -216,7 +216,7 @@ def test_cli_load_summarizes_and_scores_a_file(run_dir, tmp_path):
     assert out.returncode == 0, out.stderr
     summary, written = out.stdout.strip().splitlines()[-2:]
     assert summary.startswith("loaded diagnosis v1 (production): SupervisedModel for binary, ")
-    assert "eval mode; 30 feature columns, classes [0, 1]" in summary
+    assert "eval mode; 30 feature columns, classes ['malignant', 'benign']" in summary
     assert written == f"scored {len(rows)} rows -> scored.csv"
     scored = pd.read_csv(tmp_path / "scored.csv")
     np.testing.assert_allclose(scored["score"], loaded.predict(rows)["score"], rtol=1e-6)

@@ -15,8 +15,9 @@ class SklearnSource(DataSource):
     """A table from ``sklearn.datasets``, named by ``dataset``.
 
     * ``breast_cancer``: 569 rows, 30 numeric features (sklearn's names in snake case,
-      ``mean_radius``...), binary target ``target`` in sklearn's encoding:
-      0 = malignant, 1 = benign.
+      ``mean_radius``...), binary target ``target`` holding sklearn's class names,
+      ``malignant`` / ``benign``, with ``benign`` the positive class: encoded as sklearn
+      encodes it (0 = malignant, 1 = benign), and every figure and table names the classes.
     * ``digits``: 1,797 rows of 8x8 grey images, numeric features ``pixel_0`` ..
       ``pixel_63`` (0-16, row-major), target ``digit`` (10 classes), and
       ``image_shape=(1, 8, 8)`` in the schema.
@@ -42,7 +43,7 @@ class SklearnSource(DataSource):
             bunch = datasets.load_breast_cancer()
             names = [n.replace(" ", "_") for n in bunch.feature_names]
             schema = TableSchema(
-                features=dict.fromkeys(names, "numeric"), target="target", task="binary"
+                features=dict.fromkeys(names, "numeric"), target="target", task="binary", positive_label="benign"
             )
         else:
             bunch = datasets.load_digits()
@@ -54,5 +55,7 @@ class SklearnSource(DataSource):
                 image_shape=(1, 8, 8),
             )
         columns = dict(zip(names, np.asarray(bunch.data, dtype=np.float64).T))
-        columns[schema.target] = np.asarray(bunch.target, dtype=np.int64)
+        # Class names where sklearn has them (breast_cancer), so nobody reads 0/1; digits are their names.
+        target = np.asarray(bunch.target, dtype=np.int64)
+        columns[schema.target] = bunch.target_names[target] if schema.task == "binary" else target
         return LoadedTable(pa.table(columns), schema)

@@ -108,8 +108,10 @@ def test_breast_cancer():
     assert loaded.table.shape == (569, 31)
     assert loaded.schema.task == "binary" and loaded.schema.target == "target"
     assert "mean_radius" in loaded.schema.features and len(loaded.schema.numeric) == 30
-    # sklearn's encoding: 0 = malignant (212 rows), 1 = benign (357 rows).
-    assert sum(loaded.table["target"].to_pylist()) == 357
+    # sklearn's class names, benign the positive class as in its encoding (0 = malignant, 1 = benign)
+    assert loaded.table["target"].to_pylist().count("benign") == 357
+    assert loaded.table["target"].to_pylist().count("malignant") == 212
+    assert loaded.schema.positive_label == "benign"
 
 
 def test_digits_are_images():
