@@ -96,6 +96,10 @@ class SupervisedModel(pl.LightningModule):
             self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    def monitorable_metrics(self) -> list[str]:
+        """What ``monitor.metric`` may name: the per-epoch values this model logs."""
+        return ["val/loss", *(f"val/{name}" for name in self.metrics["val_"].keys()), "train/loss_epoch"]
+
     def running_train_loss(self) -> float | None:
         """Mean training loss of this epoch so far on this process (``None`` before a step)."""
         rows = getattr(self, "_train_rows", 0)

@@ -114,10 +114,22 @@ def _data_and_model(cfg: DictConfig):
     evaluation.record_in_checkpoints(datamodule, cfg)  # a checkpoint copied away still knows its data
     model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
     if cfg.train:  # will the strategy fit the model in memory? (plan.check=false skips)
+        _check_monitor(cfg, model)
         from factory.distributed.planner import check_fits
 
         check_fits(cfg, datamodule.input_spec, datamodule.batch_size)
     return datamodule, model
+
+
+def _check_monitor(cfg: DictConfig, model) -> None:
+    """A metric the model never logs would fail after the first epoch in Lightning's words: say it now."""
+    names = getattr(model, "monitorable_metrics", None)  # a model of the user's own may not say
+    if names is None or cfg.monitor.metric in names():
+        return
+    from factory.errors import ConfigError
+
+    raise ConfigError(f"monitor.metric: {cfg.monitor.metric!r} is not logged by this {model.task} model; "
+                      f"choose one of {', '.join(names())}")
 
 
 def _validate_and_test(cfg: DictConfig, trainer, model, datamodule) -> tuple[dict[str, dict[str, float]], str | None]:

@@ -76,3 +76,14 @@ def test_a_fit_lightning_cannot_run_fails_the_run_in_one_line(tmp_path):
     record = manifest(run_dir)
     assert record["status"] == "failed" and record["error"].startswith("ConfigError: trainer:")
     assert not (run_dir / "metrics.json").exists()
+
+
+def test_a_monitored_metric_the_model_never_logs_fails_before_the_fit(tmp_path):
+    """Lightning would fail after the first epoch with its own traceback; factory names the key first."""
+    result = run_script(tmp_path, "train.py", *BASE, "monitor.metric=val/nope")
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: monitor.metric: 'val/nope' is not logged"), errors
+    assert "val/loss" in errors[0] and "Traceback" not in result.stderr
+    (run_dir,) = run_dirs(tmp_path)
+    assert manifest(run_dir)["status"] == "failed" and not (run_dir / "checkpoints").exists()

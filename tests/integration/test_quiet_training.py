@@ -99,7 +99,7 @@ def test_kernel_training_shows_epochs_and_table_and_logs_the_rest(client):
     assert "Restoring states" in errors and "GPU available" in errors
     assert "Restoring states" in (Path(run_dir) / "train.log").read_text()
 
-    # An error inside a quiet run still shows: Lightning's early stopping refuses the metric once the fit runs.
+    # An error inside a quiet run still shows (here the monitored metric the model never logs).
     failed = _outputs(client, "os.environ['FACTORY_VERBOSE'] = '0'\n"
                               f"factory.train(factory.compose('train', {[*TINY, 'logger=csv', 'monitor.metric=val/nope']!r}))")
     assert failed[-1]["type"] == "error" and "val/nope" in failed[-1]["evalue"], failed
