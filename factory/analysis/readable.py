@@ -3,12 +3,14 @@ no empty cells, counts with the right plural. Used by ``factory.compare`` and it
 from __future__ import annotations
 
 import numbers
+import re
 
 import numpy as np
 import pandas as pd
 
 MISSING = "—"      # a table cell without a value
 UNSET = "(unset)"  # a hyperparameter a run does not set, on a plot axis
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)?$")
 
 
 def format_value(value, missing: str = MISSING) -> str:
@@ -27,6 +29,8 @@ def format_value(value, missing: str = MISSING) -> str:
         return str(int(value))
     if isinstance(value, numbers.Real):
         return missing if np.isnan(value) else f"{float(value):.4g}"
+    if isinstance(value, str) and _ISO_TIME.match(value):  # run.json / sweep.json times
+        value = pd.Timestamp(value)
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)

@@ -19,6 +19,8 @@ sweep_dir = test_compare.sweep_dir  # the 3-trial sweep fixture (2 completed, 1 
     (0.123456789, "0.1235"), (0.30000000000000004, "0.3"), (1234567.0, "1.235e+06"), (12, "12"),
     (None, "—"), (math.nan, "—"), (True, "True"), ("32-true", "32-true"),
     (pd.Timestamp("2026-12-07T01:36:52.123+00:00"), "2026-12-07 01:36:52"),
+    ("2026-12-07T01:59:57+00:00", "2026-12-07 01:59:57"),  # sweep.json / run.json times are text
+    ("2026-12-07", "2026-12-07"), ("2026-12-07T01:59:57 and more", "2026-12-07T01:59:57 and more"),
 ])
 def test_values_read_as_a_reader_wants(value, text):
     assert compare.format_value(value) == text
