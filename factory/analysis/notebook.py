@@ -16,13 +16,9 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -32,8 +28,7 @@ from factory.rundir.catalog import (RUN_COLUMNS, RunFiles, find_run, flat_metric
                                     list_runs, outputs_dir, read_history, run_row)
 
 from factory.analysis.plot_inputs import step_level
-
-log = logging.getLogger(__name__)
+from factory.console import printed_to_log
 
 #: What a missing metric shows as (the baseline has no loss).
 BLANK = "—"
@@ -126,7 +121,7 @@ class LoadedRun(RunFiles):
         if self._model is None:
             from factory.training.recipe import RunResult
 
-            with _library_output_logged(f"reading the model of {self.run_id}"):
+            with printed_to_log(__name__):  # ZeRO consolidation prints, tqdm bars, warnings: to the debug log
                 self._model = RunResult.from_run_dir(self.run_dir).load_model()
         return self._model
 
@@ -188,21 +183,6 @@ class MetricsTable(pd.DataFrame):
 
     def _repr_html_(self) -> str:
         return self.to_html(notebook=True, **self._display_options())
-
-
-@contextlib.contextmanager
-def _library_output_logged(doing: str) -> Iterator[None]:
-    """Prints, progress bars and warnings of libraries while ``doing`` go to ``log`` (debug), not the cell."""
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured), \
-                warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield
-    finally:
-        lines = captured.getvalue().strip().splitlines() + [f"{w.category.__name__}: {w.message}" for w in caught]
-        if lines:
-            log.debug("%s: %s", doing, "\n".join(lines))
 
 
 def _number(value: Any) -> str:

@@ -44,3 +44,19 @@ def failed_run(root: Path, overrides: list[str], error: type, match: str) -> str
     assert record["error"].startswith(error.__name__)
     assert not (run_dir / "metrics.json").exists()
     return str(info.value)
+
+
+def cell_outputs(client, code: str, timeout: float = 300) -> list[dict]:
+    """Run ``code`` in a live kernel (a jupyter_client client): the outputs a notebook would keep,
+    as dicts with ``type`` (execute_result, display_data, stream, error) and the message content."""
+    msg_id = client.execute(code)
+    outputs = []
+    while True:
+        message = client.get_iopub_msg(timeout=timeout)
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = message["msg_type"], message["content"]
+        if kind == "status" and content["execution_state"] == "idle":
+            return outputs
+        if kind in ("execute_result", "display_data", "stream", "error"):
+            outputs.append({"type": kind, **content})

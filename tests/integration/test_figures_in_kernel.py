@@ -10,6 +10,7 @@ import pytest
 jupyter_client = pytest.importorskip("jupyter_client")
 
 from factory.reports.kernel import ensure_kernel  # noqa: E402
+from tests.integration.helpers import cell_outputs  # noqa: E402
 
 FIGURE = ("from factory import plots\n"
           "plots.pr_curve([0, 1, 0, 1, 1, 0], [0.1, 0.8, 0.3, 0.7, 0.4, 0.2])")
@@ -19,18 +20,7 @@ MULTICLASS = ("import numpy as np\n"
 
 
 def _outputs(client, code: str) -> list[dict]:
-    """The iopub messages a cell produces that a notebook would keep as outputs."""
-    msg_id = client.execute(code)
-    outputs = []
-    while True:
-        message = client.get_iopub_msg(timeout=60)
-        if message["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = message["msg_type"], message["content"]
-        if kind == "status" and content["execution_state"] == "idle":
-            return outputs
-        if kind in ("execute_result", "display_data", "stream", "error"):
-            outputs.append({"type": kind, **content})
+    return cell_outputs(client, code, timeout=60)
 
 
 def _images(outputs: list[dict]) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import script_env
-from tests.integration.helpers import run_dirs, run_script
+from tests.integration.helpers import cell_outputs, run_dirs, run_script
 
 jupyter_client = pytest.importorskip("jupyter_client")
 
@@ -27,18 +27,7 @@ EPOCH = re.compile(r"^epoch [12]/2  train/loss \d\.\d{4}  .*val/loss \d\.\d{4}.*
 
 
 def _outputs(client, code: str) -> list[dict]:
-    """The iopub messages a cell produces that a notebook would keep as outputs."""
-    msg_id = client.execute(code)
-    outputs = []
-    while True:
-        message = client.get_iopub_msg(timeout=300)
-        if message["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = message["msg_type"], message["content"]
-        if kind == "status" and content["execution_state"] == "idle":
-            return outputs
-        if kind in ("execute_result", "display_data", "stream", "error"):
-            outputs.append({"type": kind, **content})
+    return cell_outputs(client, code, timeout=300)
 
 
 def _text(output: dict) -> str:

@@ -67,24 +67,3 @@ def test_history_keeps_epoch_level_values_only():
     history = tidy_history(steps)
     assert list(history.columns) == ["epoch", "step", "val/loss", "train/loss_epoch"]
     assert history["train/loss_epoch"].tolist() == [1.1, 0.3]
-
-
-def test_library_output_while_reading_a_model_goes_to_the_log(capsys, caplog):
-    # What DeepSpeed's ZeRO consolidation writes into a cell: prints, a tqdm bar, a TqdmWarning.
-    import logging
-    import warnings
-
-    from tqdm import tqdm
-
-    from factory.analysis.notebook import _library_output_logged
-
-    with caplog.at_level(logging.DEBUG, logger="factory.analysis.notebook"):
-        with _library_output_logged("reading the model of run x"):
-            print("Processing zero checkpoint 'best.ckpt/checkpoint'")
-            for _ in tqdm(range(2), desc="Loading checkpoint shards"):
-                pass
-            warnings.warn("IProgress not found. Please update jupyter and ipywidgets.")
-    shown = capsys.readouterr()
-    assert (shown.out, shown.err) == ("", "")
-    assert "Processing zero checkpoint" in caplog.text and "Loading checkpoint shards" in caplog.text
-    assert "UserWarning: IProgress not found" in caplog.text
