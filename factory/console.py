@@ -72,6 +72,7 @@ def printed_lines_logged(stream: str, logger: str, level: int = logging.INFO) ->
     ``notice`` still reaches the console's stderr meanwhile.
     """
     lines = LogLines(logging.getLogger(logger), level)
+    original = getattr(sys, stream)
     kept = [sys.stderr] if stream == "stderr" else []
     redirect = contextlib.redirect_stderr if kept else contextlib.redirect_stdout
     _console_stderr.extend(kept)
@@ -83,6 +84,16 @@ def printed_lines_logged(stream: str, logger: str, level: int = logging.INFO) ->
                 lines.flush()
     finally:
         del _console_stderr[len(_console_stderr) - len(kept):]
+        _hand_back(lines, original)
+
+
+def _hand_back(lines: LogLines, original: TextIO) -> None:
+    """Handlers created during the block on ``sys.stdout``/``sys.stderr`` (DeepSpeed's, made at its first
+    import) got ``lines``: give them the real stream, or their records would vanish into a closed block."""
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", ()):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is lines:
+                handler.setStream(original)
 
 
 def notice(message: str) -> None:
@@ -101,6 +112,7 @@ def printed_to_log(logger: str, level: int = logging.DEBUG) -> Iterator[None]:
 
     target = logging.getLogger(logger)
     stream = LogLines(target, level)
+    originals = sys.stdout, sys.stderr
     # Libraries that log through their own console handler (DeepSpeed's logger prints to stdout) keep quiet too.
     own = [logging.getLogger(name) for name in _OWN_CONSOLE_LOGGERS if name in logging.Logger.manager.loggerDict]
     levels = [lg.level for lg in own]
@@ -117,6 +129,7 @@ def printed_to_log(logger: str, level: int = logging.DEBUG) -> Iterator[None]:
     finally:
         for lg, before in zip(own, levels):
             lg.setLevel(before)
+        _hand_back(stream, originals[0])  # a handler made on stderr meanwhile holds the same object: stdout's
     for warning in caught:
         target.log(level, "%s: %s", warning.category.__name__, warning.message)
 

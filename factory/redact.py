@@ -6,7 +6,8 @@ written as ``***``. A value taken from the environment is written as its referen
 resolved: ``data.source.url='postgresql://u:${oc.env:DB_PASSWORD}@h/db'`` lands in
 ``config.yaml`` as typed, and resolves again wherever the file is read back. Writers:
 ``run.json`` (``factory.rundir.manifest``), ``config.yaml`` and the trackers' hyperparameters
-(``resolved``), Hydra's ``.hydra/`` files (``yaml_file``, from ``factory.rundir.hydra_files``), sweep and report records.
+(``resolved``), Hydra's ``.hydra/`` files (``yaml_file``, from ``factory.rundir.hydra_files``), sweep and report records,
+and the log records a run writes to its ``train.log`` and console (``LogFilter``).
 
 Only the credential is masked: a one-letter password masks the URL's password field, not
 every such letter of a message.
@@ -14,6 +15,7 @@ every such letter of a message.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sys
 from pathlib import Path
@@ -127,3 +129,23 @@ def yaml_file(path: Path) -> None:
 
         plain = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
         files.write_text(path, OmegaConf.to_yaml(OmegaConf.create(container(plain))))
+
+
+class LogFilter(logging.Filter):
+    """Masks credentials in a log record's message and traceback before any handler writes it.
+
+    On the handlers of a run (its log file, the console): what libraries log or print there
+    (an MLflow "View run at http://user:password@host" line, an exception quoting a URL) is
+    written with the password as ``***``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = text(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:  # formatted once here, masked; formatters reuse exc_text
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = text(record.exc_text)
+        return True

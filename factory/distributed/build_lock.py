@@ -23,7 +23,6 @@ import fcntl
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -39,8 +38,11 @@ Announce = Callable[[str], None]
 
 
 def stderr_line(message: str) -> None:
-    """The default ``Announce``: one line on stderr, flushed."""
-    print(message, file=sys.stderr, flush=True)
+    """The default ``Announce``: one line on the console's stderr, flushed (also during a quiet run:
+    a build waited on can take minutes)."""
+    from factory.console import notice
+
+    notice(message)
 
 
 @contextlib.contextmanager

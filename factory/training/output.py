@@ -22,6 +22,7 @@ from typing import Iterator
 from omegaconf import DictConfig
 
 from factory.console import PROGRESS, printed_lines_logged
+from factory.redact import LogFilter
 from factory.rundir.layout import RUN_LOG
 
 VERBOSE_ENV = "FACTORY_VERBOSE"
@@ -61,7 +62,10 @@ class _ConsoleFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == PROGRESS:
             return False
-        return self.verbose or record.levelno >= logging.ERROR
+        # factory's own warnings are meant for the user (a precision or offload fallback); libraries' are not
+        shown_from = logging.WARNING if record.name.startswith("factory.") and \
+            not record.name.startswith(PRINTED_LOGGER) else logging.ERROR
+        return self.verbose or record.levelno >= shown_from
 
 
 class RunOutput:
@@ -71,6 +75,7 @@ class RunOutput:
         self.run_dir, self.verbose, self.progress_bar, self.log_name = run_dir, verbose, progress_bar, log_name
         self._undo = contextlib.ExitStack()
         self._filter = _ConsoleFilter(verbose)
+        self._redact = LogFilter()  # on the file and every console handler: no credential is written
         self._file: logging.Handler | None = None
 
     def start(self) -> None:
@@ -82,6 +87,7 @@ class RunOutput:
             self._file.setFormatter(logging.Formatter(LOG_FORMAT))
             self._undo.callback(self._file.close)
             self._add_handler(root, self._file)
+        self._add_filter(self._file, self._redact)
         self._set_level(root, min(root.getEffectiveLevel(), logging.INFO))  # INFO reaches the file, as under Hydra
         progress = logging.getLogger(PROGRESS)
         self._set_level(progress, logging.INFO)
@@ -111,8 +117,8 @@ class RunOutput:
         for logger in loggers:
             for handler in logger.handlers:
                 if _is_console(handler) and self._filter not in handler.filters and logger.name != PROGRESS:
-                    handler.addFilter(self._filter)
-                    self._undo.callback(handler.removeFilter, self._filter)
+                    self._add_filter(handler, self._redact)
+                    self._add_filter(handler, self._filter)
             if logger is not root and self._file not in logger.handlers:
                 self._add_handler(logger, self._file)
 
@@ -122,6 +128,11 @@ class RunOutput:
     def _add_handler(self, logger: logging.Logger, handler: logging.Handler) -> None:
         logger.addHandler(handler)
         self._undo.callback(logger.removeHandler, handler)
+
+    def _add_filter(self, handler: logging.Handler, log_filter: logging.Filter) -> None:
+        if log_filter not in handler.filters:
+            handler.addFilter(log_filter)
+            self._undo.callback(handler.removeFilter, log_filter)
 
     def _set_level(self, logger: logging.Logger, level: int) -> None:
         self._undo.callback(logger.setLevel, logger.level)

@@ -66,14 +66,14 @@ def test_errors_reach_console_handlers_in_a_quiet_run(tmp_path, monkeypatch):
             logging.getLogger("factory.x").error("a tracker failed")
     finally:
         logging.getLogger().removeHandler(console)
-    assert seen == ["a tracker failed"]
+    assert seen == ["a warning", "a tracker failed"]  # factory's warnings are for the user (a fallback taken)
 
 
 def test_errors_show_where_no_console_handler_was_set_up(tmp_path, capsys, monkeypatch):
     # A kernel: the root logger has no handler, so logging's lastResort showed warnings and errors.
     monkeypatch.delenv(VERBOSE_ENV, raising=False)
     with run_output(_cfg(tmp_path)):
-        logging.getLogger("factory.tracking.loggers").warning("a library's warning")
+        logging.getLogger("pytorch_lightning.trainer").warning("a library's warning")
         logging.getLogger("factory.tracking.loggers").error("tracking: could not publish run x")
     assert capsys.readouterr().err == "tracking: could not publish run x\n"
 
