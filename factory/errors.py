@@ -31,6 +31,8 @@ def exit_bad_input(message: str, error: BaseException) -> None:
     """
     if os.environ.get("FACTORY_TRACEBACK"):
         raise error
-    for line in message.splitlines() or [type(error).__name__]:
+    from factory.redact import text  # a message may quote a URL with its password: consoles get logged too
+
+    for line in text(message).splitlines() or [type(error).__name__]:
         print(f"error: {line}", file=sys.stderr)
     sys.exit(EXIT_BAD_INPUT)
