@@ -82,3 +82,15 @@ def test_text_masks_hydra_escaped_overrides():
 def test_error_messages_naming_a_secret_key_stay_readable():
     message = "data.source.password: missing required value (set data.source.password=...)"
     assert redact.text(message) == "data.source.password: missing required value (set data.source.password=...)"
+
+
+def test_a_bad_input_line_masks_the_password_it_quotes(capsys):
+    import pytest
+
+    from factory.errors import ConfigError, exit_bad_input
+
+    error = ConfigError("data.source.url: cannot connect to postgresql://etl:hunter2@db.internal/sales")
+    with pytest.raises(SystemExit) as exited:
+        exit_bad_input(str(error), error)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "error: data.source.url: cannot connect to postgresql://etl:***@db.internal/sales\n"

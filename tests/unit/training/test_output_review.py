@@ -64,15 +64,3 @@ def test_a_handler_made_on_a_redirected_stream_gets_the_real_one_back():
             library.handlers.clear()
     finally:
         library.handlers.clear()
-
-
-def test_a_bad_input_line_masks_the_password_it_quotes(capsys):
-    import pytest
-
-    from factory.errors import ConfigError, exit_bad_input
-
-    error = ConfigError("data.source.url: cannot connect to postgresql://etl:hunter2@db.internal/sales")
-    with pytest.raises(SystemExit) as exited:
-        exit_bad_input(str(error), error)
-    assert exited.value.code == 2
-    assert capsys.readouterr().err == "error: data.source.url: cannot connect to postgresql://etl:***@db.internal/sales\n"
