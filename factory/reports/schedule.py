@@ -5,12 +5,14 @@
 - ``run_due(...)`` (``scripts/schedule.py --once``): run what is due now and return; for
   cron, systemd timers and CI. A report is due when one of its cron ticks fell in
   ``(last run, now]``; a report never run before is due when a tick fell in the last
-  minute. Last runs are kept in ``reports/.schedule-state.json`` (written atomically).
+  minute. Last runs are kept in ``reports/.schedule-state.json`` (written atomically, under
+  a file lock: each crontab line is its own process).
 - ``serve(...)`` (``scripts/schedule.py``): the same in the foreground, sleeping until
   the next tick, each report in its own thread.
 
-A report runs at most once at a time (a lock file per report, so this holds across
-processes too); one failing report does not stop the others. Each runs as
+A report runs at most once at a time and once per tick (a lock file per report, so this
+holds across processes too; whether it is due is checked again under it); one failing
+report does not stop the others. Each runs as
 ``scripts/report.py`` in a subprocess, recorded in the index with trigger ``schedule``.
 ``crontab_lines`` gives cron the same path: ``scripts/schedule.py --once --report <name>``
 (lock, state, trigger), logging to ``reports/<name>/schedule.log``. Clock, sleep and runner
@@ -137,15 +139,15 @@ def is_due(expression: str, now: datetime, last_run: datetime | None) -> bool:
 
 
 def load_state(reports_dir: Path) -> dict[str, dict]:
+    """``{report: {"last_run": iso time, "status": ...}}`` (written atomically: always whole)."""
     path = Path(reports_dir) / STATE
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-_state_lock = threading.Lock()
-
-
 def _save_run(reports_dir: Path, name: str, started: datetime, ok: bool | None) -> None:
-    with _state_lock:
+    # Each crontab line is its own process: only a file lock keeps two reports due in the same
+    # minute from interleaving read-modify-write and losing one's record (left "running").
+    with files.locked(Path(reports_dir) / f"{STATE}.lock"):
         state = load_state(reports_dir)
         state[name] = {"last_run": started.isoformat(), "status": {True: "completed", False: "failed",
                                                                    None: "running"}[ok]}
@@ -160,10 +162,19 @@ def report_lock(reports_dir: Path, name: str) -> Iterator[bool]:
 
 
 def run_one(report: Scheduled, reports_dir: Path, runner: Runner, now: datetime) -> bool | None:
-    """Run one report under its lock; record it. None: skipped (a run of it is in progress)."""
+    """Run one report under its lock if it is due at ``now``; record it.
+
+    Returns:
+        Whether it completed; None when skipped: a run of it is in progress, or one that
+        finished since it was found due has already run this tick.
+    """
     with report_lock(reports_dir, report.name) as held:
         if not held:
             log.warning("schedule: %s is still running; skipping this tick", report.name)
+            return None
+        # Checked again under the lock: due_reports read the state before a run holding it finished.
+        if not _due(report, load_state(reports_dir), now):
+            log.info("schedule: %s already ran for this tick; skipping", report.name)
             return None
         log.info("schedule: %s started (%s)", report.name, report.schedule)
         _save_run(reports_dir, report.name, now, None)
@@ -178,14 +189,15 @@ def run_one(report: Scheduled, reports_dir: Path, runner: Runner, now: datetime)
         return ok
 
 
+def _due(report: Scheduled, state: dict[str, dict], now: datetime) -> bool:
+    last = state.get(report.name, {}).get("last_run")
+    return is_due(report.schedule, now, datetime.fromisoformat(last) if last else None)
+
+
 def due_reports(reports: Sequence[Scheduled], reports_dir: Path, now: datetime) -> list[Scheduled]:
+    """The reports due at ``now``, as the state says before any of them runs."""
     state = load_state(reports_dir)
-    due = []
-    for report in reports:
-        last = state.get(report.name, {}).get("last_run")
-        if is_due(report.schedule, now, datetime.fromisoformat(last) if last else None):
-            due.append(report)
-    return due
+    return [report for report in reports if _due(report, state, now)]
 
 
 def run_due(reports: Sequence[Scheduled], reports_dir: str | Path, runner: Runner,
