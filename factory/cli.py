@@ -9,8 +9,9 @@ from typing import Callable, TypeVar
 
 from factory.config import CONFIG_DIR  # also registers the resolvers before Hydra composes
 from factory.config.hydra_errors import check_group_choices, describe
-from factory.errors import FactoryError
+from factory.errors import EXIT_BAD_INPUT, FactoryError
 from factory.errors import exit_bad_input as _exit_bad_input
+from factory.rundir.provenance import CODE_DIR
 from factory.sweeps.outcome import in_sweep, record_job_error, sweep_failure
 
 F = TypeVar("F", bound=Callable)
@@ -122,15 +123,26 @@ def _share_config_repository() -> None:
     ConfigLoaderImpl._parse_overrides_and_create_caching_repo = shared
 
 
+#: The checkout's scripts the ``factory-<name>`` console scripts run: only an editable install
+#: (``pip install -e .``, as ``make install`` does) has them; a plain ``pip install .`` copies
+#: the package alone into site-packages.
+SCRIPTS_DIR = CODE_DIR / "scripts"
+
+
 def _run_script(name: str) -> None:
     """Run ``scripts/<name>.py`` as ``python scripts/<name>.py`` does, for the ``factory-<name>``
     console scripts (pyproject ``[project.scripts]``). The script runs as ``__main__`` from its
     file, so Hydra finds ``conf/`` beside it from any working directory. Not ``runpy``: it sets
     ``sys.argv[0]`` to the ``.py`` file, and Hydra's shell completion would bind to ``python``
-    instead of the command's own name."""
-    from factory.rundir.provenance import CODE_DIR
+    instead of the command's own name.
 
-    path = CODE_DIR / "scripts" / f"{name}.py"
+    Without the script (not an editable install) it prints one ``error:`` line and exits 2.
+    """
+    path = SCRIPTS_DIR / f"{name}.py"
+    if not path.is_file():
+        print(f"error: factory-{name} runs scripts/{name}.py of a source checkout: install with "
+              f"`pip install -e .` from the repository (no {path})", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     exec(compile(path.read_text(), str(path), "exec"), {"__name__": "__main__", "__file__": str(path)})
 
 
