@@ -19,6 +19,7 @@ their key.
 """
 from __future__ import annotations
 
+import os
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
@@ -96,14 +97,24 @@ def unresolved_config(run_dir: str | Path) -> DictConfig | None:
     return OmegaConf.load(path) if path.is_file() else None
 
 
-@lru_cache(maxsize=1)
 def _project_interpolations() -> frozenset[str]:
+    """``interpolated_keys`` of the ``train`` config ``compose`` builds now: with the user's config
+    directory (``$FACTORY_CONFIG_DIR``) as the CLI, notebooks and reports read it, so a kernel that
+    sets, changes or unsets it gets that directory's keys, not the first ones cached."""
+    from factory.config.compose import CONFIG_DIR_ENV
+
+    given = os.environ.get(CONFIG_DIR_ENV)
+    try:
+        return _interpolations_with(str(Path(given).expanduser().absolute()) if given else None)
+    except ConfigError:  # a user's config directory that is gone: every differing key counts, none is derived
+        return frozenset()  # not cached: the directory may be back on the next call
+
+
+@lru_cache(maxsize=8)
+def _interpolations_with(config_dir: str | None) -> frozenset[str]:
     from factory.config.compose import compose  # Hydra: only when a run lacks .hydra/
 
-    try:
-        return frozenset(interpolated_keys(compose("train", check=False)))
-    except ConfigError:  # a user's config directory that is gone: every differing key counts, none is derived
-        return frozenset()
+    return frozenset(interpolated_keys(compose("train", check=False, config_dir=config_dir)))
 
 
 def _differs(column: pd.Series) -> bool:
