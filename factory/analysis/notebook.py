@@ -29,9 +29,8 @@ from factory.rundir.catalog import (RUN_COLUMNS, RunFiles, find_run, flat_metric
 
 from factory.analysis.plot_inputs import step_level
 from factory.console import printed_to_log
+from factory.formatting import MISSING, format_value
 
-#: What a missing metric shows as (the baseline has no loss).
-BLANK = "—"
 #: A metric only one task logs (``factory.models.metrics.task_metrics``): how a run's task is read back.
 _TASK_METRICS = {"binary": {"pr_auc", "auroc"}, "multiclass": {"f1_macro"}, "regression": {"r2", "mse"}}
 
@@ -58,11 +57,11 @@ class LoadedRun(RunFiles):
         metric = monitor.get("metric")
         if metric:
             name = metric.split("/", 1)[-1]
-            facts = [f"{metric} {_number(monitor.get('best'))} (best, {monitor.get('mode', 'min')})"]
+            facts = [f"{metric} {format_value(monitor.get('best'))} (best, {monitor.get('mode', 'min')})"]
             test = (self.metrics.get("test") or {}).get(f"test/{name}")
             baseline = (self.metrics.get("baseline") or {}).get(name)
-            facts += [f"test/{name} {_number(test)}"] if test is not None else []
-            facts += [f"baseline {_number(baseline)}"] if baseline is not None else []
+            facts += [f"test/{name} {format_value(test)}"] if test is not None else []
+            facts += [f"baseline {format_value(baseline)}"] if baseline is not None else []
             lines.append("  " + " · ".join(facts))
         if record.error:
             lines.append(f"  error: {str(record.error).strip().splitlines()[0][:200]}")
@@ -176,18 +175,13 @@ class MetricsTable(pd.DataFrame):
         return pd.DataFrame
 
     def _display_options(self) -> dict:
-        return {"na_rep": BLANK, "float_format": _number}
+        return {"na_rep": MISSING, "float_format": format_value}
 
     def __repr__(self) -> str:
         return self.to_string(**self._display_options())
 
     def _repr_html_(self) -> str:
         return self.to_html(notebook=True, **self._display_options())
-
-
-def _number(value: Any) -> str:
-    """A metric for reading: 4 significant digits."""
-    return BLANK if value is None or value != value else f"{value:.4g}"
 
 
 def segment_column(predictions: pd.DataFrame, max_levels: int = 30) -> str | None:

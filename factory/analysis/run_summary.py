@@ -7,30 +7,22 @@ Each function takes a run read back by ``factory.load_run``.
 
 Example:
     >>> run = factory.load_run(run_dir)
-    >>> display(Markdown(run_summary.summary(run, model)))
-    >>> datamodule = run_summary.restore_data(run)
-    >>> run_summary.split_balance(datamodule)
+    >>> model, no_model = run_summary.model_or_reason(run)   # no_model: "no checkpoint: ..." or None
+    >>> datamodule, no_data = run_summary.data_or_reason(run)  # no_data: "data not available: ..." or None
+    >>> display(Markdown(run_summary.summary(run, model, run_summary.task_of(run, model, datamodule))))
+    >>> run_summary.split_balance(datamodule) if datamodule else display(Markdown(no_data))
 """
 from __future__ import annotations
 
 import html
-from numbers import Number
 from typing import Any
 
 import pandas as pd
 
-from factory.analysis.notebook import BLANK, LoadedRun
-from factory.analysis.readable import format_value
-
-
-def number(value: Any, digits: int = 4) -> str:
-    """``value`` as the other report tables show it (``readable.format_value``: 4 significant digits,
-    ``—`` for None and NaN), with counts and large values whole, thousands separated (``4,289``)."""
-    if isinstance(value, Number) and not isinstance(value, bool) and value == value and (
-            isinstance(value, int) or abs(value) >= 10 ** digits
-            or float(value).is_integer() and abs(value) >= 10 ** (digits - 1)):
-        return f"{round(value):,}"  # not 1.235e+08
-    return format_value(value, missing=BLANK)
+from factory.analysis.notebook import LoadedRun
+from factory.errors import FactoryError
+from factory.formatting import number
+from factory.redact import text as redact_text
 
 
 def _metric(run: LoadedRun, group: str, name: str) -> float | None:
@@ -151,6 +143,50 @@ def restore_data(run: LoadedRun):
     datamodule = build(run.config.data, "data")
     datamodule.setup("test")
     return datamodule
+
+
+def _one_line(err: BaseException) -> str:
+    """``err`` as a markdown code span of one line: a FactoryError's message names its input; any
+    other error keeps its type. A URL's password stays masked."""
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else ""
+    if not isinstance(err, FactoryError):
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    text = redact_text(text)
+    fence, pad = ("``", " ") if "`" in text else ("`", "")
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def model_or_reason(run: LoadedRun) -> tuple[Any, str | None]:
+    """``(model, None)``, or ``(None, "no checkpoint: <why>")`` (one line of markdown) when the run
+    left no checkpoint or its checkpoint cannot be loaded: the report then says why and goes on."""
+    if not has_checkpoint(run):
+        status = run.manifest.status
+        return None, "no checkpoint: the run left none" + ("" if status == "completed" else f" (it is {status})")
+    try:
+        return run.model(), None
+    except Exception as err:  # noqa: BLE001: torch and Lightning raise many types for a bad file
+        return None, f"no checkpoint: it cannot be loaded: {_one_line(err)}"
+
+
+def data_or_reason(run: LoadedRun) -> tuple[Any, str | None]:
+    """``(restore_data(run), None)``, or ``(None, "data not available: <why>")`` (one line of
+    markdown) when the run's data cannot be read again: a file moved or deleted since, a source
+    whose password ``config.yaml`` holds masked (``***``), the error a failed run stopped on."""
+    try:
+        return restore_data(run), None
+    except Exception as err:  # noqa: BLE001: a source's driver or reader may raise anything
+        return None, f"data not available: {_one_line(err)}"
+
+
+def task_of(run: LoadedRun, model=None, datamodule=None) -> str | None:
+    """``binary``, ``multiclass`` or ``regression``: the checkpoint's, else the data's, else
+    read from the metric names the run logged (``LoadedRun.task``); None when none says."""
+    if model is not None:
+        return model.spec.task
+    if datamodule is not None:
+        return datamodule.schema.task
+    return run.task
 
 
 def _splits(datamodule) -> dict[str, pd.DataFrame]:

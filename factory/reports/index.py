@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from factory import files
+from factory.formatting import count
 
 INDEX_JSON = "index.json"
 INDEX_HTML = "index.html"
@@ -60,7 +61,7 @@ def render(runs: list[dict[str, Any]]) -> str:
     body = "\n".join(rows) or f'<tr><td colspan="{len(COLUMNS)}">no report runs yet</td></tr>'
     head = "".join(f"<th>{name}</th>" for name in COLUMNS)
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>factory reports</title>"
-            f"<style>{_STYLE}</style></head><body><h1>Reports</h1><p>{_count(len(runs), 'report run')}, "
+            f"<style>{_STYLE}</style></head><body><h1>Reports</h1><p>{count(len(runs), 'report run')}, "
             f"newest first.</p>\n<div class=\"scroll\"><table><thead><tr>{head}</tr></thead><tbody>\n{body}\n"
             "</tbody></table></div></body></html>\n")
 
@@ -90,7 +91,3 @@ def _when(stamp: str | None) -> str:
         return ""
     utc = stamp.endswith(("Z", "+00:00"))
     return stamp.replace("T", " ", 1).removesuffix("Z").removesuffix("+00:00") + (" UTC" if utc else "")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")

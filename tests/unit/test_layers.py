@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: Top-level modules and subpackages of ``factory`` by layer, bottom first.
 LAYERS = {
-    "errors": 0, "console": 0, "files": 0, "redact": 0,  # basics
+    "errors": 0, "console": 0, "files": 0, "redact": 0, "formatting": 0,  # basics
     "rundir": 1,  # the run-directory contract: basics and third-party libraries only
     "config": 2,
     "data": 3,
