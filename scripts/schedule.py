@@ -9,6 +9,8 @@ in reports/index.json with trigger `schedule`.
 Exit codes: 0 all ran (or nothing was due), 1 a report failed, 2 bad input: a report whose
 declaration is invalid (bad cron line, required parameter unset) is named with its file on
 one line and skipped, the others still run or are listed, and the exit status is 2.
+A crontab line whose report has no schedule now, or another one than the line was printed
+for (--expected-schedule), is stale: one line says to regenerate the crontab, exit 2.
 """
 import argparse
 import logging
@@ -24,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--crontab", action="store_true", help="print crontab lines instead of running")
     parser.add_argument("--report", action="append", default=None, metavar="NAME",
                         help="only this report (repeatable); default: every report with a schedule")
+    parser.add_argument("--expected-schedule", metavar="CRON",
+                        help="with --once and one --report (crontab lines): the schedule the line was printed "
+                             "for; another one in the report's file means the crontab is stale (exit 2)")
     args = parser.parse_args(argv)
+    if args.expected_schedule and not (args.once and len(args.report or ()) == 1):
+        parser.error("--expected-schedule needs --once and one --report")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     import os
@@ -36,8 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         reports, bad = schedule.scheduled_reports(args.report)
     except FactoryError as e:  # e.g. $FACTORY_CONFIG_DIR names no directory
         exit_bad_input(str(e), e)
+    # A crontab line for a report whose schedule is gone or changed would quietly find nothing due.
+    stale = schedule.stale_crontab(reports, bad, args.expected_schedule) if args.once else {}
     for report in bad:  # each named with its file and skipped; the others still run
-        print(f"error: {report}", file=sys.stderr)
+        print(f"error: {stale.get(report.name) or report}", file=sys.stderr)
+    for report in reports:
+        if report.name in stale:
+            print(f"error: {stale[report.name]}", file=sys.stderr)
+            bad.append(report)
+    reports = [r for r in reports if r.name not in stale]
     status = EXIT_BAD_INPUT if bad else 0
     reports_dir = Path(os.environ.get("FACTORY_ROOT", ".")) / "reports"
     if not reports:
@@ -66,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(bad: list, status: int) -> int:
-    if bad:
+    if len(bad) > 1:  # one skipped report: its own line says it all
         print(f"error: {len(bad)} report(s) skipped: {', '.join(r.name for r in bad)} (exit {status})",
               file=sys.stderr)
     return status

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -50,10 +50,11 @@ FIRST_RUN_WINDOW = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class Scheduled:
-    """A report with a cron schedule."""
+    """A report with a cron schedule (declared in ``path``)."""
 
     name: str
     schedule: str
+    path: Path | None = field(default=None, compare=False)
 
 
 Clock = Callable[[], datetime]
@@ -65,6 +66,14 @@ def local_now() -> datetime:
     return datetime.now().astimezone()
 
 
+def _where(path: Path) -> Path:
+    """``path`` relative to the checkout when inside it (``conf/report/x.yaml``)."""
+    try:
+        return path.relative_to(CODE_DIR)
+    except ValueError:
+        return path
+
+
 @dataclass(frozen=True)
 class BadReport:
     """A report whose schedule cannot run: skipped, named with its file."""
@@ -72,13 +81,11 @@ class BadReport:
     name: str
     path: Path
     error: str
+    #: The file declares no schedule (asked for by name).
+    unscheduled: bool = False
 
     def __str__(self) -> str:
-        try:
-            where = self.path.relative_to(CODE_DIR)
-        except ValueError:
-            where = self.path
-        return f"report {self.name} ({where}): {self.error}; skipped"
+        return f"report {self.name} ({_where(self.path)}): {self.error}; skipped"
 
 
 def scheduled_reports(names: Sequence[str] | None = None,
@@ -107,14 +114,43 @@ def scheduled_reports(names: Sequence[str] | None = None,
                 continue  # discovering: reports without a schedule are not ours
             spec = spec_from_file(name, report_dir=report_dir)  # checks everything, the cron line included
             if not spec.schedule:
-                raise FactoryError("no schedule (set schedule: \"<cron>\" in the file)")
+                bad.append(BadReport(name, path, "no schedule (set schedule: \"<cron>\" in the file)", True))
+                continue
         except (FactoryError, OmegaConfBaseException, yaml.YAMLError, OSError) as e:
             lines = str(e).strip().splitlines()
             lines = lines[:1] if isinstance(e, OmegaConfBaseException) else lines  # the rest is object dumps
             bad.append(BadReport(name, path, "; ".join(lines) or type(e).__name__))
             continue
-        found.append(Scheduled(name, spec.schedule))
+        found.append(Scheduled(name, spec.schedule, path))
     return found, bad
+
+
+#: What a stale crontab line asks for.
+REGENERATE = "regenerate the crontab (scripts/schedule.py --crontab)"
+
+
+def stale_crontab(reports: Sequence[Scheduled], bad: Sequence[BadReport],
+                  printed_for: str | None = None) -> dict[str, str]:
+    """Why a ``--once`` run from a crontab line cannot run its report as the line says: ``{name: why}``.
+
+    A report named (``--report``) whose file has no schedule now; with ``printed_for`` (the
+    schedule the line was printed for, ``--expected-schedule``), one whose schedule changed
+    since: its ticks are not the line's, so it would quietly never be due.
+    """
+    stale = {}
+    for report in bad:
+        if report.unscheduled:
+            if printed_for:
+                why = f"has no schedule any more (this crontab line runs it at '{printed_for}'): {REGENERATE}"
+            else:
+                why = f"has no schedule (set schedule: \"<cron>\" in the file); if a crontab line runs it, {REGENERATE}"
+            stale[report.name] = f"report {report.name} ({_where(report.path)}) {why}"
+    for report in reports:
+        if printed_for and report.schedule.split() != printed_for.split():
+            where = f" ({_where(report.path)})" if report.path else ""
+            stale[report.name] = (f"report {report.name}{where} is scheduled at '{report.schedule}' now, this "
+                                  f"crontab line at '{printed_for}': {REGENERATE}; not run")
+    return stale
 
 
 def last_tick(expression: str, now: datetime) -> datetime:
@@ -270,6 +306,8 @@ def crontab_lines(reports: Sequence[Scheduled], cwd: str | Path, reports_dir: st
     """One crontab line per report: at its schedule, ``scripts/schedule.py --once --report <name>``
     from ``cwd`` (the scheduler's lock, state and trigger), appending its output to
     ``<reports_dir>/<name>/schedule.log``. Paths are absolute; the interpreter is this one (the venv's).
+    The line carries its schedule (``--expected-schedule``): edited in the file since, the line
+    says the crontab is stale (``stale_crontab``) instead of quietly finding nothing due.
     """
     script = CODE_DIR / "scripts" / "schedule.py"
     cwd = Path(cwd).absolute()
@@ -280,7 +318,8 @@ def crontab_lines(reports: Sequence[Scheduled], cwd: str | Path, reports_dir: st
         log_dir = (cwd / reports_dir / r.name).absolute()
         command = (f"cd {shlex.quote(str(cwd))} && mkdir -p {shlex.quote(str(log_dir))} && "
                    f"{env + ' ' if env else ''}{shlex.quote(sys.executable)} {shlex.quote(str(script))} "
-                   f"--once --report {shlex.quote(r.name)} >> {shlex.quote(str(log_dir / LOG))} 2>&1")
+                   f"--once --report {shlex.quote(r.name)} --expected-schedule {shlex.quote(r.schedule)} "
+                   f">> {shlex.quote(str(log_dir / LOG))} 2>&1")
         # cron reads an unescaped % as a newline
         lines.append(f"{r.schedule} {command.replace('%', chr(92) + '%')}  # factory report {r.name}")
     return lines

@@ -94,7 +94,7 @@ def test_serve_runs_on_ticks_with_an_injected_clock(tmp_path: Path):
 def test_crontab_lines(tmp_path: Path):
     lines = schedule.crontab_lines([Scheduled("run_report", "0 6 * * 1-5")], tmp_path)
     assert lines[0].startswith(f"0 6 * * 1-5 cd {tmp_path} && ")
-    assert lines[0].endswith(f"scripts/schedule.py --once --report run_report >> "
+    assert lines[0].endswith(f"scripts/schedule.py --once --report run_report --expected-schedule '0 6 * * 1-5' >> "
                              f"{tmp_path}/reports/run_report/schedule.log 2>&1  # factory report run_report")
 
 
@@ -130,7 +130,7 @@ def test_crontab_lists_the_good_reports_and_exits_2_naming_the_bad(tmp_path: Pat
     spec.loader.exec_module(script)
     assert script.main(["--crontab"]) == 2
     out, err = capsys.readouterr()
-    assert out.strip().endswith("--once --report good >> "
+    assert out.strip().endswith("--once --report good --expected-schedule '0 6 * * *' >> "
                                 f"{tmp_path}/reports/good/schedule.log 2>&1  # factory report good")
     errors = err.strip().splitlines()
     assert errors[0].startswith("error: report badcron (") and "badcron.yaml" in errors[0]
