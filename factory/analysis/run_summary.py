@@ -160,13 +160,18 @@ def _one_line(err: BaseException) -> str:
 def model_or_reason(run: LoadedRun) -> tuple[Any, str | None]:
     """``(model, None)``, or ``(None, "no checkpoint: <why>")`` (one line of markdown) when the run
     left no checkpoint or its checkpoint cannot be loaded: the report then says why and goes on."""
-    if not has_checkpoint(run):
+    from factory.rundir.checkpoints import judged_path
+
+    path = judged_path(run.run_dir, run.manifest)
+    if path is None:
         status = run.manifest.status
         return None, "no checkpoint: the run left none" + ("" if status == "completed" else f" (it is {status})")
     try:
         return run.model(), None
-    except Exception as err:  # noqa: BLE001: torch and Lightning raise many types for a bad file
-        return None, f"no checkpoint: it cannot be loaded: {_one_line(err)}"
+    except FactoryError as err:
+        return None, f"no checkpoint: {_one_line(err)}"
+    except Exception as err:  # noqa: BLE001: torch and Lightning raise many types (and pages) for a bad file
+        return None, f"no checkpoint: `{path}` cannot be loaded ({type(err).__name__})"
 
 
 def data_or_reason(run: LoadedRun) -> tuple[Any, str | None]:
