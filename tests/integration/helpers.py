@@ -1,10 +1,12 @@
 """Small helpers shared by integration tests."""
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from tests.conftest import REPO, script_env
 
@@ -60,3 +62,18 @@ def cell_outputs(client, code: str, timeout: float = 300) -> list[dict]:
             return outputs
         if kind in ("execute_result", "display_data", "stream", "error"):
             outputs.append({"type": kind, **content})
+
+
+@contextlib.contextmanager
+def live_kernel(**options) -> Iterator:
+    """A client of the project's ``factory`` kernel, started with ``options`` (env, cwd), shut down after."""
+    import jupyter_client
+
+    from factory.reports.kernel import ensure_kernel
+
+    manager, client = jupyter_client.manager.start_new_kernel(kernel_name=ensure_kernel(), **options)
+    try:
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-jupyter_client = pytest.importorskip("jupyter_client")
+pytest.importorskip("jupyter_client")
 
-from factory.reports.kernel import ensure_kernel  # noqa: E402
-from tests.integration.helpers import cell_outputs  # noqa: E402
+from tests.integration.helpers import cell_outputs, live_kernel  # noqa: E402
 
 FIGURE = ("from factory import plots\n"
           "plots.pr_curve([0, 1, 0, 1, 1, 0], [0.1, 0.8, 0.3, 0.7, 0.4, 0.2])")
@@ -34,12 +33,8 @@ def _text(outputs: list[dict]) -> str:
 
 @pytest.fixture(scope="module")
 def client():
-    manager, client = jupyter_client.manager.start_new_kernel(kernel_name=ensure_kernel())
-    try:
+    with live_kernel() as client:
         yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def test_figures_show_one_image_with_and_without_matplotlib_inline(client):

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import script_env
-from tests.integration.helpers import cell_outputs, run_dirs, run_script
+from tests.integration.helpers import cell_outputs, live_kernel, run_dirs, run_script
 
-jupyter_client = pytest.importorskip("jupyter_client")
+pytest.importorskip("jupyter_client")
 
-from factory.reports.kernel import ensure_kernel  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +44,8 @@ def client(tmp_path):
     env = script_env(tmp_path)
     env.pop("WANDB_SILENT", None)
     env.pop("FACTORY_VERBOSE", None)
-    manager, client = jupyter_client.manager.start_new_kernel(kernel_name=ensure_kernel(), env=env,
-                                                              cwd=str(tmp_path))
-    try:
+    with live_kernel(env=env, cwd=str(tmp_path)) as client:
         yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def test_kernel_training_shows_epochs_and_table_and_logs_the_rest(client):
