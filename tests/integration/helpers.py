@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,33 @@ def live_kernel(**options) -> Iterator:
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def visible_text(html: str) -> str:
+    """The page's text as a reader sees it (no style, script or image data)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for hidden in soup(["style", "script", "head"]):
+        hidden.decompose()
+    return re.sub(r"\s+", " ", soup.get_text())
+
+
+def check_reads_as_a_document(html: str, first_line: str, run_dir: Path) -> None:
+    """A run report's page: no code, NaN, figure repr or traceback; ``first_line`` (a regex) in its summary,
+    the run's whole command and config folded in a ``<details>``, the page's own style, embedded figures."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    assert not soup.select(".jp-CodeCell .jp-InputArea"), "a code cell shows"
+    assert "run_dir = " not in html  # neither parameters cell, papermill's injected one included
+    text = visible_text(html)
+    for unwanted in ("NaN", "<Figure size", "Traceback", "NotebookNode"):
+        assert unwanted not in text, unwanted
+    assert re.search(first_line, text), text[:1500]
+    assert re.search(r"ran \d{4}-\d\d-\d\d \d\d:\d\d UTC, commit", text)
+    details = soup.find("details")
+    assert details is not None and details.summary.get_text() == "Command, lineage and config"
+    command = " ".join(json.loads((run_dir / "run.json").read_text())["command"])
+    assert command in details.get_text() and "max_epochs: 2" in details.get_text()  # not cut
+    assert "overflow-x: auto" in html and soup.find_all("img")  # the page's own style; figures embedded

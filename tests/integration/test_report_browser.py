@@ -2,11 +2,14 @@
 would send on". One build of tiny real runs and reports serves every page's test."""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.browser import chromium_or_skip, inspect, reader_problems
+from tests.integration.helpers import check_reads_as_a_document, visible_text
 from tests.report_pages import build
 
 pytestmark = pytest.mark.slow
@@ -35,6 +38,17 @@ def test_a_reader_sees_a_document(pages: dict[str, Path], browser: str, page: st
     assert reader_problems(seen) == [], pages[page]
     if page != "index":  # the index is a plain table; every report draws figures
         assert seen["images"], f"{page}: no figure on the page"
+
+
+def test_the_multiclass_run_report_reads_as_a_document(pages: dict[str, Path]):
+    """What tests/integration/test_run_report_document.py checks of the other tasks, on the digits page."""
+    html = pages["run_report_multiclass"]
+    entry = next(e for e in json.loads((html.parents[2] / "index.json").read_text())["runs"]
+                 if html.relative_to(html.parents[2]).as_posix() == e["html"])
+    page = html.read_text()
+    check_reads_as_a_document(page, r"completed: test accuracy \d\.\d{1,4}", Path(entry["parameters"]["run_dir"]))
+    assert page.count("data:image/png;base64") >= 5  # curves, confusion matrix, ROC, PR, calibration
+    assert re.search(r"train ?1,1\d\d ?\d+ \(\d+\.\d%\)", visible_text(page))  # rows and class balance per split
 
 
 def test_the_checks_catch_what_a_reader_should_not_see(tmp_path: Path, browser: str):
