@@ -8,7 +8,6 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from factory.config import CONFIG_DIR
 from factory.errors import FactoryError
 from factory.rundir import catalog
 from factory.rundir.layout import MANIFEST, is_run_dir
