@@ -112,10 +112,11 @@ def printed_to_log(logger: str, level: int = logging.DEBUG) -> Iterator[None]:
 
     target = logging.getLogger(logger)
     stream = LogLines(target, level)
-    originals = sys.stdout, sys.stderr
+    console_stdout = sys.stdout
     # Libraries that log through their own console handler (DeepSpeed's logger prints to stdout) keep quiet too.
     own = [logging.getLogger(name) for name in _OWN_CONSOLE_LOGGERS if name in logging.Logger.manager.loggerDict]
     levels = [lg.level for lg in own]
+    caught: list = []
     try:
         with warnings.catch_warnings(record=True) as caught, \
                 contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
@@ -129,9 +130,9 @@ def printed_to_log(logger: str, level: int = logging.DEBUG) -> Iterator[None]:
     finally:
         for lg, before in zip(own, levels):
             lg.setLevel(before)
-        _hand_back(stream, originals[0])  # a handler made on stderr meanwhile holds the same object: stdout's
-    for warning in caught:
-        target.log(level, "%s: %s", warning.category.__name__, warning.message)
+        _hand_back(stream, console_stdout)  # a handler made on stderr meanwhile holds the same object: stdout's
+        for warning in caught:  # logged when the block raised too: they may explain the error
+            target.log(level, "%s: %s", warning.category.__name__, warning.message)
 
 
 #: Loggers with a console handler of their own (``propagate = False``) that ``printed_to_log`` quiets.
