@@ -48,6 +48,7 @@ FILLED_BY_FACTORY: dict[str, dict[str, str]] = {
                                               "experiment": "the run"},
     "factory.models.SupervisedModel": {"spec": "the data"},
     "factory.models.TabularMLP": {"spec": "the data"},
+    "factory.models.TabM": {"spec": "the data"},
     "factory.models.WideMLP": {"spec": "the data"},
     "factory.models.SmallCNN": {"spec": "the data"},
     "factory.distributed.cpu_adam": {"params": "the model"},

@@ -114,6 +114,17 @@ class TabularMLPConf:
     embed_dim: int = bounded(COUNT, 8)
 
 
+@schema_for("factory.models.TabM")
+@dataclass
+class TabMConf:
+    k: int = bounded(COUNT, 32)
+    d_block: int = bounded(COUNT, 256)
+    n_blocks: int = bounded(COUNT, 2)
+    dropout: float = bounded(FRACTION, 0.1)
+    arch_type: str = choices("tabm", "tabm-mini", default="tabm")
+    embed_dim: int = bounded(COUNT, 8)
+
+
 @schema_for("factory.models.WideMLP")
 @dataclass
 class WideMLPConf:

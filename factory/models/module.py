@@ -21,6 +21,11 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x_num, x_cat, y)
 class SupervisedModel(pl.LightningModule):
     """Binary, multiclass or regression training around an injected or configured network.
 
+    The network maps ``(x_num, x_cat)`` to ``(B, n_outputs)`` logits, or to ``(B, k, n_outputs)``
+    for an ensemble of k members (``TabM``): each member is trained on the whole batch (the
+    loss is the mean of the members' losses), while ``forward`` (validation, test, predict)
+    returns the logits of the members' mean prediction (``ensemble_mean``).
+
     Args:
         net: an ``nn.Module``, or a config (``_target_`` + kwargs) built with ``spec`` as
             its first argument. A config is stored in the hyperparameters, so
@@ -73,19 +78,27 @@ class SupervisedModel(pl.LightningModule):
         if self.net is None:
             self.net = instantiate(self.hparams.net, _partial_=True, _convert_="all")(self.spec)
 
-    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+    def _net_outputs(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """(B, n_outputs) logits, or (B, k, n_outputs) from an ensemble."""
         if self.net is None:  # used outside a Trainer, e.g. right after construction
             self.configure_model()
         return self.net(x_num, x_cat)
 
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """(B, n_outputs) logits: an ensemble's members averaged (``ensemble_mean``)."""
+        return ensemble_mean(self.task, self._net_outputs(x_num, x_cat))
+
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if logits.dim() == 3:  # (B, k, out): every member on the whole batch, the mean of their losses
+            y = y.repeat_interleave(logits.shape[1])
+            logits = logits.flatten(0, 1)
         if self.task == "multiclass":
             return self.loss_fn(logits, y)
         return self.loss_fn(logits.squeeze(-1), y.float())
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x_num, x_cat, y = batch
-        loss = self._loss(self(x_num, x_cat), y)
+        loss = self._loss(self._net_outputs(x_num, x_cat), y)
         # A plain running sum: MeanMetric.update costs ~10x more per step; folded in once per epoch.
         self._train_loss_sum += loss.detach() * len(y)
         self._train_rows += len(y)
@@ -169,6 +182,23 @@ class SupervisedModel(pl.LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = "val/loss"
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def ensemble_mean(task: str, logits: torch.Tensor) -> torch.Tensor:
+    """(B, k, out) member logits -> (B, out) logits of the members' mean prediction; (B, out) as is.
+
+    Classification averages probabilities, as the TabM paper does (averaged logits would
+    be a different, more confident model): the result's sigmoid/softmax is the mean of the
+    members'. Computed in log space, so saturated members stay finite.
+    """
+    if logits.dim() != 3:
+        return logits
+    if task == "binary":  # log(mean p) - log(mean (1 - p)): the logit of the mean probability
+        return (torch.logsumexp(nn.functional.logsigmoid(logits), dim=1)
+                - torch.logsumexp(nn.functional.logsigmoid(-logits), dim=1))
+    if task == "multiclass":  # log of the mean class probabilities: softmax gives them back
+        return torch.logsumexp(torch.log_softmax(logits, dim=-1), dim=1) - math.log(logits.shape[1])
+    return logits.mean(dim=1)
 
 
 def _plain(node: Any) -> Any:
