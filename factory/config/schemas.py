@@ -112,6 +112,8 @@ class TabularMLPConf:
     dropout: float = bounded(FRACTION, 0.1)
     norm: str = choices("batch", "layer", "none", default="batch")
     embed_dim: int = bounded(COUNT, 8)
+    num_embedding: str = choices("none", "periodic", "piecewise_linear", default="none")  # factory.models.num_embeddings
+    num_embedding_dim: int = bounded(COUNT, 16)
 
 
 @schema_for("factory.models.TabM")

@@ -11,6 +11,10 @@ values in the train split (as scikit-learn's ``SimpleImputer(add_indicator=True)
 The list is part of the state, so later tables get the same columns; a column that
 was complete in training is only imputed. Image tables get no indicators and no one-hot
 columns, so the float block stays exactly ``C*H*W`` pixels wide.
+
+Each numeric column also keeps up to ``BINS`` quantile bins of its train values (``bins``: the
+edges, in the column's own units), for networks with piecewise-linear numerical embeddings
+(``factory.models.num_embeddings``); they cost nothing to the others. Image tables get none.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from factory.data.validation import check_finite, label_mask
 from factory.errors import DataError
 
 MISSING, UNSEEN, FIRST_LEVEL = 0, 1, 2
+#: Quantile bins per numeric column: the default of the embeddings paper (Gorishniy et al., 2022).
+BINS = 48
 
 
 class Preprocessor:
@@ -75,6 +81,9 @@ class Preprocessor:
         numeric = [
             {"name": name, "mean": float(m), "std": float(s)} for name, m, s in zip(schema.numeric, mean, std)
         ]
+        if not image:
+            for j, column in enumerate(numeric):
+                column["bins"] = _quantile_edges(values[seen[:, j], j], column["mean"], column["std"])
         indicators = [] if image else [name for name, ok in zip(schema.numeric, seen.all(axis=0)) if not ok]
         categorical = []
         for name in schema.categorical:
@@ -122,7 +131,17 @@ class Preprocessor:
             task=self.schema.task,
             class_counts=list(class_counts or []),
             image_shape=list(image_shape) if image_shape is not None else None,
+            n_continuous=len(self._names),
+            bin_edges=self._standardized_bins(),
         )
+
+    def _standardized_bins(self) -> list[list[float]] | None:
+        """Each numeric column's bin edges in the units the network sees; None if not fitted."""
+        numeric = self._state["numeric"]
+        if not numeric or any("bins" not in c for c in numeric):  # images, and states saved before bins
+            return None
+        # np.unique: two raw edges a rounding error apart must not become equal (edges strictly increase).
+        return [np.unique((np.array(c["bins"]) - c["mean"]) / c["std"]).tolist() for c in numeric]
 
     def transform(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encode a table with the fitted statistics; vectorized over rows.
@@ -209,6 +228,18 @@ def _class_labels(column: pa.ChunkedArray, schema: TableSchema) -> list:
     column = _decoded(column)
     others = pc.unique(pc.filter(column, pc.invert(label_mask(column, positive)))).to_pylist()
     return [others[0] if len(others) == 1 else f"not {positive}", positive]
+
+
+def _quantile_edges(values: np.ndarray, mean: float, std: float) -> list[float]:
+    """Distinct quantile edges of a column's observed train values (at most ``BINS`` bins).
+
+    A column with fewer distinct values gets fewer bins; a constant or all-missing one gets
+    the single bin ``[mean - std, mean + std]`` (a network needs at least two edges).
+    """
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, BINS + 1))) if values.size else np.empty(0)
+    if edges.size < 2:
+        edges = np.array([mean - std, mean + std])
+    return edges.tolist()
 
 
 def _require(table: pa.Table, columns: list[str]) -> None:

@@ -52,6 +52,11 @@ class InputSpec:
         class_counts: rows per class in the train split (empty for regression); the loss
             derives class weights from it.
         image_shape: (C, H, W) when the float block is an image.
+        n_continuous: how many leading float-block columns are standardized numerics (the
+            columns a numerical embedding may embed); 0 in specs saved before it was recorded.
+        bin_edges: per continuous column, its increasing quantile bin edges on the train
+            split, in standardized units (piecewise-linear embeddings); None for images and
+            specs saved before they were fitted.
     """
 
     n_numeric: int
@@ -60,6 +65,8 @@ class InputSpec:
     task: str
     class_counts: list[int] = field(default_factory=list)
     image_shape: list[int] | None = None
+    n_continuous: int = 0
+    bin_edges: list[list[float]] | None = None
 
     @property
     def n_outputs(self) -> int:
