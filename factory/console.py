@@ -13,7 +13,10 @@ PROGRESS = "factory.progress"
 
 
 def print_metrics(title: str, sections: Mapping[str, Mapping[str, float]], footer: str = "") -> None:
-    """A table with one row per metric name and one column per section (val, test, baseline)."""
+    """A table with one row per metric name and one column per section (val, test, each baseline).
+
+    A section's keys are metric names, bare (``auroc``) or with the section's prefix (``test/auroc``).
+    """
     from rich.console import Console
     from rich.table import Table
 

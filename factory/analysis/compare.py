@@ -29,13 +29,15 @@ from matplotlib.figure import Figure
 from factory.errors import FactoryError
 from factory.analysis.hyperparameters import differing_hyperparameters, unresolved_config
 from factory.analysis.notebook import LoadedRun, load_run
+from factory.rundir.baselines import SECTION as BASELINES
 from factory.rundir.catalog import run_row, select_run_dirs
 from factory.rundir.layout import is_run_dir
 from factory.analysis.comparison_plots import curves, metric_bars, metric_vs_hyperparameters
 from factory.analysis.readable import MISSING, UNSET, count, format_value, readable
 from factory.sweeps.results import Sweep, load_sweep, minimizes
 
-METRIC_GROUPS = ("val", "test", "baseline")
+#: The groups of metric columns (``val/auroc``, ``test/auroc``, ``baseline/<name>/auroc``).
+METRIC_GROUPS = ("val", "test", BASELINES)
 #: Column names of a run's row, as a table heads them.
 HEADINGS = {"run_id": "run id", "started_at": "started", "finished_at": "finished", "duration_s": "duration (s)",
             "data_source": "data", "data_fingerprint": "data fingerprint"}
@@ -148,9 +150,10 @@ class Comparison:
         label = self.best_label()
         if label is None:
             return None
-        name = self.metric.split("/", 1)[-1]  # and the same metric on the other splits (test/..., baseline/...)
+        # and the same metric on the other splits and baselines (test/..., baseline/<name>/...)
+        name = self.metric.rsplit("/", 1)[-1]
         keep = [c for c in self.table.columns
-                if c != "run_dir" and ("/" not in c or c in self.hyperparameters or c.split("/", 1)[-1] == name)]
+                if c != "run_dir" and ("/" not in c or c in self.hyperparameters or c.rsplit("/", 1)[-1] == name)]
         return readable(self.table.loc[label, keep].dropna().to_frame(f"best: {label}")).rename(index=HEADINGS)
 
     def sweep_summary(self) -> pd.DataFrame | None:
@@ -194,7 +197,7 @@ class Comparison:
 
     def learning_curves(self) -> Figure | None:
         """The validation value of the metric per epoch, one line per run (legend: its setting)."""
-        curve = self.metric if self.metric.startswith("val/") else "val/" + self.metric.split("/", 1)[-1]
+        curve = self.metric if self.metric.startswith("val/") else "val/" + self.metric.rsplit("/", 1)[-1]
         histories = {_with_setting(label, self.setting(label)): run.history for label, run in self.runs.items()}
         return curves(histories, curve) if len(self.table) >= 2 else None
 

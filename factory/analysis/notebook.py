@@ -28,6 +28,7 @@ from factory.rundir.catalog import (RUN_COLUMNS, RunFiles, find_run, flat_metric
                                     list_runs, outputs_dir, read_history, run_row)
 
 from factory.analysis.plot_inputs import step_level
+from factory.rundir.baselines import baseline_metrics, label, metric_sections
 from factory.console import printed_to_log
 from factory.formatting import MISSING, format_value
 
@@ -51,7 +52,7 @@ class LoadedRun(RunFiles):
 
     def __repr__(self) -> str:
         """A few lines: id, experiment, task, status; the monitored metric's best value beside
-        the same metric on test (and the baseline); an error's first line; the directory."""
+        the same metric on test (and each baseline); an error's first line; the directory."""
         record, monitor = self.manifest, self.manifest.monitor or {}
         lines = [f"LoadedRun {record.run_id}: {record.task_name}, {self.task or 'task unknown'}, {record.status}"]
         metric = monitor.get("metric")
@@ -59,9 +60,9 @@ class LoadedRun(RunFiles):
             name = metric.split("/", 1)[-1]
             facts = [f"{metric} {format_value(monitor.get('best'))} (best, {monitor.get('mode', 'min')})"]
             test = (self.metrics.get("test") or {}).get(f"test/{name}")
-            baseline = (self.metrics.get("baseline") or {}).get(name)
             facts += [f"test/{name} {format_value(test)}"] if test is not None else []
-            facts += [f"baseline {format_value(baseline)}"] if baseline is not None else []
+            facts += [f"{label(baseline)} {format_value(values[name])}"
+                      for baseline, values in baseline_metrics(self.metrics).items() if name in values]
             lines.append("  " + " · ".join(facts))
         if record.error:
             lines.append(f"  error: {str(record.error).strip().splitlines()[0][:200]}")
@@ -72,8 +73,7 @@ class LoadedRun(RunFiles):
     def task(self) -> str | None:
         """``binary``, ``multiclass`` or ``regression``, read from the metric names the run logged
         (``factory.models.metrics.task_metrics``); None for a run that logged none."""
-        names = {name.split("/", 1)[-1] for values in self.metrics.values() if isinstance(values, dict)
-                 for name in values}
+        names = {name.split("/", 1)[-1] for values in metric_sections(self.metrics).values() for name in values}
         return next((task for task, marker in _TASK_METRICS.items() if marker & names), None)
 
     @property
@@ -99,7 +99,7 @@ class LoadedRun(RunFiles):
 
     @property
     def metrics_table(self) -> pd.DataFrame:
-        """Final metrics, one column per group (val, test, baseline); see ``metrics_table``."""
+        """Final metrics, one column per group (val, test, each baseline); see ``metrics_table``."""
         return metrics_table(self.metrics)
 
     @property
@@ -139,7 +139,9 @@ class LoadedRun(RunFiles):
 
 
 def metrics_table(metrics: dict) -> pd.DataFrame:
-    """Final metrics as a table: a row per metric name, a column per group (val, test, baseline).
+    """Final metrics as a table: a row per metric name, a column per group: val, test, then each
+    baseline by its name (``logistic_regression``, ``hist_gradient_boosting``; an old run's one
+    flat baseline is ``logistic_regression``, ``factory.rundir.baselines``).
 
     Args:
         metrics: ``metrics.json`` as read back (``LoadedRun.metrics``), or ``RunResult.metrics``
@@ -147,21 +149,22 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
 
     Returns:
         A DataFrame of floats (a ``MetricsTable``). A group without a metric holds NaN there (the
-        logistic-regression baseline has no loss), so the values still compute; its display in a
+        baselines have no loss), so the values still compute; its display in a
         notebook shows 4 significant digits and ``—`` for such a cell, never ``NaN``.
 
     Example:
         >>> table = factory.metrics_table({"val": {"val/loss": 0.2, "val/auroc": 0.91},
         ...                                "test": {"test/loss": 0.3, "test/auroc": 0.9},
-        ...                                "baseline": {"auroc": 0.88}})
+        ...                                "baseline": {"logistic_regression": {"auroc": 0.88},
+        ...                                             "hist_gradient_boosting": {"auroc": 0.89}}})
         >>> table
-                val  test  baseline
-        loss    0.2   0.3         —
-        auroc  0.91   0.9      0.88
-        >>> table.loc["auroc", "test"] - table.loc["auroc", "baseline"]   # a float
+                val  test  logistic_regression  hist_gradient_boosting
+        loss    0.2   0.3                    —                       —
+        auroc  0.91   0.9                 0.88                    0.89
+        >>> table.loc["auroc", "test"] - table.loc["auroc", "logistic_regression"]   # a float
     """
     return MetricsTable({group: {name.split("/", 1)[-1]: value for name, value in values.items()}
-                         for group, values in metrics.items() if isinstance(values, dict)})
+                         for group, values in metric_sections(metrics).items()})
 
 
 class MetricsTable(pd.DataFrame):

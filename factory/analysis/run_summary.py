@@ -1,6 +1,6 @@
 """What the run report (``notebooks/run_report.ipynb``) says about one run, as values a notebook displays.
 
-A reader's summary (status, headline metric beside the baseline's, data, model, when,
+A reader's summary (status, headline metric beside the baselines', data, model, when,
 commit), the command, lineage and config folded into a ``<details>`` block, and the data
 itself: per split its rows, class balance (or the target's spread) and missing values.
 Each function takes a run read back by ``factory.load_run``.
@@ -23,20 +23,27 @@ from factory.analysis.notebook import LoadedRun
 from factory.errors import FactoryError
 from factory.formatting import number
 from factory.redact import text as redact_text
+from factory.rundir.baselines import baseline_metrics, label
 
 
 def _metric(run: LoadedRun, group: str, name: str) -> float | None:
     values = run.metrics.get(group) or {}
-    for key in (f"{group}/{name}", name):  # val/test keys carry their group, the baseline's do not
+    for key in (f"{group}/{name}", name):  # val/test keys carry their group
         if key in values:
             return values[key]
     return None
 
 
+def _beside(baselines: dict[str, dict[str, float]], name: str) -> str:
+    """``(logistic regression 0.4105, gradient boosting 0.403)``: each baseline that has ``name``."""
+    return "(" + ", ".join(f"{label(baseline)} {number(values[name])}"
+                           for baseline, values in baselines.items() if name in values) + ")"
+
+
 def headline(run: LoadedRun) -> str:
-    """The monitored metric on the test split beside the baseline's (markdown), e.g.
-    ``test pr_auc **0.4912** (baseline 0.4105)``; when the baseline lacks it (a loss), a metric
-    both have is compared after it."""
+    """The monitored metric on the test split beside each baseline's (markdown), e.g.
+    ``test pr_auc **0.4912** (logistic regression 0.4105, gradient boosting 0.403)``; when the
+    baselines lack it (a loss), a metric they have is compared after it."""
     monitored = (run.manifest.monitor or {}).get("metric") or "val/loss"
     name = monitored.split("/", 1)[-1]
     test = _metric(run, "test", name)
@@ -44,15 +51,13 @@ def headline(run: LoadedRun) -> str:
         best = (run.manifest.monitor or {}).get("best")
         return f"best {monitored} **{number(best)}**" if best is not None else f"no {monitored} recorded"
     text = f"test {name} **{number(test)}**"
-    baseline = run.metrics.get("baseline") or {}
-    if not baseline:
-        return text
-    if name in baseline:
-        return f"{text} (baseline {number(baseline[name])})"
-    shared = next((m for m in baseline if _metric(run, "test", m) is not None), None)
+    baselines = baseline_metrics(run.metrics)
+    if any(name in values for values in baselines.values()):
+        return f"{text} {_beside(baselines, name)}"
+    shared = next((m for values in baselines.values() for m in values if _metric(run, "test", m) is not None), None)
     if shared is None:
         return text
-    return f"{text}; test {shared} **{number(_metric(run, 'test', shared))}** (baseline {number(baseline[shared])})"
+    return f"{text}; test {shared} **{number(_metric(run, 'test', shared))}** {_beside(baselines, shared)}"
 
 
 def model_line(run: LoadedRun, model=None) -> str:

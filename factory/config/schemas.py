@@ -125,6 +125,8 @@ class TabMConf:
     dropout: float = bounded(FRACTION, 0.1)
     arch_type: str = choices("tabm", "tabm-mini", default="tabm")
     embed_dim: int = bounded(COUNT, 8)
+    num_embedding: str = choices("none", "periodic", "piecewise_linear", default="none")  # factory.models.num_embeddings
+    num_embedding_dim: int = bounded(COUNT, 16)
 
 
 @schema_for("factory.models.WideMLP")
@@ -378,7 +380,9 @@ class TrainConf:
     tags: List[str] = field(default_factory=list)
     seed: int = bounded(SEED, 42)
     monitor: MonitorConf = field(default_factory=MonitorConf)
-    baseline: Optional[str] = choices("logistic_regression", None, default=None)
+    # scikit-learn baselines fitted on the same split (factory.training.baselines); a name alone = a one-item list
+    baseline: Optional[Union[str, List[str]]] = choices("logistic_regression", "hist_gradient_boosting", None,
+                                                        default=None)
     train: bool = True
     test: bool = True
     ckpt_path: Optional[str] = None

@@ -94,7 +94,10 @@ def _check_node(node: DictConfig, schema: type, path: str, errors: list[str],
                 errors[before:] = [f"{line} {FROM}{source})" for line in errors[before:]]
             continue
         allowed = f.metadata.get("choices")
-        if allowed and not isinstance(value, (DictConfig, ListConfig)) and value not in allowed:
+        if allowed and isinstance(value, ListConfig):  # a list of names (baseline): each one is a choice
+            names = tuple(a for a in allowed if a is not None)
+            errors += [f"{full}[{i}]: {not_one_of(item, names)}" for i, item in enumerate(value) if item not in names]
+        elif allowed and not isinstance(value, DictConfig) and value not in allowed:
             errors.append(f"{full}: {not_one_of(value, allowed)}")
         if "range" in f.metadata:
             _check_range(value, f.metadata["range"], full, errors, _source(node, name))

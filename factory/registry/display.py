@@ -70,7 +70,7 @@ def print_version(meta: dict, as_json: bool = False) -> None:
     console.print(table)
     sections: dict[str, dict[str, float]] = {}
     for key, value in (meta.get("metrics") or {}).items():
-        group, _, name = key.partition("/")
+        group, _, name = key.rpartition("/")  # baseline/<name>/<metric>: a column per baseline
         sections.setdefault(group, {})[name] = value
     if sections:
         print_metrics("metrics", sections)

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from factory.errors import FactoryError
+from factory.rundir.baselines import SECTION as BASELINES
+from factory.rundir.baselines import baseline_metrics
 from factory.rundir.manifest import RunRecord, load_record
 from factory.rundir.layout import CONFIG, HISTORY, MANIFEST, METRICS, is_run_dir
 
@@ -85,13 +87,16 @@ def read_history(run_dir: str | Path):
 
 
 def flat_metrics(metrics: dict) -> dict[str, float]:
-    """``metrics.json`` as one level: ``val/...`` and ``test/...`` as logged, ``baseline/<name>``."""
+    """``metrics.json`` as one level: ``val/...`` and ``test/...`` as logged, then
+    ``baseline/<baseline>/<metric>`` (``baseline/logistic_regression/auroc``; old runs' too)."""
     flat: dict[str, float] = {}
     for group, values in metrics.items():
-        if not isinstance(values, dict):
-            continue  # e.g. the checkpoint path an evaluate run records
+        if group == BASELINES or not isinstance(values, dict):
+            continue  # the baselines below; the checkpoint path an evaluate run records
         for name, value in values.items():
             flat[name if "/" in name else f"{group}/{name}"] = value
+    for baseline, values in baseline_metrics(metrics).items():
+        flat.update({f"{BASELINES}/{baseline}/{name}": value for name, value in values.items()})
     return flat
 
 
@@ -163,7 +168,7 @@ def list_runs(root: str | Path | None = None):
     Columns: run_id, experiment (task_name), status, started_at (datetime, UTC),
     duration_s, data_source, data_fingerprint (first 12 hex), rows (total), strategy,
     run_dir, then one column per final metric in ``metrics.json`` (``val/pr_auc``,
-    ``test/...``, ``baseline/pr_auc``). A run without a metric has NaN there.
+    ``test/...``, ``baseline/logistic_regression/pr_auc``). A run without a metric has NaN there.
 
     Args:
         root: the directory holding ``outputs/`` (``paths.root_dir``).

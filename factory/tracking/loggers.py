@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from omegaconf import DictConfig
 
 from factory import redact
+from factory.rundir.catalog import flat_metrics
 from factory.rundir.layout import CONFIG, MANIFEST, METRICS
 from factory.rundir.manifest import RunRecord
 
@@ -52,7 +53,8 @@ def publish(cfg: DictConfig, loggers: Iterable, record: RunRecord, metrics: dict
         cfg: the run's config (``tracking.log_checkpoint`` asks for the checkpoint artifact).
         loggers: the Trainer's loggers.
         record: the finished run's manifest.
-        metrics: final metrics by section (``val``, ``test``, ``baseline``).
+        metrics: final metrics by section (``val``, ``test``, ``baseline``: ``{name: metrics}``); every
+            tracker gets them in ``metrics.json``, TensorBoard's HParams tab beside the config too.
     """
     from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 
@@ -157,9 +159,9 @@ def _mlflow_publish(logger, record: RunRecord, checkpoint: Path | None) -> None:
 
 
 def _tensorboard_publish(logger, cfg: DictConfig, record: RunRecord, metrics: dict[str, dict[str, float]]) -> None:
-    # The HParams tab: the resolved config beside the final metrics, under hparams/ so they
-    # do not add a point to the val/ and test/ curves.
-    final = {f"hparams/{name}": value for section in ("val", "test") for name, value in metrics.get(section, {}).items()}
+    # The HParams tab: the resolved config beside the final metrics (each baseline's as
+    # baseline/<name>/<metric>), under hparams/ so they do not add a point to the val/ and test/ curves.
+    final = {f"hparams/{name}": value for name, value in flat_metrics(metrics).items()}
     config = redact.resolved(cfg)  # credentials masked, as in config.yaml
     logger.log_hyperparams(config, metrics=final or None)
     text = json.dumps(redact.container(asdict(record)), indent=2, default=str)

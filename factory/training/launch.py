@@ -44,9 +44,11 @@ def train(cfg: DictConfig):
 def show_result(cfg: DictConfig, result) -> None:
     """The table ``scripts/train.py`` prints after a run (from rank zero): status, metrics, run directory."""
     from factory.console import print_metrics
+    from factory.rundir.baselines import metric_sections
 
-    if result.is_rank_zero:
-        print_metrics(f"{cfg.task_name}: {result.status}", result.metrics, footer=f"run: {result.run_dir}")
+    if result.is_rank_zero:  # a column per section: val, test, then each baseline by its readable name
+        print_metrics(f"{cfg.task_name}: {result.status}", metric_sections(result.metrics, readable=True),
+                      footer=f"run: {result.run_dir}")
 
 
 def needs_subprocess(cfg: DictConfig) -> bool:

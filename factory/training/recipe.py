@@ -106,11 +106,12 @@ def _run(cfg: DictConfig, output) -> RunResult:
 
 def _data_and_model(cfg: DictConfig):
     """The DataModule, set up for fit, and the model built for its input."""
-    from factory.training import evaluation
+    from factory.training import baselines, evaluation
     from factory.config.instantiate import build
 
     datamodule = build(cfg.data, "data")
     datamodule.setup("fit")
+    baselines.check(cfg.get("baseline"), datamodule.input_spec.task)  # the task is known from here: before any fit
     evaluation.record_in_checkpoints(datamodule, cfg)  # a checkpoint copied away still knows its data
     model = build(cfg.model, "model", spec=datamodule.input_spec.to_dict())
     if cfg.train:  # will the strategy fit the model in memory? (plan.check=false skips)
@@ -133,7 +134,9 @@ def _check_monitor(cfg: DictConfig, model) -> None:
 
 
 def _validate_and_test(cfg: DictConfig, trainer, model, datamodule) -> tuple[dict[str, dict[str, float]], str | None]:
-    """Metrics by section (``val``, ``test``, ``baseline``) of the best checkpoint, and its path."""
+    """Metrics by section (``val``, ``test``, ``baseline``: ``{name: metrics}``) of the best checkpoint, and its path."""
+    from factory.rundir.baselines import SECTION as BASELINE_SECTION
+    from factory.training import baselines
     from factory.training.components import checkpoint_callback
 
     checkpoints = checkpoint_callback(trainer)
@@ -141,10 +144,8 @@ def _validate_and_test(cfg: DictConfig, trainer, model, datamodule) -> tuple[dic
     metrics = {"val": _first(trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False))}
     if cfg.test:
         metrics["test"] = _first(trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False))
-    if cfg.get("baseline") == "logistic_regression":
-        from factory.training import baselines
-
-        metrics["baseline"] = baselines.logistic_regression(datamodule, seed=cfg.seed)
+    if baselines.names(cfg.get("baseline")):
+        metrics[BASELINE_SECTION] = baselines.run_all(datamodule, cfg.baseline, seed=cfg.seed)
     return metrics, best
 
 

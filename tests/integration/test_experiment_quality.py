@@ -17,14 +17,16 @@ def train(experiment: str, *overrides: str):
 
 
 @pytest.mark.slow
-def test_fraud_detection_beats_prevalence_and_logistic_regression():
+def test_fraud_detection_beats_prevalence_and_both_baselines():
     cfg, result = train("fraud_detection")
-    pr_auc, baseline = result.metrics["test"]["test/pr_auc"], result.metrics["baseline"]["pr_auc"]
+    pr_auc = result.metrics["test"]["test/pr_auc"]
+    best_name, baseline = max(((name, values["pr_auc"]) for name, values in result.metrics["baseline"].items()),
+                              key=lambda item: item[1])
     # A random ranking scores the prevalence; the generator's share of fraud stands in for it.
     assert pr_auc > 3 * cfg.data.source.fraud_rate
     # Strictly above: the preset leads by 0.046-0.101 on seeds 42, 0, 1, 2, 3 (0.052 on 42),
     # far more than the run-to-run spread of one seed across hardware.
-    assert pr_auc > baseline, f"MLP test PR-AUC {pr_auc:.3f} <= logistic regression {baseline:.3f}"
+    assert pr_auc > baseline, f"MLP test PR-AUC {pr_auc:.3f} <= {best_name} {baseline:.3f}"
 
 
 @pytest.mark.slow

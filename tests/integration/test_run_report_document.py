@@ -17,7 +17,7 @@ from tests.integration.helpers import check_reads_as_a_document, run_script, vis
 pytestmark = pytest.mark.slow  # a tiny run (~5 s) and a report (~15 s) each
 
 TASKS = {
-    "binary": ["experiment=diagnosis"],  # has a logistic-regression baseline, which logs no loss
+    "binary": ["experiment=diagnosis"],  # has two baselines, which log no loss
     "multiclass": ["experiment=digits"],
     "regression": ["data=files", "data.source.target=y", "data.source.task=regression", "task_name=regression"],
 }
@@ -64,7 +64,8 @@ def test_run_report_cli_on_a_binary_run_prints_each_line_once(tmp_path: Path):
     assert "Alternative text" not in console and "IPKernelApp" not in console, console
     [html] = (tmp_path / "reports" / "run_report").glob("*/report.html")
     assert f"  {html}" in done.stdout.splitlines()
-    # the monitored loss first; the baseline has none, so a metric both have beside it; no NaN for its loss
-    headline = r"completed: test loss \d\.\d{1,4}; test \w+ \d\.\d{1,4} \(baseline \d\.\d{1,4}\)"
+    # the monitored loss first; the baselines have none, so a metric they have beside it; no NaN for their loss
+    headline = (r"completed: test loss \d\.\d{1,4}; test \w+ \d\.\d{1,4} "
+                r"\(logistic regression \d\.\d{1,4}, gradient boosting \d\.\d{1,4}\)")
     check_reads_as_a_document(html.read_text(), headline, run_dir)
     assert "—" in visible_text(html.read_text())

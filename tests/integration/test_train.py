@@ -49,7 +49,8 @@ def test_metrics_json_has_val_test_and_baseline(fraud_run):
     metrics = json.loads((fraud_run.run_dir / "metrics.json").read_text())
     assert {"val/pr_auc", "val/auroc", "val/accuracy", "val/f1", "val/loss"} <= set(metrics["val"])
     assert {"test/pr_auc", "test/auroc", "test/accuracy", "test/f1"} <= set(metrics["test"])
-    assert {"pr_auc", "auroc"} <= set(metrics["baseline"])
+    for baseline in ("logistic_regression", "hist_gradient_boosting"):  # the preset's baselines, each by name
+        assert {"pr_auc", "auroc", "accuracy", "f1"} == set(metrics["baseline"][baseline])
     assert metrics == fraud_run.metrics
     assert fraud_run.monitored_value == metrics["val"]["val/pr_auc"]
 

@@ -13,7 +13,8 @@ from factory.analysis.notebook import LoadedRun, metrics_table, tidy_history
 from factory.rundir.manifest import RunRecord
 
 METRICS = {"val": {"val/pr_auc": 0.41234, "val/loss": 0.2}, "test": {"test/pr_auc": 0.39871, "test/loss": 0.25},
-           "baseline": {"pr_auc": 0.35, "auroc": 0.9}}
+           "baseline": {"logistic_regression": {"pr_auc": 0.35, "auroc": 0.9},
+                        "hist_gradient_boosting": {"pr_auc": 0.37, "auroc": 0.91}}}
 
 
 def _run(metrics: dict, **record) -> LoadedRun:
@@ -27,7 +28,7 @@ def test_repr_is_a_few_lines_of_id_task_status_and_headline_metrics():
     text = repr(_run(METRICS))
     assert text.splitlines() == [
         "LoadedRun 2026-12-07_01-37-06_383a8f: fraud_detection, binary, completed",
-        "  val/pr_auc 0.4123 (best, max) · test/pr_auc 0.3987 · baseline 0.35",
+        "  val/pr_auc 0.4123 (best, max) · test/pr_auc 0.3987 · logistic regression 0.35 · gradient boosting 0.37",
         "  /runs/x",
     ]
 
@@ -48,13 +49,18 @@ def test_task_is_read_back_from_the_metrics_the_task_logs(task):
 
 def test_metrics_table_keeps_floats_and_shows_a_dash_for_a_missing_metric():
     table = factory.metrics_table(METRICS)
-    assert list(table.columns) == ["val", "test", "baseline"]
-    assert np.isnan(table.loc["loss", "baseline"])  # the values still compute
-    assert table.loc["pr_auc", "test"] - table.loc["pr_auc", "baseline"] == pytest.approx(0.04871)
+    assert list(table.columns) == ["val", "test", "logistic_regression", "hist_gradient_boosting"]
+    assert np.isnan(table.loc["loss", "logistic_regression"])  # the values still compute
+    assert table.loc["pr_auc", "test"] - table.loc["pr_auc", "logistic_regression"] == pytest.approx(0.04871)
     for shown in (repr(table), table._repr_html_()):
         assert "NaN" not in shown and "—" in shown and "0.4123" in shown
     assert type(table.round(2)) is pd.DataFrame  # only the display differs
     assert "metrics_table" in factory.__all__ and factory.metrics_table is metrics_table
+
+
+def test_metrics_table_of_an_old_run_names_its_flat_baseline():
+    table = factory.metrics_table({"test": {"test/auroc": 0.9}, "baseline": {"auroc": 0.88}})
+    assert list(table.columns) == ["test", "logistic_regression"]
 
 
 def test_history_keeps_epoch_level_values_only():

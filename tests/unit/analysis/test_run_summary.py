@@ -38,23 +38,24 @@ def _run(tmp_path: Path, metrics: dict, **record) -> LoadedRun:
 
 
 BINARY = {"val": {"val/loss": 0.404, "val/pr_auc": 0.98769}, "test": {"test/loss": 0.38454, "test/pr_auc": 0.982},
-          "baseline": {"pr_auc": 0.99047}}
+          "baseline": {"logistic_regression": {"pr_auc": 0.99047}, "hist_gradient_boosting": {"pr_auc": 0.98512}}}
 
 
 def test_summary_says_status_headline_beside_baseline_data_model_when_and_commit(tmp_path: Path):
     text = run_summary.summary(_run(tmp_path, BINARY), task="binary")
     assert text.splitlines() == [
-        # the baseline has no loss: the monitored metric, then one both have, side by side
-        "- **completed**: test loss **0.3845**; test pr_auc **0.982** (baseline 0.9905)",
+        # the baselines have no loss: the monitored metric, then one they have, side by side
+        "- **completed**: test loss **0.3845**; test pr_auc **0.982** (logistic regression 0.9905, "
+        "gradient boosting 0.9851)",
         "- data: breast_cancer, 569 rows (train 370 / val 86 / test 113), binary; model: TabularMLP",
         "- ran 2026-12-07 01:36 UTC, commit `8a2f676` (with uncommitted changes)",
     ]
 
 
 def test_headline_is_the_monitored_metric_beside_the_baselines_same_metric(tmp_path: Path):
-    metrics = {"test": {"test/pr_auc": 0.5012, "test/loss": 0.2}, "baseline": {"pr_auc": 0.41}}
+    metrics = {"test": {"test/pr_auc": 0.5012, "test/loss": 0.2}, "baseline": {"pr_auc": 0.41}}  # an old run's
     run = _run(tmp_path, metrics, monitor={"metric": "val/pr_auc", "mode": "max", "best": 0.52})
-    assert run_summary.headline(run) == "test pr_auc **0.5012** (baseline 0.41)"
+    assert run_summary.headline(run) == "test pr_auc **0.5012** (logistic regression 0.41)"
 
 
 def test_a_failed_run_says_so_first_with_its_best_validation_value(tmp_path: Path):

@@ -29,9 +29,17 @@ def test_list_runs_is_newest_first_with_flat_metrics(tmp_path):
     (tmp_path / "outputs" / "demo" / "broken" / layout.MANIFEST).write_text("{half")  # skipped, not fatal
     frame = catalog.list_runs(tmp_path)
     assert list(frame["run_id"]) == ["2026-01-02_00-00-00_bbbbbb", "2026-01-01_00-00-00_aaaaaa"]
-    assert list(frame.columns) == catalog.RUN_COLUMNS + ["baseline/auc", "test/auc", "val/auc"]
+    # an old run's flat baseline was logistic regression's
+    assert list(frame.columns) == catalog.RUN_COLUMNS + ["baseline/logistic_regression/auc", "test/auc", "val/auc"]
     assert frame.loc[0, "rows"] == 8 and frame.loc[0, "data_fingerprint"] == "f" * 12
     assert str(frame["started_at"].dt.tz) == "UTC"
+
+
+def test_flat_metrics_name_each_baseline():
+    metrics = {"test": {"test/auc": 0.8}, "baseline": {"logistic_regression": {"auc": 0.5},
+                                                      "hist_gradient_boosting": {"auc": 0.6}}}
+    assert catalog.flat_metrics(metrics) == {"test/auc": 0.8, "baseline/logistic_regression/auc": 0.5,
+                                             "baseline/hist_gradient_boosting/auc": 0.6}
 
 
 def test_list_runs_of_no_outputs_is_an_empty_frame_with_the_columns(tmp_path):
