@@ -14,6 +14,7 @@ from torch import nn
 from factory.config.ranges import check_argument
 from factory.config.schemas import TabMConf
 from factory.data.spec import InputSpec
+from factory.models.num_embeddings import NumericEmbedding
 
 
 def _uniform_(tensor: torch.Tensor, fan_in: int) -> torch.Tensor:
@@ -80,7 +81,7 @@ class MemberLinear(nn.Module):
 
 
 class TabM(nn.Module):
-    """``[x_num | embed(x_cat)]`` seen by k members -> (Linear -> ReLU -> dropout) x n_blocks -> k heads.
+    """``[num_embed(x_num) | embed(x_cat)]`` seen by k members -> (Linear -> ReLU -> dropout) x n_blocks -> k heads.
 
     Takes the same inputs as ``TabularMLP`` and returns ``(B, k, n_outputs)`` logits, one row
     per member; ``SupervisedModel`` averages them (``ensemble_mean``).
@@ -95,6 +96,10 @@ class TabM(nn.Module):
             everywhere); ``tabm-mini``: members differ only by a scaling of the input, the MLP
             is fully shared (fewer parameters, stronger regularization).
         embed_dim: width of each embedded categorical (shared by the members).
+        num_embedding: ``none``, ``periodic`` or ``piecewise_linear``: how each continuous
+            numeric column enters (``factory.models.num_embeddings``, shared by the members);
+            the paper's TabM with piecewise-linear embeddings is its best variant.
+        num_embedding_dim: values per embedded numeric column.
 
     Example:
         >>> net = TabM(InputSpec(4, [], 2, "binary"), k=8, d_block=32)
@@ -103,15 +108,22 @@ class TabM(nn.Module):
     """
 
     def __init__(self, spec: InputSpec, k: int = 32, d_block: int = 256, n_blocks: int = 2,
-                 dropout: float = 0.1, arch_type: str = "tabm", embed_dim: int = 8) -> None:
+                 dropout: float = 0.1, arch_type: str = "tabm", embed_dim: int = 8,
+                 num_embedding: str = "none", num_embedding_dim: int = 16) -> None:
         super().__init__()
-        check_argument(TabMConf, "arch_type", arch_type, "model.net.arch_type")  # a net built in Python
+        # A network built in Python: its arguments saw no config validation.
+        check_argument(TabMConf, "arch_type", arch_type, "model.net.arch_type")
+        check_argument(TabMConf, "num_embedding", num_embedding, "model.net.num_embedding")
         self.k = k
+        self.numeric = NumericEmbedding(spec, num_embedding, num_embedding_dim)
         self.embeddings = nn.ModuleList(nn.Embedding(n, embed_dim) for n in spec.embed_cardinalities)
-        # One scaling chunk per feature: each float column, each embedded categorical's embed_dim columns.
-        chunks = [1] * spec.n_numeric + [embed_dim] * len(spec.embed_cardinalities)
-        # The reference's rule: +-1 signs on raw features (N(0, 1) after numerical embeddings).
-        signs = True
+        # One scaling chunk per feature: an embedded numeric's num_embedding_dim columns, each other float
+        # column, an embedded categorical's embed_dim columns.
+        embedded = self.numeric.n_continuous
+        chunks = ([num_embedding_dim] * embedded + [1] * (spec.n_numeric - embedded)
+                  + [embed_dim] * len(spec.embed_cardinalities))
+        # The reference's rule: +-1 signs on raw features, N(0, 1) after numerical embeddings.
+        signs = num_embedding == "none"
         d_in = sum(chunks)
         self.input_scaling: nn.Parameter | None = None
         if arch_type == "tabm-mini":
@@ -127,6 +139,7 @@ class TabM(nn.Module):
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """(B, n_numeric) floats and (B, n_embedded) codes -> (B, k, n_outputs) member logits."""
+        x_num = self.numeric(x_num)  # (B, width of the numeric part)
         parts = [x_num] + [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
         x = torch.cat(parts, dim=1) if len(parts) > 1 else x_num  # (B, d_in)
         x = x.unsqueeze(1).expand(-1, self.k, -1)  # (B, k, d_in): k views, no copy

@@ -85,9 +85,11 @@ def _separable(n: int = 128, batch: int = 32):
                       batch_size=None)
 
 
-def test_tabm_learns_a_separable_table(tmp_path):
-    spec = InputSpec(5, [], 2, "binary", [64, 64])
-    net = {"_target_": "factory.models.TabM", "k": 4, "d_block": 16, "dropout": 0.0}
+@pytest.mark.parametrize("num_embedding", ["none", "piecewise_linear"])
+def test_tabm_learns_a_separable_table(tmp_path, num_embedding):
+    edges = [[-2.0, -1.0, 0.0, 1.0, 2.0]] * 5
+    spec = InputSpec(5, [], 2, "binary", [64, 64], n_continuous=5, bin_edges=edges)
+    net = {"_target_": "factory.models.TabM", "k": 4, "d_block": 16, "dropout": 0.0, "num_embedding": num_embedding}
     model = SupervisedModel(net=net, optimizer=ADAM, spec=spec.to_dict())
     trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=15, logger=False, enable_progress_bar=False,
                          enable_model_summary=False, enable_checkpointing=False)
@@ -102,6 +104,17 @@ def test_tabm_learns_a_separable_table(tmp_path):
     x_num, _, _ = next(iter(_separable()))
     x_cat = torch.zeros(len(x_num), 0, dtype=torch.long)
     torch.testing.assert_close(loaded(x_num, x_cat), model.eval()(x_num, x_cat))
+
+
+@pytest.mark.parametrize("kind", ["periodic", "piecewise_linear"])
+def test_embedded_numerics_are_scaled_per_column(kind):
+    spec = InputSpec(4, [], 2, "binary", [5, 5], n_continuous=2, bin_edges=[[-1.0, 0.0, 1.0], [-2.0, 2.0]])
+    torch.manual_seed(0)
+    net = TabM(spec, k=4, d_block=8, num_embedding=kind, num_embedding_dim=6)
+    r = net.blocks[0][0].r  # (k, 2 * 6 + 2): two embedded columns, then two plain ones
+    assert r.shape == (4, 14) and (r[:, :6] == r[:, :1]).all() and (r[:, 6:12] == r[:, 6:7]).all()
+    assert set(r.detach().abs().flatten().tolist()) != {1.0}  # N(0, 1) after an embedding, not signs
+    assert net(torch.randn(3, 4), torch.zeros(3, 0, dtype=torch.long)).shape == (3, 4, 1)
 
 
 def test_bad_arch_type_names_the_key():
