@@ -228,7 +228,9 @@ def render(saved: dict, summary: dict) -> str:
     load = " -> ".join(f"{x:.1f}" for x in saved["load"])
     lines = [f"Run {saved['date']} at {saved.get('commit', 'unknown')} on {saved['machine']}; "
              f"OMP_NUM_THREADS={saved['omp_num_threads'] or 'unset'}, "
-             f"{saved['jobs']} run(s) at a time, load average {load} (start -> end). Seeds "
+             f"{saved['jobs']} run(s) at a time, load average {load} (start -> end"
+             f"{'; other processes shared the CPUs: wall times are upper bounds' if max(saved['load']) > 1.5 else ''}"
+             "). Seeds "
              f"{', '.join(map(str, saved['seeds']))}; overrides: {' '.join(saved['overrides']) or 'none'}. "
              "Test split, mean ± sd over the seeds; Δ: factory minus HistGradientBoosting, paired by split; "
              "wall: seconds per run, the whole `scripts/train.py` process.", ""]
