@@ -97,9 +97,10 @@ def hist_gradient_boosting(datamodule, split: str = "test", seed: int = 0) -> di
     eval_y = datamodule.preprocessor.transform(evaluated)[2]
     kind = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
     model = kind(categorical_features="from_dtype", random_state=seed)
-    # One OpenMP thread: torch brought a second OpenMP runtime into this process, and the trees'
-    # many short parallel regions stall whenever a core is busy elsewhere. On the 2-core CPU under
-    # load, fraud's 35,000 train rows fit in 0.9-1.8 s on one thread, 5.6-7.0 s on two.
+    # One OpenMP thread: the trees' many short parallel regions stall whenever a core is busy
+    # elsewhere (another process, or torch's own OpenMP runtime in this one). On the 2-core CPU
+    # under load, fraud's 35,000 train rows fit in 0.9-1.8 s on one thread, 5.6-7.0 s on two;
+    # breast_cancer in 0.6-0.9 s against 4.9-13 s (5.6 s without torch imported).
     with threadpool_limits(limits=1, user_api="openmp"):
         model.fit(x_train, train_y)
         predicted = model.predict(x_eval)
