@@ -5,6 +5,7 @@
     python bench/tabular.py --tables hmda oj --seeds 0 1 --no-write
     python bench/tabular.py --override model.net.num_embedding=periodic   # price an option (never written to the doc)
     python bench/tabular.py --from-json outputs/bench/tabular.json        # re-render saved results
+    python bench/tabular.py --override model=tabm --against outputs/bench/tabular.json  # paired, per split
 
 Each table is a ``files`` source config, ``conf/data/bench/<table>.yaml``, trained as a user
 would: ``scripts/train.py data=bench/<table> seed=<s>``, one process per run, with nothing
@@ -63,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-runs", type=Path, help="put the run directories here and keep them")
     p.add_argument("--timeout", type=int, default=600, help="seconds per run")
     p.add_argument("--from-json", type=Path, help="render saved results instead of running")
+    p.add_argument("--against", type=Path, help="saved results to compare factory's model with, split by split")
     p.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     return p.parse_args(argv)
 
@@ -253,6 +255,20 @@ def render(saved: dict, summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def against(saved: dict, other: dict, name: str) -> str:
+    """Factory's test metrics here minus in ``other`` (another option's saved results), paired by table and seed."""
+    theirs = {(r["table"], r["seed"]): r["test"]["factory"] for r in other["runs"] if "test" in r}
+    lines = [f"Factory's model here minus in {name} ({' '.join(other['overrides']) or 'no overrides'}), "
+             "paired by split:", "", "| table | splits | Δ AUROC | Δ PR-AUC |", "|---|---|---|---|"]
+    for table in dict.fromkeys(r["table"] for r in saved["runs"]):
+        pairs = [(r["test"]["factory"], theirs[(table, r["seed"])]) for r in saved["runs"]
+                 if r["table"] == table and "test" in r and (table, r["seed"]) in theirs]
+        cells = [_cell(_stats([ours[m] - base[m] for ours, base in pairs if None not in (ours[m], base[m])]),
+                       signed=True) for m in METRICS]
+        lines.append(f"| {table} | {len(pairs)} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
 def _strict(value):
     """NaN and infinities as null: the results file is strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -296,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"raw results: {out}")
     text = render(saved, summary)
     print(text)
+    if args.against:
+        print(against(saved, json.loads(args.against.read_text()), args.against.name))
     if complete and not args.no_write:
         write_section(text)
         print(f"wrote docs/benchmarks.md ({HEADING.lstrip('# ')})")
