@@ -120,7 +120,7 @@ class TabularMLPConf:
 @dataclass
 class TabMConf:
     k: int = bounded(COUNT, 32)
-    d_block: int = bounded(COUNT, 256)
+    d_block: int = bounded(COUNT, 128)
     n_blocks: int = bounded(COUNT, 2)
     dropout: float = bounded(FRACTION, 0.1)
     arch_type: str = choices("tabm", "tabm-mini", default="tabm")

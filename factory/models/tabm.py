@@ -107,7 +107,7 @@ class TabM(nn.Module):
         torch.Size([5, 8, 1])
     """
 
-    def __init__(self, spec: InputSpec, k: int = 32, d_block: int = 256, n_blocks: int = 2,
+    def __init__(self, spec: InputSpec, k: int = 32, d_block: int = 128, n_blocks: int = 2,
                  dropout: float = 0.1, arch_type: str = "tabm", embed_dim: int = 8,
                  num_embedding: str = "none", num_embedding_dim: int = 16) -> None:
         super().__init__()
