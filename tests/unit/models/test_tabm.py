@@ -126,3 +126,24 @@ def test_builds_on_the_meta_device_for_the_planner():
     with torch.device("meta"):
         net = TabM(SPECS["multiclass"], k=4, d_block=16)
         assert net(*[t.to("meta") for t in _inputs()]).shape == (6, 4, 4)
+
+
+def test_predictions_score_what_the_test_metrics_scored(tmp_path):
+    """predict_split (factory.predict, a registered model) sees the same member mean as test."""
+    from sklearn.metrics import roc_auc_score
+
+    from factory.data.datamodule import TabularDataModule
+    from factory.data.sources import SklearnSource
+    from factory.models.predict import predict_split
+
+    dm = TabularDataModule(SklearnSource("breast_cancer"), batch_size=64)
+    dm.setup("fit")
+    net = {"_target_": "factory.models.TabM", "k": 4, "d_block": 16}
+    model = SupervisedModel(net=net, optimizer=ADAM, spec=dm.input_spec.to_dict())
+    trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False)
+    trainer.fit(model, datamodule=dm)
+    tested = trainer.test(model, datamodule=dm, verbose=False)[0]
+    frame = predict_split(model, dm, "test")
+    assert roc_auc_score(frame["target"], frame["score"]) == pytest.approx(tested["test/auroc"], abs=1e-6)
+    assert ((frame["score"] > 0.5) == frame["prediction"].astype(bool)).all()
