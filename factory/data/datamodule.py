@@ -15,6 +15,21 @@ from factory.data.spec import InputSpec, TableSchema
 from factory.data.split import SPLITS, check_fractions, check_split_sizes, stratified_split
 from factory.data.validation import validate_table
 
+#: ``batch_size=None`` sizes batches to the train split: about this many optimizer steps an epoch ...
+AUTO_STEPS_PER_EPOCH = 32
+#: ... in batches of this many rows at least (batch statistics stay meaningful) and at most.
+AUTO_BATCH_ROWS = (64, 1024)
+
+
+def auto_batch_size(train_rows: int) -> int:
+    """Rows per batch for ``batch_size=None``: train rows / 32, within 64-1024 rows.
+
+    A fixed 1,024 gives a table of a few thousand rows 1-4 optimizer steps an epoch: a
+    10-epoch run then stops long before the network has fit (docs/benchmarks.md).
+    """
+    low, high = AUTO_BATCH_ROWS
+    return int(min(high, max(low, train_rows // AUTO_STEPS_PER_EPOCH)))
+
 
 class TabularDataModule(pl.LightningDataModule):
     """Loads a source's table once, validates, splits, encodes and serves tensor batches.
@@ -30,7 +45,8 @@ class TabularDataModule(pl.LightningDataModule):
 
     Args:
         source: the ``DataSource`` to load.
-        batch_size: rows per batch.
+        batch_size: rows per batch; ``None``: sized to the train split (``auto_batch_size``),
+            set on ``setup``.
         num_workers: DataLoader worker processes (persistent when > 0).
         val_fraction: share of rows (per class) for validation.
         test_fraction: share of rows (per class) for the test split.
@@ -47,7 +63,7 @@ class TabularDataModule(pl.LightningDataModule):
     def __init__(
         self,
         source: DataSource,
-        batch_size: int = 1024,
+        batch_size: int | None = 1024,
         num_workers: int = 0,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
@@ -107,6 +123,8 @@ class TabularDataModule(pl.LightningDataModule):
             stratify=loaded.schema.task != "regression",
         )
         self.split_sizes = {name: len(rows) for name, rows in self._rows.items()}
+        if self.batch_size is None:
+            self.batch_size = auto_batch_size(self.split_sizes["train"])
         check_split_sizes(self.split_sizes, self.val_fraction, self.test_fraction,
                           need_val=stage in (None, "fit", "validate"))
         if self.preprocessor is None:

@@ -52,12 +52,15 @@ def make_plan(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None
     Args:
         cfg: a composed ``train`` config (``model``, ``strategy``, ``trainer``, ``plan``).
         spec: the data's ``InputSpec`` (``TabularDataModule.input_spec`` after ``setup``).
-        batch_size: rows per process and step; default ``cfg.data.batch_size``.
+        batch_size: rows per process and step; default ``cfg.data.batch_size`` (the largest
+            automatic size when that is null: the data is not loaded here).
 
     Raises:
         ConfigError: a model that cannot be built.
     """
-    batch_size = int(batch_size or (cfg.get("data") or {}).get("batch_size") or 1)
+    from factory.data.datamodule import AUTO_BATCH_ROWS
+
+    batch_size = int(batch_size or (cfg.get("data") or {}).get("batch_size") or AUTO_BATCH_ROWS[1])
     trainer = cfg.trainer
     per_node, nodes = device_counts(trainer)
     configured = strategy_layout(cfg.strategy)  # (layout, buckets), None for a strategy we do not know
