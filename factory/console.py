@@ -12,10 +12,13 @@ from typing import Iterator, Mapping, TextIO
 PROGRESS = "factory.progress"
 
 
-def print_metrics(title: str, sections: Mapping[str, Mapping[str, float]], footer: str = "") -> None:
+def print_metrics(title: str, sections: Mapping[str, Mapping[str, float]], footer: str = "",
+                  spread: Mapping[str, Mapping[str, float]] | None = None) -> None:
     """A table with one row per metric name and one column per section (val, test, each baseline).
 
     A section's keys are metric names, bare (``auroc``) or with the section's prefix (``test/auroc``).
+    ``spread``: a standard deviation per value, shaped like ``sections`` (a cross-validated run's);
+    its cells read ``mean±sd``.
     """
     from rich.console import Console
     from rich.table import Table
@@ -34,7 +37,10 @@ def print_metrics(title: str, sections: Mapping[str, Mapping[str, float]], foote
         cells = []
         for section, values in sections.items():
             value = values.get(f"{section}/{name}", values.get(name))
-            cells.append("" if value is None else f"{value:.4f}")
+            sds = (spread or {}).get(section) or {}
+            sd = sds.get(f"{section}/{name}", sds.get(name))
+            # no spaces: an 80-column console keeps each cell on one line
+            cells.append("" if value is None else f"{value:.4f}" if sd is None else f"{value:.4f}±{sd:.4f}")
         table.add_row(name, *cells)
     console = Console(stderr=False)
     console.print(table)

@@ -21,43 +21,74 @@ import pandas as pd
 
 from factory.analysis.notebook import LoadedRun
 from factory.errors import FactoryError
-from factory.formatting import number
+from factory.formatting import MISSING, number
 from factory.redact import text as redact_text
-from factory.rundir.baselines import baseline_metrics, label
+from factory.rundir.baselines import baseline_metrics, label, metric_sections
+from factory.rundir.cv import cv_section
 
 
-def _metric(run: LoadedRun, group: str, name: str) -> float | None:
-    values = run.metrics.get(group) or {}
+def _metric(run: LoadedRun, group: str, name: str, metrics: dict | None = None) -> float | None:
+    """``name`` in ``group`` of the run's metrics (``metrics``: another dict of that shape, the sd)."""
+    values = (run.metrics if metrics is None else metrics).get(group) or {}
     for key in (f"{group}/{name}", name):  # val/test keys carry their group
         if key in values:
             return values[key]
     return None
 
 
-def _beside(baselines: dict[str, dict[str, float]], name: str) -> str:
-    """``(logistic regression 0.4105, gradient boosting 0.403)``: each baseline that has ``name``."""
-    return "(" + ", ".join(f"{label(baseline)} {number(values[name])}"
+def _shown(value: float, sd: float | None = None) -> str:
+    """``0.4912``, or a cross-validated run's ``0.4912 ± 0.0213`` (mean ± sd over its folds)."""
+    return number(value) if sd is None else f"{number(value)} ± {number(sd)}"
+
+
+def _beside(baselines: dict[str, dict[str, float]], name: str, sds: dict | None = None) -> str:
+    """``(logistic regression 0.4105, gradient boosting 0.403)``: each baseline that has ``name``
+    (``sds``: a cross-validated run's sd per baseline, shaped like ``baselines``)."""
+    return "(" + ", ".join(f"{label(baseline)} {_shown(values[name], (sds or {}).get(baseline, {}).get(name))}"
                            for baseline, values in baselines.items() if name in values) + ")"
 
 
 def headline(run: LoadedRun) -> str:
     """The monitored metric on the test split beside each baseline's (markdown), e.g.
     ``test pr_auc **0.4912** (logistic regression 0.4105, gradient boosting 0.403)``; when the
-    baselines lack it (a loss), a metric they have is compared after it."""
+    baselines lack it (a loss), a metric they have is compared after it. A cross-validated run's
+    values are mean ± sd over its folds, and it says so."""
     monitored = (run.manifest.monitor or {}).get("metric") or "val/loss"
     name = monitored.split("/", 1)[-1]
     test = _metric(run, "test", name)
     if test is None:  # no test pass (failed, or stopped before it): the best validation value
         best = (run.manifest.monitor or {}).get("best")
         return f"best {monitored} **{number(best)}**" if best is not None else f"no {monitored} recorded"
-    text = f"test {name} **{number(test)}**"
-    baselines = baseline_metrics(run.metrics)
+    cv = cv_section(run.metrics)  # a cross-validated run: mean ± sd over its folds
+    sd, folds = cv.get("std") or {}, f" (mean ± sd over {cv['folds']} folds)" if cv else ""
+    baselines, baseline_sds = baseline_metrics(run.metrics), baseline_metrics(sd)
+    text = f"test {name} **{_shown(test, _metric(run, 'test', name, sd))}**"
     if any(name in values for values in baselines.values()):
-        return f"{text} {_beside(baselines, name)}"
+        return f"{text} {_beside(baselines, name, baseline_sds)}{folds}"
     shared = next((m for values in baselines.values() for m in values if _metric(run, "test", m) is not None), None)
     if shared is None:
-        return text
-    return f"{text}; test {shared} **{number(_metric(run, 'test', shared))}** {_beside(baselines, shared)}"
+        return text + folds
+    shown = _shown(_metric(run, "test", shared), _metric(run, "test", shared, sd))
+    return f"{text}; test {shared} **{shown}** {_beside(baselines, shared, baseline_sds)}{folds}"
+
+
+def metrics_view(run: LoadedRun) -> tuple[str | None, pd.DataFrame]:
+    """The report's metrics table and a note above it (None): ``run.metrics_table``, or for a
+    cross-validated run the same table as ``mean ± sd`` text over its folds, the note saying so
+    and whose model the run kept."""
+    cv = cv_section(run.metrics)
+    if not cv:
+        return None, run.metrics_table
+    sds = metric_sections(cv.get("std") or {})
+    rows: dict[str, dict[str, str]] = {}
+    for group, values in metric_sections(run.metrics).items():
+        for key, value in values.items():
+            rows.setdefault(key.split("/", 1)[-1], {})[group] = _shown(value, sds.get(group, {}).get(key))
+    monitored = (run.manifest.monitor or {}).get("metric", "the monitored metric")
+    note = (f"Mean ± sd over {cv['folds']} cross-validation folds (each fold the test split once, sample sd). "
+            f"The run keeps fold {cv['kept_fold']}'s model, the best on {monitored}; predictions and the data "
+            "summary below are that fold's.")
+    return note, pd.DataFrame.from_dict(rows, orient="index").fillna(MISSING)
 
 
 def model_line(run: LoadedRun, model=None) -> str:

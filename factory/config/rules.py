@@ -44,7 +44,26 @@ def check_consistency(cfg: DictConfig) -> list[str]:
         if cfg.get("test") is True and test == 0:
             errors.append("data.test_fraction: 0 leaves no test rows while test=true; "
                           "set it above 0, or test=false")
+    errors += _cross_validation_problems(cfg)
     return errors
+
+
+def _cross_validation_problems(cfg: DictConfig) -> list[str]:
+    """What a training config cannot combine with ``data.cv_folds`` (its folds train one after
+    another in this process, each from scratch)."""
+    data = cfg.get("data")
+    if not isinstance(data, DictConfig) or not data.get("cv_folds") or "train" not in cfg:
+        return []  # not cross-validated, or not a training config (evaluate adopts a cv run's data)
+    key = f"data.cv_folds={data.cv_folds}"
+    strategy = str((cfg.get("strategy") or {}).get("_target_", ""))
+    problems = [
+        (strategy != "factory.distributed.single_device",
+         f"strategy={strategy.rsplit('.', 1)[-1]} launches several processes (use strategy=single)"),
+        (cfg.get("resume") == "auto", "resume=auto cannot continue a cross-validated run (leave resume out)"),
+        (cfg.get("ckpt_path") is not None, "ckpt_path= would continue one fit; each fold trains from scratch"),
+        (cfg.get("train") is not True, "train=false: cross-validation trains a model per fold"),
+    ]
+    return [f"{key}: {why}" for bad, why in problems if bad]
 
 
 def split_sum_problem(val_fraction: float, test_fraction: float) -> str | None:

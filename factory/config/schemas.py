@@ -51,6 +51,8 @@ class TabularDataModuleConf:
     test_fraction: float = bounded(FRACTION, 0.15)
     split_seed: int = bounded(SEED, 42)
     max_onehot: int = bounded(NON_NEGATIVE, 16)
+    cv_folds: Optional[int] = bounded(Range(ge=2), None)  # k: k stratified folds, each the test split once
+    cv_fold: int = bounded(NON_NEGATIVE, 0)  # the fold held out as test (a cv run records its kept model's)
 
 
 @schema_for("factory.data.sources.FraudSource")

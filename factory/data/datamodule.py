@@ -12,7 +12,8 @@ from factory.data.fingerprint import table_fingerprint
 from factory.data.preprocessing import Preprocessor
 from factory.data.sources.base import DataSource
 from factory.data.spec import InputSpec, TableSchema
-from factory.data.split import SPLITS, check_fractions, check_split_sizes, stratified_split
+from factory.data.split import (SPLITS, check_fold, check_fractions, check_split_sizes, cv_fold_split,
+                                stratified_split)
 from factory.data.validation import validate_table
 
 #: ``batch_size=None`` sizes batches to the train split: about this many optimizer steps an epoch ...
@@ -53,6 +54,10 @@ class TabularDataModule(pl.LightningDataModule):
         split_seed: seed of the split and of the per-epoch train shuffle.
         max_onehot: categoricals with at most this many levels are one-hot encoded,
             the others embedded.
+        cv_folds: ``k`` >= 2: the table is cut into ``k`` stratified folds and fold ``cv_fold``
+            is the test split (``test_fraction`` unused); val comes from the other folds
+            (``factory.data.split.cv_fold_split``). None: one split by the fractions.
+        cv_fold: the fold held out as the test split when ``cv_folds`` is set.
 
     Example:
         >>> dm = TabularDataModule(FraudSource(rows=5000), batch_size=256)
@@ -69,9 +74,12 @@ class TabularDataModule(pl.LightningDataModule):
         test_fraction: float = 0.15,
         split_seed: int = 42,
         max_onehot: int = 16,
+        cv_folds: int | None = None,
+        cv_fold: int = 0,
     ):
         super().__init__()
         check_fractions(val_fraction, test_fraction)  # no I/O: fails at instantiation
+        check_fold(cv_folds, cv_fold)
         self.source = source
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -79,6 +87,8 @@ class TabularDataModule(pl.LightningDataModule):
         self.test_fraction = test_fraction
         self.split_seed = split_seed
         self.max_onehot = max_onehot
+        self.cv_folds = cv_folds
+        self.cv_fold = cv_fold
         self.preprocessor: Preprocessor | None = None
         self.schema: TableSchema | None = None
         self.input_spec: InputSpec | None = None
@@ -115,17 +125,18 @@ class TabularDataModule(pl.LightningDataModule):
         self.schema, self._table = loaded.schema, loaded.table
         self.fingerprint = table_fingerprint(loaded.table)
         target = loaded.table.column(loaded.schema.target).to_pandas().to_numpy()
-        self._rows = stratified_split(
-            target,
-            self.val_fraction,
-            self.test_fraction,
-            self.split_seed,
-            stratify=loaded.schema.task != "regression",
-        )
+        stratify = loaded.schema.task != "regression"
+        if self.cv_folds:
+            self._rows = cv_fold_split(target, self.cv_folds, self.cv_fold, self.val_fraction, self.split_seed,
+                                       stratify=stratify)
+        else:
+            self._rows = stratified_split(target, self.val_fraction, self.test_fraction, self.split_seed,
+                                          stratify=stratify)
         self.split_sizes = {name: len(rows) for name, rows in self._rows.items()}
         if self.batch_size is None:
             self.batch_size = auto_batch_size(self.split_sizes["train"])
-        check_split_sizes(self.split_sizes, self.val_fraction, self.test_fraction,
+        test_fraction = 1 / self.cv_folds if self.cv_folds else self.test_fraction
+        check_split_sizes(self.split_sizes, self.val_fraction, test_fraction,
                           need_val=stage in (None, "fit", "validate"))
         if self.preprocessor is None:
             self.preprocessor = Preprocessor.fit(self.split_table("train"), loaded.schema, self.max_onehot)

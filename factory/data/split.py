@@ -1,4 +1,4 @@
-"""Deterministic train/val/test row indices, stratified by class for classification.
+"""Deterministic train/val/test row indices, stratified by class for classification; cross-validation folds.
 
 Rare classes never fail the split: each class is split on its own and rounds its val
 and test shares to whole rows, keeping at least one row in train. A class with one or
@@ -29,6 +29,16 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
     problem = split_sum_problem(val_fraction, test_fraction)
     if problem:
         raise ConfigError(problem)
+
+
+def check_fold(folds: int | None, fold: int) -> None:
+    """Raise ``ConfigError`` unless ``folds`` is None or >= 2 and ``fold`` is one of them."""
+    if folds is None:
+        return
+    if folds < 2:
+        raise ConfigError(f"data.cv_folds={folds}: cross-validation needs at least 2 folds (null: one split)")
+    if not 0 <= fold < folds:
+        raise ConfigError(f"data.cv_fold={fold}: expected a fold from 0 to {folds - 1} (data.cv_folds={folds})")
 
 
 def check_split_sizes(sizes: dict[str, int], val_fraction: float, test_fraction: float,
@@ -103,3 +113,56 @@ def stratified_split(
         parts["val"].append(rows[n_test : n_test + n_val])
         parts["train"].append(rows[n_test + n_val :])
     return {name: np.sort(np.concatenate(chunks)).astype(np.int64) for name, chunks in parts.items()}
+
+
+def cv_fold_split(
+    y: np.ndarray, folds: int, fold: int, val_fraction: float, seed: int, stratify: bool = True
+) -> dict[str, np.ndarray]:
+    """Split row positions for fold ``fold`` of a ``folds``-fold cross-validation.
+
+    The table is cut into ``folds`` disjoint folds (scikit-learn's ``StratifiedKFold``, or
+    ``KFold`` for regression, shuffled by ``seed``): fold ``fold`` is the test split, so the
+    ``folds`` test splits cover every row exactly once. Validation rows come from the other
+    folds as ``stratified_split`` draws them (``val_fraction`` per class); no test fraction.
+
+    Args:
+        y: the target, one value per row (labels for classification).
+        folds: how many folds (>= 2).
+        fold: which fold is the test split, ``0 .. folds-1``.
+        val_fraction: share of the remaining rows (of each class) for validation.
+        seed: the same seed and ``y`` always give the same folds.
+        stratify: keep each class's share in every fold (classification).
+
+    Returns:
+        ``{"train": ..., "val": ..., "test": ...}`` as ``stratified_split`` returns them.
+
+    Raises:
+        ConfigError: ``folds`` below 2 or ``fold`` outside ``0 .. folds-1``.
+        DataError: fewer rows (of some class, when stratifying) than folds.
+
+    Example:
+        >>> tests = [cv_fold_split(np.array([0, 1] * 10), 5, i, 0.2, seed=0)["test"] for i in range(5)]
+        >>> sorted(np.concatenate(tests).tolist()) == list(range(20))
+        True
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    check_fold(folds, fold)
+    check_fractions(val_fraction, 0.0)
+    y = np.asarray(y)
+    if stratify:
+        labels, counts = np.unique(y, return_counts=True)
+        if len(counts) and counts.min() < folds:
+            rare = labels[counts.argmin()].item()  # a plain value: its repr reads as the table wrote it
+            raise DataError(f"data.cv_folds={folds}: class {rare!r} has only {counts.min()} row(s), too few to "
+                            f"appear in each of {folds} stratified folds; use data.cv_folds<={counts.min()}")
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        if len(y) < folds:
+            raise DataError(f"data.cv_folds={folds}: the table has only {len(y)} row(s), fewer than the folds")
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    rest, test = list(splitter.split(np.zeros(len(y)), y if stratify else None))[fold]
+    parts = stratified_split(y[rest], val_fraction, 0.0, seed, stratify=stratify)
+    return {"train": np.sort(rest[parts["train"]]).astype(np.int64),
+            "val": np.sort(rest[parts["val"]]).astype(np.int64),
+            "test": np.sort(test).astype(np.int64)}

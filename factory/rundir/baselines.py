@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from factory.rundir.cv import SECTION as CV_SECTION
+
 #: The section of ``metrics.json`` that holds the baselines.
 SECTION = "baseline"
 #: The only baseline runs had while the section was flat.
@@ -46,9 +48,10 @@ def metric_sections(metrics: Mapping[str, Any], readable: bool = False) -> dict[
     """The groups of metrics a table shows side by side: ``val``, ``test``, then one per baseline
     by its name (``readable``: by its ``label``, for a header).
 
-    Other entries of ``metrics.json`` (an evaluation's checkpoint path) are left out.
+    Other entries of ``metrics.json`` (an evaluation's checkpoint path, a cross-validated run's
+    ``cv`` spread and folds: ``factory.rundir.cv``) are left out.
     """
     sections = {group: dict(values) for group, values in metrics.items()
-                if group != SECTION and isinstance(values, Mapping)}
+                if group not in (SECTION, CV_SECTION) and isinstance(values, Mapping)}
     baselines = {label(name) if readable else name: values for name, values in baseline_metrics(metrics).items()}
     return {**sections, **baselines}

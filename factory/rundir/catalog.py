@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from factory.errors import FactoryError
 from factory.rundir.baselines import SECTION as BASELINES
 from factory.rundir.baselines import baseline_metrics
+from factory.rundir.cv import SECTION as CV_SECTION
 from factory.rundir.manifest import RunRecord, load_record
 from factory.rundir.layout import CONFIG, HISTORY, MANIFEST, METRICS, is_run_dir
 
@@ -88,11 +89,12 @@ def read_history(run_dir: str | Path):
 
 def flat_metrics(metrics: dict) -> dict[str, float]:
     """``metrics.json`` as one level: ``val/...`` and ``test/...`` as logged, then
-    ``baseline/<baseline>/<metric>`` (``baseline/logistic_regression/auroc``; old runs' too)."""
+    ``baseline/<baseline>/<metric>`` (``baseline/logistic_regression/auroc``; old runs' too).
+    A cross-validated run's values are its means over the folds; its ``cv`` section is left out."""
     flat: dict[str, float] = {}
     for group, values in metrics.items():
-        if group == BASELINES or not isinstance(values, dict):
-            continue  # the baselines below; the checkpoint path an evaluate run records
+        if group in (BASELINES, CV_SECTION) or not isinstance(values, dict):
+            continue  # the baselines below; the checkpoint path an evaluate run records; the folds' spread
         for name, value in values.items():
             flat[name if "/" in name else f"{group}/{name}"] = value
     for baseline, values in baseline_metrics(metrics).items():

@@ -15,6 +15,7 @@ Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/`` (a sweep trial's: 
     train.log                RUN_LOG: everything a run does not show on the console (Hydra's job log under
                              scripts/train.py, named after the script; in a kernel, factory.training.output's)
     wandb/ tensorboard/      the trackers' files, when logger= selects them (their loggers' save_dir)
+    cv/<i>/csv/metrics.csv   CV_FOLDS: fold i's history in a cross-validated run (data.cv_folds)
 
 The conf/ YAML repeats three of these for Lightning (``conf/callbacks/default.yaml``: ``checkpoints``
 and ``filename: best``; ``conf/logger/csv.yaml``: ``name: csv``); ``tests/unit/rundir/test_layout.py``
@@ -58,12 +59,19 @@ MULTIRUN = "multirun.yaml"
 RUN_LOG = "train.log"
 #: An evaluation run's log (``scripts/evaluate.py`` logs to the console only until its inputs check out).
 EVALUATE_LOG = "evaluate.log"
+#: A cross-validated run's folds (``data.cv_folds``): ``cv/<i>/`` is fold i's run directory while it trains.
+CV_FOLDS = "cv"
 WANDB_DIR = "wandb"
 TENSORBOARD_DIR = "tensorboard"
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / CHECKPOINTS
+
+
+def fold_dir(run_dir: str | Path, fold: int) -> Path:
+    """``<run_dir>/cv/<fold>``: where fold ``fold`` of a cross-validated run trains."""
+    return Path(run_dir) / CV_FOLDS / str(fold)
 
 
 def last_checkpoint(run_dir: str | Path) -> Path:

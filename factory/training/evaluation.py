@@ -25,8 +25,10 @@ from factory.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: The data keys that decide which rows form the test split of one table.
-SPLIT_KEYS = ("val_fraction", "test_fraction", "split_seed")
+#: The data keys that decide which rows form the test split of one table (a cross-validated run's
+#: checkpoint: its fold, ``factory.training.cross_validation``), and their values where a config lacks them.
+SPLIT_KEYS = ("val_fraction", "test_fraction", "split_seed", "cv_folds", "cv_fold")
+_SPLIT_DEFAULTS = {"cv_folds": None, "cv_fold": 0}
 #: Registry versions keep the run's config and data in this file beside ``model.ckpt``.
 REGISTRY_METADATA = "meta.json"
 #: The DataModule hyperparameter under which checkpoints record what they trained on.
@@ -242,5 +244,7 @@ def check_split(datamodule, trained: Trained, checkpoint: str | Path, own_data: 
 
 
 def _split(data) -> dict:
-    get = data.get if isinstance(data, dict) else lambda key: getattr(data, key, None)
-    return {key: get(key) for key in SPLIT_KEYS}
+    get = data.get if isinstance(data, dict) else lambda key, default: getattr(data, key, default)
+    split = {key: get(key, _SPLIT_DEFAULTS.get(key)) for key in SPLIT_KEYS}
+    unused = "cv_fold" if split["cv_folds"] is None else "test_fraction"  # folds replace the test fraction
+    return {**split, unused: None}

@@ -45,10 +45,15 @@ def show_result(cfg: DictConfig, result) -> None:
     """The table ``scripts/train.py`` prints after a run (from rank zero): status, metrics, run directory."""
     from factory.console import print_metrics
     from factory.rundir.baselines import metric_sections
+    from factory.rundir.cv import cv_section
 
     if result.is_rank_zero:  # a column per section: val, test, then each baseline by its readable name
+        cv = cv_section(result.metrics)  # a cross-validated run: mean ± sd over its folds
+        note = (f"mean ± sd over {cv['folds']} folds; the run keeps fold {cv['kept_fold']}'s model (best "
+                f"{cfg.monitor.metric})\n") if cv else ""
         print_metrics(f"{cfg.task_name}: {result.status}", metric_sections(result.metrics, readable=True),
-                      footer=f"run: {result.run_dir}")
+                      footer=f"{note}run: {result.run_dir}",
+                      spread=metric_sections(cv["std"], readable=True) if cv else None)
 
 
 def needs_subprocess(cfg: DictConfig) -> bool:

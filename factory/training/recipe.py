@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,14 +85,20 @@ def _run(cfg: DictConfig, output) -> RunResult:
     context = RunContext.begin(cfg)
     try:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        datamodule, model = _data_and_model(cfg)
-        context.trainer = trainer = build_trainer(cfg, context.run_dir, output.verbose, output.progress_bar)
-        output.adopt_loggers()  # the strategy's library (DeepSpeed) may have brought its own logger
-        resume_from = context.resume_from()
-        context.set_up(datamodule)
-        if cfg.train:
-            _fit(trainer, model, datamodule, resume_from)
-        metrics, best = _validate_and_test(cfg, trainer, model, datamodule)
+        if cfg.data.get("cv_folds"):  # a model per fold, each fitted by its own Trainer; this one carries the run
+            from factory.training.cross_validation import cross_validate
+
+            context.trainer = trainer = build_trainer(cfg, context.run_dir, output.verbose, output.progress_bar)
+            metrics, best = cross_validate(cfg, context, functools.partial(_fit_fold, output=output))
+        else:
+            datamodule, model = _data_and_model(cfg)
+            context.trainer = trainer = build_trainer(cfg, context.run_dir, output.verbose, output.progress_bar)
+            output.adopt_loggers()  # the strategy's library (DeepSpeed) may have brought its own logger
+            resume_from = context.resume_from()
+            context.set_up(datamodule)
+            if cfg.train:
+                _fit(trainer, model, datamodule, resume_from)
+            metrics, best = _validate_and_test(cfg, trainer, model, datamodule)
         status = context.finish(metrics, best)
         context.after_run(metrics)
         return RunResult(context.run_dir, status, metrics, Path(best) if best else None,
@@ -102,6 +109,21 @@ def _run(cfg: DictConfig, output) -> RunResult:
         raise
     finally:
         context.close()
+
+
+def _fit_fold(cfg: DictConfig, run_dir: Path, output):
+    """One fold of a cross-validated run (``factory.training.cross_validation``), trained in ``run_dir``
+    from the run's seed: its metrics by section, best checkpoint and DataModule."""
+    import pytorch_lightning as pl
+
+    from factory.training.components import build_trainer
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule, model = _data_and_model(cfg)
+    trainer = build_trainer(cfg, run_dir, output.verbose, output.progress_bar)
+    _fit(trainer, model, datamodule, None)
+    metrics, best = _validate_and_test(cfg, trainer, model, datamodule)
+    return metrics, best, datamodule
 
 
 def _data_and_model(cfg: DictConfig):
