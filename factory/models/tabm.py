@@ -139,7 +139,7 @@ class TabM(nn.Module):
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """(B, n_numeric) floats and (B, n_embedded) codes -> (B, k, n_outputs) member logits."""
-        x_num = self.numeric(x_num)  # (B, width of the numeric part)
+        x_num = self.numeric(x_num.flatten(1))  # (B, width of the numeric part); an image's pixels as columns
         parts = [x_num] + [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
         x = torch.cat(parts, dim=1) if len(parts) > 1 else x_num  # (B, d_in)
         x = x.unsqueeze(1).expand(-1, self.k, -1)  # (B, k, d_in): k views, no copy

@@ -31,6 +31,11 @@ def test_one_prediction_per_member_and_one_after_the_module(task, outputs, arch_
     assert model(x_num, x_cat).shape == (6, outputs)
 
 
+def test_image_tables_are_read_as_pixel_columns():
+    spec = InputSpec(64, [], 10, "multiclass", [1] * 10, [1, 8, 8])
+    assert TabM(spec, k=2, d_block=8)(torch.randn(3, 1, 8, 8), torch.zeros(3, 0, dtype=torch.long)).shape == (3, 2, 10)
+
+
 @pytest.mark.parametrize("arch_type", ["tabm", "tabm-mini"])
 def test_members_start_different(arch_type):
     torch.manual_seed(0)
