@@ -27,4 +27,5 @@ def test_setup_sizes_the_batch_from_the_train_split_and_keeps_an_explicit_one():
 
 def test_data_configs_size_batches_by_default_and_presets_keep_theirs():
     assert compose("train", ["data=files", "data.source.path=x.csv", "data.source.target=y"]).data.batch_size is None
-    assert compose("train", ["experiment=fraud_detection"]).data.batch_size == 2048
+    for experiment, rows in [("fraud_detection", 2048), ("diagnosis", 64), ("digits", 64)]:  # as measured
+        assert compose("train", [f"experiment={experiment}"]).data.batch_size == rows
