@@ -28,6 +28,8 @@ from omegaconf import DictConfig, open_dict
 from factory.console import PROGRESS
 from factory.rundir import cv, layout, manifest
 
+#: The callback an Optuna sweep adds to each trial (``factory.sweeps.trial``, a layer above: named, not imported).
+PRUNING_CALLBACK = "factory.sweeps.trial.OptunaPruning"
 #: ``fit_fold(fold_cfg, fold_dir)``: set up, fit, validate and test one fold; its metrics by
 #: section, best checkpoint and DataModule (``factory.training.recipe``).
 FitFold = Callable[[DictConfig, Path], tuple]
@@ -36,12 +38,16 @@ FitFold = Callable[[DictConfig, Path], tuple]
 def fold_config(cfg: DictConfig, fold: int, fold_dir: Path) -> DictConfig:
     """``cfg`` for fold ``fold``: that fold as the test split, the fold's directory as its run
     directory (checkpoints, CSV history), and no tracker (the run's own logger gets the run's
-    config and mean metrics once)."""
+    config and mean metrics once). A sweep's pruning callback is left out: its per-epoch values
+    would restart with each fold, and the trial's value is the mean the run reports."""
     fold_cfg = copy.deepcopy(cfg)
     with open_dict(fold_cfg):
         fold_cfg.data.cv_fold = fold
         fold_cfg.paths.run_dir = str(fold_dir)
         fold_cfg.logger = None
+        for name, node in (fold_cfg.get("callbacks") or {}).items():
+            if node is not None and node.get("_target_") == PRUNING_CALLBACK:
+                fold_cfg.callbacks[name] = None
     return fold_cfg
 
 

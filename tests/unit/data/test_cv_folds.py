@@ -104,3 +104,15 @@ def test_evaluate_refuses_another_fold_of_the_same_table_and_ignores_test_fracti
         check_split(data(cv_folds=None), trained, "best.ckpt", own_data=False)
     old_run = Trained({"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 42}, 42, "abc")  # no cv keys
     check_split(data(cv_folds=None, cv_fold=0), old_run, "best.ckpt", own_data=False)
+
+
+def test_a_fold_trains_its_own_fold_in_its_own_directory_without_tracker_or_pruning(tmp_path):
+    from factory.config import compose
+    from factory.training.cross_validation import fold_config
+
+    cfg = compose("train", ["experiment=diagnosis", "data.cv_folds=3", "+callbacks.optuna_pruning="
+                            "{_target_:factory.sweeps.trial.OptunaPruning,storage:s,study:x,number:0}"], check=False)
+    fold_cfg = fold_config(cfg, 2, tmp_path / "cv" / "2")
+    assert fold_cfg.data.cv_fold == 2 and fold_cfg.logger is None and fold_cfg.callbacks.optuna_pruning is None
+    assert fold_cfg.callbacks.model_checkpoint.dirpath == str(tmp_path / "cv" / "2" / "checkpoints")
+    assert cfg.data.cv_fold == 0 and cfg.callbacks.optuna_pruning is not None  # the run's config unchanged
