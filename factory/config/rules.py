@@ -41,7 +41,7 @@ def check_consistency(cfg: DictConfig) -> list[str]:
         if cfg.get("train") is True and val == 0:
             errors.append("data.val_fraction: must be above 0 for training (it monitors validation "
                           "metrics), got 0")
-        if cfg.get("test") is True and test == 0:
+        if cfg.get("test") is True and test == 0 and not data.get("cv_folds"):  # folds: each is a test split
             errors.append("data.test_fraction: 0 leaves no test rows while test=true; "
                           "set it above 0, or test=false")
     errors += _cross_validation_problems(cfg)

@@ -116,3 +116,10 @@ def test_a_fold_trains_its_own_fold_in_its_own_directory_without_tracker_or_prun
     assert fold_cfg.data.cv_fold == 2 and fold_cfg.logger is None and fold_cfg.callbacks.optuna_pruning is None
     assert fold_cfg.callbacks.model_checkpoint.dirpath == str(tmp_path / "cv" / "2" / "checkpoints")
     assert cfg.data.cv_fold == 0 and cfg.callbacks.optuna_pruning is not None  # the run's config unchanged
+
+
+def test_folds_make_test_fraction_unused():
+    from factory.config import compose
+
+    cfg = compose("train", ["experiment=diagnosis", "data.cv_folds=3", "data.test_fraction=0"])  # validated: no error
+    assert cfg.data.test_fraction == 0
