@@ -20,10 +20,22 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
     from hydra.utils import instantiate
 
     try:
-        return instantiate(node, **kwargs)
+        if not kwargs or node.get("_partial_"):
+            return instantiate(node, **kwargs)
+        # kwargs go to the target as they are: Hydra would merge them into the node first, and a
+        # large value (a model's input spec with its fitted bin edges) costs seconds as OmegaConf nodes.
+        target = instantiate(node, _partial_=True)
     except InstantiationException as e:
-        if isinstance(e.__cause__, FactoryError):
-            raise e.__cause__ from None
-        reason = e.__cause__ or e
-        text = str(reason).strip().splitlines()
-        raise ConfigError(f"{key}: {text[-1] if text else type(reason).__name__}") from e
+        _raise_named(key, e.__cause__ or e, e)
+    try:
+        return target(**kwargs)
+    except Exception as e:  # the target's own failure, as Hydra's instantiate reports it
+        _raise_named(key, e, e)
+
+
+def _raise_named(key: str, reason: BaseException, error: BaseException):
+    """Raise ``reason`` unchanged when it is factory's own error, else a ConfigError naming ``key``."""
+    if isinstance(reason, FactoryError):
+        raise reason from None
+    text = str(reason).strip().splitlines()
+    raise ConfigError(f"{key}: {text[-1] if text else type(reason).__name__}") from error

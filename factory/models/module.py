@@ -47,7 +47,11 @@ class SupervisedModel(pl.LightningModule):
         super().__init__()
         if spec is None:
             raise ValueError("SupervisedModel needs spec= (TabularDataModule.input_spec)")
-        # Hydra hands kwargs over as DictConfig; checkpoints must hold plain Python only.
+        # Hydra hands kwargs over as DictConfig; checkpoints must hold plain Python only. The
+        # arguments are rebound plain too: Lightning's save_hyperparameters compares each one with
+        # the saved dict, and a DictConfig compared with a dict builds OmegaConf nodes of all of it
+        # (seconds, with a spec's fitted bin edges).
+        net, optimizer, scheduler = (v if isinstance(v, nn.Module) else _plain(v) for v in (net, optimizer, scheduler))
         self.spec = InputSpec(**_plain(spec)) if isinstance(spec, Mapping) else spec
         self.net: nn.Module | None = None
         if isinstance(net, nn.Module):
