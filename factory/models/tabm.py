@@ -98,7 +98,8 @@ class TabM(nn.Module):
         embed_dim: width of each embedded categorical (shared by the members).
         num_embedding: ``none``, ``periodic`` or ``piecewise_linear``: how each continuous
             numeric column enters (``factory.models.num_embeddings``, shared by the members);
-            the paper's TabM with piecewise-linear embeddings is its best variant.
+            ``piecewise_linear`` is the paper's best variant, but it makes the first layer
+            ``num_embedding_dim`` times wider per numeric column (README: ``model=tabm``).
         num_embedding_dim: values per embedded numeric column.
 
     Example:
