@@ -45,7 +45,7 @@ def choices(*allowed: Any, default: Any = MISSING) -> Any:
 @dataclass
 class TabularDataModuleConf:
     source: Any = MISSING
-    batch_size: Optional[int] = bounded(COUNT, 1024)  # None: sized to the train split (auto_batch_size)
+    batch_size: Optional[int] = bounded(COUNT, None)  # None: sized to the train split (auto_batch_size)
     num_workers: int = bounded(NON_NEGATIVE, 0)
     val_fraction: float = bounded(FRACTION, 0.15)
     test_fraction: float = bounded(FRACTION, 0.15)

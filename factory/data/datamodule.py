@@ -68,7 +68,7 @@ class TabularDataModule(pl.LightningDataModule):
     def __init__(
         self,
         source: DataSource,
-        batch_size: int | None = 1024,
+        batch_size: int | None = None,
         num_workers: int = 0,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,

@@ -140,8 +140,10 @@ class Preprocessor:
         numeric = self._state["numeric"]
         if not numeric or any("bins" not in c for c in numeric):  # images, and states saved before bins
             return None
-        # np.unique: two raw edges a rounding error apart must not become equal (edges strictly increase).
-        return [np.unique((np.array(c["bins"]) - c["mean"]) / c["std"]).tolist() for c in numeric]
+        # Distinct in float32, as the network holds them: edges must strictly increase, and two edges
+        # apart in float64 may be equal in float32 (a column with one extreme value squeezes the rest).
+        edges = [np.unique(((np.array(c["bins"]) - c["mean"]) / c["std"]).astype(np.float32)) for c in numeric]
+        return [(e if e.size >= 2 else np.array([e[0] - 1, e[0] + 1], dtype=np.float32)).tolist() for e in edges]
 
     def transform(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encode a table with the fitted statistics; vectorized over rows.
