@@ -23,11 +23,15 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/python scripts/train.py experiment=fraud_detection $(ARGS)
 
+# One worker per core (most tests wait on a single-threaded process: imports, kernels, scripts);
+# --dist loadfile keeps a module's tests, and its module-scoped fixtures, on one worker.
+# TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 TINY = ["experiment=diagnosis", "logger=csv", "trainer.accelerator=cpu", "trainer.devices=2",
         "baseline=null", "model.net.hidden_dims=[16]"]
-STRATEGIES = ["ddp", "deepspeed_zero1", "deepspeed_zero2", "deepspeed_zero3",
-              "deepspeed_zero2_offload", "deepspeed_zero3_offload"]
+# ddp and deepspeed_zero2 fit, checkpoint and resume in test_resume.py's two-rank tests.
+STRATEGIES = ["deepspeed_zero1", "deepspeed_zero3", "deepspeed_zero2_offload", "deepspeed_zero3_offload"]
 
 
 def _train(tmp_path, *overrides):

@@ -128,6 +128,7 @@ def test_two_ranks_resume_exactly_after_kill_9_and_sigterm(tmp_path, strategy):
     (run_dir,), (ref_dir,) = run_dirs(root), run_dirs(ref_root)
     record = manifest(run_dir)
     assert record["status"] == "completed" and record["attempt"] == 3
+    assert record["strategy"]["world_size"] == 2
     assert [r["previous_status"] for r in record["resumes"]] == ["running", "interrupted"]
     assert record["checkpoint_format"] == ("sharded" if strategy.startswith("deepspeed") else "file")
     assert_same_metrics(metrics_of(run_dir), metrics_of(ref_dir))
