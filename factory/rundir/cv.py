@@ -45,9 +45,3 @@ def cv_section(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The ``cv`` section of a run's metrics; ``{}`` for a one-split run."""
     section = metrics.get(SECTION)
     return dict(section) if isinstance(section, Mapping) else {}
-
-
-def spread(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The sample standard deviation over the folds, shaped like the metrics (``{}``: not cross-validated)."""
-    return dict(cv_section(metrics).get("std") or {})
-
