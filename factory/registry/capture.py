@@ -89,8 +89,13 @@ def _describe(run_dir: Path, record, source: Path, copied: Path) -> tuple[dict, 
 
     from factory.rundir import checkpoints
     from factory.rundir.catalog import flat_metrics, read_config, read_metrics
+    from factory.rundir.cv import cv_section
 
-    metrics = flat_metrics(read_metrics(run_dir))
+    run_metrics = read_metrics(run_dir)
+    cv = cv_section(run_metrics)
+    # A cross-validated run's checkpoint is its kept fold's model: the version gets that model's own
+    # metrics; the mean and spread over the folds describe the procedure and go beside them.
+    metrics = flat_metrics(cv["per_fold"][cv["kept_fold"]] if cv else run_metrics)
     config = OmegaConf.to_container(read_config(run_dir))
     monitor = record.monitor or {}
     metric_name = monitor.get("metric")
@@ -106,6 +111,9 @@ def _describe(run_dir: Path, record, source: Path, copied: Path) -> tuple[dict, 
         "checkpoint": {"file": CHECKPOINT, "sha256": sha256(copied), "bytes": copied.stat().st_size,
                        "source": str(source), "source_format": checkpoints.checkpoint_format(source)},
     }
+    if cv:
+        metadata["cv"] = {"folds": cv["folds"], "kept_fold": cv["kept_fold"],
+                          "mean": flat_metrics(run_metrics), "std": flat_metrics(cv["std"])}
     return metadata, metric
 
 

@@ -46,6 +46,7 @@ def print_version(meta: dict, as_json: bool = False) -> None:
     data = meta.get("data") or {}
     checkpoint = meta.get("checkpoint") or {}
     monitor = meta.get("monitor") or {}
+    cv = meta.get("cv") or {}
     fields = {
         "model": f"{meta['name']} v{meta['version']}",
         "stage": meta.get("stage"),
@@ -58,6 +59,8 @@ def print_version(meta: dict, as_json: bool = False) -> None:
         "seed": meta.get("seed"),
         "git": (meta.get("git") or {}).get("commit"),
         "monitor": f"{monitor.get('metric')} ({monitor.get('mode')}), best {monitor.get('best')}" if monitor else None,
+        "cross-validated": (f"{cv.get('folds')} folds; this model is fold {cv.get('kept_fold')}'s, the metrics below "
+                            "its own (mean and sd over the folds: --json, cv)") if cv else None,
         "checkpoint": f"{checkpoint.get('file')} ({checkpoint.get('bytes')} bytes, sha256 "
                       f"{str(checkpoint.get('sha256'))[:12]}; from a {checkpoint.get('source_format')} checkpoint)",
     }

@@ -48,6 +48,13 @@ def test_cross_validated_run(isolated_env):
     rows = factory.runs().iloc[0]  # the catalog reads the means, not the cv section
     assert rows["test/auroc"] == metrics["test"]["test/auroc"] and not any(c.startswith("cv") for c in rows.index)
 
+    # The registry records the kept model's own metrics, and the folds' mean and spread beside them.
+    version = factory.registry.register(run_dir, registry=isolated_env / "registry")
+    meta = version.metadata()
+    assert meta["metrics"]["test/auroc"] == folds[kept]["test"]["test/auroc"]
+    assert meta["cv"]["kept_fold"] == kept and meta["cv"]["mean"]["test/auroc"] == metrics["test"]["test/auroc"]
+    assert meta["cv"]["std"]["test/auroc"] == cv["std"]["test"]["test/auroc"]
+
     # evaluate re-tests the kept model on its own fold: that fold's test metrics, not the mean.
     tested = evaluate(compose("evaluate", [f"ckpt_path={result.best_checkpoint}"]))
     assert tested["test/auroc"] == pytest.approx(folds[kept]["test"]["test/auroc"])
