@@ -89,7 +89,7 @@ def _describe(run_dir: Path, record, source: Path, copied: Path) -> tuple[dict, 
 
     from factory.rundir import checkpoints
     from factory.rundir.catalog import flat_metrics, read_config, read_metrics
-    from factory.rundir.cv import cv_section
+    from factory.rundir.cv import SECTION as CV_SECTION, cv_section
 
     run_metrics = read_metrics(run_dir)
     cv = cv_section(run_metrics)
@@ -112,7 +112,7 @@ def _describe(run_dir: Path, record, source: Path, copied: Path) -> tuple[dict, 
                        "source": str(source), "source_format": checkpoints.checkpoint_format(source)},
     }
     if cv:
-        metadata["cv"] = {"folds": cv["folds"], "kept_fold": cv["kept_fold"],
+        metadata[CV_SECTION] = {"folds": cv["folds"], "kept_fold": cv["kept_fold"],
                           "mean": flat_metrics(run_metrics), "std": flat_metrics(cv["std"])}
     return metadata, metric
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from factory.files import json_text
+from factory.rundir.cv import SECTION as CV_SECTION
 from factory.registry.store import ModelVersion
 
 
@@ -46,7 +47,7 @@ def print_version(meta: dict, as_json: bool = False) -> None:
     data = meta.get("data") or {}
     checkpoint = meta.get("checkpoint") or {}
     monitor = meta.get("monitor") or {}
-    cv = meta.get("cv") or {}
+    cv = meta.get(CV_SECTION) or {}
     fields = {
         "model": f"{meta['name']} v{meta['version']}",
         "stage": meta.get("stage"),
