@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+WANDB_SERVICE = "WANDB_SERVICE"  # wandb.env.SERVICE, without importing wandb for every test
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +19,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))  # ZeRO consolidations (factory.rundir.checkpoints)
     monkeypatch.delenv("FACTORY_RUN_ID", raising=False)
+    # wandb keeps its service's address here once this process has used it, and child processes
+    # would join that service: a child killed by a test (kill -9) then leaves its run id "in use".
+    monkeypatch.delenv(WANDB_SERVICE, raising=False)
     return tmp_path
 
 
@@ -26,4 +30,5 @@ def script_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["FACTORY_ROOT"] = str(tmp_path)
     env.pop("FACTORY_RUN_ID", None)
+    env.pop(WANDB_SERVICE, None)  # a script starts its own wandb service (see isolated_env)
     return env
