@@ -18,9 +18,9 @@ LAYERS = {
     "config": 2,
     "data": 3,
     "models": 4, "distributed": 4,
-    "training": 5,
+    "training": 5, "export": 5,  # export: below the registry, which keeps and scores exported files
     "tracking": 6, "reports": 6, "sweeps": 6, "registry": 6,  # what runs after a run, readers of runs
-    "analysis": 7,
+    "analysis": 7, "serving": 7,  # serving reads the registry (stages, hot reload)
     "cli": 8, "__init__": 8,  # the entry points: scripts' shared CLI and the notebook API
 }
 
