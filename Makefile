@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first and exactly: a range would make pip fetch a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install train test test-fast bench bench-tabular lab sync report-screenshots clean
+.PHONY: install train test test-fast bench bench-tabular bench-serving lab sync report-screenshots clean
 
 install: $(STAMP)
 
@@ -42,6 +42,13 @@ bench-tabular: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/tabular.py --export
 	$(BIN)/python bench/tabular.py $(ARGS)
+
+# The model server under load (wrk on loopback) beside a bare FastAPI endpoint and ONNX Runtime in process, and batch
+# scoring of 1M/10M generated rows (docs/benchmarks.md "Serving"), ~8 min. wrk is installed (Debian) only when missing.
+bench-serving: $(STAMP)
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| { sudo apt-get update -qq && sudo apt-get install -y -qq wrk; }
+	$(BIN)/python bench/serving.py --write $(ARGS)
 
 # JupyterLab on this environment; notebooks open with the `factory` kernel.
 lab: $(STAMP)

@@ -280,18 +280,21 @@ def _strict(value):
     return value
 
 
-def write_section(text: str) -> None:
-    """Replace the marked results in docs/benchmarks.md; the first time, add the section above overhead.py's."""
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
+def write_section(text: str, heading: str = HEADING, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the marked results in docs/benchmarks.md; the first time, add the section above overhead.py's.
+
+    ``bench/serving.py`` writes its own section through this too, with its heading and markers.
+    """
+    block = f"{begin}\n{text.rstrip()}\n{end}"
     doc = DOC.read_text()
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + block + rest.split(END, 1)[1]
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        doc = head + block + rest.split(end, 1)[1]
     elif OVERHEAD_MARKER in doc:
         head, rest = doc.split(OVERHEAD_MARKER, 1)
-        doc = f"{head.rstrip()}\n\n{HEADING}\n\n{block}\n\n{OVERHEAD_MARKER}{rest}"
+        doc = f"{head.rstrip()}\n\n{heading}\n\n{block}\n\n{OVERHEAD_MARKER}{rest}"
     else:
-        doc = f"{doc.rstrip()}\n\n{HEADING}\n\n{block}\n"
+        doc = f"{doc.rstrip()}\n\n{heading}\n\n{block}\n"
     DOC.write_text(doc)
 
 
