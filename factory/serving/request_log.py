@@ -1,0 +1,320 @@
+"""The request log: every scored row to Parquet, written off the request path.
+
+``RequestLog.append`` only queues the request's arrays; a writer thread writes them in
+batches (``flush_rows`` rows or ``flush_interval_s``, whichever comes first). Each flush is
+one complete Parquet file, written under a temporary name and renamed, so a crash (even
+``kill -9``) loses at most the batch not yet flushed and never leaves a half file where a
+reader looks. (One ``ParquetWriter`` per period with a row group per flush would make fewer
+files, but its footer is written only at close: a crash would lose the whole open file.)
+
+Rotation compacts those flushes: when a period's files pass ``rotate_mb`` or
+``rotate_minutes`` (and at ``close()``), they are copied into one file, renamed into
+place, and then deleted. Layout under ``<serving_dir>/<model name>/requests/``::
+
+    20261207T120000123456Z-pid4321-0001.parquet          a closed period (complete)
+    _parts/20261207T120000123456Z-pid4321-0002-part00007.parquet   flushes of the open period
+
+File names carry the process's start time and pid, so ``workers=N`` never share a file.
+A part whose period file exists is a copy left by a crash between the period's rename
+and the parts' deletion; ``read_request_log`` skips it (and pyarrow's dataset reader skips
+``_parts`` like any ``_``-prefixed folder, seeing closed periods only).
+
+Row schema: ``request_id`` string, ``row`` int32 (position in its request), ``time``
+timestamp[us, UTC], ``model`` string, ``version`` int64, each raw feature (numeric
+float64, categorical string, missing as null) except ``log.exclude``, ``prediction``,
+``score`` float64, and ``prob_<label>`` float64 for multiclass models.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from factory.errors import FactoryError
+
+log = logging.getLogger(__name__)
+
+RESERVED = ("request_id", "row", "time", "model", "version", "prediction", "score")
+PARTS = "_parts"
+_STOP = object()
+
+
+def log_dir(serving_dir: str | os.PathLike, model_name: str) -> Path:
+    """Where ``model_name``'s request log lives: ``<serving_dir>/<model name>/requests``."""
+    return Path(serving_dir) / model_name / "requests"
+
+
+def check_features(features: Iterable[str]) -> None:
+    """Raise FactoryError if a feature's name is one of the log's own columns."""
+    clash = [name for name in features if name in RESERVED or name.startswith("prob_")]
+    if clash:
+        raise FactoryError(f"request log: feature column(s) {clash} clash with the log's own columns "
+                           f"{list(RESERVED)} / prob_*; rename them or add them to log.exclude")
+
+
+class RequestLog:
+    """A writer thread appending scored rows to Parquet files in ``directory``.
+
+    Args:
+        directory: the model's request-log folder (``log_dir(serving_dir, name)``).
+        exclude: feature columns never written (identifiers, PII): dropped in ``append``.
+        flush_rows: rows buffered before a write; a crash loses at most these.
+        flush_interval_s: ... or the longest a row waits to be written.
+        rotate_mb: a period's flushed files are compacted into one past this size ...
+        rotate_minutes: ... or this age.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, exclude: Iterable[str] = (), flush_rows: int = 2048,
+                 flush_interval_s: float = 1.0, rotate_mb: float = 64, rotate_minutes: float = 60):
+        self.directory = Path(directory)
+        (self.directory / PARTS).mkdir(parents=True, exist_ok=True)
+        self.exclude = frozenset(exclude)
+        self.flush_rows = max(1, int(flush_rows))
+        self.flush_interval_s = float(flush_interval_s)
+        self.rotate_bytes = float(rotate_mb) * 2**20
+        self.rotate_s = float(rotate_minutes) * 60
+        self.written_rows = 0  # rows in complete files (tests and metrics read these)
+        self.dropped_rows = 0  # rows a failed write lost (logged)
+        started = datetime.now(timezone.utc)
+        self._prefix = f"{started:%Y%m%dT%H%M%S%f}Z-pid{os.getpid()}"
+        self._period = 0
+        self._parts: list[Path] = []   # the open period's flushed files
+        self._period_bytes = 0
+        self._period_started = 0.0
+        self._schema = None            # the open period's schema: a new schema opens a new period
+        self._queue: queue.Queue = queue.Queue()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._writer = threading.Thread(target=self._run, name="factory-request-log", daemon=True)
+        self._writer.start()
+
+    @classmethod
+    def from_config(cls, log_cfg: Mapping[str, Any], serving_dir: str | os.PathLike, model_name: str) -> "RequestLog":
+        """A ``RequestLog`` from conf/serve.yaml's ``log`` section."""
+        return cls(log_dir(serving_dir, model_name), exclude=log_cfg.get("exclude") or (),
+                   flush_rows=log_cfg.get("flush_rows", 2048), flush_interval_s=log_cfg.get("flush_interval_s", 1.0),
+                   rotate_mb=log_cfg.get("rotate_mb", 64), rotate_minutes=log_cfg.get("rotate_minutes", 60))
+
+    def append(self, *, request_id: str, model: str, version: int, features: Mapping[str, np.ndarray],
+               prediction: np.ndarray, score: np.ndarray, probabilities: Mapping[str, np.ndarray] | None = None,
+               when: datetime | None = None) -> None:
+        """Queue one request's scored rows (cheap: the writer thread converts and writes them).
+
+        Args:
+            features: the raw feature columns as scored (one array per column, one length).
+            prediction, score: one value per row.
+            probabilities: ``{class label: per-row probability}`` for multiclass models.
+            when: the scoring time (default now, UTC).
+        """
+        kept = {name: np.asarray(values) for name, values in features.items() if name not in self.exclude}
+        check_features(kept)
+        entry = {"request_id": str(request_id), "model": str(model), "version": int(version),
+                 "time": int((when or datetime.now(timezone.utc)).timestamp() * 1_000_000),
+                 "features": kept, "prediction": np.asarray(prediction), "score": np.asarray(score, dtype=float),
+                 "probabilities": {str(k): np.asarray(v, dtype=float) for k, v in (probabilities or {}).items()}}
+        with self._lock:
+            if self._closed:
+                log.warning("request log closed: %d row(s) of request %s not logged", len(entry["score"]), request_id)
+                return
+            self._queue.put(entry)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write every queued row, compact the open period, and stop the writer (idempotent)."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        self._writer.join(timeout)
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        buffer: list[dict] = []
+        rows, oldest = 0, 0.0
+        while True:
+            wait = self.flush_interval_s - (time.monotonic() - oldest) if buffer else self.flush_interval_s
+            try:
+                entry = self._queue.get(timeout=max(wait, 0.001))
+            except queue.Empty:
+                entry = None
+            stop = entry is _STOP
+            if entry is not None and not stop:
+                if not buffer:
+                    oldest = time.monotonic()
+                buffer.append(entry)
+                rows += len(entry["score"])
+            if buffer and (stop or rows >= self.flush_rows or time.monotonic() - oldest >= self.flush_interval_s):
+                self._guarded(self._flush, buffer, rows)
+                buffer, rows = [], 0
+            if stop:
+                self._guarded(self._rotate)
+                return
+            if self._parts and (self._period_bytes >= self.rotate_bytes
+                                or time.monotonic() - self._period_started >= self.rotate_s):
+                self._guarded(self._rotate)
+
+    def _guarded(self, step, *args) -> None:
+        try:
+            step(*args)
+        except Exception as error:  # a full disk must not stop serving; say what was lost
+            lost = args[1] if len(args) > 1 else 0
+            self.dropped_rows += lost
+            log.error("request log: %s failed in %s (%d row(s) lost): %s", step.__name__.strip("_"),
+                      self.directory, lost, error)
+
+    def _flush(self, entries: list[dict], rows: int) -> None:
+        groups: list[list[dict]] = []
+        for entry in entries:  # consecutive requests of one shape form one table (a reload may change it)
+            shape = (tuple((k, _kind(v)) for k, v in entry["features"].items()), tuple(entry["probabilities"]),
+                     _kind(entry["prediction"]))
+            if groups and groups[-1][0] == shape:
+                groups[-1][1].append(entry)
+            else:
+                groups.append((shape, [entry]))
+        for _, group in groups:
+            table = _table(group)
+            if self._schema is not None and not table.schema.equals(self._schema):
+                self._rotate()
+            self._write_part(table)
+
+    def _write_part(self, table) -> None:
+        import pyarrow.parquet as pq
+
+        if not self._parts:
+            self._period += 1
+            self._period_started = time.monotonic()
+            self._schema = table.schema
+        path = self.directory / PARTS / f"{self._stem()}-part{len(self._parts) + 1:05d}.parquet"
+        _atomic(path, lambda tmp: pq.write_table(table, tmp))
+        self._parts.append(path)
+        self._period_bytes += path.stat().st_size
+        self.written_rows += table.num_rows
+
+    def _stem(self) -> str:
+        return f"{self._prefix}-{self._period:04d}"
+
+    def _rotate(self) -> None:
+        """Compact the open period's parts into ``<stem>.parquet`` (rename first, then delete the parts)."""
+        import pyarrow.parquet as pq
+
+        if not self._parts:
+            return
+        final = self.directory / f"{self._stem()}.parquet"
+        parts, self._parts, self._period_bytes, schema, self._schema = self._parts, [], 0, self._schema, None
+        # Whatever fails below, the parts stay complete and readable; the next flush opens a new period.
+        if len(parts) == 1:
+            os.replace(parts[0], final)
+            return
+
+        def write(tmp):
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for part in parts:  # one part in memory at a time
+                    writer.write_table(pq.read_table(part))
+        _atomic(final, write)
+        for part in parts:  # after the rename: a crash here leaves copies read_request_log skips
+            part.unlink(missing_ok=True)
+
+
+def _kind(values: np.ndarray) -> str:
+    return "n" if values.dtype.kind in "biuf" else "s"
+
+
+def _strings(values: np.ndarray):
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)  # None and NaN -> null
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([None if v is None or v != v else str(v) for v in values.tolist()], type=pa.string())
+
+
+def _column(values: np.ndarray):
+    import pyarrow as pa
+
+    if values.dtype.kind in "iub":
+        return pa.array(values.astype(np.int64))
+    if values.dtype.kind == "f":
+        return pa.array(values.astype(np.float64))
+    return _strings(values)
+
+
+def _table(entries: list[dict]):
+    """One Arrow table from requests of one shape: numeric features float64, the rest strings."""
+    import pyarrow as pa
+
+    counts = [len(e["score"]) for e in entries]
+    repeat = lambda key: np.repeat(np.array([e[key] for e in entries], dtype=object), counts)  # noqa: E731
+    first = entries[0]
+    columns = {
+        "request_id": pa.array(repeat("request_id"), type=pa.string()),
+        "row": pa.array(np.concatenate([np.arange(n, dtype=np.int32) for n in counts])),
+        "time": pa.array(np.repeat([e["time"] for e in entries], counts).astype(np.int64)).cast(pa.timestamp("us", tz="UTC")),
+        "model": pa.array(repeat("model"), type=pa.string()),
+        "version": pa.array(np.repeat([e["version"] for e in entries], counts).astype(np.int64)),
+    }
+    for name, values in first["features"].items():
+        joined = np.concatenate([e["features"][name] for e in entries])
+        columns[name] = pa.array(joined.astype(np.float64)) if _kind(joined) == "n" else _strings(joined)
+    columns["prediction"] = _column(np.concatenate([e["prediction"] for e in entries]))
+    columns["score"] = pa.array(np.concatenate([e["score"] for e in entries]).astype(np.float64))
+    for label in first["probabilities"]:
+        columns[f"prob_{label}"] = pa.array(np.concatenate([e["probabilities"][label] for e in entries]))
+    return pa.table(columns)
+
+
+def _atomic(path: Path, write) -> None:
+    """``write(tmp)`` a dot-named temp file beside ``path``, fsync it, rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(str(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def log_files(directory: str | os.PathLike) -> list[Path]:
+    """The complete files of a request log: closed periods, and flushes no closed period covers."""
+    directory = Path(directory)
+    closed = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+    stems = {p.stem for p in closed}
+    parts = sorted(p for p in (directory / PARTS).glob("*.parquet")
+                   if not p.name.startswith(".") and p.stem.rsplit("-part", 1)[0] not in stems)
+    return closed + parts
+
+
+def read_request_log(directory: str | os.PathLike):
+    """Every logged row under ``directory`` as one ``pyarrow.Table``, in time order.
+
+    Safe while servers write: only complete files are read, and a file compacted away
+    between listing and reading is found again under its period's name.
+
+    Raises:
+        FactoryError: ``directory`` holds no request log.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory = Path(directory)
+    for attempt in range(5):
+        files = log_files(directory)
+        try:
+            tables = [pq.read_table(p) for p in files]
+            break
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+    if not tables:
+        if not directory.is_dir():
+            raise FactoryError(f"no request log at {directory}")
+        return pa.table({})
+    table = pa.concat_tables(tables, promote_options="default")
+    return table.sort_by("time") if "time" in table.column_names else table
