@@ -210,52 +210,38 @@ class Batcher:
                 pass
 
 
-class DirectScorer:
-    """``batching.enabled: false``: each request is its own model call, run in a thread pool.
+class BatchingScorer:
+    """The server's ``app.state.scorer`` with dynamic batching.
 
-    Same interface as ``Batcher`` (``submit``, ``submit_nowait``, ``close``, ``on_batch``).
+    Each batch is scored by the model the holder holds when the batch starts (``holder.current``),
+    and every request in it is answered as scored by that version.
     """
 
-    def __init__(self, score: ScoreFn, *, on_batch: Callable[[int], None] | None = None, threads: int = 4):
-        self.score = score
-        self.on_batch = on_batch
-        self.batches = 0
-        self.rows = 0
-        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="factory-score")
+    def __init__(self, holder: Any, batching: Mapping[str, Any], on_batch: Callable[[int], None] | None = None):
+        self.holder = holder
+        self.batcher = Batcher(self._score, max_batch_size=int(batching["max_batch_size"]),
+                               max_latency_ms=float(batching["max_latency_ms"]), on_batch=on_batch)
 
-    def _call(self, columns: dict[str, np.ndarray], rows: int) -> Scored:
-        outputs, model = self.score(columns)
-        outputs = np.asarray(outputs)
-        if outputs.shape[:1] != (rows,):
-            raise RuntimeError(f"the model returned {outputs.shape[:1]} rows for {rows}")
-        self.batches += 1
-        self.rows += rows
-        if self.on_batch is not None:
-            try:
-                self.on_batch(rows)
-            except Exception:
-                pass
-        return Scored(outputs, model, rows)
+    def _score(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
+        served = self.holder.current  # taken once: the whole batch is scored and named by this version
+        return served.score(columns), served
 
-    def submit_nowait(self, columns: Columns) -> concurrent.futures.Future:
-        arrays, rows = check_columns(columns)
-        try:
-            return self._pool.submit(self._call, arrays, rows)
-        except RuntimeError as error:  # "cannot schedule new futures after shutdown"
-            raise BatcherClosed("the server is shutting down") from error
+    async def __call__(self, columns: dict[str, np.ndarray], rows: int) -> tuple[np.ndarray, Any]:
+        scored = await self.batcher.submit(columns)
+        return scored.outputs, scored.model
 
-    async def submit(self, columns: Columns) -> Scored:
-        return await asyncio.wrap_future(self.submit_nowait(columns))
-
-    def close(self, timeout: float | None = None) -> None:
-        self._pool.shutdown(wait=True)
+    def close(self) -> None:
+        self.batcher.close()
 
 
-def make_scorer(score: ScoreFn, batching: Mapping[str, Any] | None,
-                on_batch: Callable[[int], None] | None = None) -> Batcher | DirectScorer:
-    """A ``Batcher`` from the ``batching`` config section, or a ``DirectScorer`` when it is disabled."""
-    batching = batching or {}
-    if not batching.get("enabled", True):
-        return DirectScorer(score, on_batch=on_batch)
-    return Batcher(score, max_batch_size=int(batching.get("max_batch_size", 256)),
-                   max_latency_ms=float(batching.get("max_latency_ms", 5.0)), on_batch=on_batch)
+def install(app: Any, cfg: Any) -> None:
+    """Score ``app``'s requests through a ``BatchingScorer`` when ``cfg.batching.enabled``.
+
+    Off, the app keeps its own one-call-per-request scorer. ``close`` joins
+    ``app.state.closers``: at shutdown the queue is scored before the request log closes.
+    """
+    if not cfg.batching.enabled:
+        return
+    scorer = BatchingScorer(app.state.holder, cfg.batching, on_batch=app.state.metrics.observe_batch)
+    app.state.scorer = scorer
+    app.state.closers.append(scorer.close)

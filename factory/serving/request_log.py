@@ -221,6 +221,59 @@ class RequestLog:
             part.unlink(missing_ok=True)
 
 
+def outcome(out: np.ndarray, task: str, labels: list) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A model's outputs as the log records them: ``(prediction, score, probabilities)``.
+
+    As ``/predict`` answers: binary ``out`` is P(class 1), the prediction its label at 0.5;
+    multiclass ``out`` is ``(N, C)``, the prediction the likeliest label, the score its
+    probability, and every class's probability kept; regression values are both.
+    """
+    if task == "regression":
+        return out, out, {}
+    names = np.asarray([str(label) for label in labels], dtype=object)
+    if task == "binary":
+        return names[(out >= 0.5).astype(np.int64)], out, {}
+    best = out.argmax(axis=1)
+    return names[best], out[np.arange(len(out)), best], {name: out[:, i] for i, name in enumerate(names)}
+
+
+class RequestLogHook:
+    """The server's ``after_score`` hook: each scored request's rows to its model's ``RequestLog``."""
+
+    def __init__(self, log_cfg: Mapping[str, Any], serving_dir: str | os.PathLike):
+        self.log_cfg, self.serving_dir = log_cfg, serving_dir
+        self.logs: dict[str, RequestLog] = {}
+
+    def __call__(self, request_id: str, served: Any, columns: Mapping[str, np.ndarray], out: np.ndarray) -> None:
+        log = self.logs.get(served.name)
+        if log is None:  # one per model name: a reload of the stage keeps writing to the same folder
+            log = self.logs[served.name] = RequestLog.from_config(self.log_cfg, self.serving_dir, served.name)
+        prediction, score, probabilities = outcome(out, served.task, served.class_labels)
+        log.append(request_id=request_id, model=served.name, version=served.version,
+                   features={name: columns[name] for name in served.features}, prediction=prediction,
+                   score=score, probabilities=probabilities)
+
+    def close(self) -> None:
+        for log in self.logs.values():
+            log.close()
+
+
+def install(app: Any, cfg: Any) -> None:
+    """Log every row ``app`` scores when ``cfg.log.enabled`` (after scoring: never a rejected request).
+
+    The log opens with the app (so a bad serving_dir fails at start-up, and a clash of a
+    feature's name with the log's columns is named then); ``close`` joins ``app.state.closers``.
+    """
+    if not cfg.log.enabled:
+        return
+    hook = RequestLogHook(cfg.log, cfg.serving_dir)
+    served = app.state.holder.current
+    check_features([f for f in served.features if f not in set(cfg.log.exclude or ())])
+    hook.logs[served.name] = RequestLog.from_config(cfg.log, cfg.serving_dir, served.name)
+    app.state.after_score.append(hook)
+    app.state.closers.append(hook.close)
+
+
 def _kind(values: np.ndarray) -> str:
     return "n" if values.dtype.kind in "biuf" else "s"
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from factory.serving.batching import Batcher, BatcherClosed, DirectScorer, make_scorer
+from factory.serving.batching import Batcher, BatcherClosed
 
 CALL_S = 0.02
 
@@ -132,29 +132,3 @@ def test_the_model_swapped_between_batches_scores_whole_batches():
         by_batch.setdefault(id(scored.outputs.base), set()).add(scored.model)
     assert all(len(versions) == 1 for versions in by_batch.values())
     assert {s.model for s in results} <= {1, 2}
-
-
-def test_batching_off_calls_the_model_once_per_request_off_the_event_loop():
-    model = SlowModel()
-    scorer = make_scorer(model, {"enabled": False})
-    assert isinstance(scorer, DirectScorer)
-
-    async def main():
-        ticks = 0
-
-        async def ticker():  # the event loop stays free while the model runs
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.005)
-
-        task = asyncio.create_task(ticker())
-        results = await _submit_all(scorer, _requests(8))
-        task.cancel()
-        return results, ticks
-
-    results, ticks = asyncio.run(main())
-    scorer.close()
-    assert model.calls == [1] * 8 and ticks >= 3
-    assert [r.outputs[0] for r in results] == [2.0 * i for i in range(8)]
-    assert isinstance(make_scorer(model, {"enabled": True, "max_batch_size": 4}), Batcher)

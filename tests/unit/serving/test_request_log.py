@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from factory.errors import FactoryError
-from factory.serving.request_log import PARTS, RequestLog, log_dir, log_files, read_request_log
+from factory.serving.request_log import PARTS, RequestLog, log_dir, log_files, outcome, read_request_log
 
 SERVER = Path(__file__).with_name("log_server.py")
 
@@ -224,3 +224,13 @@ def test_kill_9_loses_at_most_the_unflushed_batch_and_leaves_only_readable_files
     busy = read_request_log(tmp_path / "busy")
     assert busy.num_rows % 4 == 0 and 20 <= busy.num_rows <= counts[0] + 1  # + the one in flight
     assert b"SECRET" not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_outcome_records_what_predict_answers():
+    pred, score, probs = outcome(np.array([0.2, 0.7]), "binary", ["no", "yes"])
+    assert pred.tolist() == ["no", "yes"] and score.tolist() == [0.2, 0.7] and probs == {}
+    out = np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]])
+    pred, score, probs = outcome(out, "multiclass", [3, 5, 7])
+    assert pred.tolist() == ["5", "3"] and score.tolist() == [0.6, 0.5] and probs["7"].tolist() == [0.3, 0.3]
+    pred, score, probs = outcome(np.array([1.5]), "regression", [])
+    assert pred.tolist() == score.tolist() == [1.5] and probs == {}
