@@ -437,7 +437,63 @@ class ReportRootConf:
     reports_dir: str = MISSING
 
 
+# --- serving -------------------------------------------------------------------
+
+@dataclass
+class ReloadConf:
+    enabled: bool = True  # follow the served stage: a newly promoted version is swapped in
+    interval_s: float = bounded(POSITIVE, 2.0)  # how often the registry's index is checked
+
+
+@dataclass
+class BatchingConf:
+    enabled: bool = True
+    max_batch_size: int = bounded(COUNT, 256)  # rows per model call
+    max_latency_ms: float = bounded(NON_NEGATIVE, 5.0)
+
+
+@dataclass
+class LimitsConf:
+    max_rows: int = bounded(COUNT, 10000)  # rows per request; more is 413
+
+
+@dataclass
+class RequestLogConf:
+    enabled: bool = True
+    exclude: List[str] = field(default_factory=list)  # columns never written to the request log
+    flush_rows: int = bounded(COUNT, 2048)
+    flush_interval_s: float = bounded(POSITIVE, 1.0)
+    rotate_mb: float = bounded(POSITIVE, 64)
+    rotate_minutes: float = bounded(POSITIVE, 60)
+
+
+@dataclass
+class AuthConf:
+    tokens_file: Optional[str] = None  # None: $FACTORY_SERVE_TOKENS (comma-separated); neither: open
+
+
+@dataclass
+class ServeConf:
+    """conf/serve.yaml: the real-time server (``scripts/serve.py``, ``factory.serving.server``)."""
+
+    paths: PathsConf = MISSING
+    task_name: str = "serve"
+    model: str = MISSING  # NAME, NAME@VERSION or NAME@STAGE
+    registry: Optional[str] = None  # None: factory.registry.default_dir()
+    backend: str = choices("onnx", "torch", default="onnx")
+    host: str = "127.0.0.1"
+    port: int = bounded(Range(ge=1, le=65535), 8080)
+    workers: int = bounded(COUNT, 1)
+    serving_dir: str = MISSING
+    reload: ReloadConf = field(default_factory=ReloadConf)
+    batching: BatchingConf = field(default_factory=BatchingConf)
+    limits: LimitsConf = field(default_factory=LimitsConf)
+    log: RequestLogConf = field(default_factory=RequestLogConf)
+    auth: AuthConf = field(default_factory=AuthConf)
+
+
 #: The schema of each top-level config in conf/.
-ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf, "report": ReportRootConf}
+ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf, "report": ReportRootConf,
+                          "serve": ServeConf}
 
 SCHEMAS.update(TORCH_SCHEMAS)

@@ -1,0 +1,242 @@
+"""The FastAPI app: Open Inference Protocol v2 endpoints, ``/predict``, ``/metrics``, ``/docs``.
+
+``create_app(cfg, holder)`` builds it around a ``ModelHolder``. Handlers read the body as
+bytes and decode it with ``factory.serving.protocol``; a bad request is a 4xx with
+``{"error": "<one line>"}`` (the v2 error object), any other failure a 500 with a
+one-line body (the traceback goes to the server's log only).
+
+Where other parts plug in (``app.state``):
+    scorer: ``async (columns, rows) -> (out, served)``, the one path to the model.
+        ``DirectScorer`` by default: one model call per request; dynamic batching
+        replaces it with a queue that coalesces requests.
+    after_score: callables ``(request_id, served, columns, out)`` run after each scored
+        request, before the response is sent (the request log: keep them cheap).
+    closers: callables (or coroutine functions) run at shutdown, last added first,
+        after uvicorn has drained in-flight requests; then the reload thread stops.
+    holder, metrics, cfg: the model holder, the ``Metrics`` and the server's config.
+
+Example:
+    >>> app = create_app(cfg, ModelHolder("fraud_detection@production", None, "onnx"))
+    >>> uvicorn.run(app, port=8080)
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from factory.serving import openapi
+from factory.serving.metrics import Metrics, RequestMetrics
+from factory.serving.model_holder import ModelHolder, Served
+from factory.serving.protocol import (RequestError, Signature, check_outputs, decode_infer, decode_rows, dumps,
+                                      encode_outputs, encode_predictions, output_names)
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")  # a client's X-Request-ID is kept if it looks like one
+INLINE_ROWS = 64  # ONNX Runtime scores this many rows faster than a hop to a thread and back
+
+
+class DirectScorer:
+    """One model call per request: small ONNX requests on the event loop, the rest in a thread."""
+
+    def __init__(self, holder: ModelHolder, metrics: Metrics):
+        self.holder, self.metrics = holder, metrics
+
+    async def __call__(self, columns: dict[str, np.ndarray], rows: int) -> tuple[np.ndarray, Served]:
+        from starlette.concurrency import run_in_threadpool
+
+        served = self.holder.current  # taken once: this request is scored and named by this version
+        if rows <= INLINE_ROWS and getattr(served.model, "onnx", None) is not None:
+            out = served.score(columns)
+        else:
+            out = await run_in_threadpool(served.score, columns)
+        self.metrics.observe_batch(rows)
+        return out, served
+
+
+def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None) -> FastAPI:
+    """The server app for ``cfg`` (``conf/serve.yaml``) serving ``holder``'s model.
+
+    Args:
+        cfg: the composed serve config (``limits.max_rows`` is read here).
+        holder: the model holder; its reload thread starts with the app.
+        tokens: bearer tokens (``factory.serving.auth.load_tokens``); None: no auth.
+    """
+    from factory.rundir.provenance import factory_version
+
+    version = factory_version()
+    metrics = Metrics(holder.current.task)
+    holder.on_swap = lambda old, new: metrics.model_loaded(new, old)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        metrics.model_loaded(holder.current)
+        holder.start()
+        try:
+            yield
+        finally:
+            for close in reversed(app.state.closers):
+                try:
+                    result = close()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:  # noqa: BLE001 - one failing component must not keep the others open
+                    log.exception("shutdown: %r failed", close)
+            holder.close()
+
+    app = FastAPI(title="factory model server", version=version, lifespan=lifespan,
+                  description="A registered model over HTTP: the Open Inference Protocol (KServe v2) and a "
+                              "plain JSON `/predict`. Errors are `{\"error\": \"<one line>\"}`.")
+    app.state.cfg, app.state.holder, app.state.metrics = cfg, holder, metrics
+    app.state.scorer = DirectScorer(holder, metrics)
+    app.state.after_score, app.state.closers = [], []
+    max_rows = int(cfg.limits.max_rows)
+    signatures: dict[int, Signature] = {}
+
+    def signature(served: Served) -> Signature:  # one per loaded model; a reload may change the columns
+        sig = signatures.get(id(served))
+        if sig is None:
+            signatures.clear()
+            sig = signatures[id(served)] = Signature(served.features, served.kinds, max_rows)
+        return sig
+
+    def request_id(request: Request) -> str:
+        given = request.headers.get("x-request-id")
+        return given if given and REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+    def model(name: str, version: str | None = None) -> Served:
+        served = holder.current
+        if name != served.name:
+            raise RequestError(f"unknown model {name!r}: this server serves {served.name!r}", 404)
+        if version is not None and version.removeprefix("v") != str(served.version):
+            raise RequestError(f"model {name!r} version {version!r} is not served: this server serves "
+                               f"version {served.version}", 404)
+        return served
+
+    async def score(rid: str, columns: dict, rows: int) -> tuple[np.ndarray, Served]:
+        out, served = await app.state.scorer(columns, rows)
+        for hook in app.state.after_score:
+            hook(rid, served, columns, out)
+        metrics.observe_scores((out.max(axis=1) if out.ndim == 2 else out).tolist())
+        return out, served
+
+    def ok(doc: Any, rid: str | None = None, status: int = 200) -> Response:
+        return Response(dumps(doc), status, {"x-request-id": rid} if rid else None, media_type=JSON)
+
+    # --- Open Inference Protocol v2 ---
+
+    @app.get("/v2/health/live", tags=["health"], summary="Server liveness (Kubernetes livenessProbe)")
+    async def live() -> Response:
+        return ok({"live": True})
+
+    @app.get("/v2/health/ready", tags=["health"], summary="Server readiness (Kubernetes readinessProbe)")
+    async def ready() -> Response:
+        return ok({"ready": holder.current is not None})
+
+    @app.get("/v2", tags=["v2"], summary="Server metadata")
+    async def server_metadata() -> Response:
+        return ok({"name": "factory", "version": version, "extensions": []})
+
+    async def model_metadata(name: str, version: str | None = None) -> Response:
+        served = model(name, version)
+        inputs = [{"name": f, "datatype": "BYTES" if served.kinds[f] == "categorical" else "FP64", "shape": [-1]}
+                  for f in served.features]
+        outputs = [{"name": o, "datatype": "FP64" if o != "prediction" or served.task == "regression" else "INT64",
+                    "shape": [-1, len(served.class_labels)] if o == "probabilities" else [-1]}
+                   for o in output_names(served.task)]
+        return ok({"name": served.name, "versions": [str(served.version)],
+                   "platform": "onnxruntime_onnx" if served.backend == "onnx" else "pytorch",
+                   "inputs": inputs, "outputs": outputs,
+                   "parameters": {"task": served.task, "stage": served.stage,
+                                  "class_labels": [str(c) for c in served.class_labels]}})
+
+    async def model_ready(name: str, version: str | None = None) -> Response:
+        served = model(name, version)
+        return ok({"name": served.name, "ready": True})
+
+    async def infer(name: str, request: Request, version: str | None = None) -> Response:
+        model(name, version)
+        rid = request_id(request)
+        body = await request.body()
+        req = decode_infer(body, signature(holder.current))
+        check_outputs(req.outputs, holder.current.task)
+        out, served = await score(rid, req.columns, req.rows)
+        return ok({"model_name": served.name, "model_version": str(served.version),
+                   "id": req.id if req.id is not None else rid,
+                   "outputs": encode_outputs(out, served.task, req.outputs)}, rid)
+
+    meta_doc = {"tags": ["v2"], "responses": {200: {"model": openapi.ModelMetadata}, 404: openapi.ERRORS[404]}}
+    infer_doc = {"tags": ["v2"], "openapi_extra": openapi.request_body(openapi.InferRequest),
+                 "responses": {200: {"model": openapi.InferResponse}, **openapi.ERRORS}}
+    for prefix, suffix in (("/v2/models/{name}", ""), ("/v2/models/{name}/versions/{version}", " (a version)")):
+        app.add_api_route(prefix, model_metadata, methods=["GET"], summary="Model metadata" + suffix, **meta_doc)
+        app.add_api_route(prefix + "/ready", model_ready, methods=["GET"], tags=["v2"],
+                          summary="Model readiness" + suffix)
+        app.add_api_route(prefix + "/infer", infer, methods=["POST"], summary="Inference" + suffix, **infer_doc)
+
+    # --- plain JSON ---
+
+    @app.post("/predict", tags=["predict"], summary="Score rows",
+              openapi_extra=openapi.request_body(openapi.PredictRequest),
+              responses={200: {"model": openapi.PredictResponse}, 400: openapi.ERRORS[400],
+                         401: openapi.ERRORS[401], 413: openapi.ERRORS[413]})
+    async def predict(request: Request) -> Response:
+        """`{"rows": [{column: value, ...}, ...]}` -> one prediction per row, with the model version
+        that scored them and the request id (also the `X-Request-ID` header; a client's own is kept)."""
+        rid = request_id(request)
+        columns, rows = decode_rows(await request.body(), signature(holder.current))
+        out, served = await score(rid, columns, rows)
+        return ok({"model": served.name, "version": served.version, "request_id": rid,
+                   "predictions": encode_predictions(out, served.task, served.class_labels)}, rid)
+
+    @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics (text format)")
+    async def prometheus() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    _install_error_handlers(app)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    if tokens:
+        from factory.serving.auth import BearerAuth
+
+        app.add_middleware(BearerAuth, tokens=tokens)  # added last: runs first, before metrics' handlers
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error answers ``{"error": "<one line>"}``; nothing sends a traceback to the client."""
+
+    def error(status: int, message: str, headers: dict | None = None) -> Response:
+        return Response(dumps({"error": message.splitlines()[0] if message else "error"}), status, headers,
+                        media_type=JSON)
+
+    @app.exception_handler(RequestError)
+    async def bad_request(request: Request, e: RequestError) -> Response:
+        return error(e.status, str(e))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException) -> Response:
+        message = f"no route {request.method} {request.url.path}" if e.status_code in (404, 405) else str(e.detail)
+        return error(e.status_code, message, getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> Response:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error(400, f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, e: Exception) -> Response:
+        # uvicorn logs the traceback (the exception is re-raised after this answer); the client gets one line.
+        return error(500, f"internal server error ({type(e).__name__}); the server's log has the details")

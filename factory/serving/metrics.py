@@ -1,0 +1,142 @@
+"""The server's Prometheus metrics (``GET /metrics``), named by Prometheus' conventions.
+
+- ``factory_requests_total{endpoint,status}``: requests answered, by route and HTTP status
+- ``factory_request_duration_seconds{endpoint}``: latency histogram, request in to response out
+- ``factory_batch_size_rows``: rows per model call (with dynamic batching, per coalesced call)
+- ``factory_rows_scored_total``: rows scored
+- ``factory_score``: histogram of the scores returned (P(positive) for binary, the top
+  class's probability for multiclass, the value for regression)
+- ``factory_model_info{name,version,stage,backend}``: 1 for the loaded model (an info metric)
+
+With ``workers > 1`` the server runs prometheus_client's multiprocess mode: each worker
+writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` (``<serving_dir>/<model>/metrics``,
+emptied at start-up) and ``/metrics`` on any worker sums them over all workers, so a
+scrape sees the whole server. ``factory_model_info`` then shows the newest value any live
+worker holds for each version (a version still served by one worker reads 1).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from factory.serving.model_holder import Served
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+
+class Metrics:
+    """The server's metrics, registered in a registry of their own (one per app).
+
+    Args:
+        task: the model's task: probability buckets for the score histogram, or
+            Prometheus' default buckets for regression values.
+    """
+
+    def __init__(self, task: str):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+        disable_created_metrics()  # no *_created series: a scrape is half as long, and nothing reads them
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("factory_requests", "Requests answered, by endpoint and HTTP status.",
+                                ["endpoint", "status"], registry=r)
+        self.duration = Histogram("factory_request_duration_seconds", "Request latency in seconds, by endpoint.",
+                                  ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_rows = Histogram("factory_batch_size_rows", "Rows per model call.", buckets=BATCH_BUCKETS,
+                                    registry=r)
+        self.rows = Counter("factory_rows_scored", "Rows scored.", registry=r)
+        score_buckets = PROBABILITY_BUCKETS if task != "regression" else Histogram.DEFAULT_BUCKETS
+        self.scores = Histogram("factory_score", "Scores returned (P(positive), top-class probability, or value).",
+                                buckets=score_buckets, registry=r)
+        self.info = Gauge("factory_model_info", "The loaded model: 1 for the version being served.",
+                          ["name", "version", "stage", "backend"], multiprocess_mode="livemax", registry=r)
+        self._children: dict = {}
+
+    def model_loaded(self, served: Served, old: Served | None = None) -> None:
+        """Mark ``served`` as the loaded model (and ``old``, if any, as no longer)."""
+        if old is not None:
+            labels = _info_labels(old)
+            if self.multiprocess:  # a value in another worker's file cannot be removed: 0 says "not here"
+                self.info.labels(*labels).set(0)
+            else:
+                self.info.remove(*labels)
+        self.info.labels(*_info_labels(served)).set(1)
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        key = (endpoint, status)
+        child = self._children.get(key)
+        if child is None:  # labels() costs more than the increment: keep the children
+            child = self._children[key] = (self.requests.labels(endpoint, str(status)),
+                                           self.duration.labels(endpoint))
+        child[0].inc()
+        child[1].observe(seconds)
+
+    def observe_batch(self, rows: int) -> None:
+        """One model call of ``rows`` rows."""
+        self.batch_rows.observe(rows)
+
+    def observe_scores(self, scores: list[float]) -> None:
+        """Scores returned to a caller (``rows_scored`` counts them too)."""
+        self.rows.inc(len(scores))
+        observe = self.scores.observe
+        for s in scores:
+            if s == s:  # NaN is no bucket's
+                observe(s)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text ``/metrics`` answers, and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if not self.multiprocess:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class RequestMetrics:
+    """ASGI middleware timing every HTTP request and counting it by route template and status.
+
+    A route template (``/v2/models/{name}/infer``), not the path, is the ``endpoint`` label,
+    so a caller cannot grow the label set; a path that matched no route is ``other``.
+    """
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "other"
+            self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a worker's live gauges (uvicorn calls nothing; the server does at shutdown)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
+def _info_labels(served: Served) -> tuple[str, str, str, str]:
+    return served.name, str(served.version), served.stage, served.backend

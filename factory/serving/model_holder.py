@@ -1,0 +1,192 @@
+"""The model a server scores with, and the hot reload that swaps in a newly promoted version.
+
+``ModelHolder.current`` is a ``Served``: the loaded model with everything a response
+names (name, version, stage, backend). A reload builds a whole new ``Served`` off the
+request path and replaces ``current`` in one reference assignment, so a request sees the
+old model or the new one, never half of each; a request that already took ``current``
+finishes on the model it took and names that version.
+
+Reload polls the registry's ``index.json`` (its mtime and size: one ``stat`` per interval)
+only when the served reference is a stage (``NAME@production``); a pinned version or
+``NAME`` alone never changes under the server.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from factory.errors import FactoryError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded version, as the server uses it.
+
+    Attributes:
+        model: the ``RegisteredModel`` (``factory.registry.load``).
+        name, version, stage: the registry's entry; ``backend``: ``onnx`` or ``torch``.
+        features: raw columns in model order; ``kinds``: name -> numeric | categorical.
+        task: binary | multiclass | regression; ``class_labels``: label per class index.
+    """
+
+    model: Any
+    name: str
+    version: int
+    stage: str
+    backend: str
+    features: tuple[str, ...]
+    kinds: dict[str, str]
+    task: str
+    class_labels: list = field(default_factory=list)
+
+    def score(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """The model's output for decoded columns (``factory.serving.protocol``): ``(N,)``
+        P(class 1), ``(N, C)`` probabilities, or ``(N,)`` regression values."""
+        onnx = getattr(self.model, "onnx", None)
+        if onnx is not None:  # no pandas on the request path: the graph takes the columns as they are
+            return onnx.predict_columns({name: _onnx_column(columns[name], self.kinds[name])
+                                         for name in self.features})
+        return self._score_torch(columns)
+
+    def _score_torch(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        import pandas as pd
+
+        frame = self.model.predict(pd.DataFrame({name: columns[name] for name in self.features}))
+        if self.task == "multiclass":
+            return frame[[f"prob_{label}" for label in self.class_labels]].to_numpy()
+        return frame["score"].to_numpy()
+
+
+def _onnx_column(values: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "numeric":
+        return values
+    return np.array(["" if v is None else v for v in values], dtype=object)  # the graph's missing level
+
+
+def load_served(ref: str, registry: str | Path | None, backend: str) -> Served:
+    """Load ``ref`` from the registry for serving through ``backend``.
+
+    Raises:
+        FactoryError: an unknown name, version or stage, a missing or altered file, a
+            backend this registry cannot load.
+    """
+    from factory import registry as registry_api
+
+    if backend != "torch":  # the keyword exists once the registry loads exported files
+        if "backend" not in inspect.signature(registry_api.load).parameters:
+            raise FactoryError(f"backend={backend}: this factory's registry loads only the PyTorch "
+                               "checkpoint; use backend=torch")
+        model = registry_api.load(ref, registry, backend=backend)
+    else:
+        model = registry_api.load(ref, registry)
+    version = model.version
+    kinds = dict(model.preprocessor.schema.features)
+    return Served(model, version.name, version.version, version.stage, backend, tuple(model.features),
+                  kinds, model.task, list(model.class_labels))
+
+
+class ModelHolder:
+    """Holds the served model; with ``follow=True`` and a stage reference, swaps in new versions.
+
+    Args:
+        ref: what is served (``NAME@production``, ``NAME@3``, ``NAME``).
+        registry: the registry directory (None: the default).
+        backend: ``onnx`` or ``torch``.
+        interval_s: seconds between checks of the registry's index.
+        follow: reload when another version holds the stage.
+        served: an already loaded model (the start-up check's), else loaded here.
+        on_swap: called with ``(old, new)`` after each swap (metrics).
+    """
+
+    def __init__(self, ref: str, registry: str | Path | None, backend: str, interval_s: float = 2.0,
+                 follow: bool = True, served: Served | None = None,
+                 on_swap: Callable[[Served, Served], None] | None = None):
+        from factory.registry import Registry, parse_ref
+
+        self.ref, self.registry, self.backend = ref, registry, backend
+        self.current: Served = served or load_served(ref, registry, backend)
+        self.interval_s = interval_s
+        self.on_swap = on_swap
+        self._index = Registry(registry).root / "index.json"
+        self._follow = follow and isinstance(parse_ref(ref)[1], str)  # a stage, not a pinned version
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen = self._stamp()
+        self._failed: int | None = None  # a version whose load failed: logged once, retried on the next change
+
+    @property
+    def follows(self) -> bool:
+        return self._follow
+
+    def start(self) -> None:
+        """Start following the stage in a daemon thread (nothing for a pinned reference)."""
+        if self._follow and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="factory-model-reload", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop following; a load in progress finishes in its thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def check(self) -> bool:
+        """Look at the registry now; load and swap if another version holds the stage.
+
+        Returns:
+            True when a new version was swapped in. A failed load keeps the current model
+            and logs one line.
+        """
+        from factory.registry import Registry
+
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        try:
+            target = Registry(self.registry).get(self.ref)
+        except FactoryError as e:  # the stage emptied, the index unreadable mid-change: keep serving
+            log.warning("reload: %s: %s; still serving v%d", self.ref, e, self.current.version)
+            return False
+        if target.version == self.current.version:
+            return False
+        try:
+            new = load_served(f"{target.name}@{target.version}", self.registry, self.backend)
+        except Exception as e:  # noqa: BLE001 - whatever broke the load, the old model keeps serving
+            if self._failed != target.version:
+                log.error("reload: %s v%d failed to load (%s); still serving v%d",
+                          target.name, target.version, str(e).splitlines()[0] if str(e) else type(e).__name__,
+                          self.current.version)
+            self._failed = target.version
+            self._seen = None  # try again at the next interval
+            return False
+        new = Served(new.model, new.name, new.version, target.stage, new.backend, new.features, new.kinds,
+                     new.task, new.class_labels)
+        old, self.current = self.current, new  # the swap: one reference assignment
+        self._failed = None
+        log.info("reload: %s now serves v%d (was v%d)", self.ref, new.version, old.version)
+        if self.on_swap is not None:
+            self.on_swap(old, new)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.check()
+            except Exception:  # noqa: BLE001 - the poller must outlive any one bad check
+                log.exception("reload: check failed; still serving v%d", self.current.version)
+
+    def _stamp(self) -> tuple | None:
+        try:
+            st = self._index.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino

@@ -1,0 +1,128 @@
+"""Start the server: check everything that can fail, then hand the app to uvicorn.
+
+Before the port is bound, ``serve`` validates the config, reads the auth tokens, checks
+that the port is free and loads the model (unknown name or stage, checksum mismatch,
+a backend the version lacks): each failure is one ``FactoryError`` line and exit 2.
+
+``workers=1`` runs the app built here in this process. ``workers=N`` hands uvicorn the
+import string of ``worker_app`` (uvicorn starts each worker process itself); the resolved
+config travels in ``$FACTORY_SERVE_CONFIG`` and each worker loads its own copy of the
+model, follows the stage on its own and writes its own request-log files. Metrics are
+then pooled through prometheus_client's multiprocess mode (``factory.serving.metrics``).
+
+SIGTERM and Ctrl-C: uvicorn stops accepting connections, waits for the requests in
+flight, then runs the app's shutdown (``app.state.closers``: batching drains, the
+request log flushes), and exits 0.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from factory.errors import FactoryError
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "FACTORY_SERVE_CONFIG"
+
+
+def model_argument(argv: list[str]) -> tuple[list[str], str | None]:
+    """Take ``model=REF`` out of the command line: ``(other arguments, REF)``.
+
+    ``model`` is also a config group (``conf/model/``), so Hydra would read ``model=REF``
+    as a choice of that group; the server sets ``cfg.model`` from it after composing.
+    """
+    rest, ref = [], None
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key == "model":
+            ref = value
+        else:
+            rest.append(arg)
+    return rest, ref
+
+
+def serve(cfg: Any, model: str | None = None) -> None:
+    """Check ``cfg`` (``conf/serve.yaml``), load the model and serve it until SIGTERM/Ctrl-C.
+
+    Args:
+        cfg: the composed config.
+        model: the ``model=`` argument (see ``model_argument``), set into ``cfg.model``.
+
+    Raises:
+        FactoryError: a bad config, tokens file, busy port, or a model that cannot load.
+    """
+    from omegaconf import OmegaConf, open_dict
+
+    from factory.config.validate import validate
+    from factory.serving.auth import load_tokens
+    from factory.serving.metrics import MULTIPROC_ENV
+    from factory.serving.model_holder import load_served
+
+    if model is not None:
+        with open_dict(cfg):
+            cfg.model = model
+    validate(cfg, "serve")
+    tokens = load_tokens(cfg.auth.tokens_file)
+    check_port(cfg.host, cfg.port)
+    served = load_served(cfg.model, cfg.registry, cfg.backend)  # fails here, before the port is bound
+    workers = int(cfg.workers)
+    if workers > 1:  # metrics pooled over workers: the variable must be set before prometheus_client loads
+        metrics_dir = Path(cfg.serving_dir) / served.name / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # values of an earlier server are not this one's
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    log.info("serving %s v%d (%s, %s backend) on http://%s:%d with %d worker(s)%s; docs at /docs",
+             served.name, served.version, served.stage, served.backend, cfg.host, cfg.port, workers,
+             "" if tokens is None else ", bearer-token auth on")
+
+    import uvicorn
+
+    options = dict(host=cfg.host, port=int(cfg.port), access_log=False, log_level="info",
+                   timeout_graceful_shutdown=None)
+    if workers == 1:
+        uvicorn.run(build_app(cfg, tokens, served), **options)
+        return
+    del served  # each worker loads its own
+    os.environ[CONFIG_ENV] = json.dumps(OmegaConf.to_container(cfg, resolve=True))
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+def build_app(cfg: Any, tokens: list[bytes] | None, served=None):
+    """The app for ``cfg`` around a ``ModelHolder`` (``served``: a model already loaded)."""
+    from factory.serving.app import create_app
+    from factory.serving.model_holder import ModelHolder
+
+    holder = ModelHolder(cfg.model, cfg.registry, cfg.backend, interval_s=float(cfg.reload.interval_s),
+                         follow=bool(cfg.reload.enabled), served=served)
+    return create_app(cfg, holder, tokens)
+
+
+def worker_app():
+    """One worker's app (``workers > 1``): the config from ``$FACTORY_SERVE_CONFIG``, its own model."""
+    from omegaconf import OmegaConf
+
+    from factory.serving.auth import load_tokens
+    from factory.serving.metrics import mark_worker_dead
+
+    cfg = OmegaConf.create(json.loads(os.environ[CONFIG_ENV]))
+    app = build_app(cfg, load_tokens(cfg.auth.tokens_file))
+    pid = os.getpid()
+    app.state.closers.insert(0, lambda: mark_worker_dead(pid))  # runs last
+    return app
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise FactoryError if ``host:port`` cannot be bound (in use, or not this machine's address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind((host, int(port)))
+        except OSError as e:
+            raise FactoryError(f"port={port}: cannot listen on {host}:{port} ({e.strerror or e})") from None
