@@ -9,20 +9,8 @@ files, but its footer is written only at close: a crash would lose the whole ope
 
 Rotation compacts those flushes: when a period's files pass ``rotate_mb`` or
 ``rotate_minutes`` (and at ``close()``), they are copied into one file, renamed into
-place, and then deleted. Layout under ``<serving_dir>/<model name>/requests/``::
-
-    20261207T120000123456Z-pid4321-0001.parquet          a closed period (complete)
-    _parts/20261207T120000123456Z-pid4321-0002-part00007.parquet   flushes of the open period
-
-File names carry the process's start time and pid, so ``workers=N`` never share a file.
-A part whose period file exists is a copy left by a crash between the period's rename
-and the parts' deletion; ``read_request_log`` skips it (and pyarrow's dataset reader skips
-``_parts`` like any ``_``-prefixed folder, seeing closed periods only).
-
-Row schema: ``request_id`` string, ``row`` int32 (position in its request), ``time``
-timestamp[us, UTC], ``model`` string, ``version`` int64, each raw feature (numeric
-float64, categorical string, missing as null) except ``log.exclude``, ``prediction``,
-``score`` float64, and ``prob_<label>`` float64 for multiclass models.
+place, and then deleted. ``factory.serving.request_log_files`` has the layout, the row
+schema and ``read_request_log``.
 """
 from __future__ import annotations
 
@@ -38,17 +26,13 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from factory.errors import FactoryError
+from factory.serving.request_log_files import (PARTS, atomic_write, kind, log_dir, log_files,  # noqa: F401
+                                               read_request_log, rows_table)  # the log's API in one place
 
 log = logging.getLogger(__name__)
 
 RESERVED = ("request_id", "row", "time", "model", "version", "prediction", "score")
-PARTS = "_parts"
 _STOP = object()
-
-
-def log_dir(serving_dir: str | os.PathLike, model_name: str) -> Path:
-    """Where ``model_name``'s request log lives: ``<serving_dir>/<model name>/requests``."""
-    return Path(serving_dir) / model_name / "requests"
 
 
 def check_features(features: Iterable[str]) -> None:
@@ -171,14 +155,14 @@ class RequestLog:
     def _flush(self, entries: list[dict], rows: int) -> None:
         groups: list[list[dict]] = []
         for entry in entries:  # consecutive requests of one shape form one table (a reload may change it)
-            shape = (tuple((k, _kind(v)) for k, v in entry["features"].items()), tuple(entry["probabilities"]),
-                     _kind(entry["prediction"]))
+            shape = (tuple((k, kind(v)) for k, v in entry["features"].items()), tuple(entry["probabilities"]),
+                     kind(entry["prediction"]))
             if groups and groups[-1][0] == shape:
                 groups[-1][1].append(entry)
             else:
                 groups.append((shape, [entry]))
         for _, group in groups:
-            table = _table(group)
+            table = rows_table(group)
             if self._schema is not None and not table.schema.equals(self._schema):
                 self._rotate()
             self._write_part(table)
@@ -191,7 +175,7 @@ class RequestLog:
             self._period_started = time.monotonic()
             self._schema = table.schema
         path = self.directory / PARTS / f"{self._stem()}-part{len(self._parts) + 1:05d}.parquet"
-        _atomic(path, lambda tmp: pq.write_table(table, tmp))
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
         self._parts.append(path)
         self._period_bytes += path.stat().st_size
         self.written_rows += table.num_rows
@@ -216,7 +200,7 @@ class RequestLog:
             with pq.ParquetWriter(tmp, schema) as writer:
                 for part in parts:  # one part in memory at a time
                     writer.write_table(pq.read_table(part))
-        _atomic(final, write)
+        atomic_write(final, write)
         for part in parts:  # after the rename: a crash here leaves copies read_request_log skips
             part.unlink(missing_ok=True)
 
@@ -272,102 +256,3 @@ def install(app: Any, cfg: Any) -> None:
     hook.logs[served.name] = RequestLog.from_config(cfg.log, cfg.serving_dir, served.name)
     app.state.after_score.append(hook)
     app.state.closers.append(hook.close)
-
-
-def _kind(values: np.ndarray) -> str:
-    return "n" if values.dtype.kind in "biuf" else "s"
-
-
-def _strings(values: np.ndarray):
-    import pyarrow as pa
-
-    try:
-        return pa.array(values, type=pa.string(), from_pandas=True)  # None and NaN -> null
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
-        return pa.array([None if v is None or v != v else str(v) for v in values.tolist()], type=pa.string())
-
-
-def _column(values: np.ndarray):
-    import pyarrow as pa
-
-    if values.dtype.kind in "iub":
-        return pa.array(values.astype(np.int64))
-    if values.dtype.kind == "f":
-        return pa.array(values.astype(np.float64))
-    return _strings(values)
-
-
-def _table(entries: list[dict]):
-    """One Arrow table from requests of one shape: numeric features float64, the rest strings."""
-    import pyarrow as pa
-
-    counts = [len(e["score"]) for e in entries]
-    repeat = lambda key: np.repeat(np.array([e[key] for e in entries], dtype=object), counts)  # noqa: E731
-    first = entries[0]
-    columns = {
-        "request_id": pa.array(repeat("request_id"), type=pa.string()),
-        "row": pa.array(np.concatenate([np.arange(n, dtype=np.int32) for n in counts])),
-        "time": pa.array(np.repeat([e["time"] for e in entries], counts).astype(np.int64)).cast(pa.timestamp("us", tz="UTC")),
-        "model": pa.array(repeat("model"), type=pa.string()),
-        "version": pa.array(np.repeat([e["version"] for e in entries], counts).astype(np.int64)),
-    }
-    for name, values in first["features"].items():
-        joined = np.concatenate([e["features"][name] for e in entries])
-        columns[name] = pa.array(joined.astype(np.float64)) if _kind(joined) == "n" else _strings(joined)
-    columns["prediction"] = _column(np.concatenate([e["prediction"] for e in entries]))
-    columns["score"] = pa.array(np.concatenate([e["score"] for e in entries]).astype(np.float64))
-    for label in first["probabilities"]:
-        columns[f"prob_{label}"] = pa.array(np.concatenate([e["probabilities"][label] for e in entries]))
-    return pa.table(columns)
-
-
-def _atomic(path: Path, write) -> None:
-    """``write(tmp)`` a dot-named temp file beside ``path``, fsync it, rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(str(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def log_files(directory: str | os.PathLike) -> list[Path]:
-    """The complete files of a request log: closed periods, and flushes no closed period covers."""
-    directory = Path(directory)
-    closed = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
-    stems = {p.stem for p in closed}
-    parts = sorted(p for p in (directory / PARTS).glob("*.parquet")
-                   if not p.name.startswith(".") and p.stem.rsplit("-part", 1)[0] not in stems)
-    return closed + parts
-
-
-def read_request_log(directory: str | os.PathLike):
-    """Every logged row under ``directory`` as one ``pyarrow.Table``, in time order.
-
-    Safe while servers write: only complete files are read, and a file compacted away
-    between listing and reading is found again under its period's name.
-
-    Raises:
-        FactoryError: ``directory`` holds no request log.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    directory = Path(directory)
-    for attempt in range(5):
-        files = log_files(directory)
-        try:
-            tables = [pq.read_table(p) for p in files]
-            break
-        except FileNotFoundError:
-            if attempt == 4:
-                raise
-    if not tables:
-        if not directory.is_dir():
-            raise FactoryError(f"no request log at {directory}")
-        return pa.table({})
-    table = pa.concat_tables(tables, promote_options="default")
-    return table.sort_by("time") if "time" in table.column_names else table
