@@ -192,6 +192,34 @@ class Preprocessor:
         x_cat = np.stack(embedded, axis=1) if embedded else np.zeros((n, 0), dtype=np.int64)
         return x_num, x_cat
 
+    def raw_features(self, table: pa.Table) -> dict[str, np.ndarray]:
+        """The feature columns before encoding, as an exported graph takes them (``factory.export``).
+
+        Returns:
+            Feature name -> (N,) array, in feature order: numeric columns float64 with NaN
+            for missing (read as ``transform_features`` reads them); categorical ones as the
+            text their levels are matched on, ``""`` for missing.
+
+        Raises:
+            DataError: as ``transform_features``.
+        """
+        _require(table, self.schema.features)
+        numeric = _numeric_matrix(table, self._names)
+        columns = {name: np.ascontiguousarray(numeric[:, j]) for j, name in enumerate(self._names)}
+        for cat in self._categorical:
+            text = pc.fill_null(_as_text(table.column(cat["name"])), "")
+            columns[cat["name"]] = text.to_numpy().astype(object)
+        return {name: columns[name] for name in self.schema.features}
+
+    def encode_target(self, table: pa.Table) -> np.ndarray:
+        """The target column of ``table`` encoded as ``transform`` encodes it.
+
+        Raises:
+            DataError: as ``transform`` for the target (absent, missing values, unknown classes).
+        """
+        _require(table, [self.schema.target])
+        return self._encode_target(table.column(self.schema.target))
+
     def _encode_target(self, column: pa.ChunkedArray) -> np.ndarray:
         schema, name = self.schema, self.schema.target
         if column.null_count:

@@ -41,15 +41,11 @@ def predict_table(model, preprocessor, table, batch_size: int = 8192) -> pd.Data
     Raises:
         DataError: a feature column the preprocessing needs is absent.
     """
-    import pyarrow as pa
     import torch
 
     from factory.models.metrics import scores
 
-    index = None
-    if isinstance(table, pd.DataFrame):
-        index = table.index  # results keep the caller's index, so they join back to the input
-        table = pa.Table.from_pandas(table, preserve_index=False)
+    table, index = as_arrow(table)
     has_target = preprocessor.schema.target in table.column_names
     if has_target:
         x_num, x_cat, y = preprocessor.transform(table)
@@ -63,21 +59,42 @@ def predict_table(model, preprocessor, table, batch_size: int = 8192) -> pd.Data
                            torch.from_numpy(x_cat[start:start + batch_size]))
             outputs.append(scores(model.task, logits).float().numpy())
     out = np.concatenate(outputs) if outputs else np.empty((0,))
+    return scored_frame(table, index, model.task, preprocessor.class_labels, out, y)
 
+
+def as_arrow(table) -> tuple:
+    """``(pyarrow.Table, index)``: a DataFrame converted (its index kept aside), an Arrow table as is (index None)."""
+    import pyarrow as pa
+
+    if isinstance(table, pd.DataFrame):
+        # results keep the caller's index, so they join back to the input
+        return pa.Table.from_pandas(table, preserve_index=False), table.index
+    return table, None
+
+
+def scored_frame(table, index, task: str, class_labels: list, out: np.ndarray, y: np.ndarray | None) -> pd.DataFrame:
+    """The rows of ``table`` beside their scores, as ``predict_table`` returns them (every backend's frame).
+
+    Args:
+        table: the scored rows (Arrow); index: the caller's DataFrame index, or None.
+        task: ``binary``, ``multiclass`` or ``regression``; class_labels: the display labels.
+        out: float32 scores: (N,) P(class 1) or value, (N, C) class probabilities for multiclass.
+        y: the encoded target (``Preprocessor.transform``), or None when the table lacks it.
+    """
     frame = table.to_pandas()
     if index is not None:
         frame.index = index
     frame = frame.rename(columns={c: f"{c}_raw" for c in frame.columns if c in ADDED})
-    labels = list(preprocessor.class_labels)
-    if has_target:
+    labels = list(class_labels)
+    if y is not None:
         frame["target"] = y
-        frame["label"] = [labels[i] for i in y] if model.task != "regression" else y
-    if model.task == "multiclass":  # out: (N, C) probabilities
+        frame["label"] = [labels[i] for i in y] if task != "regression" else y
+    if task == "multiclass":  # out: (N, C) probabilities
         frame["prediction"] = out.argmax(axis=1)
         frame["score"] = out.max(axis=1)
         for i, label in enumerate(labels):
             frame[f"prob_{label}"] = out[:, i]
-    elif model.task == "binary":  # out: (N,) P(class 1)
+    elif task == "binary":  # out: (N,) P(class 1)
         frame["prediction"] = (out >= 0.5).astype(np.int64)
         frame["score"] = out
     else:

@@ -1,0 +1,151 @@
+"""An exported ONNX file scored with ONNX Runtime: the same frame as the PyTorch path, or bare arrays.
+
+``OnnxPredictor.predict`` returns exactly what ``factory.models.predict.predict_table`` returns
+(the frame is built by the same ``scored_frame``); ``predict_columns`` is the server's fast
+path: arrays in, one ``session.run``, probabilities out, no pandas.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from factory.errors import DataError, FactoryError
+
+
+class OnnxPredictor:
+    """A model exported by ``export_onnx``, loaded in an ONNX Runtime session.
+
+    Args:
+        source: the ``.onnx`` file, or its bytes (read once, e.g. after a checksum check).
+        intra_op_threads: ONNX Runtime's threads within an op; ``None``: its default.
+
+    Attributes:
+        features: the raw feature columns, in model order (the graph's inputs).
+        kinds: feature name -> ``"numeric"`` or ``"categorical"``.
+        class_labels: display label of each class index (empty for regression).
+        task: ``binary``, ``multiclass`` or ``regression``.
+        metadata: the file's metadata, JSON values decoded.
+
+    Example:
+        >>> onnx = OnnxPredictor("fraud.onnx")
+        >>> onnx.predict(pd.read_parquet("new.parquet"))  # + prediction, score (as predict_table)
+        >>> onnx.predict_columns({"amount": np.array([12.5]), "channel": np.array(["online"]), ...})
+    """
+
+    def __init__(self, source: str | Path | bytes, *, intra_op_threads: int | None = None) -> None:
+        import onnxruntime as ort  # here: importing factory.export stays light
+
+        options = ort.SessionOptions()
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = int(intra_op_threads)
+        where = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+        if not isinstance(source, (bytes, bytearray)) and not Path(source).is_file():
+            raise FactoryError(f"no such ONNX file: {source}")
+        try:
+            self.session = ort.InferenceSession(source if isinstance(source, (bytes, bytearray)) else str(source),
+                                                options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001: onnxruntime raises its own types for a bad file
+            raise FactoryError(f"{where} is not a loadable ONNX model ({str(e).strip().splitlines()[0]})") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.metadata = {key: json.loads(value) for key, value in props.items()}
+            self.features: list[str] = list(self.metadata["features"])
+            self.kinds: dict[str, str] = dict(self.metadata["kinds"])
+            self.class_labels: list = list(self.metadata["class_labels"])
+            self.task: str = self.metadata["task"]
+        except (KeyError, ValueError) as e:
+            raise FactoryError(f"{where} was not exported by factory (its metadata lacks {e})") from None
+        self.output = self.session.get_outputs()[0].name
+        self._preprocessor = None
+
+    @property
+    def preprocessor(self):
+        """The fitted ``Preprocessor`` recorded in the file (read raw tables, encode the target)."""
+        if self._preprocessor is None:
+            from factory.data.preprocessing import Preprocessor
+
+            self._preprocessor = Preprocessor.from_state_dict(self.metadata["preprocessor"])
+        return self._preprocessor
+
+    def predict_columns(self, columns: dict) -> np.ndarray:
+        """Score raw feature columns in one ``session.run``.
+
+        Args:
+            columns: feature name -> 1-D array (or list) of N values: numbers (NaN or None for
+                missing) for numeric features, strings (``""`` or None for missing) for
+                categorical ones. Other keys are ignored.
+
+        Returns:
+            float32 ``(N,)`` P(class 1) for binary, ``(N, C)`` class probabilities for
+            multiclass, ``(N,)`` values for regression.
+
+        Raises:
+            DataError: a feature is absent, not 1-D, not numeric where it must be, or the
+                columns differ in length.
+        """
+        feeds, rows = {}, None
+        for name in self.features:
+            if name not in columns:
+                raise DataError(f"missing feature column {name!r}")
+            feeds[name] = value = _numeric(name, columns[name]) if self.kinds[name] == "numeric" \
+                else _text(name, columns[name])
+            if rows is not None and len(value) != rows:
+                raise DataError(f"feature column {name!r} has {len(value)} values; the others have {rows}")
+            rows = len(value)
+        return self.session.run([self.output], feeds)[0]
+
+    def predict(self, table, batch_size: int = 65536):
+        """Score raw rows (pandas DataFrame or Arrow table) as ``predict_table`` does with PyTorch.
+
+        Args:
+            table: rows holding the feature columns; the target column is optional.
+            batch_size: rows per ``session.run`` (bounds the graph's working memory).
+
+        Returns:
+            The same DataFrame as ``factory.models.predict.predict_table``: the rows plus
+            ``prediction``, ``score`` (``prob_<label>`` per class for multiclass; ``target`` and
+            ``label`` when the table has the target).
+
+        Raises:
+            DataError: a feature column is absent or holds an infinity; a bad target.
+        """
+        from factory.models.predict import as_arrow, scored_frame
+
+        table, index = as_arrow(table)
+        preprocessor = self.preprocessor
+        columns = preprocessor.raw_features(table)
+        y = preprocessor.encode_target(table) if preprocessor.schema.target in table.column_names else None
+        n = table.num_rows
+        parts = [self.predict_columns({k: v[start:start + batch_size] for k, v in columns.items()})
+                 for start in range(0, n, batch_size)]
+        out = np.concatenate(parts) if parts else np.empty((0,))  # as predict_table, for no rows
+        return scored_frame(table, index, self.task, self.class_labels, out, y)
+
+
+def _numeric(name: str, values) -> np.ndarray:
+    try:
+        array = np.asarray(values, dtype=np.float64)  # None -> NaN
+    except (TypeError, ValueError):
+        raise DataError(f"feature column {name!r} must hold numbers (NaN or null for missing)") from None
+    if array.ndim != 1:
+        raise DataError(f"feature column {name!r} must be 1-D; got shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def _text(name: str, values) -> np.ndarray:
+    """Strings for the graph's LabelEncoder: None/NaN -> "", other values as Arrow writes them (as at training)."""
+    array = np.asarray(values, dtype=object)
+    if array.ndim != 1:
+        raise DataError(f"feature column {name!r} must be 1-D; got shape {array.shape}")
+    if all(type(v) is str for v in array):  # the usual case (JSON, Arrow strings): no conversion
+        return array
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        text = pc.cast(pa.array(array, from_pandas=True), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        raise DataError(f"feature column {name!r} must hold strings (\"\" or null for missing)") from None
+    return pc.fill_null(text, "").to_numpy(zero_copy_only=False).astype(object)
