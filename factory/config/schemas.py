@@ -412,6 +412,23 @@ class EvaluateConf:
     ckpt_path: str = MISSING
 
 
+@dataclass
+class ScoreConf:
+    """Batch scoring of files or a data config's table (``scripts/score.py``, ``factory.serving.score``)."""
+
+    model: str = MISSING  # NAME, NAME@VERSION or NAME@STAGE
+    registry: Optional[str] = None  # None: factory.registry.default_dir()
+    backend: str = choices("onnx", "onnx-int8", "torch", default="onnx")
+    input: Optional[Union[str, List[str]]] = None  # a file, a glob, a directory (or a list of them); or data=
+    data: Any = None  # a data config whose source table is scored instead of input
+    output: str = MISSING  # a new (or empty) directory
+    batch_rows: int = bounded(COUNT, 65536)
+    progress: Optional[bool] = None  # None: a progress bar when stderr is a terminal
+    paths: PathsConf = MISSING
+    task_name: str = "score"
+    seed: int = bounded(SEED, 42)  # ${seed} of a data config's generated source
+
+
 # --- reports -------------------------------------------------------------------
 
 @dataclass
@@ -495,5 +512,6 @@ class ServeConf:
 #: The schema of each top-level config in conf/.
 ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf, "report": ReportRootConf,
                           "serve": ServeConf}
+ROOTS["score"] = ScoreConf
 
 SCHEMAS.update(TORCH_SCHEMAS)

@@ -19,6 +19,7 @@ WORDS = {layout.CSV_DIR, layout.WANDB_DIR, layout.TENSORBOARD_DIR}
 OTHER_MEANINGS = {
     ("data/sources/files.py", "csv"),     # a table's file format
     ("config/schemas.py", "csv"),         # FileSource.format's choices
+    ("serving/score_input.py", "csv"),    # a file format batch scoring reads
     ("tracking/sync.py", "wandb"),        # `python -m wandb sync`
 }
 

@@ -1,0 +1,259 @@
+"""Batch scoring: a registered model over files or a data config's table, streamed to a Parquet directory.
+
+    python scripts/score.py model=fraud_detection@production input='in/*.parquet' output=scored/today
+
+The input is read in Arrow record batches (``score_input``), each batch scored and written as
+it comes (``score_output``): memory stays flat at any size. The output directory holds Parquet
+parts (the input's columns plus ``prediction``, ``score``, ``prob_<label>`` for multiclass and
+``model_version``) and ``_score.json``, the manifest; it appears, complete, only when every row
+is written. With the ONNX backend the hot path is Arrow -> NumPy -> ONNX Runtime -> Arrow, no pandas.
+
+Example:
+    >>> from factory import registry
+    >>> from factory.serving.score import score_files
+    >>> model = registry.load("fraud_detection@production", backend="onnx")
+    >>> score_files(model, "in/*.parquet", "scored/today")["rows_per_s"]
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from factory.errors import ConfigError, DataError
+from factory.files import utc_stamp, write_json
+from factory.serving.score_input import (FINGERPRINT_METHOD, InputFile, batches, feature_columns, find_files,
+                                         fingerprint, open_files)
+from factory.serving.score_output import Parts, check_output, progress_bar
+
+#: The manifest, beside the parts; ``_``-prefixed so that Arrow, pandas and Spark read the directory
+#: as a dataset of the parts alone (``pd.read_parquet(output)``), as they skip ``_SUCCESS``.
+MANIFEST = "_score.json"
+#: Columns scoring adds; an input column of the same name is kept as ``<name>_raw``.
+VERSION_COLUMN = "model_version"
+#: Hydra reads ``model=...`` as a choice in conf/model/ (the networks training builds), so the
+#: command line's ``model=NAME@stage`` travels under this key and is moved back (``cli_overrides``).
+REF_KEY = "registered_model"
+
+
+class Scorer:
+    """A registered model's scoring of one record batch: checked features in, output columns out.
+
+    With ONNX (``model.onnx.predict_columns``) the batch goes NumPy -> ONNX Runtime; otherwise
+    through ``model.predict`` on the batch's feature columns (the PyTorch path, via pandas).
+    """
+
+    def __init__(self, model):
+        onnx = getattr(model, "onnx", None)
+        self.fast = getattr(onnx, "predict_columns", None)
+        self.backend = "onnx" if onnx is not None else "torch"
+        if self.fast is not None:
+            self.features, self.kinds = list(onnx.features), dict(onnx.kinds)
+            self.task, self.labels = onnx.task, list(onnx.class_labels)
+        else:
+            schema = model.preprocessor.schema
+            self.features, self.kinds = list(schema.features), dict(schema.features)
+            self.task, self.labels = model.task, list(model.class_labels)
+        self.model = model
+        self.ref = model.version.ref
+        self.added = ["prediction", "score", *([f"prob_{label}" for label in self.labels]
+                                               if self.task == "multiclass" else []), VERSION_COLUMN]
+        self._version = pa.array([], pa.string())
+
+    def __call__(self, batch: pa.RecordBatch, where) -> pa.RecordBatch:
+        """``batch`` with its added columns; ``where(i)`` names row ``i`` for errors (``<file>: row <n>``)."""
+        columns = feature_columns(batch, self.features, self.kinds, where)
+        if self.fast is not None:
+            added = self._columns(np.asarray(self.fast(columns)))
+        else:
+            scored = self.model.predict(pa.Table.from_batches([batch.select(self.features)]))
+            added = [pa.array(scored[name].to_numpy()) for name in self.added[:-1]]
+        n = batch.num_rows
+        if len(self._version) < n:  # one array of the ref, sliced per batch (no per-row Python objects)
+            self._version = pa.array([self.ref] * n, pa.string())
+        names = [f"{c}_raw" if c in self.added else c for c in batch.schema.names]
+        return pa.RecordBatch.from_arrays([*batch.columns, *added, self._version.slice(0, n)],
+                                          names=[*names, *self.added])
+
+    def _columns(self, out: np.ndarray) -> list[pa.Array]:
+        """Probabilities from ONNX Runtime as ``factory.models.predict.predict_table`` writes them."""
+        if self.task == "multiclass":  # (N, C)
+            out = out.astype(np.float32, copy=False)
+            return [pa.array(out.argmax(axis=1).astype(np.int64)), pa.array(out.max(axis=1)),
+                    *(pa.array(np.ascontiguousarray(out[:, i])) for i in range(out.shape[1]))]
+        out = out.reshape(-1).astype(np.float32, copy=False)  # (N,) P(class 1), or the value
+        prediction = (out >= 0.5).astype(np.int64) if self.task == "binary" else out
+        return [pa.array(prediction), pa.array(out)]
+
+
+def score_files(model, inputs, output: str | os.PathLike, *, batch_rows: int = 65536,
+                progress: bool | None = False) -> dict:
+    """Score files (a path, glob, directory, or a list of them) with a loaded registered model.
+
+    Args:
+        model: what ``factory.registry.load(ref, backend=...)`` returns.
+        inputs: Parquet, CSV (float64 numeric features) or Arrow files; see ``score_input.find_files``.
+        output: a new (or empty) directory: Parquet parts and ``_score.json``.
+        batch_rows: rows per record batch (model call, Parquet row group).
+        progress: a progress bar on stderr; None: when stderr is a terminal.
+
+    Returns:
+        The manifest written as ``<output>/_score.json``.
+
+    Raises:
+        DataError: a missing input, an empty glob, a file lacking a feature, a value that is not a
+            number or an infinity (naming the file, row and column), an existing output. Nothing is
+            left at ``output`` then.
+    """
+    out = check_output(output)
+    scorer = Scorer(model)
+    files = open_files(find_files(inputs), scorer.features, scorer.kinds)
+    given = [str(p) for p in inputs] if isinstance(inputs, (list, tuple)) else str(inputs)
+    record = {"given": given, "files": [f.record(f.rows) for f in files], "fingerprint": fingerprint(files),
+              "fingerprint_method": FINGERPRINT_METHOD}
+
+    def stream() -> Iterator[tuple[pa.RecordBatch, bool, object]]:
+        for i, f in enumerate(files):
+            rows = 0
+            for batch in batches(f, scorer.kinds, batch_rows):
+                yield batch, True if rows == 0 else False, lambda r, f=f, s=rows: f"{f.path}: row {s + r + 1}"
+                rows += batch.num_rows
+            record["files"][i]["rows"] = rows
+
+    total = sum(f.rows for f in files) if all(f.rows is not None for f in files) else None
+    return _score(scorer, stream(), out, record, total, batch_rows, progress)
+
+
+def score_table(model, table: pa.Table, output: str | os.PathLike, *, source: dict | None = None,
+                batch_rows: int = 65536, progress: bool | None = False) -> dict:
+    """Score an Arrow table already in memory (a data config's source table) as ``score_files`` does.
+
+    Args:
+        source: what the manifest records of where the table came from (its data config).
+
+    Returns:
+        The manifest; its input fingerprint is the table's content hash (``table_fingerprint``).
+    """
+    from factory.data.fingerprint import table_fingerprint
+
+    out = check_output(output)
+    scorer = Scorer(model)
+    absent = [c for c in scorer.features if c not in table.column_names]
+    label = (source or {}).get("name", "table")
+    if absent:
+        raise DataError(f"{label}: lacks the feature column(s) the model reads: {', '.join(map(repr, absent))}")
+    record = {**(source or {}), "rows": table.num_rows, "fingerprint": f"sha256:{table_fingerprint(table)}",
+              "fingerprint_method": "sha256 of the table's content (factory.data.fingerprint)"}
+
+    def stream():
+        rows = 0
+        for batch in table.to_batches(max_chunksize=batch_rows):
+            yield batch, False, lambda r, s=rows: f"{label}: row {s + r + 1}"
+            rows += batch.num_rows
+
+    return _score(scorer, stream(), out, record, table.num_rows, batch_rows, progress)
+
+
+def _score(scorer: Scorer, stream: Iterable, output: Path, record: dict, total: int | None,
+           batch_rows: int, progress: bool | None) -> dict:
+    """Score ``stream`` of (batch, starts a file, row namer) into ``output``; the manifest."""
+    from factory.rundir.provenance import factory_version
+
+    started, clock, rows = utc_stamp("milliseconds"), time.perf_counter(), 0
+    bar = progress_bar(total, progress)
+    with Parts(output) as parts:
+        task = bar.add_task(f"scoring {scorer.ref}", total=total) if bar else None
+        if bar:
+            bar.start()
+        try:
+            for batch, new_file, where in stream:
+                parts.write(scorer(batch, where), new_part=new_file)
+                rows += batch.num_rows
+                if bar:
+                    bar.update(task, completed=rows)
+            parts.close()
+        finally:
+            if bar:
+                bar.stop()
+        seconds = time.perf_counter() - clock
+        version = scorer.model.version
+        manifest = {"model": {"name": version.name, "version": version.version, "stage": version.stage,
+                              "ref": scorer.ref},
+                    "backend": scorer.backend, "input": record, "rows": rows,
+                    "output": {"dir": str(output), "files": parts.files, "columns": scorer.added},
+                    "started": started, "finished": utc_stamp("milliseconds"), "seconds": round(seconds, 3),
+                    "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
+                    "batch_rows": batch_rows, "factory_version": factory_version()}
+        write_json(parts.tmp / MANIFEST, manifest)
+        parts.publish()
+    return manifest
+
+
+def score(cfg) -> dict:
+    """Score as ``conf/score.yaml`` says (``scripts/score.py``): load the model, then ``input`` files
+    or the ``data`` config's source table.
+
+    Raises:
+        ConfigError: neither or both of ``input`` and ``data``; a bad key (``factory.config.validate``).
+        FactoryError: an unknown model or stage, a bad input, an existing output (one line each).
+    """
+    from omegaconf import OmegaConf
+
+    from factory.config.validate import validate
+
+    cfg = take_ref(cfg)
+    validate(cfg, root="score")
+    data = cfg.get("data")  # absent under the defaults list's `data: null`
+    if (cfg.input is None) == (data is None):
+        raise ConfigError("input: give input=<file, glob or directory> or data=<config>, one of the two")
+    check_output(cfg.output)  # before the model loads
+    model = load_model(cfg.model, cfg.registry, cfg.backend)
+    if cfg.input is not None:
+        inputs = OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input
+        return score_files(model, inputs, cfg.output, batch_rows=cfg.batch_rows, progress=cfg.progress)
+    from factory import redact
+    from factory.config.instantiate import build
+
+    source = build(data.source, "data.source")
+    table = source.load().table
+    described = {"name": f"data={source.name}", "config": redact.container(OmegaConf.to_container(data.source))}
+    return score_table(model, table, cfg.output, source=described, batch_rows=cfg.batch_rows, progress=cfg.progress)
+
+
+def load_model(ref: str, registry: str | None, backend: str):
+    """``factory.registry.load`` with ``backend`` (``onnx`` or ``torch``), where the registry takes one."""
+    from factory import registry as models
+
+    if "backend" in inspect.signature(models.load).parameters:
+        return models.load(ref, registry, backend=backend)
+    if backend != "torch":
+        raise ConfigError(f"backend={backend}: this registry loads PyTorch checkpoints only (backend=torch)")
+    return models.load(ref, registry)
+
+
+def cli_overrides(args: list[str]) -> list[str]:
+    """Command-line overrides with ``model=NAME@stage`` carried as ``+registered_model=...`` (see ``REF_KEY``)."""
+    return [f"+{REF_KEY}={a.partition('=')[2]}" if a.startswith("model=") else a for a in args]
+
+
+def take_ref(cfg):
+    """``cfg`` with the ``registered_model`` value moved to ``model`` (a copy, when there is one)."""
+    from omegaconf import open_dict
+
+    if REF_KEY not in cfg:
+        return cfg
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.model = cfg.pop(REF_KEY)
+    return cfg
+
+
+def summary(manifest: dict) -> str:
+    """One line for the console: rows, where, which model, how fast."""
+    return (f"scored {manifest['rows']:,} rows -> {manifest['output']['dir']} ({manifest['model']['ref']}, "
+            f"{manifest['backend']}, {manifest['seconds']:.1f} s, {manifest['rows_per_s'] or 0:,.0f} rows/s)")
