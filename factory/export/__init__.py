@@ -6,7 +6,7 @@ preprocessing inside the graph (``graph``), metadata and an int8 copy (``onnx_fi
 Below the registry, which keeps exported files with each version. torch, onnx and
 onnxruntime load on first use.
 """
-from factory.export.onnx_file import ExportResult, export_onnx, quantized_path, read_metadata
+from factory.export.onnx_file import ExportResult, export_onnx, quantized_path, read_metadata, write_onnx
 from factory.export.predictor import OnnxPredictor
 
-__all__ = ["ExportResult", "OnnxPredictor", "export_onnx", "quantized_path", "read_metadata"]
+__all__ = ["ExportResult", "OnnxPredictor", "export_onnx", "quantized_path", "read_metadata", "write_onnx"]

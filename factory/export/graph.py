@@ -66,12 +66,11 @@ class RawScorer(nn.Module):
         for j, width in self.onehot:  # (N, width): code c sets column c
             levels = torch.arange(width, dtype=torch.int64)
             parts.append((codes[j].unsqueeze(1) == levels).float())
-        x_num = torch.cat(parts, dim=1)
+        x_cat = (torch.stack([codes[j] for j in self.embedded], dim=1) if self.embedded
+                 else torch.zeros((columns[0].shape[0], 0), dtype=torch.int64))
+        x_num = torch.cat(parts, dim=1) if parts else torch.zeros((x_cat.shape[0], 0))  # only embedded columns
         if self.schema.image_shape is not None:
             x_num = x_num.reshape(-1, *self.schema.image_shape)
-        batch = x_num.shape[0]
-        x_cat = (torch.stack([codes[j] for j in self.embedded], dim=1) if self.embedded
-                 else torch.zeros((batch, 0), dtype=torch.int64))
         return scores(self.task, self.model(x_num, x_cat))
 
 

@@ -60,27 +60,50 @@ def export_onnx(checkpoint: str | Path, path: str | Path, *, metadata: dict | No
         >>> export_onnx("outputs/fraud_detection/<run>", "fraud.onnx", quantize=True).paths
         [PosixPath('fraud.onnx'), PosixPath('fraud.int8.onnx')]
     """
-    path = Path(path)
     checkpoint = _single_file(checkpoint)
-    model, preprocessor, meta = _load(checkpoint)
-    meta.update(metadata or {})
+    model, preprocessor, derived = _load(checkpoint)
+    return write_onnx(model, preprocessor, path, metadata=_merged(derived, metadata), quantize=quantize,
+                      source=checkpoint)
+
+
+def write_onnx(model, preprocessor, path: str | Path, *, metadata: dict | None = None, quantize: bool = False,
+               source: str | Path | None = None) -> ExportResult:
+    """``export_onnx`` for a model in memory: a ``SupervisedModel`` and its fitted ``Preprocessor``.
+
+    Args:
+        model: the network's ``SupervisedModel`` (put in eval mode here).
+        preprocessor: the ``Preprocessor`` its inputs were encoded with.
+        path, quantize: as ``export_onnx``.
+        metadata: recorded beside the keys derived from the preprocessor, overriding them; a
+            ``None`` value leaves the derived one.
+        source: what the model came from, for error messages (default: ``path``).
+
+    Raises:
+        FactoryError: (one line) the network cannot be exported or run by ONNX Runtime;
+            nothing is left at ``path`` (or the int8 path) then.
+    """
+    path = Path(path)
+    source = source or path
+    meta = _merged(_derived(preprocessor), metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     targets = [path] + ([quantized_path(path)] if quantize else [])
     temps = [p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in targets]
+    renamed: list[Path] = []
     try:
-        graph = _export(model, preprocessor, checkpoint)
+        graph = _export(model.eval(), preprocessor, source)
         _set_metadata(graph, meta)
         import onnx
 
         onnx.save(graph, temps[0])
-        _check_runs(temps[0], preprocessor, checkpoint)
+        _check_runs(temps[0], preprocessor, source)
         if quantize:
             _quantize(temps[0], temps[1], meta)
-            _check_runs(temps[1], preprocessor, checkpoint)
+            _check_runs(temps[1], preprocessor, source)
         for temp, target in zip(temps, targets):
             temp.replace(target)
+            renamed.append(target)
     except BaseException:
-        for p in temps:
+        for p in [*temps, *renamed]:  # one file of a pair renamed before the other failed to is no result
             p.unlink(missing_ok=True)
         raise
     return ExportResult(targets, meta)
@@ -94,13 +117,16 @@ def quantized_path(path: str | Path) -> Path:
 
 def _single_file(checkpoint: str | Path) -> Path:
     """The checkpoint as one file; a ZeRO directory only once it was consolidated beside itself."""
-    from factory.rundir.checkpoints import export_path, is_newer_than_shards, is_sharded, resolve_checkpoint
+    from factory.rundir.checkpoints import (consolidated_path, export_path, is_newer_than_shards, is_sharded,
+                                            resolve_checkpoint)
 
     found = resolve_checkpoint(checkpoint)
     if not is_sharded(found):
         return found
-    if is_newer_than_shards(export_path(found), found):
+    if is_newer_than_shards(export_path(found), found):  # scripts/export.py's consolidation, beside it
         return export_path(found)
+    if consolidated_path(found).is_file():  # a read's (evaluate, the registry), in the cache; keyed by the shards
+        return consolidated_path(found)
     raise FactoryError(f"{found} is a sharded DeepSpeed checkpoint; consolidate it first: "
                        f"python scripts/export.py {found}")
 
@@ -110,6 +136,7 @@ def _load(checkpoint: Path):
     from factory.data.datamodule import TabularDataModule
     from factory.data.preprocessing import Preprocessor
     from factory.models import SupervisedModel
+    from factory.rundir.layout import in_checkpoint_dir
     from factory.training.evaluation import from_checkpoint
     from factory.training.restore import load_factory_checkpoint
 
@@ -117,19 +144,28 @@ def _load(checkpoint: Path):
     state = saved[TabularDataModule.__qualname__]["preprocessor"]
     preprocessor = Preprocessor.from_state_dict(state)
     model = SupervisedModel.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-    schema = preprocessor.schema
-    meta = {
-        "task": schema.task, "target": schema.target, "features": list(schema.features),
-        "kinds": dict(schema.features), "class_labels": list(preprocessor.class_labels), "output": _output(schema.task),
-        "data_fingerprint": from_checkpoint(saved, checkpoint).fingerprint or _run_fingerprint(checkpoint),
-        "factory_version": _factory_version(), "input_convention": INPUT_CONVENTION,
-        "preprocessor": state,  # what OnnxPredictor.predict needs for the target column; JSON already
-    }
-    from factory.rundir.layout import in_checkpoint_dir
-
+    meta = {"data_fingerprint": from_checkpoint(saved, checkpoint).fingerprint or _run_fingerprint(checkpoint)}
     if in_checkpoint_dir(checkpoint):
         meta["run_id"] = checkpoint.parent.parent.name
     return model, preprocessor, meta
+
+
+def _derived(preprocessor) -> dict:
+    """The metadata every file carries, from the fitted preprocessing."""
+    schema = preprocessor.schema
+    return {"task": schema.task, "target": schema.target, "features": list(schema.features),
+            "kinds": dict(schema.features), "class_labels": list(preprocessor.class_labels),
+            "output": _output(schema.task), "factory_version": _factory_version(),
+            "input_convention": INPUT_CONVENTION, "data_fingerprint": None,
+            # What OnnxPredictor.predict needs for reading tables and the target column (plain JSON).
+            "preprocessor": preprocessor.state_dict()}
+
+
+def _merged(base: dict, extra: dict | None) -> dict:
+    """``base`` updated by ``extra``, except where ``extra`` says None (unknown) and ``base`` knows."""
+    merged = dict(base)
+    merged.update({k: v for k, v in (extra or {}).items() if v is not None or merged.get(k) is None})
+    return merged
 
 
 def _output(task: str) -> str:

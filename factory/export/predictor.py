@@ -131,6 +131,9 @@ def _numeric(name: str, values) -> np.ndarray:
         raise DataError(f"feature column {name!r} must hold numbers (NaN or null for missing)") from None
     if array.ndim != 1:
         raise DataError(f"feature column {name!r} must be 1-D; got shape {array.shape}")
+    infinite = np.isinf(array)
+    if infinite.any():  # as the preprocessing refuses it: NaN is missing, an infinity is an error
+        raise DataError(f"feature column {name!r} holds an infinite value at row {int(np.flatnonzero(infinite)[0])}")
     return np.ascontiguousarray(array)
 
 

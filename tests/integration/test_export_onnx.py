@@ -89,7 +89,8 @@ def _torch(runs, name, table):
 
 
 def _score_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c == "score" or c.startswith("prob_")]
+    """The model's float32 outputs: score, prob_<label>, a regression's prediction."""
+    return [c for c in frame.columns if c == "score" or c.startswith("prob_") or frame[c].dtype == "float32"]
 
 
 def _max_diff(got: pd.DataFrame, expected: pd.DataFrame) -> float:
