@@ -1,10 +1,10 @@
 """The model registry: register a run's best checkpoint, list, show, promote, load.
 
-    python scripts/registry.py register outputs/fraud_detection/<run> [--name fraud]   # or a run id
+    python scripts/registry.py register outputs/fraud_detection/<run> [--name fraud] [--export]  # or a run id
     python scripts/registry.py list [--json]
     python scripts/registry.py show fraud[@3|@production|@staging] [--json]
     python scripts/registry.py promote fraud 3 --stage production
-    python scripts/registry.py load fraud@production [--score new.csv --output scored.csv]
+    python scripts/registry.py load fraud@production [--backend onnx] [--score new.csv --output scored.csv]
 
 Every command takes --registry DIR (default $FACTORY_REGISTRY, else $FACTORY_ROOT/registry,
 else ./registry). Exit codes: 0 done, 2 bad input (one line naming the run, model,
@@ -15,6 +15,7 @@ import sys
 
 from factory.cli import job
 from factory.errors import EXIT_BAD_INPUT
+from factory.registry.exports import BACKENDS
 from factory.registry.store import STAGES
 
 
@@ -33,6 +34,8 @@ def parser() -> Parser:
     register = commands.add_parser("register", parents=[common], help="register a completed run's best checkpoint")
     register.add_argument("run", help="a run directory, or a run id under $FACTORY_ROOT/outputs")
     register.add_argument("--name", help="model name (default: the run's experiment)")
+    register.add_argument("--export", action="store_true",
+                          help="also export it to ONNX (best effort: an unexportable model registers all the same)")
     listing = commands.add_parser("list", parents=[common], help="every name and version")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
     show = commands.add_parser("show", parents=[common], help="everything recorded about one version")
@@ -44,6 +47,8 @@ def parser() -> Parser:
     promote.add_argument("--stage", required=True, choices=STAGES)
     load = commands.add_parser("load", parents=[common], help="load a version for inference and summarize it")
     load.add_argument("ref", help="NAME (latest), NAME@VERSION or NAME@STAGE")
+    load.add_argument("--backend", default="torch", choices=BACKENDS,
+                      help="torch: the checkpoint; onnx / onnx-int8: the exported graph in ONNX Runtime")
     load.add_argument("--score", metavar="TABLE", help="also score this CSV or Parquet file of raw rows")
     load.add_argument("--output", metavar="FILE", help="where --score writes (.csv or .parquet); default: print")
     return main
@@ -56,13 +61,16 @@ def run(args: argparse.Namespace) -> None:
 
     store = registry.Registry(args.registry)
     if args.command == "register":
-        v = registry.register(args.run, args.name, store.root)
+        v = registry.register(args.run, args.name, store.root, export=args.export)
         metric = f", {v.metric['name']} {v.metric['val']:.4f}" if v.metric.get("val") is not None else ""
         print(f"registered {v.name} v{v.version} (run {v.run_id}{metric}) in {store.root}")
+        if args.export:
+            print("exports: " + display.exports_line(registry.exported(v.ref, store.root), v.ref))
     elif args.command == "list":
         display.print_versions(store.versions(), store.root, args.json)
     elif args.command == "show":
-        display.print_version(store.get(args.ref).metadata(), args.json)
+        version = store.get(args.ref)
+        display.print_version({**version.metadata(), "exports": registry.exported(version.ref, store.root)}, args.json)
     elif args.command == "promote":
         changes = store.promote(args.name, args.version, args.stage)
         if not changes:
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
 
         check_output(args.output)  # bad input is refused before the model loads
         table = read_table(args.score) if args.score else None
-        loaded = registry.load(args.ref, store.root)
+        loaded = registry.load(args.ref, store.root, backend=args.backend)
         # Scored rows on stdout (to pipe) put the summary on stderr.
         display.print_loaded(loaded, sys.stderr if table is not None and not args.output else sys.stdout)
         if table is not None:

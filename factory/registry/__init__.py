@@ -11,6 +11,8 @@ Example:
     >>> registry.promote(v.name, v.version, "production")
     >>> fraud = registry.load("fraud_detection@production")
     >>> fraud.predict(new_rows)            # raw columns in; prediction and score out
+    >>> registry.export("fraud_detection@production", quantize=True)   # model.onnx, model.int8.onnx
+    >>> registry.load("fraud_detection@production", backend="onnx").predict(new_rows)  # same, no torch
 """
 from __future__ import annotations
 
@@ -20,13 +22,13 @@ from factory.registry.loading import RegisteredModel
 from factory.registry.store import STAGES, ModelVersion, Registry, default_dir, parse_ref
 
 __all__ = ["Registry", "ModelVersion", "RegisteredModel", "STAGES", "default_dir", "parse_ref",
-           "register", "versions", "get", "show", "promote", "load", "audit"]
+           "register", "versions", "get", "show", "promote", "load", "export", "exported", "audit"]
 
 PathLike = str | Path | None
 
 
 def register(run: str | Path, name: str | None = None, registry: PathLike = None,
-             root: PathLike = None) -> ModelVersion:
+             root: PathLike = None, export: bool = False) -> ModelVersion:
     """Register a completed run's best checkpoint as the next version of ``name``.
 
     Args:
@@ -34,10 +36,23 @@ def register(run: str | Path, name: str | None = None, registry: PathLike = None
         name: the model name; default the run's experiment (``task_name``).
         registry: the registry directory; default ``default_dir()``.
         root: the directory holding ``outputs/`` when ``run`` is an id.
+        export: also export it to ONNX (``model.onnx``, as ``export``), best effort: a model
+            that cannot be exported is registered all the same and ``exports.json`` says why.
+            Off by default: it loads torch and traces the model (seconds; see docs/serving.md).
     """
     from factory.registry.capture import register as _register
 
-    return _register(Registry(registry), run, name, root)
+    store = Registry(registry)
+    version = _register(store, run, name, root)
+    if export:
+        from factory.errors import FactoryError
+        from factory.registry.exports import export as _export, record_failure
+
+        try:
+            _export(store, version.ref, verify=False)  # just copied and hashed
+        except FactoryError as e:
+            record_failure(store, version, str(e))
+    return version
 
 
 def versions(name: str | None = None, registry: PathLike = None) -> list[ModelVersion]:
@@ -60,11 +75,31 @@ def promote(name: str, version: int, stage: str, registry: PathLike = None) -> l
     return Registry(registry).promote(name, version, stage)
 
 
-def load(ref: str, registry: PathLike = None, verify: bool = True):
-    """Load ``ref`` for inference: a ``RegisteredModel`` (eval-mode model, fitted preprocessing)."""
+def load(ref: str, registry: PathLike = None, verify: bool = True, backend: str = "torch"):
+    """Load ``ref`` for inference: a ``RegisteredModel`` scoring through ``backend``.
+
+    ``torch``: the eval-mode model and fitted preprocessing from the checkpoint; ``onnx``:
+    the exported graph in ONNX Runtime (no torch import), the same ``predict`` result;
+    ``onnx-int8``: its quantized copy. ``verify`` checks the file's sha256.
+    """
     from factory.registry.loading import load as _load
 
-    return _load(Registry(registry), ref, verify)
+    return _load(Registry(registry), ref, verify, backend)
+
+
+def export(ref: str, registry: PathLike = None, quantize: bool = False) -> dict:
+    """Export ``ref`` to ONNX into its version folder (``model.onnx``; ``model.int8.onnx`` with
+    ``quantize``), recorded with sha256 in ``exports.json`` and the audit log; returns that manifest."""
+    from factory.registry.exports import export as _export
+
+    return _export(Registry(registry), ref, quantize)
+
+
+def exported(ref: str, registry: PathLike = None) -> dict:
+    """``ref``'s ``exports.json``: each exported file's sha256, size, time; empty if never exported."""
+    from factory.registry.exports import read
+
+    return read(get(ref, registry))
 
 
 def audit(registry: PathLike = None) -> list[dict]:

@@ -64,6 +64,7 @@ def print_version(meta: dict, as_json: bool = False) -> None:
                             "its own (mean and sd over the folds: --json, cv)") if cv else None,
         "checkpoint": f"{checkpoint.get('file')} ({checkpoint.get('bytes')} bytes, sha256 "
                       f"{str(checkpoint.get('sha256'))[:12]}; from a {checkpoint.get('source_format')} checkpoint)",
+        "exports": exports_line(meta.get("exports") or {}, f"{meta['name']}@{meta['version']}"),
     }
     console = _console()
     table = Table(show_header=False, box=None)
@@ -85,11 +86,24 @@ def print_version(meta: dict, as_json: bool = False) -> None:
 def print_loaded(loaded, file=None) -> None:
     """``load``: what was loaded and what it expects."""
     v = loaded.version
-    parameters = sum(p.numel() for p in loaded.model.parameters())
     classes = f", classes {loaded.class_labels}" if loaded.class_labels else ""
-    print(f"loaded {v.name} v{v.version} ({v.stage}): {type(loaded.model).__name__} for {loaded.task}, "
-          f"{parameters:,} parameters, eval mode; {len(loaded.features)} feature columns{classes}; "
+    if loaded.onnx is not None:
+        path = Path(loaded.onnx_path)
+        what = f"ONNX Runtime graph {path.name} ({path.stat().st_size / 1e6:.2f} MB) for {loaded.task}"
+    else:
+        parameters = sum(p.numel() for p in loaded.model.parameters())
+        what = f"{type(loaded.model).__name__} for {loaded.task}, {parameters:,} parameters, eval mode"
+    print(f"loaded {v.name} v{v.version} ({v.stage}): {what}; {len(loaded.features)} feature columns{classes}; "
           f"run {v.run_id}", file=file)
+
+
+def exports_line(exports: dict, ref: str = "NAME@VERSION") -> str:
+    """The exported files of a version in a few words: name, size, sha256 prefix; or why export failed."""
+    parts = [f"{name} ({entry.get('bytes', 0) / 1e6:.2f} MB, sha256 {str(entry.get('sha256'))[:12]})"
+             for name, entry in (exports.get("files") or {}).items()]
+    if exports.get("error"):
+        parts.append(f"export failed: {exports['error'].get('message')}")
+    return "; ".join(parts) or f"none (python scripts/export.py {ref} --format onnx)"
 
 
 def _console():

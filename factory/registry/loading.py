@@ -1,52 +1,70 @@
-"""A registered version loaded for inference: the model in eval mode and its fitted preprocessing."""
+"""A registered version loaded for inference: the model in eval mode and its fitted preprocessing,
+or its exported ONNX graph in ONNX Runtime (``backend="onnx"``), which needs no torch."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from factory.errors import DataError, FactoryError
+from factory.registry.exports import BACKENDS, checked_checkpoint, exported_file
 from factory.registry.store import ModelVersion, Registry
 
 
-@dataclass
 class RegisteredModel:
     """What ``factory.registry.load`` returns: everything needed to score raw tables.
 
     Attributes:
         version: the index entry (name, version, stage, run id, key metric, folder).
         metadata: ``meta.json``: run lineage, metrics, data fingerprint, config.
-        model: the ``SupervisedModel``, in eval mode on the CPU.
-        preprocessor: the ``Preprocessor`` fitted on the run's train split.
+        backend: what ``predict`` scores through: ``torch``, ``onnx`` or ``onnx-int8``.
+        onnx: the ``factory.export.OnnxPredictor`` (ONNX backends; else ``None``); ``onnx_path`` its file.
+        model: the ``SupervisedModel``, in eval mode on the CPU. With an ONNX backend it is
+            read from the checkpoint (sha256-checked) on first use: torch loads only then.
+        preprocessor: the ``Preprocessor`` fitted on the run's train split (loaded as ``model``).
 
     Example:
         >>> fraud = factory.registry.load("fraud_detection@production")
         >>> scored = fraud.predict(pd.read_csv("new_transactions.csv"))  # + prediction, score
+        >>> edge = factory.registry.load("fraud_detection@production", backend="onnx")  # same scores, no torch
     """
 
-    version: ModelVersion
-    metadata: dict
-    model: Any
-    preprocessor: Any
-    _datamodule_state: dict = field(default_factory=dict, repr=False)
+    def __init__(self, version: ModelVersion, metadata: dict, model: Any = None, preprocessor: Any = None,
+                 datamodule_state: dict | None = None, *, backend: str = "torch", onnx: Any = None,
+                 onnx_path: Path | None = None, verify: bool = True) -> None:
+        self.version, self.metadata, self.backend, self.onnx, self.onnx_path = version, metadata, backend, onnx, onnx_path
+        self._model, self._preprocessor, self._datamodule_state = model, preprocessor, datamodule_state
+        self._verify = verify
+
+    def __repr__(self) -> str:
+        return f"RegisteredModel({self.ref}, stage={self.version.stage}, backend={self.backend})"
 
     @property
     def ref(self) -> str:
         return self.version.ref
 
     @property
+    def model(self):
+        self._load_checkpoint()
+        return self._model
+
+    @property
+    def preprocessor(self):
+        self._load_checkpoint()
+        return self._preprocessor
+
+    @property
     def task(self) -> str:
-        return self.model.task
+        return self.onnx.task if self.onnx is not None else self.model.task
 
     @property
     def class_labels(self) -> list:
         """Display label of each predicted class index (empty for regression)."""
-        return list(self.preprocessor.class_labels)
+        return list(self.onnx.class_labels if self.onnx is not None else self.preprocessor.class_labels)
 
     @property
     def features(self) -> list[str]:
         """The raw columns a table to score must hold."""
-        return list(self.preprocessor.schema.features)
+        return list(self.onnx.features if self.onnx is not None else self.preprocessor.schema.features)
 
     @property
     def config(self):
@@ -61,8 +79,11 @@ class RegisteredModel:
         Returns:
             The rows plus ``prediction`` and ``score`` (and ``prob_<label>`` per class for
             multiclass; ``target`` and ``label`` when the table has the target column);
-            see ``factory.models.predict.predict_table``.
+            see ``factory.models.predict.predict_table``. The ONNX backends return the same
+            columns (``OnnxPredictor.predict``), probabilities within 1e-5 for fp32.
         """
+        if self.onnx is not None:
+            return self.onnx.predict(table)
         from factory.models.predict import predict_table
 
         return predict_table(self.model, self.preprocessor, table, batch_size)
@@ -75,31 +96,46 @@ class RegisteredModel:
         from factory.data.datamodule import TabularDataModule
         from factory.training.restore import restore_datamodule
 
+        self._load_checkpoint()
         return restore_datamodule(self.config.data, {TabularDataModule.__qualname__: self._datamodule_state})
 
+    def _load_checkpoint(self) -> None:
+        if self._model is not None:
+            return
+        model, preprocessor, state = _read_checkpoint(checked_checkpoint(self.version, self._verify))
+        self._model, self._preprocessor, self._datamodule_state = model, preprocessor, state
 
-def load(registry: Registry, ref: str, verify: bool = True) -> RegisteredModel:
+
+def load(registry: Registry, ref: str, verify: bool = True, backend: str = "torch") -> RegisteredModel:
     """Load ``ref`` (``NAME``, ``NAME@3``, ``NAME@production``) for inference.
 
     Args:
         registry: the registry to read.
         ref: the model reference.
-        verify: check the checkpoint's sha256 against the one recorded at registration.
+        verify: check the sha256 of the file scored through against the one recorded.
+        backend: ``torch`` (the checkpoint), ``onnx`` (``model.onnx`` in ONNX Runtime; torch is
+            not imported) or ``onnx-int8`` (``model.int8.onnx``).
 
     Raises:
-        FactoryError: an unknown reference, a missing or altered checkpoint.
+        FactoryError: an unknown reference or backend, a missing or altered checkpoint or
+            exported file, a version not exported (for the ONNX backends).
     """
-    from factory.registry.capture import sha256
-
-    version = registry.get(ref)  # a bad reference answers before torch loads
+    if backend not in BACKENDS:
+        raise FactoryError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    version = registry.get(ref)  # a bad reference answers before torch or ONNX Runtime loads
     metadata = version.metadata()
-    path = version.checkpoint
-    if not path.is_file():
-        raise FactoryError(f"{version.ref}: checkpoint {path} is missing")
-    expected = (metadata.get("checkpoint") or {}).get("sha256")
-    if verify and expected and sha256(path) != expected:
-        raise FactoryError(f"{version.ref}: checkpoint {path} changed since it was registered (sha256 mismatch)")
+    if backend != "torch":
+        from factory.export import OnnxPredictor
 
+        path, data = exported_file(registry, version, backend, verify)
+        return RegisteredModel(version, metadata, backend=backend, verify=verify, onnx=OnnxPredictor(data),
+                               onnx_path=path)
+    model, preprocessor, state = _read_checkpoint(checked_checkpoint(version, verify))
+    return RegisteredModel(version, metadata, model, preprocessor, state, verify=verify)
+
+
+def _read_checkpoint(path: Path) -> tuple[Any, Any, dict]:
+    """The eval-mode model, the fitted preprocessor and the DataModule's state from a factory checkpoint."""
     from factory.data.datamodule import TabularDataModule
     from factory.data.preprocessing import Preprocessor
     from factory.models import SupervisedModel
@@ -108,7 +144,7 @@ def load(registry: Registry, ref: str, verify: bool = True) -> RegisteredModel:
     checkpoint = load_factory_checkpoint(path)
     state = checkpoint[TabularDataModule.__qualname__]
     model = SupervisedModel.load_from_checkpoint(path, map_location="cpu").eval()
-    return RegisteredModel(version, metadata, model, Preprocessor.from_state_dict(state["preprocessor"]), state)
+    return model, Preprocessor.from_state_dict(state["preprocessor"]), state
 
 
 def read_table(path: str | Path):

@@ -5,7 +5,8 @@ Layout (``$FACTORY_REGISTRY``, else ``${FACTORY_ROOT:-.}/registry``)::
     index.json        name -> versions: stage, key metric, run id, created at/by (atomic writes)
     audit.jsonl       one JSON line per change: who, when, action, name, version, details
     .lock             held around every read-modify-write of the index (filelock)
-    <name>/v<N>/      model.ckpt (one file) and meta.json (what was registered; never rewritten)
+    <name>/v<N>/      model.ckpt (one file) and meta.json (what was registered; never rewritten);
+                      later model.onnx, model.int8.onnx and exports.json (factory.registry.exports)
     .staging/         checkpoints being copied in, before they get a version number
 
 Readers take no lock: the index is replaced by rename, so they see the state before or
@@ -22,7 +23,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from factory import files
 from factory.errors import FactoryError
@@ -244,6 +245,42 @@ class Registry:
                 self._log("promote" if v == version else "archive", name, v, details)
             self._write_index(index)
         return changes
+
+    def attach(self, version: ModelVersion, staged: dict[str, Path], manifest: str,
+               update: Callable[[dict], dict], details: dict, action: str = "export") -> dict:
+        """Move files made after registration (exported graphs) into a version's folder, with their manifest.
+
+        ``meta.json`` stays as registered; ``manifest`` (a JSON file in the folder) says what
+        the attached files are. Under the lock: the files are renamed in, the audit line is
+        written, then the manifest is replaced by ``update(current manifest)``.
+
+        Args:
+            version: the version (its folder must exist).
+            staged: file name in the folder -> a staged file on the registry's filesystem.
+            manifest: the manifest's file name; ``update`` gets its content ({} if absent).
+            details: the audit entry's details.
+
+        Returns:
+            The manifest as written.
+        """
+        with self._locked() as index:
+            versions = self._model(index["models"], version.name)["versions"]
+            if str(version.version) not in versions or not version.path.is_dir():
+                raise FactoryError(f"{version.ref}: no such version folder {version.path}")
+            path = version.path / manifest
+            current = json.loads(path.read_text()) if path.is_file() else {}
+            for name, source in staged.items():
+                os.replace(source, version.path / name)
+            self._log(action, version.name, version.version, details)
+            content = update(current)
+            files.write_json(path, content)
+        return content
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the writers' lock: a reader that must not see a writer between two steps waits here."""
+        with self._locked():
+            yield
 
     # Internals
 
