@@ -12,6 +12,7 @@ The score function takes ``{column: numpy array}`` (every request's rows concate
 returns ``(outputs, model)``: outputs with one row per input row, and whatever names the
 model that scored (the batch was scored by exactly that one, even if a reload swaps the
 model between batches). Each caller gets back its own rows and that ``model``.
+``BatchingScorer`` is this as the server's ``app.state.scorer``; ``install`` puts it there.
 
 Example:
     >>> batcher = Batcher(score, max_batch_size=256, max_latency_ms=5)
