@@ -58,6 +58,7 @@ class OnnxPredictor:
         except (KeyError, ValueError) as e:
             raise FactoryError(f"{where} was not exported by factory (its metadata lacks {e})") from None
         self.output = self.session.get_outputs()[0].name
+        self._numeric = [name for name in self.features if self.kinds[name] == "numeric"]
         self._preprocessor = None
 
     @property
@@ -94,6 +95,13 @@ class OnnxPredictor:
             if rows is not None and len(value) != rows:
                 raise DataError(f"feature column {name!r} has {len(value)} values; the others have {rows}")
             rows = len(value)
+        numeric = [feeds[name] for name in self._numeric]
+        # As the preprocessing refuses it: NaN is missing, an infinity is an error. One check for all columns
+        # (per column, it was most of the overhead on a one-row request).
+        if numeric and np.isinf(np.concatenate(numeric)).any():
+            name = next(name for name in self._numeric if np.isinf(feeds[name]).any())
+            row = int(np.flatnonzero(np.isinf(feeds[name]))[0])
+            raise DataError(f"feature column {name!r} holds an infinite value at row {row}")
         return self.session.run([self.output], feeds)[0]
 
     def predict(self, table, batch_size: int = 65536):
@@ -125,16 +133,14 @@ class OnnxPredictor:
 
 
 def _numeric(name: str, values) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=np.float64)  # None -> NaN
-    except (TypeError, ValueError):
-        raise DataError(f"feature column {name!r} must hold numbers (NaN or null for missing)") from None
-    if array.ndim != 1:
-        raise DataError(f"feature column {name!r} must be 1-D; got shape {array.shape}")
-    infinite = np.isinf(array)
-    if infinite.any():  # as the preprocessing refuses it: NaN is missing, an infinity is an error
-        raise DataError(f"feature column {name!r} holds an infinite value at row {int(np.flatnonzero(infinite)[0])}")
-    return np.ascontiguousarray(array)
+    if not (isinstance(values, np.ndarray) and values.dtype == np.float64):  # the server's arrays already are
+        try:
+            values = np.asarray(values, dtype=np.float64)  # None -> NaN
+        except (TypeError, ValueError):
+            raise DataError(f"feature column {name!r} must hold numbers (NaN or null for missing)") from None
+    if values.ndim != 1:
+        raise DataError(f"feature column {name!r} must be 1-D; got shape {values.shape}")
+    return values if values.flags.c_contiguous else np.ascontiguousarray(values)
 
 
 def _text(name: str, values) -> np.ndarray:
