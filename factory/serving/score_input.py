@@ -110,7 +110,7 @@ def open_files(paths: list[Path], features: list[str], kinds: dict[str, str]) ->
     opened = []
     for path in paths:
         kind = file_format(path)
-        dataset = _dataset(path, kind, kinds)
+        dataset = _dataset(path, kind, kinds, text_numbers=True)  # names only: a bad cell is found when read
         stat = path.stat()
         absent = [c for c in features if c not in dataset.schema.names]
         if absent:
@@ -136,9 +136,9 @@ def batches(file: InputFile, kinds: dict[str, str], batch_rows: int) -> Iterator
         DataError: a value the file's format cannot read as its column's type (CSV: a numeric
             feature's cell that is not a number), naming the file, row and column.
     """
-    dataset = _dataset(file.path, file.format, kinds)
     done = 0
     try:
+        dataset = _open(file.path, file.format, kinds)  # CSV: converts the first block already
         for batch in dataset.to_batches(batch_size=batch_rows, batch_readahead=2, fragment_readahead=1):
             done += batch.num_rows
             yield batch
@@ -147,6 +147,18 @@ def batches(file: InputFile, kinds: dict[str, str], batch_rows: int) -> Iterator
 
 
 def _dataset(path: Path, kind: str, kinds: dict[str, str], text_numbers: bool = False):
+    """``_open``, its failure one line naming the file.
+
+    Raises:
+        DataError: not a file of its format.
+    """
+    try:
+        return _open(path, kind, kinds, text_numbers)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+        raise DataError(f"{path}: not a readable {kind} file ({_first_line(e)})") from None
+
+
+def _open(path: Path, kind: str, kinds: dict[str, str], text_numbers: bool = False):
     """``path`` as a one-file ``pyarrow.dataset``. CSV reads numeric features as float64: type
     inference from the first block would take an integer column for int64 and fail on a later 3.5;
     ``text_numbers`` reads them as text instead, to find a bad cell."""
@@ -162,10 +174,7 @@ def _dataset(path: Path, kind: str, kinds: dict[str, str], text_numbers: bool = 
                                                                           strings_can_be_null=text_numbers))
     else:
         file_format = kind
-    try:
-        return ds.dataset(path, format=file_format)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
-        raise DataError(f"{path}: not a readable {kind} file ({_first_line(e)})") from None
+    return ds.dataset(path, format=file_format)
 
 
 def _locate_unreadable(file: InputFile, kinds: dict[str, str], batch_rows: int, done: int, error: Exception):
@@ -175,7 +184,7 @@ def _locate_unreadable(file: InputFile, kinds: dict[str, str], batch_rows: int, 
         numeric = [n for n, k in kinds.items() if k == "numeric"]
         start = 0
         try:
-            for batch in _dataset(file.path, "csv", kinds, text_numbers=True).to_batches(batch_size=batch_rows):
+            for batch in _open(file.path, "csv", kinds, text_numbers=True).to_batches(batch_size=batch_rows):
                 feature_columns(batch, numeric, kinds, lambda i, s=start: f"{file.path}: row {s + i + 1}")
                 start += batch.num_rows
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
@@ -184,7 +193,9 @@ def _locate_unreadable(file: InputFile, kinds: dict[str, str], batch_rows: int, 
 
 
 def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    """Arrow's reason without the layers of context it wraps round it (``Error creating dataset. ...:``)."""
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return line.rpartition("Invalid: ")[2] or line
 
 
 def feature_columns(batch: pa.RecordBatch, features: list[str], kinds: dict[str, str],
