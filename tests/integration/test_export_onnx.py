@@ -237,7 +237,7 @@ def test_bad_columns_are_named(exported):
         predictor.predict(pa.table({k: v for k, v in columns.items() if k != "amount"}))
 
 
-def test_sharded_checkpoint_is_refused_until_consolidated(tmp_path):
+def test_sharded_checkpoint_is_refused_until_consolidated(runs, tmp_path):
     """A directory shaped as DeepSpeed writes one (``latest`` + tag folder of shards): training a real ZeRO run
     costs ~60 s here (tests/integration/test_deepspeed.py), and the refusal reads only the shape."""
     sharded = tmp_path / "checkpoints" / "best.ckpt"
@@ -250,6 +250,10 @@ def test_sharded_checkpoint_is_refused_until_consolidated(tmp_path):
     assert str(info.value) == (f"{sharded} is a sharded DeepSpeed checkpoint; consolidate it first: "
                                f"python scripts/export.py {sharded}")
     assert not target.parent.exists() or not any(target.parent.iterdir())
+    # Once scripts/export.py consolidated it (the file beside it, newer than the shards), it exports.
+    consolidated = tmp_path / "checkpoints" / "best-fp32.ckpt"
+    consolidated.write_bytes((runs["diagnosis"][0] / "checkpoints" / "best.ckpt").read_bytes())
+    assert export_onnx(sharded, target).paths == [target] and read_metadata(target)["task"] == "binary"
 
 
 class ExoticNet(TabularMLP):

@@ -49,6 +49,8 @@ CASES = {
          "shop": "categorical"}, "y", "multiclass", MLP, 4),
     "only embedded categoricals": ({"city": "categorical", "shop": "categorical"}, "y", "binary", MLP, 0, "good"),
     "only numerics, regression": ({"amount": "numeric", "age": "numeric"}, "value", "regression", MLP, 4),
+    "wide residual MLP": ({"amount": "numeric", "city": "categorical", "shop": "categorical"}, "y", "binary",
+                          {"_target_": "factory.models.WideMLP", "width": 16, "depth": 2}, 2, "good"),
     "tabm-mini": ({"amount": "numeric", "city": "categorical", "shop": "categorical"}, "y", "multiclass",
                   {"_target_": "factory.models.TabM", "k": 3, "d_block": 8, "arch_type": "tabm-mini"}, 2),
 }
