@@ -11,8 +11,9 @@ Where other parts plug in (``app.state``):
         replaces it with a queue that coalesces requests.
     after_score: callables ``(request_id, served, columns, out)`` run after each scored
         request, before the response is sent (the request log: keep them cheap).
-    closers: callables (or coroutine functions) run at shutdown, last added first,
-        after uvicorn has drained in-flight requests; then the reload thread stops.
+    closers: callables (or coroutine functions) run at shutdown in the order added
+        (batching's queue drains before the request log flushes), after uvicorn has
+        drained in-flight requests; then the reload thread stops.
     holder, metrics, cfg: the model holder, the ``Metrics`` and the server's config.
 
 Example:
@@ -86,7 +87,7 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
         try:
             yield
         finally:
-            for close in reversed(app.state.closers):
+            for close in app.state.closers:
                 try:
                     result = close()
                     if inspect.isawaitable(result):
@@ -148,8 +149,7 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
     async def server_metadata() -> Response:
         return ok({"name": "factory", "version": version, "extensions": []})
 
-    async def model_metadata(name: str, version: str | None = None) -> Response:
-        served = model(name, version)
+    def model_metadata(served: Served) -> Response:
         inputs = [{"name": f, "datatype": "BYTES" if served.kinds[f] == "categorical" else "FP64", "shape": [-1]}
                   for f in served.features]
         outputs = [{"name": o, "datatype": "FP64" if o != "prediction" or served.task == "regression" else "INT64",
@@ -161,11 +161,7 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
                    "parameters": {"task": served.task, "stage": served.stage,
                                   "class_labels": [str(c) for c in served.class_labels]}})
 
-    async def model_ready(name: str, version: str | None = None) -> Response:
-        served = model(name, version)
-        return ok({"name": served.name, "ready": True})
-
-    async def infer(name: str, request: Request, version: str | None = None) -> Response:
+    async def infer(request: Request, name: str, version: str | None) -> Response:
         model(name, version)
         rid = request_id(request)
         body = await request.body()
@@ -179,11 +175,31 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
     meta_doc = {"tags": ["v2"], "responses": {200: {"model": openapi.ModelMetadata}, 404: openapi.ERRORS[404]}}
     infer_doc = {"tags": ["v2"], "openapi_extra": openapi.request_body(openapi.InferRequest),
                  "responses": {200: {"model": openapi.InferResponse}, **openapi.ERRORS}}
-    for prefix, suffix in (("/v2/models/{name}", ""), ("/v2/models/{name}/versions/{version}", " (a version)")):
-        app.add_api_route(prefix, model_metadata, methods=["GET"], summary="Model metadata" + suffix, **meta_doc)
-        app.add_api_route(prefix + "/ready", model_ready, methods=["GET"], tags=["v2"],
-                          summary="Model readiness" + suffix)
-        app.add_api_route(prefix + "/infer", infer, methods=["POST"], summary="Inference" + suffix, **infer_doc)
+    ready_doc = {"tags": ["v2"], "responses": {404: openapi.ERRORS[404]}}
+
+    @app.get("/v2/models/{name}", summary="Model metadata", **meta_doc)
+    async def metadata(name: str) -> Response:
+        return model_metadata(model(name))
+
+    @app.get("/v2/models/{name}/versions/{version}", summary="Model metadata (a version)", **meta_doc)
+    async def metadata_version(name: str, version: str) -> Response:
+        return model_metadata(model(name, version))
+
+    @app.get("/v2/models/{name}/ready", summary="Model readiness", **ready_doc)
+    async def model_ready(name: str) -> Response:
+        return ok({"name": model(name).name, "ready": True})
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", summary="Model readiness (a version)", **ready_doc)
+    async def model_ready_version(name: str, version: str) -> Response:
+        return ok({"name": model(name, version).name, "ready": True})
+
+    @app.post("/v2/models/{name}/infer", summary="Inference", **infer_doc)
+    async def infer_latest(request: Request, name: str) -> Response:
+        return await infer(request, name, None)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer", summary="Inference (a version)", **infer_doc)
+    async def infer_version(request: Request, name: str, version: str) -> Response:
+        return await infer(request, name, version)
 
     # --- plain JSON ---
 

@@ -113,7 +113,7 @@ def worker_app():
     cfg = OmegaConf.create(json.loads(os.environ[CONFIG_ENV]))
     app = build_app(cfg, load_tokens(cfg.auth.tokens_file))
     pid = os.getpid()
-    app.state.closers.insert(0, lambda: mark_worker_dead(pid))  # runs last
+    app.state.closers.append(lambda: mark_worker_dead(pid))  # after the others: closers run in order
     return app
 
 
