@@ -134,7 +134,7 @@ def test_the_manifest(models, rows, tmp_path):
     assert written["rows"] == 2500 and written["batch_rows"] == 512
     assert written["output"]["columns"] == ADDED and sum(f["rows"] for f in written["output"]["files"]) == 2500
     assert written["started"] <= written["finished"] and written["seconds"] > 0
-    assert written["rows_per_s"] == pytest.approx(2500 / written["seconds"], rel=0.01)
+    assert written["rows_per_s"] == pytest.approx(2500 / written["seconds"], rel=0.05)  # seconds: 3 decimals
     assert written["factory_version"] == factory.__version__
     # The same files give the same fingerprint; a rewritten one another.
     again = score_files(models["onnx"], source, tmp_path / "again")
