@@ -47,7 +47,8 @@ class OnnxPredictor:
             self.session = ort.InferenceSession(source if isinstance(source, (bytes, bytearray)) else str(source),
                                                 options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001: onnxruntime raises its own types for a bad file
-            raise FactoryError(f"{where} is not a loadable ONNX model ({str(e).strip().splitlines()[0]})") from None
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise FactoryError(f"{where} is not a loadable ONNX model ({reason})") from None
         props = self.session.get_modelmeta().custom_metadata_map
         try:
             self.metadata = {key: json.loads(value) for key, value in props.items()}

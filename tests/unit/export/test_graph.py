@@ -96,3 +96,16 @@ def test_fast_path_refuses_infinity_and_2d_columns(tmp_path):
         predictor.predict_columns({"amount": np.array([1.0, np.inf]), "age": np.array([30.0, 40.0])})
     with pytest.raises(DataError, match="'age' must be 1-D"):
         predictor.predict_columns({"amount": np.zeros(2), "age": np.zeros((2, 1))})
+
+
+def test_a_file_that_is_not_an_export_is_one_line(tmp_path):
+    from factory.errors import FactoryError
+
+    with pytest.raises(FactoryError, match="no such ONNX file: .*absent.onnx"):
+        OnnxPredictor(tmp_path / "absent.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(FactoryError, match="junk.onnx is not a loadable ONNX model") as info:
+        OnnxPredictor(tmp_path / "junk.onnx")
+    assert len(str(info.value).splitlines()) == 1
+    with pytest.raises(FactoryError, match="<bytes> is not a loadable ONNX model"):
+        OnnxPredictor(b"junk")
