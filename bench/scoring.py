@@ -98,11 +98,12 @@ def score_command(ref: str, registry: Path, source: Path, output: Path, override
 
 
 def manifest_timing(output: Path) -> dict:
-    """Rows and scoring seconds from ``<output>/score.json`` (start-up excluded), and rows/s from them."""
+    """Rows and scoring seconds from the output's manifest (start-up excluded), and rows/s from them."""
+    found = [output / name for name in ("_score.json", "score.json") if (output / name).exists()]
     try:
-        manifest = json.loads((output / "score.json").read_text())
-    except (OSError, ValueError) as e:
-        return {"manifest_error": str(e)}
+        manifest = json.loads(found[0].read_text())
+    except (IndexError, OSError, ValueError) as e:
+        return {"manifest_error": f"no readable manifest in {output} ({e})"}
     seconds = next((manifest[k] for k in ("duration_s", "seconds", "elapsed_s", "time_s", "wall_s")
                     if isinstance(manifest.get(k), (int, float))), None)
     rows = manifest.get("rows")

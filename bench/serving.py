@@ -96,7 +96,8 @@ def prepare_model(root: Path, env: dict) -> dict:
     from factory import registry
 
     loaded = registry.load(REF, env["FACTORY_REGISTRY"], backend="onnx")
-    return {"predictor": loaded.onnx, "version": loaded.version, "setup_s": time.perf_counter() - start}
+    version = getattr(loaded.version, "version", loaded.version)  # a ModelVersion record, or its number
+    return {"predictor": loaded.onnx, "version": version, "setup_s": time.perf_counter() - start}
 
 
 def rows_for_bodies(predictor, count: int) -> list[dict]:
@@ -141,30 +142,34 @@ def load_runs(base: str, bodies: dict, scenarios: list, args: argparse.Namespace
     for endpoint, size, connections in scenarios:
         body, target = bodies[endpoint, size], url(base, endpoint)
         loadgen.wrk(target, body, connections=connections, duration_s=1)  # warm-up, not kept
+        before = model_calls(base) if server != "floor" else None
         run = loadgen.wrk(target, body, connections=connections, duration_s=args.duration)
         run.update(server=server, endpoint=endpoint, rows_per_request=size, rows_s=run["rps"] * size)
+        after = model_calls(base) if before else None
+        if before and after and after[1] > before[1]:  # the server's own count: is batching coalescing?
+            run["rows_per_model_call"] = (after[0] - before[0]) / (after[1] - before[1])
         print(f"  {server:22} {endpoint:7} {size:3} rows c={connections:<3} p50 {run['p50_ms']:7.2f} ms  "
-              f"p99 {run['p99_ms']:7.2f} ms  {run['rows_s']:9.0f} rows/s  non-2xx {run['non2xx']}", flush=True)
+              f"p99 {run['p99_ms']:7.2f} ms  {run['rows_s']:9.0f} rows/s  non-2xx {run['non2xx']}  "
+              f"rows/call {run.get('rows_per_model_call', 0):.1f}", flush=True)
         out.append(run)
     return out
 
 
-def scrape_batches(base: str) -> dict:
-    """Mean rows per model call from the server's batch-size histogram (any ``*batch*_sum``/``_count`` pair)."""
+def model_calls(base: str) -> tuple[float, float] | None:
+    """(rows, model calls) so far, from the server's batch-size histogram (``*batch*_sum`` / ``_count``)."""
     try:
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
             text = response.read().decode()
-    except OSError as e:
-        return {"error": str(e)}
-    values = {}
+    except OSError:
+        return None
+    rows = calls = 0.0
     for line in text.splitlines():
-        if "batch" in line and not line.startswith("#") and ("_sum" in line or "_count" in line):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    sums = {k.replace("_sum", "", 1): v for k, v in values.items() if "_sum" in k}
-    counts = {k.replace("_count", "", 1): v for k, v in values.items() if "_count" in k}
-    both = [k for k in sums if counts.get(k)]
-    return {"metric": both[0], "calls": counts[both[0]], "mean_rows": sums[both[0]] / counts[both[0]]} if both else {}
+        name, _, value = line.rpartition(" ")
+        if "batch" in name and not line.startswith("#"):
+            metric = name.split("{")[0]
+            rows += float(value) if metric.endswith("_sum") else 0.0
+            calls += float(value) if metric.endswith("_count") else 0.0
+    return (rows, calls) if calls else None
 
 
 def server_part(model: dict, root: Path, env: dict, args: argparse.Namespace) -> dict:
@@ -189,10 +194,11 @@ def server_part(model: dict, root: Path, env: dict, args: argparse.Namespace) ->
                 bodies = write_bodies(rows, inputs, workdir)
             scenarios = LOG_OFF_SCENARIOS if "log off" in name else SCENARIOS
             runs += load_runs(base, bodies, scenarios, args, name)
-            batches = scrape_batches(base)
         exit_code = server.stop()
         logged = sum(p.stat().st_size for p in serving_dir.rglob("*.parquet")) if serving_dir.exists() else 0
-        servers[name] = {"overrides": overrides, "exit_code": exit_code, "batches": batches,
+        # uvicorn re-raises SIGTERM after its graceful shutdown: exit -15 with this line is a clean stop.
+        clean = "Application shutdown complete" in server.log.read_text(errors="replace")
+        servers[name] = {"overrides": overrides, "exit_code": exit_code, "clean_shutdown": clean,
                          "request_log_mb": round(logged / 1e6, 2)}
     return {"runs": runs, "servers": servers, "body_rows": len(rows)}
 
@@ -253,7 +259,7 @@ def scoring_part(model: dict, root: Path, env: dict, args: argparse.Namespace) -
         if child["returncode"] == 0 and "rows_s" not in child:  # no timing in score.json: the whole process
             child["rows_s"], child["rows_s_from"] = rows / child["wall_s"], "wall"
         elif "rows_s" in child:
-            child["rows_s_from"] = "score.json"
+            child["rows_s_from"] = "manifest"
         shutil.rmtree(target, ignore_errors=True)
         result["score_py"] = child
         print(f"  scoring {rows:,} rows: score.py {child.get('rows_s', 0):,.0f} rows/s "

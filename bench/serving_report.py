@@ -98,20 +98,24 @@ def render(saved: dict) -> str:
         lines += [f"Server: not measured: {server['error']}", ""]
     elif server:
         lines += [f"### HTTP on loopback ({saved['duration_s']:g} s per run after a 1 s warm-up)", "",
-                  "| server | endpoint | rows/request | connections | p50 ms | p99 ms | requests/s | rows/s | errors |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| server | endpoint | rows/request | connections | p50 ms | p99 ms | requests/s | rows/s | errors "
+                  "| rows/model call |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in server["runs"]:
+            per_call = f"{r['rows_per_model_call']:.1f}" if "rows_per_model_call" in r else "-"
             lines.append(f"| {r['server']} | {'`/predict`' if r['endpoint'] == 'predict' else 'v2 `infer`'} | "
                          f"{r['rows_per_request']} | {r['connections']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                         f"{r['rps']:,.0f} | {r['rows_s']:,.0f} | {r['non2xx'] + r['socket_errors']} |")
+                         f"{r['rps']:,.0f} | {r['rows_s']:,.0f} | {r['non2xx'] + r['socket_errors']} | {per_call} |")
         lines += ["", "floor: a bare FastAPI endpoint that reads the body and returns a constant, with the "
                   "server's uvicorn settings. Bodies: generated transactions with every feature present, cycled "
-                  f"({server['body_rows']} rows). errors: non-2xx responses and socket errors."]
+                  f"({server['body_rows']} rows). errors: non-2xx responses and socket errors. rows/model call: the "
+                  "server's `factory_batch_size_rows` histogram over the run (sum / count): above 1 for single-row "
+                  "requests, batching coalesced them."]
         for name, info in server["servers"].items():
-            batches = info["batches"]
-            mean = f", {batches['mean_rows']:.1f} rows per model call" if batches.get("mean_rows") else ""
-            lines.append(f"- {name} (`{' '.join(info['overrides'])}`): exit {info['exit_code']} on SIGTERM, "
-                         f"request log {info['request_log_mb']} MB{mean}.")
+            logging = "log.enabled=true" in info["overrides"]
+            check = " **(log on, yet no request-log file written)**" if logging and not info["request_log_mb"] else ""
+            stop = "graceful" if info.get("clean_shutdown") else "**not graceful**"
+            lines.append(f"- {name} (`{' '.join(info['overrides'])}`): SIGTERM at the end: {stop} (exit "
+                         f"{info['exit_code']}); request log {info['request_log_mb']} MB{check}.")
         lines.append("")
     inproc = saved.get("inprocess", {})
     if _error(inproc):
@@ -139,8 +143,8 @@ def render(saved: dict) -> str:
             lines.append(f"| {s['rows']:,} | {s['file_mb']} | {rate} | {child['wall_s']:.1f} | "
                          f"{child['peak_rss_mb']:.0f} | {limit:,.0f} | {share} |")
         source = {s["score_py"].get("rows_s_from") for s in scoring} - {None}
-        lines += ["", f"`score.py` rows/s: rows over {' / '.join(sorted(source)) or '-'} seconds (`score.json`: "
-                  "the scoring itself; wall: the whole process); process s: the whole process, start-up "
+        lines += ["", f"`score.py` rows/s: rows over {' / '.join(sorted(source)) or '-'} seconds (manifest: "
+                  "`_score.json`'s, the scoring itself; wall: the whole process); process s: the whole process, start-up "
                   "included; peak RSS: the child's own (`wait4`). In process: the same file read in "
                   "record batches of 65,536 rows (`batch_rows`), each scored by `predict_columns`; no output "
                   "written.", ""]
