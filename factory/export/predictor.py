@@ -84,8 +84,8 @@ class OnnxPredictor:
             multiclass, ``(N,)`` values for regression.
 
         Raises:
-            DataError: a feature is absent, not 1-D, not numeric where it must be, or the
-                columns differ in length.
+            DataError: a feature is absent, not 1-D, not numeric where it must be, holds an
+                infinity (named with its first row), or the columns differ in length.
         """
         feeds, rows = {}, None
         for name in self.features:
