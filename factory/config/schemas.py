@@ -497,7 +497,7 @@ class ServeConf:
     task_name: str = "serve"
     model: str = MISSING  # NAME, NAME@VERSION or NAME@STAGE
     registry: Optional[str] = None  # None: factory.registry.default_dir()
-    backend: str = choices("onnx", "torch", default="onnx")
+    backend: str = choices("onnx", "onnx-int8", "torch", default="onnx")
     host: str = "127.0.0.1"
     port: int = bounded(Range(ge=1, le=65535), 8080)
     workers: int = bounded(COUNT, 1)

@@ -58,7 +58,7 @@ class DirectScorer:
         from starlette.concurrency import run_in_threadpool
 
         served = self.holder.current  # taken once: this request is scored and named by this version
-        if rows <= INLINE_ROWS and getattr(served.model, "onnx", None) is not None:
+        if rows <= INLINE_ROWS and served.model.onnx is not None:
             out = served.score(columns)
         else:
             out = await run_in_threadpool(served.score, columns)
@@ -102,6 +102,10 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
     app.state.cfg, app.state.holder, app.state.metrics = cfg, holder, metrics
     app.state.scorer = DirectScorer(holder, metrics)
     app.state.after_score, app.state.closers = [], []
+    from factory.serving import batching, request_log
+
+    batching.install(app, cfg)  # batching.enabled: requests coalesce in one queue (replaces the scorer)
+    request_log.install(app, cfg)  # log.enabled: every scored row to Parquet; closes after batching drains
     max_rows = int(cfg.limits.max_rows)
     signatures: dict[int, Signature] = {}
 

@@ -12,7 +12,6 @@ only when the served reference is a stage (``NAME@production``); a pinned versio
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ class Served:
     def score(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         """The model's output for decoded columns (``factory.serving.protocol``): ``(N,)``
         P(class 1), ``(N, C)`` probabilities, or ``(N,)`` regression values."""
-        onnx = getattr(self.model, "onnx", None)
+        onnx = self.model.onnx
         if onnx is not None:  # no pandas on the request path: the graph takes the columns as they are
             return onnx.predict_columns({name: _onnx_column(columns[name], self.kinds[name])
                                          for name in self.features})
@@ -76,19 +75,14 @@ def load_served(ref: str, registry: str | Path | None, backend: str) -> Served:
 
     Raises:
         FactoryError: an unknown name, version or stage, a missing or altered file, a
-            backend this registry cannot load.
+            version without the export the backend needs.
     """
     from factory import registry as registry_api
 
-    if backend != "torch":  # the keyword exists once the registry loads exported files
-        if "backend" not in inspect.signature(registry_api.load).parameters:
-            raise FactoryError(f"backend={backend}: this factory's registry loads only the PyTorch "
-                               "checkpoint; use backend=torch")
-        model = registry_api.load(ref, registry, backend=backend)
-    else:
-        model = registry_api.load(ref, registry)
+    model = registry_api.load(ref, registry, backend=backend)
     version = model.version
-    kinds = dict(model.preprocessor.schema.features)
+    # The ONNX file carries the columns' kinds: reading the preprocessor would load the torch checkpoint.
+    kinds = dict(model.onnx.kinds) if model.onnx is not None else dict(model.preprocessor.schema.features)
     return Served(model, version.name, version.version, version.stage, backend, tuple(model.features),
                   kinds, model.task, list(model.class_labels))
 

@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from factory.errors import FactoryError
@@ -70,8 +71,11 @@ def serve(cfg: Any, model: str | None = None) -> None:
     validate(cfg, "serve")
     tokens = load_tokens(cfg.auth.tokens_file)
     check_port(cfg.host, cfg.port)
-    served = load_served(cfg.model, cfg.registry, cfg.backend)  # fails here, before the port is bound
     workers = int(cfg.workers)
+    if workers > 1 and cfg.backend == "torch":
+        served = check_checkpoint(cfg.model, cfg.registry)  # each worker loads torch itself: not a third time here
+    else:
+        served = load_served(cfg.model, cfg.registry, cfg.backend)  # fails here, before the port is bound
     if workers > 1:  # metrics pooled over workers: the variable must be set before prometheus_client loads
         metrics_dir = Path(cfg.serving_dir) / served.name / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)  # values of an earlier server are not this one's
@@ -88,9 +92,19 @@ def serve(cfg: Any, model: str | None = None) -> None:
     if workers == 1:
         uvicorn.run(build_app(cfg, tokens, served), **options)
         return
-    del served  # each worker loads its own
+    del served  # each worker loads its own copy
     os.environ[CONFIG_ENV] = json.dumps(OmegaConf.to_container(cfg, resolve=True))
     uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+def check_checkpoint(ref: str, registry: str | None):
+    """The version ``ref`` names, its checkpoint's sha256 checked (what a torch load checks first)."""
+    from factory.registry import Registry
+    from factory.registry.exports import checked_checkpoint
+
+    version = Registry(registry).get(ref)
+    checked_checkpoint(version)
+    return SimpleNamespace(name=version.name, version=version.version, stage=version.stage, backend="torch")
 
 
 def build_app(cfg: Any, tokens: list[bytes] | None, served=None):
