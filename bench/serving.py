@@ -1,9 +1,9 @@
 """The model server under load, beside the bare HTTP floor and ONNX Runtime in process; batch scoring.
 
     python bench/serving.py --quick                  # smoke run, ~3 min: short loads, 100k/1M rows, nothing written
-    python bench/serving.py --write                  # ~8 min on 2 cores: 8 s loads, 1M/10M rows; docs/benchmarks.md
+    python bench/serving.py --write                  # ~8 min on 2 cores: 6 s loads, 1M/10M rows; docs/benchmarks.md
     python bench/serving.py --parts server inprocess # skip batch scoring
-    python bench/serving.py --rows 1000000,10000000 --duration 8
+    python bench/serving.py --rows 1000000,10000000 --duration 6
 
 A small ``fraud_detection`` model (the preset's network, 2 epochs) is trained, registered,
 promoted to production and exported to ONNX in a scratch ``FACTORY_ROOT``, each step through
@@ -60,7 +60,7 @@ PARTS = ["server", "inprocess", "scoring"]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="2 s loads, 100k/1M rows: a smoke run (never written)")
-    p.add_argument("--duration", type=float, help="seconds per load run (default 8; --quick 2)")
+    p.add_argument("--duration", type=float, help="seconds per load run (default 6; --quick 2)")
     p.add_argument("--rows", help="batch-scoring sizes, comma-separated (default 1000000,10000000)")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to measure (default: all)")
     p.add_argument("--data-dir", type=Path, default=REPO / "outputs" / "bench" / "serving-data",
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the scratch FACTORY_ROOT (model, logs, outputs)")
     p.add_argument("--write", action="store_true", help="rewrite the Serving section of docs/benchmarks.md")
     args = p.parse_args(argv)
-    args.duration = args.duration or (2.0 if args.quick else 8.0)
+    args.duration = args.duration or (2.0 if args.quick else 6.0)
     args.rows = [int(r) for r in (args.rows or ("100000,1000000" if args.quick else "1000000,10000000")).split(",")]
     if args.quick and args.write:
         p.error("--quick results are a smoke check: docs/benchmarks.md takes full runs only")
@@ -193,14 +193,26 @@ def server_part(model: dict, root: Path, env: dict, args: argparse.Namespace) ->
             if inputs != v2_inputs(predictor):
                 bodies = write_bodies(rows, inputs, workdir)
             scenarios = LOG_OFF_SCENARIOS if "log off" in name else SCENARIOS
+            answer_diff = check_answers(base, rows[:256], predictor)
             runs += load_runs(base, bodies, scenarios, args, name)
         exit_code = server.stop()
         logged = sum(p.stat().st_size for p in serving_dir.rglob("*.parquet")) if serving_dir.exists() else 0
         # uvicorn re-raises SIGTERM after its graceful shutdown: exit -15 with this line is a clean stop.
         clean = "Application shutdown complete" in server.log.read_text(errors="replace")
         servers[name] = {"overrides": overrides, "exit_code": exit_code, "clean_shutdown": clean,
-                         "request_log_mb": round(logged / 1e6, 2)}
+                         "request_log_mb": round(logged / 1e6, 2), "max_score_diff": answer_diff}
     return {"runs": runs, "servers": servers, "body_rows": len(rows)}
+
+
+def check_answers(base: str, rows: list[dict], predictor) -> float:
+    """Max |score| difference between the server's /predict answer for ``rows`` and ONNX Runtime here."""
+    request = urllib.request.Request(f"{base}/predict", json.dumps({"rows": rows}).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        served = [p["score"] for p in json.load(response)["predictions"]]
+    import numpy as np
+
+    return float(np.max(np.abs(np.asarray(served) - predictor.predict_columns(rows_to_columns(rows, predictor)))))
 
 
 def timed_loop(fn, duration_s: float) -> dict:

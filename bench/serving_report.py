@@ -114,8 +114,11 @@ def render(saved: dict) -> str:
             logging = "log.enabled=true" in info["overrides"]
             check = " **(log on, yet no request-log file written)**" if logging and not info["request_log_mb"] else ""
             stop = "graceful" if info.get("clean_shutdown") else "**not graceful**"
+            diff = info.get("max_score_diff")
+            same = "" if diff is None else (f"; 256 scores match ONNX Runtime here (max diff {diff:.1e})"
+                                            if diff <= 1e-6 else f"; **scores differ from ONNX Runtime here: {diff:.1e}**")
             lines.append(f"- {name} (`{' '.join(info['overrides'])}`): SIGTERM at the end: {stop} (exit "
-                         f"{info['exit_code']}); request log {info['request_log_mb']} MB{check}.")
+                         f"{info['exit_code']}); request log {info['request_log_mb']} MB{check}{same}.")
         lines.append("")
     inproc = saved.get("inprocess", {})
     if _error(inproc):
