@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
     for line in comparison.lines() if comparison else ["no run config beside the checkpoint: not compared"]:
         print(line)
     if args.markdown and comparison:
-        print(comparison.markdown_row(what, " ".join(["python scripts/export.py", *sys.argv[1:]])))
+        print(comparison.markdown_row(what))
 
 
 if __name__ == "__main__":

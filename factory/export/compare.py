@@ -72,7 +72,7 @@ class Comparison:
             out.append(f"  batch {batch}: " + "; ".join(cells))
         return out
 
-    def markdown_row(self, model: str, command: str = "") -> str:
+    def markdown_row(self, model: str) -> str:
         """One row of docs/serving.md's table (``MARKDOWN_HEADER``)."""
         def size(kind):
             return f"{self.sizes[kind] / 1e6:.2f}" if kind in self.sizes else "—"
@@ -89,14 +89,14 @@ class Comparison:
 
         cells = [model, f"{self.parameters:,}", size("fp32"), size("int8"), diff("fp32"), diff("int8"),
                  f"{self.metric} {self.metrics['torch']:.4f}", delta("fp32"), delta("int8"),
-                 *(lat(b, batch) for batch in BATCHES for b in BACKENDS), f"`{command}`" if command else ""]
+                 *(lat(b, batch) for batch in BATCHES for b in BACKENDS)]
         return "| " + " | ".join(cells) + " |"
 
 
 MARKDOWN_HEADER = (
     "| model | parameters | fp32 MB | int8 MB | max abs Δp fp32 | max abs Δp int8 | test metric (PyTorch) "
     "| Δ fp32 | Δ int8 | PyTorch b1 | ORT fp32 b1 | ORT int8 b1 | PyTorch b256 | ORT fp32 b256 "
-    "| ORT int8 b256 | command |\n" + "|---" * 16 + "|")
+    "| ORT int8 b256 |\n" + "|---|" + "--:|" * 14)
 
 
 def compare(checkpoint: str | Path, data_cfg, onnx: dict[str, Path], monitor: str | None = None,

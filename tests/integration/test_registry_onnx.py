@@ -153,7 +153,7 @@ def test_cli_export_of_a_run_prints_the_comparison(run_dir, tmp_path):
         assert expected in text, expected
     fp32 = float(text.split("fp32: max |probability difference| vs PyTorch ")[1].split(",")[0])
     assert fp32 <= 1e-5
-    assert lines[-1].startswith("| diagnosis | 4,289 | ") and lines[-1].count("|") == 17
+    assert lines[-1].startswith("| diagnosis | 4,289 | ") and lines[-1].count("|") == 16
 
 
 @pytest.mark.parametrize("args, message", [
