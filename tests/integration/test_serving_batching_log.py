@@ -112,3 +112,21 @@ def test_batched_requests_are_logged_rejected_ones_not_and_sigterm_flushes(model
         assert mine[features[1]].tolist() == [row[features[1]] for row in sent[rid]]
         np.testing.assert_allclose(mine.score.to_numpy(), [p["score"] for p in predictions], rtol=1e-12)
         assert mine.prediction.tolist() == [str(p["prediction"]) for p in predictions]
+
+
+def test_each_worker_writes_its_own_files_and_all_flush_on_sigterm(model, tmp_path):
+    reg, features = model
+    proc, url = _start(tmp_path, reg, "workers=2", "log.flush_interval_s=60")
+    row = {f: 0.5 for f in features}
+    for i in range(30):  # a new connection each: the kernel hands them to either worker
+        r = httpx.post(f"{url}/predict", json={"rows": [row]},
+                       headers={"Authorization": f"Bearer {TOKEN}", "x-request-id": f"w-{i}"})
+        assert r.status_code == 200, r.text
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    directory = log_dir(tmp_path / "serving", "diagnosis")
+    assert sorted(read_request_log(directory).column("request_id").to_pylist()) == sorted(f"w-{i}" for i in range(30))
+    pids = {p.name.split("-pid")[1].split("-")[0] for p in directory.glob("*.parquet")}
+    assert pids and str(proc.pid) not in pids  # written by the worker processes, one file set each
+    assert not list((directory / "_parts").glob("*"))
