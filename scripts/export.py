@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> None:
             print(f"error: --output: {e.strerror}: {e.filename or args.output}", file=sys.stderr)
             sys.exit(EXIT_BAD_INPUT)
         return
+    if args.reps < 1:
+        raise FactoryError(f"--reps {args.reps}: expected at least 1 timed call")
     from factory.registry import Registry
     from factory.registry.exports import export_source
 

@@ -197,12 +197,24 @@ def export_checked(checkpoint: str | Path, output: str | Path, *, quantize: bool
     try:
         written = export_onnx(Path(checkpoint), staged / output.name, metadata=metadata, quantize=quantize).paths
         files = {("int8" if Path(p).name.endswith(".int8.onnx") else "fp32"): Path(p) for p in written}
-        comparison = compare(checkpoint, data_cfg, files, monitor, **timing) if data_cfg is not None else None
+        comparison = (compare(_exported_file(Path(checkpoint)), data_cfg, files, monitor, **timing)
+                      if data_cfg is not None else None)
         for path in files.values():
             path.replace(output.parent / path.name)
         return {kind: output.parent / path.name for kind, path in files.items()}, comparison
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+
+
+def _exported_file(checkpoint: Path) -> Path:
+    """The file ``export_onnx`` read for ``checkpoint``: a ZeRO directory's consolidation (beside it when
+    newer than the shards, else the cached one; export refused the directory when neither exists)."""
+    from factory.rundir.checkpoints import consolidated_path, export_path, is_newer_than_shards, is_sharded
+
+    if not is_sharded(checkpoint):
+        return checkpoint
+    return export_path(checkpoint) if is_newer_than_shards(export_path(checkpoint), checkpoint) \
+        else consolidated_path(checkpoint)
 
 
 def headline_metric(task: str, monitor: str | None) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from factory.errors import FactoryError
 from factory.registry.loading import RegisteredModel
 from factory.registry.store import STAGES, ModelVersion, Registry, default_dir, parse_ref
 
@@ -45,13 +46,13 @@ def register(run: str | Path, name: str | None = None, registry: PathLike = None
     store = Registry(registry)
     version = _register(store, run, name, root)
     if export:
-        from factory.errors import FactoryError
         from factory.registry.exports import export as _export, record_failure
 
         try:
             _export(store, version.ref, verify=False)  # just copied and hashed
-        except FactoryError as e:
-            record_failure(store, version, str(e))
+        except Exception as e:  # noqa: BLE001: best effort: the version stands, exports.json says why
+            reason = (str(e).strip().splitlines() or [""])[0]
+            record_failure(store, version, f"{type(e).__name__}: {reason}" if not isinstance(e, FactoryError) else reason)
     return version
 
 

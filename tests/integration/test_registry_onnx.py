@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import factory
 from factory import registry
 from factory.errors import FactoryError
+from factory.models import TabularMLP
 import factory.registry.exports as exports
 from tests.conftest import REPO, script_env
 
@@ -107,21 +110,38 @@ def test_altered_or_missing_export_is_refused_on_load(run_dir, tmp_path):
         registry.load("diagnosis", reg, backend="onnx")
 
 
-def test_register_with_export_and_a_recorded_failure(run_dir, tmp_path):
+class ExoticNet(TabularMLP):
+    """The diagnosis network plus an op torch cannot export to ONNX (``erfcx``), contributing nothing."""
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        return super().forward(x_num, x_cat) + 0 * torch.special.erfcx(x_num[:, :1])
+
+
+def test_register_with_export_and_an_unexportable_model(run_dir, tmp_path):
     reg = tmp_path / "reg"
     version = registry.register(run_dir, registry=reg, export=True)
     assert set(registry.exported(version.ref, reg)["files"]) == {"model.onnx"}
     assert [e["action"] for e in registry.audit(reg)] == ["register", "export"]
     # A model that cannot be exported is registered all the same; exports.json says why.
-    exports.record_failure(registry.Registry(reg), version, "cannot export: Unsupported op")
-    manifest = registry.exported(version.ref, reg)
-    assert manifest["error"]["message"] == "cannot export: Unsupported op" and "model.onnx" in manifest["files"]
-    assert registry.audit(reg)[-1]["details"] == {"error": "cannot export: Unsupported op"}
+    copy = tmp_path / "outputs" / "diagnosis" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    best = copy / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(best, map_location="cpu", weights_only=False)
+    checkpoint["hyper_parameters"]["net"]["_target_"] = f"{__name__}.{ExoticNet.__qualname__}"
+    torch.save(checkpoint, best)
+    exotic = registry.register(copy, registry=reg, export=True)
+    manifest = registry.exported(exotic.ref, reg)
+    assert exotic.version == 2 and manifest["files"] == {}
+    assert manifest["error"]["message"].startswith("cannot export ") and "aten::special_erfcx" in manifest["error"]["message"]
+    assert registry.audit(reg)[-1]["action"] == "export" and registry.audit(reg)[-1]["details"] == {
+        "error": manifest["error"]["message"]}
+    assert sorted(p.name for p in exotic.path.iterdir()) == ["exports.json", "meta.json", "model.ckpt"]
+    assert registry.load(exotic.ref, reg).ref == "diagnosis@2"  # the PyTorch path serves it
+    with pytest.raises(FactoryError, match="has no model.onnx"):
+        registry.load(exotic.ref, reg, backend="onnx")
 
 
 def test_a_graph_that_differs_from_pytorch_is_refused(run_dir, tmp_path):
-    import torch
-
     from factory.export import export_onnx
     from factory.export.compare import compare
     from factory.rundir.catalog import read_config
