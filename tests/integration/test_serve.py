@@ -353,3 +353,32 @@ def test_a_server_that_cannot_start_says_why_in_one_line(models, tmp_path, case)
     else:
         assert len(lines) == 1, result.stderr
     assert "Uvicorn running" not in result.stdout + result.stderr
+
+
+def test_an_unexpected_error_is_a_one_line_500(models):
+    """A failure past decoding (here: a request-log hook that raises) answers 500 with one line, no traceback."""
+    import asyncio
+
+    from factory.serving.app import create_app
+    from factory.serving.model_holder import ModelHolder
+
+    cfg = factory.compose("serve", ["limits.max_rows=10", "log.enabled=false", "batching.enabled=false"], check=False)
+    holder = ModelHolder(f"{NAME}@1", models["registry"], "onnx", follow=False)
+    app = create_app(cfg, holder)
+
+    def broken_hook(*_):
+        raise RuntimeError("disk full\nsecond line")
+
+    app.state.after_score.append(broken_hook)
+
+    async def calls():
+        transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as c:
+            return (await c.post("/predict", json={"rows": models["rows"][:1]}),
+                    await c.post("/predict", json={"rows": models["rows"][:11]}), (await c.get("/metrics")).text)
+
+    response, too_many, text = asyncio.run(calls())
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal server error (RuntimeError); the server's log has the details"}
+    assert too_many.status_code == 413  # limits from the config
+    assert metric(text, "factory_requests_total", endpoint="/predict", status="500") == 1
