@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first and exactly: a range would make pip fetch a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install train test test-fast bench bench-tabular bench-serving lab sync report-screenshots clean
+.PHONY: install train test test-fast bench bench-tabular bench-serving bench-export lab sync report-screenshots clean
 
 install: $(STAMP)
 
@@ -49,6 +49,11 @@ bench-serving: $(STAMP)
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| { sudo apt-get update -qq && sudo apt-get install -y -qq wrk; }
 	$(BIN)/python bench/serving.py --write $(ARGS)
+
+# docs/serving.md's export table: trains fraud_detection, diagnosis, digits and mlp_wide, exports each to ONNX
+# (fp32, int8) and compares it with PyTorch (size, max |prob diff|, metric, p50/p99 latency), ~5 min; on an idle machine.
+bench-export: $(STAMP)
+	$(BIN)/python bench/export_table.py $(ARGS)
 
 # JupyterLab on this environment; notebooks open with the `factory` kernel.
 lab: $(STAMP)
