@@ -74,6 +74,7 @@ class RequestLog:
         self._period_started = 0.0
         self._schema = None            # the open period's schema: a new schema opens a new period
         self._queue: queue.Queue = queue.Queue()
+        self._checked: Any = None  # the feature names last checked against the log's own columns
         self._closed = False
         self._lock = threading.Lock()
         self._writer = threading.Thread(target=self._run, name="factory-request-log", daemon=True)
@@ -97,8 +98,12 @@ class RequestLog:
             probabilities: ``{class label: per-row probability}`` for multiclass models.
             when: the scoring time (default now, UTC).
         """
-        kept = {name: np.asarray(values) for name, values in features.items() if name not in self.exclude}
-        check_features(kept)
+        exclude = self.exclude
+        kept = {name: values if isinstance(values, np.ndarray) else np.asarray(values)
+                for name, values in features.items() if name not in exclude}
+        if kept.keys() != self._checked:  # checked once per set of columns: this runs on the request path
+            check_features(kept)
+            self._checked = kept.keys()
         entry = {"request_id": str(request_id), "model": str(model), "version": int(version),
                  "time": int((when or datetime.now(timezone.utc)).timestamp() * 1_000_000),
                  "features": kept, "prediction": np.asarray(prediction), "score": np.asarray(score, dtype=float),
