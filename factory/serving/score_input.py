@@ -1,7 +1,7 @@
 """What batch scoring reads: files found from a path, glob or directory, streamed in Arrow record batches.
 
-Each file is its own ``pyarrow.dataset`` (its rows numbered within it, so a bad value names the
-file and row), read ahead in background threads while the model scores the batch before.
+Each file is read on its own by Arrow's streaming reader for its format (its rows numbered within
+it, so a bad value names the file and row), one row group or block at a time.
 Features are checked and converted per batch (``feature_columns``): numbers as float64 with NaN
 for missing, categories as strings with ``""`` for missing, the way the ONNX graph takes them.
 """
@@ -12,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +22,7 @@ from factory.errors import DataError
 
 #: File suffixes read as each format (``.csv.gz`` and friends: Arrow decompresses by suffix).
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".parq": "parquet", ".csv": "csv", ".tsv": "csv",
-           ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc"}
+           ".arrow": "ipc", ".arrows": "ipc", ".feather": "ipc", ".ipc": "ipc"}
 COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
 FINGERPRINT_METHOD = "sha256 over each file's path, size and mtime (not its content)"
 
@@ -110,13 +110,15 @@ def open_files(paths: list[Path], features: list[str], kinds: dict[str, str]) ->
     opened = []
     for path in paths:
         kind = file_format(path)
-        dataset = _dataset(path, kind, kinds, text_numbers=True)  # names only: a bad cell is found when read
-        stat = path.stat()
-        absent = [c for c in features if c not in dataset.schema.names]
+        try:  # a footer or a first block: CSV numbers as text, so a bad cell is found (with its row) when read
+            schema, rows, _ = _open(path, kind, kinds, text_numbers=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+            raise DataError(f"{path}: not a readable {kind} file ({_first_line(e)})") from None
+        absent = [c for c in features if c not in schema.names]
         if absent:
             raise DataError(f"{path}: lacks the feature column(s) the model reads: {', '.join(map(repr, absent))}")
-        rows = dataset.count_rows() if kind != "csv" else None  # metadata only: no data read
-        opened.append(InputFile(path, kind, stat.st_size, stat.st_mtime_ns, rows, dataset.schema.names))
+        stat = path.stat()
+        opened.append(InputFile(path, kind, stat.st_size, stat.st_mtime_ns, rows, schema.names))
     return opened
 
 
@@ -130,7 +132,8 @@ def fingerprint(files: list[InputFile]) -> str:
 
 
 def batches(file: InputFile, kinds: dict[str, str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """``file``'s rows in order, in record batches of at most ``batch_rows``; read ahead in threads.
+    """``file``'s rows in order, in record batches of at most ``batch_rows``, one at a time: memory
+    holds a Parquet row group or a CSV block, whatever the file's size.
 
     Raises:
         DataError: a value the file's format cannot read as its column's type (CSV: a numeric
@@ -138,43 +141,52 @@ def batches(file: InputFile, kinds: dict[str, str], batch_rows: int) -> Iterator
     """
     done = 0
     try:
-        dataset = _open(file.path, file.format, kinds)  # CSV: converts the first block already
-        for batch in dataset.to_batches(batch_size=batch_rows, batch_readahead=2, fragment_readahead=1):
+        for batch in _open(file.path, file.format, kinds, batch_rows)[2]:
             done += batch.num_rows
             yield batch
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
         _locate_unreadable(file, kinds, batch_rows, done, e)
 
 
-def _dataset(path: Path, kind: str, kinds: dict[str, str], text_numbers: bool = False):
-    """``_open``, its failure one line naming the file.
+def _open(path: Path, kind: str, kinds: dict[str, str], batch_rows: int = 65536,
+          text_numbers: bool = False) -> tuple[pa.Schema, int | None, Iterator[pa.RecordBatch]]:
+    """``(schema, rows if the file's metadata says, its batches)``, reading only a footer or a first block.
 
-    Raises:
-        DataError: not a file of its format.
+    Streaming readers, not ``pyarrow.dataset``: its scanner decoded a 4M-row Parquet file far ahead
+    of a slower consumer (350 MB held), where ``iter_batches`` holds one row group. CSV reads numeric
+    features as float64 (type inference from the first block would take an integer column for int64
+    and fail on a later 3.5); ``text_numbers`` reads them as text instead, to find a bad cell.
     """
-    try:
-        return _open(path, kind, kinds, text_numbers)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
-        raise DataError(f"{path}: not a readable {kind} file ({_first_line(e)})") from None
+    if kind == "parquet":
+        import pyarrow.parquet as pq
 
-
-def _open(path: Path, kind: str, kinds: dict[str, str], text_numbers: bool = False):
-    """``path`` as a one-file ``pyarrow.dataset``. CSV reads numeric features as float64: type
-    inference from the first block would take an integer column for int64 and fail on a later 3.5;
-    ``text_numbers`` reads them as text instead, to find a bad cell."""
-    import pyarrow.dataset as ds
-    from pyarrow import csv
-
+        parquet = pq.ParquetFile(path)
+        return parquet.schema_arrow, parquet.metadata.num_rows, parquet.iter_batches(batch_size=batch_rows)
     if kind == "csv":
-        numeric = {name: pa.string() if text_numbers else pa.float64()
-                   for name, k in kinds.items() if k == "numeric"}
-        delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
-        file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=delimiter),
-                                       convert_options=csv.ConvertOptions(column_types=numeric,
-                                                                          strings_can_be_null=text_numbers))
-    else:
-        file_format = kind
-    return ds.dataset(path, format=file_format)
+        from pyarrow import csv
+
+        numeric = {name: pa.string() if text_numbers else pa.float64() for name, k in kinds.items() if k == "numeric"}
+        tab = ".tsv" in [s.lower() for s in path.suffixes]
+        block = min(max(batch_rows * 128, 1 << 20), 1 << 28)  # bytes: about batch_rows rows of ~128 bytes
+        reader = csv.open_csv(str(path), read_options=csv.ReadOptions(block_size=block),
+                              parse_options=csv.ParseOptions(delimiter="\t" if tab else ","),
+                              convert_options=csv.ConvertOptions(column_types=numeric,
+                                                                 strings_can_be_null=text_numbers))
+        return reader.schema, None, _sliced(reader, batch_rows)
+    source = pa.memory_map(str(path))
+    try:
+        reader = pa.ipc.open_file(source)
+        batches_ = (reader.get_batch(i) for i in range(reader.num_record_batches))
+    except pa.ArrowInvalid:  # the stream format (.arrows) rather than the file format (Feather v2)
+        reader = batches_ = pa.ipc.open_stream(source)
+    return reader.schema, None, _sliced(batches_, batch_rows)
+
+
+def _sliced(batches_: Iterable[pa.RecordBatch], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches cut to at most ``batch_rows`` (zero-copy slices)."""
+    for batch in batches_:
+        for start in range(0, batch.num_rows, batch_rows):
+            yield batch.slice(start, batch_rows)
 
 
 def _locate_unreadable(file: InputFile, kinds: dict[str, str], batch_rows: int, done: int, error: Exception):
@@ -184,7 +196,7 @@ def _locate_unreadable(file: InputFile, kinds: dict[str, str], batch_rows: int, 
         numeric = [n for n, k in kinds.items() if k == "numeric"]
         start = 0
         try:
-            for batch in _open(file.path, "csv", kinds, text_numbers=True).to_batches(batch_size=batch_rows):
+            for batch in _open(file.path, "csv", kinds, batch_rows, text_numbers=True)[2]:
                 feature_columns(batch, numeric, kinds, lambda i, s=start: f"{file.path}: row {s + i + 1}")
                 start += batch.num_rows
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):

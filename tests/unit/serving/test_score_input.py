@@ -17,7 +17,8 @@ FEATURES = list(KINDS)
 
 
 def table(n: int = 5, **columns) -> pa.Table:
-    base = {"amount": np.arange(n) * 1.5, "hour": np.arange(n) % 24, "channel": ["chip", None, "online", "swipe", "chip"][:n]}
+    base = {"amount": np.arange(n) * 1.5, "hour": np.arange(n) % 24,
+            "channel": ["chip", None, "online", "swipe", "chip"][:n]}
     return pa.table({**base, **columns})
 
 
