@@ -86,7 +86,11 @@ def render(saved: dict) -> str:
     """The section: how it was run, the load table, the in-process limits, batch scoring, the targets."""
     load = " -> ".join(f"{x:.1f}" for x in saved["load"])
     quick = " **--quick: a smoke run, indicative only.**" if saved["quick"] else ""
-    lines = [f"`python bench/serving.py`, {saved['date']} at {saved['commit']} on {saved['machine']}; load average "
+    lines = ["The model server (`scripts/serve.py`) under HTTP load on loopback, beside a bare FastAPI endpoint "
+             "(the floor) and the same model through ONNX Runtime in process (the limit); batch scoring "
+             "(`scripts/score.py`) against ONNX Runtime on the same record batches. `make bench-serving` reruns it "
+             "and rewrites this section (`python bench/serving.py --help`: parts, durations, sizes).", "",
+             f"`python bench/serving.py`, {saved['date']} at {saved['commit']} on {saved['machine']}; load average "
              f"{load} (start -> end).{quick} Model: `{saved['model'].get('ref', '?')}` (the preset's network, "
              "2 epochs), ONNX Runtime backend. The load generator (`wrk`, one thread) and the server (one uvicorn "
              f"worker) share the machine's {saved.get('cores', '?')} cores: wrk takes CPU the server would have, "
