@@ -69,7 +69,7 @@ class Scorer:
         """``batch`` with its added columns; ``where(i)`` names row ``i`` for errors (``<file>: row <n>``)."""
         columns = feature_columns(batch, self.features, self.kinds, where)
         if self.fast is not None:
-            added = self._columns(np.asarray(self.fast(columns)))
+            added = added_columns(self.task, np.asarray(self.fast(columns)))
         else:
             scored = self.model.predict(pa.Table.from_batches([batch.select(self.features)]))
             added = [pa.array(scored[name].to_numpy()) for name in self.added[:-1]]
@@ -80,15 +80,22 @@ class Scorer:
         return pa.RecordBatch.from_arrays([*batch.columns, *added, self._version.slice(0, n)],
                                           names=[*names, *self.added])
 
-    def _columns(self, out: np.ndarray) -> list[pa.Array]:
-        """Probabilities from ONNX Runtime as ``factory.models.predict.predict_table`` writes them."""
-        if self.task == "multiclass":  # (N, C)
-            out = out.astype(np.float32, copy=False)
-            return [pa.array(out.argmax(axis=1).astype(np.int64)), pa.array(out.max(axis=1)),
-                    *(pa.array(np.ascontiguousarray(out[:, i])) for i in range(out.shape[1]))]
-        out = out.reshape(-1).astype(np.float32, copy=False)  # (N,) P(class 1), or the value
-        prediction = (out >= 0.5).astype(np.int64) if self.task == "binary" else out
-        return [pa.array(prediction), pa.array(out)]
+
+def added_columns(task: str, out: np.ndarray) -> list[pa.Array]:
+    """``prediction``, ``score`` (and ``prob_<label>`` per class for multiclass) from the model's
+    probabilities, as ``factory.models.predict.scored_frame`` writes them for every backend.
+
+    Args:
+        task: ``binary``, ``multiclass`` or ``regression``.
+        out: ``(N,)`` P(class 1) or value; ``(N, C)`` class probabilities for multiclass.
+    """
+    if task == "multiclass":
+        out = out.astype(np.float32, copy=False)
+        return [pa.array(out.argmax(axis=1).astype(np.int64)), pa.array(out.max(axis=1)),
+                *(pa.array(np.ascontiguousarray(out[:, i])) for i in range(out.shape[1]))]
+    out = out.reshape(-1).astype(np.float32, copy=False)
+    prediction = (out >= 0.5).astype(np.int64) if task == "binary" else out
+    return [pa.array(prediction), pa.array(out)]
 
 
 def score_files(model, inputs, output: str | os.PathLike, *, batch_rows: int = 65536,

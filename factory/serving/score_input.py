@@ -170,8 +170,8 @@ def _open(path: Path, kind: str, kinds: dict[str, str], batch_rows: int = 65536,
         block = min(max(batch_rows * 128, 1 << 20), 1 << 28)  # bytes: about batch_rows rows of ~128 bytes
         reader = csv.open_csv(str(path), read_options=csv.ReadOptions(block_size=block),
                               parse_options=csv.ParseOptions(delimiter="\t" if tab else ","),
-                              convert_options=csv.ConvertOptions(column_types=numeric,
-                                                                 strings_can_be_null=text_numbers))
+                              # empty cells are missing in text columns too, as FileSource reads them for training
+                              convert_options=csv.ConvertOptions(column_types=numeric, strings_can_be_null=True))
         return reader.schema, None, _sliced(reader, batch_rows)
     source = pa.memory_map(str(path))
     try:

@@ -127,3 +127,24 @@ def test_a_file_that_is_not_its_format_is_one_line(tmp_path):
     with pytest.raises(DataError, match=rf"^{path}: not a readable csv file \(CSV parse error: Row #102: Expected 3 "
                                         r"columns, got 4: 1,2,chip,extra\)$"):
         open_files([path], FEATURES, KINDS)
+
+
+def test_arrow_files_and_streams_and_gzipped_csv(tmp_path):
+    import gzip
+
+    import pyarrow.feather as feather
+    from pyarrow import csv
+
+    rows = table(5)
+    feather.write_feather(rows, tmp_path / "a.feather", chunksize=2)
+    with pa.ipc.new_stream(tmp_path / "b.arrows", rows.schema) as writer:
+        writer.write_table(rows)
+    csv.write_csv(rows, tmp_path / "c.csv")
+    (tmp_path / "c.csv.gz").write_bytes(gzip.compress((tmp_path / "c.csv").read_bytes()))
+    (tmp_path / "c.csv").unlink()
+    files = open_files(find_files(tmp_path), FEATURES, KINDS)
+    assert [(f.path.name, f.format) for f in files] == [("a.feather", "ipc"), ("b.arrows", "ipc"), ("c.csv.gz", "csv")]
+    for f in files:
+        read = pa.Table.from_batches(list(batches(f, KINDS, batch_rows=3)))
+        assert read.column("channel").to_pylist() == rows.column("channel").to_pylist(), f.path.name
+        assert read.column("amount").to_pylist() == rows.column("amount").to_pylist(), f.path.name
