@@ -67,6 +67,8 @@ def parse_body(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise RequestError(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise RequestError("malformed JSON: nested too deeply") from None
 
 
 def decode_rows(body: bytes, sig: Signature) -> tuple[dict[str, np.ndarray], int]:
@@ -233,7 +235,10 @@ def _numeric(values: list, where) -> np.ndarray:
         if t is float:
             if math.isinf(v):
                 raise RequestError(f"{where(i)}: expected a finite number or null, got {v}")
-        elif not (t is int or v is None):
+        elif t is int:
+            if not -1e308 < v < 1e308:  # float64 holds no more
+                raise RequestError(f"{where(i)}: {_value(v)} is out of range for a float64")
+        elif v is not None:
             raise RequestError(f"{where(i)}: expected a number or null, got {_value(v)}")
     return np.array(values, dtype=np.float64)
 

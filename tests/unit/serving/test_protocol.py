@@ -54,6 +54,8 @@ def test_rows_decode_to_columns_with_missing_values():
     (rows({"amount": 1, "channel": 2.5}), 400, r"rows\[0\]\.channel: expected a string or null .* got 2.5"),
     (rows({"amount": 1, "channel": ["a"]}), 400, r"rows\[0\]\.channel: .* got \[\"a\"\]"),
     (rows(*[{"amount": 1, "channel": "a"}] * 4), 413, "4 rows, over the limit of 3"),
+    (rows({"amount": 10 ** 400, "channel": "a"}), 400, r"rows\[0\]\.amount: 1000.* is out of range for a float64"),
+    (b'{"rows": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "malformed JSON"),
 ])
 def test_bad_rows_name_the_field_and_row(body, status, message):
     with pytest.raises(RequestError, match=message) as info:
