@@ -124,11 +124,11 @@ def score_files(model, inputs, output: str | os.PathLike, *, batch_rows: int = 6
     record = {"given": given, "files": [f.record(f.rows) for f in files], "fingerprint": fingerprint(files),
               "fingerprint_method": FINGERPRINT_METHOD}
 
-    def stream() -> Iterator[tuple[pa.RecordBatch, bool, object]]:
+    def stream() -> Iterator[tuple[pa.RecordBatch, object]]:
         for i, f in enumerate(files):
             rows = 0
             for batch in batches(f, scorer.kinds, batch_rows):
-                yield batch, True if rows == 0 else False, lambda r, f=f, s=rows: f"{f.path}: row {s + r + 1}"
+                yield batch, lambda r, f=f, s=rows: f"{f.path}: row {s + r + 1}"
                 rows += batch.num_rows
             record["files"][i]["rows"] = rows
 
@@ -160,7 +160,7 @@ def score_table(model, table: pa.Table, output: str | os.PathLike, *, source: di
     def stream():
         rows = 0
         for batch in table.to_batches(max_chunksize=batch_rows):
-            yield batch, False, lambda r, s=rows: f"{label}: row {s + r + 1}"
+            yield batch, lambda r, s=rows: f"{label}: row {s + r + 1}"
             rows += batch.num_rows
 
     return _score(scorer, stream(), out, record, table.num_rows, batch_rows, progress)
@@ -168,7 +168,7 @@ def score_table(model, table: pa.Table, output: str | os.PathLike, *, source: di
 
 def _score(scorer: Scorer, stream: Iterable, output: Path, record: dict, total: int | None,
            batch_rows: int, progress: bool | None) -> dict:
-    """Score ``stream`` of (batch, starts a file, row namer) into ``output``; the manifest."""
+    """Score ``stream`` of (batch, row namer) into ``output``; the manifest."""
     from factory.rundir.provenance import factory_version
 
     started, clock, rows = utc_stamp("milliseconds"), time.perf_counter(), 0
@@ -178,8 +178,8 @@ def _score(scorer: Scorer, stream: Iterable, output: Path, record: dict, total: 
         if bar:
             bar.start()
         try:
-            for batch, new_file, where in stream:
-                parts.write(scorer(batch, where), new_part=new_file)
+            for batch, where in stream:
+                parts.write(scorer(batch, where))
                 rows += batch.num_rows
                 if bar:
                     bar.update(task, completed=rows)

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from factory.errors import DataError
 
-#: Rows per output part before a new one starts (each input file also starts one).
+#: Rows per output part before a new one starts.
 PART_ROWS = 1 << 20
 _DONE = object()
 
@@ -40,7 +40,9 @@ class Parts:
     """Parquet part files (``part-00000.parquet``, ...) under a temp directory beside ``output``.
 
     Use as a context manager: on an error the temp directory is removed; ``publish`` renames it to
-    ``output``. ``write(batch, new_part=...)`` queues a batch for the writer thread.
+    ``output``. ``write(batch)`` queues a batch for the writer thread, which starts a new part every
+    ``part_rows`` rows and wherever the schema changes (input files of other column types): many
+    small input files of one schema make few parts.
     """
 
     def __init__(self, output: Path, part_rows: int = PART_ROWS):
@@ -59,13 +61,13 @@ class Parts:
         self._thread.start()
         return self
 
-    def write(self, batch: pa.RecordBatch, new_part: bool = False) -> None:
-        """Queue ``batch``; ``new_part``: it starts a new part file (a new input file)."""
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Queue ``batch`` to be written."""
         while True:
             if self._error is not None:
                 raise self._error
             try:
-                self._queue.put((batch, new_part), timeout=0.2)
+                self._queue.put(batch, timeout=0.2)
                 return
             except queue.Full:
                 continue
@@ -116,8 +118,8 @@ class Parts:
             while (item := self._queue.get()) is not _DONE:
                 if self._stop.is_set():
                     continue
-                batch, new_part = item
-                if writer is None or new_part or rows >= self.part_rows:
+                batch = item
+                if writer is None or rows >= self.part_rows or not batch.schema.equals(writer.schema):
                     if writer is not None:
                         writer.close()
                     name = f"part-{len(self.files):05d}.parquet"

@@ -84,7 +84,8 @@ def test_a_parquet_directory_scores_as_predict_on_the_whole_table(models, rows, 
     source = parquet_dir(rows, tmp_path / "in")
     manifest = score_files(models["onnx"], source, tmp_path / "out", batch_rows=256)
     check_scored(tmp_path / "out", rows, models["torch"].predict(rows))
-    assert [f["rows"] for f in manifest["output"]["files"]] == [1000, 900, 600]  # one part per file, in path order
+    assert manifest["output"]["files"] == [{"name": "part-00000.parquet", "rows": 2500}]  # files of one schema: one part
+    assert [f["rows"] for f in manifest["input"]["files"]] == [1000, 900, 600]  # in path order
     assert manifest["backend"] == "onnx" and manifest["rows"] == 2500
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]  # no temp directory left
 
