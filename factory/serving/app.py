@@ -226,11 +226,11 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
         return Response(body, media_type=content_type)
 
     _install_error_handlers(app)
-    app.add_middleware(RequestMetrics, metrics=metrics)
-    if tokens:
+    if tokens:  # before any route; a 401 never reaches a handler, the model or the request log
         from factory.serving.auth import BearerAuth
 
-        app.add_middleware(BearerAuth, tokens=tokens)  # added last: runs first, before metrics' handlers
+        app.add_middleware(BearerAuth, tokens=tokens)
+    app.add_middleware(RequestMetrics, metrics=metrics, routes=app.router.routes)  # added last: outermost, times all
     return app
 
 

@@ -104,11 +104,12 @@ class RequestMetrics:
     """ASGI middleware timing every HTTP request and counting it by route template and status.
 
     A route template (``/v2/models/{name}/infer``), not the path, is the ``endpoint`` label,
-    so a caller cannot grow the label set; a path that matched no route is ``other``.
+    so a caller cannot grow the label set; a request answered before routing (a 401) is
+    matched against ``routes`` afterwards; a path no route matches is ``other``.
     """
 
-    def __init__(self, app, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, metrics: Metrics, routes: list | None = None):
+        self.app, self.metrics, self.routes = app, metrics, routes or []
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -125,9 +126,14 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
+            route = scope.get("route") or self._match(scope)
             endpoint = getattr(route, "path", None) or "other"
             self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+
+    def _match(self, scope):
+        from starlette.routing import Match
+
+        return next((r for r in self.routes if r.matches(scope)[0] != Match.NONE), None)
 
 
 def mark_worker_dead(pid: int) -> None:

@@ -235,12 +235,14 @@ def test_metrics_in_prometheus_text(client, models):
     scored = metric(before, "factory_rows_scored_total") or 0.0
     client.post("/predict", json={"rows": models["rows"][:3]})
     client.post("/predict", content=b"{")
+    httpx.post(client.base_url.join("/predict"), json={"rows": []})  # no token: 401
     response = client.get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert metric(text, "factory_rows_scored_total") == scored + 3
     assert metric(text, "factory_requests_total", endpoint="/predict", status="200") >= 1
     assert metric(text, "factory_requests_total", endpoint="/predict", status="400") >= 1
+    assert metric(text, "factory_requests_total", endpoint="/predict", status="401") >= 1  # counted by route too
     assert metric(text, "factory_request_duration_seconds_count", endpoint="/predict") >= 2
     assert metric(text, "factory_request_duration_seconds_bucket", endpoint="/predict", le="+Inf") >= 2
     assert metric(text, "factory_batch_size_rows_count") >= 1 and metric(text, "factory_score_count") >= 3
