@@ -243,7 +243,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestError)
     async def bad_request(request: Request, e: RequestError) -> Response:
-        return error(e.status, str(e))
+        given = request.headers.get("x-request-id")  # a client tracing its request gets it back on an error too
+        return error(e.status, str(e), {"x-request-id": given} if given and REQUEST_ID.fullmatch(given) else None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> Response:

@@ -120,6 +120,10 @@ def test_predict_scores_as_the_registered_model(client, models):
     # A client's own request id is kept.
     again = client.post("/predict", json={"rows": models["rows"][:1]}, headers={"X-Request-ID": "abc-123"})
     assert again.headers["x-request-id"] == "abc-123" and again.json()["request_id"] == "abc-123"
+    bad = client.post("/predict", json={"rows": []}, headers={"X-Request-ID": "abc-124"})
+    assert bad.status_code == 400 and bad.headers["x-request-id"] == "abc-124"  # on an error too
+    odd = client.post("/predict", json={"rows": models["rows"][:1]}, headers={"X-Request-ID": "a b\tc"})
+    assert len(odd.headers["x-request-id"]) == 32  # not an id we keep: one of ours instead
 
 
 def test_infer_answers_as_predict(client, models):
