@@ -16,7 +16,6 @@ Example:
 """
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from pathlib import Path
@@ -27,8 +26,8 @@ import pyarrow as pa
 
 from factory.errors import ConfigError, DataError
 from factory.files import utc_stamp, write_json
-from factory.serving.score_input import (FINGERPRINT_METHOD, InputFile, batches, feature_columns, find_files,
-                                         fingerprint, open_files)
+from factory.serving.score_input import (FINGERPRINT_METHOD, batches, feature_columns, find_files, fingerprint,
+                                         open_files)
 from factory.serving.score_output import Parts, check_output, progress_bar
 
 #: The manifest, beside the parts; ``_``-prefixed so that Arrow, pandas and Spark read the directory
@@ -51,7 +50,7 @@ class Scorer:
     def __init__(self, model):
         onnx = getattr(model, "onnx", None)
         self.fast = getattr(onnx, "predict_columns", None)
-        self.backend = "onnx" if onnx is not None else "torch"
+        self.backend = getattr(model, "backend", "onnx" if onnx is not None else "torch")  # onnx-int8 too
         if self.fast is not None:
             self.features, self.kinds = list(onnx.features), dict(onnx.kinds)
             self.task, self.labels = onnx.task, list(onnx.class_labels)
@@ -211,6 +210,7 @@ def score(cfg) -> dict:
     """
     from omegaconf import OmegaConf
 
+    from factory import registry
     from factory.config.validate import validate
 
     cfg = take_ref(cfg)
@@ -219,7 +219,7 @@ def score(cfg) -> dict:
     if (cfg.input is None) == (data is None):
         raise ConfigError("input: give input=<file, glob or directory> or data=<config>, one of the two")
     check_output(cfg.output)  # before the model loads
-    model = load_model(cfg.model, cfg.registry, cfg.backend)
+    model = registry.load(cfg.model, cfg.registry, backend=cfg.backend)
     if cfg.input is not None:
         inputs = OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input
         return score_files(model, inputs, cfg.output, batch_rows=cfg.batch_rows, progress=cfg.progress)
@@ -230,17 +230,6 @@ def score(cfg) -> dict:
     table = source.load().table
     described = {"name": f"data={source.name}", "config": redact.container(OmegaConf.to_container(data.source))}
     return score_table(model, table, cfg.output, source=described, batch_rows=cfg.batch_rows, progress=cfg.progress)
-
-
-def load_model(ref: str, registry: str | None, backend: str):
-    """``factory.registry.load`` with ``backend`` (``onnx`` or ``torch``), where the registry takes one."""
-    from factory import registry as models
-
-    if "backend" in inspect.signature(models.load).parameters:
-        return models.load(ref, registry, backend=backend)
-    if backend != "torch":
-        raise ConfigError(f"backend={backend}: this registry loads PyTorch checkpoints only (backend=torch)")
-    return models.load(ref, registry)
 
 
 def cli_overrides(args: list[str]) -> list[str]:
