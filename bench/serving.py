@@ -1,6 +1,6 @@
 """The model server under load, beside the bare HTTP floor and ONNX Runtime in process; batch scoring.
 
-    python bench/serving.py --quick                  # smoke run, ~3 min: short loads, 100k/1M rows, nothing written
+    python bench/serving.py --quick                  # smoke run, ~3 min: short loads, 0.5M/2M rows, nothing written
     python bench/serving.py --write                  # ~8 min on 2 cores: 6 s loads, 1M/10M rows; docs/benchmarks.md
     python bench/serving.py --parts server inprocess # skip batch scoring
     python bench/serving.py --rows 1000000,10000000 --duration 6
@@ -59,7 +59,7 @@ PARTS = ["server", "inprocess", "scoring"]
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="2 s loads, 100k/1M rows: a smoke run (never written)")
+    p.add_argument("--quick", action="store_true", help="2 s loads, 0.5M/2M rows: a smoke run (never written)")
     p.add_argument("--duration", type=float, help="seconds per load run (default 6; --quick 2)")
     p.add_argument("--rows", help="batch-scoring sizes, comma-separated (default 1000000,10000000)")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS, help="what to measure (default: all)")
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--write", action="store_true", help="rewrite the Serving section of docs/benchmarks.md")
     args = p.parse_args(argv)
     args.duration = args.duration or (2.0 if args.quick else 6.0)
-    args.rows = [int(r) for r in (args.rows or ("100000,1000000" if args.quick else "1000000,10000000")).split(",")]
+    args.rows = [int(r) for r in (args.rows or ("500000,2000000" if args.quick else "1000000,10000000")).split(",")]
     if args.quick and args.write:
         p.error("--quick results are a smoke check: docs/benchmarks.md takes full runs only")
     return args
