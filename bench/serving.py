@@ -334,7 +334,9 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(_strict(saved), indent=1, allow_nan=False))
     text = serving_report.render(saved)
     print(f"\n{text}\nraw results: {out}")
-    if args.write:
+    if args.write and "error" in saved["model"]:
+        print("docs/benchmarks.md left as it was: nothing was measured")
+    elif args.write:
         write_section(text, serving_report.HEADING, serving_report.BEGIN, serving_report.END)
         print(f"wrote docs/benchmarks.md ({serving_report.HEADING.lstrip('# ')})")
 
