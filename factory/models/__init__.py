@@ -1,8 +1,29 @@
-"""LightningModules and the networks they wrap."""
-from factory.models.cnn import SmallCNN
-from factory.models.module import SupervisedModel
-from factory.models.tabm import TabM
-from factory.models.tabular_mlp import TabularMLP
-from factory.models.wide_mlp import WideMLP
+"""LightningModules and the networks they wrap.
 
-__all__ = ["SmallCNN", "SupervisedModel", "TabM", "TabularMLP", "WideMLP"]
+The classes load on first access: ``factory.models.predict`` (building scored tables, which
+the ONNX Runtime backend shares) must import without torch and Lightning (about 6 s here).
+"""
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "SmallCNN": "factory.models.cnn",
+    "SupervisedModel": "factory.models.module",
+    "TabM": "factory.models.tabm",
+    "TabularMLP": "factory.models.tabular_mlp",
+    "WideMLP": "factory.models.wide_mlp",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'factory.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = list(_LAZY)

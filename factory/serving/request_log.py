@@ -19,12 +19,13 @@ import os
 import queue
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from factory import files
 from factory.errors import FactoryError
 from factory.serving.request_log_files import (PARTS, atomic_write, kind, log_dir, log_files,  # noqa: F401
                                                read_request_log, rows_table)  # the log's API in one place
@@ -66,7 +67,7 @@ class RequestLog:
         self.rotate_s = float(rotate_minutes) * 60
         self.written_rows = 0  # rows in complete files (tests and metrics read these)
         self.dropped_rows = 0  # rows a failed write lost (logged)
-        started = datetime.now(timezone.utc)
+        started = files.utc_now()
         self._prefix = f"{started:%Y%m%dT%H%M%S%f}Z-pid{os.getpid()}"
         self._period = 0
         self._parts: list[Path] = []   # the open period's flushed files
@@ -105,7 +106,7 @@ class RequestLog:
             check_features(kept)
             self._checked = kept.keys()
         entry = {"request_id": str(request_id), "model": str(model), "version": int(version),
-                 "time": int((when or datetime.now(timezone.utc)).timestamp() * 1_000_000),
+                 "time": int(when.timestamp() * 1_000_000) if when else time.time_ns() // 1000,
                  "features": kept, "prediction": np.asarray(prediction), "score": np.asarray(score, dtype=float),
                  "probabilities": {str(k): np.asarray(v, dtype=float) for k, v in (probabilities or {}).items()}}
         with self._lock:
