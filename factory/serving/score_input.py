@@ -153,7 +153,7 @@ def _open(path: Path, kind: str, kinds: dict[str, str], batch_rows: int = 65536,
     """``(schema, rows if the file's metadata says, its batches)``, reading only a footer or a first block.
 
     Streaming readers, not ``pyarrow.dataset``: its scanner decoded a 4M-row Parquet file far ahead
-    of a slower consumer (350 MB held), where ``iter_batches`` holds one row group. CSV reads numeric
+    of a slower consumer (350 MB held), where ``iter_batches`` holds a row group or so. CSV reads numeric
     features as float64 (type inference from the first block would take an integer column for int64
     and fail on a later 3.5); ``text_numbers`` reads them as text instead, to find a bad cell.
     """
@@ -161,7 +161,7 @@ def _open(path: Path, kind: str, kinds: dict[str, str], batch_rows: int = 65536,
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(path)
-        return parquet.schema_arrow, parquet.metadata.num_rows, parquet.iter_batches(batch_size=batch_rows)
+        return parquet.schema_arrow, parquet.metadata.num_rows, _row_group_runs(parquet, batch_rows)
     if kind == "csv":
         from pyarrow import csv
 
@@ -180,6 +180,19 @@ def _open(path: Path, kind: str, kinds: dict[str, str], batch_rows: int = 65536,
     except pa.ArrowInvalid:  # the stream format (.arrows) rather than the file format (Feather v2)
         reader = batches_ = pa.ipc.open_stream(source)
     return reader.schema, None, _sliced(batches_, batch_rows)
+
+
+def _row_group_runs(parquet, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's batches, read by one ``iter_batches`` per run of row groups holding at least
+    ``batch_rows`` rows: one reader over the whole file held ever more memory (Arrow's allocations
+    40 -> 104 MB over a 10M-row file); a reader per run stays at 10 MB, and is no slower."""
+    meta, run, rows = parquet.metadata, [], 0
+    for group in range(meta.num_row_groups):
+        run.append(group)
+        rows += meta.row_group(group).num_rows
+        if rows >= batch_rows or group == meta.num_row_groups - 1:
+            yield from parquet.iter_batches(batch_size=batch_rows, row_groups=run)
+            run, rows = [], 0
 
 
 def _sliced(batches_: Iterable[pa.RecordBatch], batch_rows: int) -> Iterator[pa.RecordBatch]:

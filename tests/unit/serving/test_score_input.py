@@ -148,3 +148,14 @@ def test_arrow_files_and_streams_and_gzipped_csv(tmp_path):
         read = pa.Table.from_batches(list(batches(f, KINDS, batch_rows=3)))
         assert read.column("channel").to_pylist() == rows.column("channel").to_pylist(), f.path.name
         assert read.column("amount").to_pylist() == rows.column("amount").to_pylist(), f.path.name
+
+
+def test_parquet_row_groups_smaller_and_larger_than_a_batch(tmp_path):
+    rows = table(5).take([i % 5 for i in range(1000)])
+    for row_group_size, batch_rows in [(7, 100), (300, 128), (1000, 1000)]:
+        path = tmp_path / f"rg{row_group_size}.parquet"
+        pq.write_table(rows, path, row_group_size=row_group_size)
+        (f,) = open_files([path], FEATURES, KINDS)
+        read = list(batches(f, KINDS, batch_rows))
+        assert all(b.num_rows <= batch_rows for b in read) and pa.Table.from_batches(read).equals(rows)
+        assert len(read) <= 2 * -(-1000 // batch_rows)  # tiny row groups are read together, not one batch each
