@@ -219,6 +219,7 @@ def score(cfg) -> dict:
     if (cfg.input is None) == (data is None):
         raise ConfigError("input: give input=<file, glob or directory> or data=<config>, one of the two")
     check_output(cfg.output)  # before the model loads
+    _exit_on_sigterm()
     model = registry.load(cfg.model, cfg.registry, backend=cfg.backend)
     if cfg.input is not None:
         inputs = OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input
@@ -230,6 +231,19 @@ def score(cfg) -> dict:
     table = source.load().table
     described = {"name": f"data={source.name}", "config": redact.container(OmegaConf.to_container(data.source))}
     return score_table(model, table, cfg.output, source=described, batch_rows=cfg.batch_rows, progress=cfg.progress)
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (a scheduler's timeout, ``kill``) raises SystemExit(143) in the main thread, so the
+    temp directory is removed on the way out as on an error or Ctrl-C (a default SIGTERM leaves it)."""
+    import signal
+    import threading
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate)
 
 
 def cli_overrides(args: list[str]) -> list[str]:

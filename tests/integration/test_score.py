@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +236,19 @@ def test_cli_bad_input_is_one_line_and_exit_2(reg, rows, tmp_path, args, message
     assert done.stdout == ""  # nothing claims success
     assert re.match(message, done.stderr), done.stderr
     assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_cli_sigterm_leaves_no_output_and_no_temp(reg, tmp_path):
+    proc = subprocess.Popen([sys.executable, SCRIPT, "model=fraud_detection@production", f"registry={reg}",
+                             "data=fraud", "data.source.rows=400000", "batch_rows=500", "output=scored"],
+                            cwd=tmp_path, env=script_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".scored.partial-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # a few batches written
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and out == "", err
+    assert list(tmp_path.iterdir()) == []
