@@ -42,6 +42,32 @@ def job(task: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def take_model_argument(argv: list[str]) -> tuple[list[str], str | None]:
+    """Take ``model=REF`` (a registered model: ``NAME@stage``) out of a command line: ``(the rest, REF)``.
+
+    ``model`` is also a config group (``conf/model/``), so Hydra would read ``model=REF`` as a
+    choice of that group and fail; ``scripts/serve.py`` and ``scripts/score.py`` take it out
+    before Hydra composes and set ``cfg.model`` from it (``set_model``).
+    """
+    rest, ref = [], None
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key == "model":
+            ref = value
+        else:
+            rest.append(arg)
+    return rest, ref
+
+
+def set_model(cfg, ref: str | None) -> None:
+    """Put the ``model=REF`` argument (``take_model_argument``) into ``cfg.model``."""
+    from omegaconf import open_dict
+
+    if ref is not None:
+        with open_dict(cfg):
+            cfg.model = ref
+
+
 def run_cli(hydra_main: Callable[[], object]) -> None:
     """Call a ``@hydra.main`` function, reporting bad input as ``error: ...`` and exit 2.
 

@@ -9,7 +9,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from factory.cli import job, run_cli
+from factory.cli import job, run_cli, set_model, take_model_argument
+
+MODEL = None  # the model=REF argument (a config group's name too: taken out before Hydra reads it)
 
 
 @hydra.main(config_path="../conf", config_name="score", version_base="1.3")
@@ -17,11 +19,10 @@ from factory.cli import job, run_cli
 def main(cfg: DictConfig) -> None:
     from factory.serving.score import score, summary
 
+    set_model(cfg, MODEL)
     print(summary(score(cfg)))
 
 
 if __name__ == "__main__":
-    from factory.serving.score import cli_overrides  # model=NAME@stage is not a conf/model/ choice
-
-    sys.argv[1:] = cli_overrides(sys.argv[1:])
+    sys.argv[1:], MODEL = take_model_argument(sys.argv[1:])
     run_cli(main)

@@ -11,7 +11,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from factory.cli import job, run_cli
+from factory.cli import job, run_cli, set_model, take_model_argument
 
 MODEL = None  # the model=REF argument (a config group's name too: taken out before Hydra reads it)
 
@@ -21,11 +21,10 @@ MODEL = None  # the model=REF argument (a config group's name too: taken out bef
 def main(cfg: DictConfig) -> None:
     from factory.serving.server import serve
 
-    serve(cfg, model=MODEL)
+    set_model(cfg, MODEL)
+    serve(cfg)
 
 
 if __name__ == "__main__":
-    from factory.serving.server import model_argument
-
-    sys.argv[1:], MODEL = model_argument(sys.argv[1:])
+    sys.argv[1:], MODEL = take_model_argument(sys.argv[1:])
     run_cli(main)

@@ -35,9 +35,6 @@ from factory.serving.score_output import Parts, check_output, progress_bar
 MANIFEST = "_score.json"
 #: Columns scoring adds; an input column of the same name is kept as ``<name>_raw``.
 VERSION_COLUMN = "model_version"
-#: Hydra reads ``model=...`` as a choice in conf/model/ (the networks training builds), so the
-#: command line's ``model=NAME@stage`` travels under this key and is moved back (``cli_overrides``).
-REF_KEY = "registered_model"
 
 
 class Scorer:
@@ -213,7 +210,6 @@ def score(cfg) -> dict:
     from factory import registry
     from factory.config.validate import validate
 
-    cfg = take_ref(cfg)
     validate(cfg, root="score")
     data = cfg.get("data")  # absent under the defaults list's `data: null`
     if (cfg.input is None) == (data is None):
@@ -244,23 +240,6 @@ def _exit_on_sigterm() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, terminate)
-
-
-def cli_overrides(args: list[str]) -> list[str]:
-    """Command-line overrides with ``model=NAME@stage`` carried as ``+registered_model=...`` (see ``REF_KEY``)."""
-    return [f"+{REF_KEY}={a.partition('=')[2]}" if a.startswith("model=") else a for a in args]
-
-
-def take_ref(cfg):
-    """``cfg`` with the ``registered_model`` value moved to ``model`` (a copy, when there is one)."""
-    from omegaconf import open_dict
-
-    if REF_KEY not in cfg:
-        return cfg
-    cfg = cfg.copy()
-    with open_dict(cfg):
-        cfg.model = cfg.pop(REF_KEY)
-    return cfg
 
 
 def summary(manifest: dict) -> str:

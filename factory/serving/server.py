@@ -32,42 +32,23 @@ log = logging.getLogger(__name__)
 CONFIG_ENV = "FACTORY_SERVE_CONFIG"
 
 
-def model_argument(argv: list[str]) -> tuple[list[str], str | None]:
-    """Take ``model=REF`` out of the command line: ``(other arguments, REF)``.
-
-    ``model`` is also a config group (``conf/model/``), so Hydra would read ``model=REF``
-    as a choice of that group; the server sets ``cfg.model`` from it after composing.
-    """
-    rest, ref = [], None
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if sep and key == "model":
-            ref = value
-        else:
-            rest.append(arg)
-    return rest, ref
-
-
-def serve(cfg: Any, model: str | None = None) -> None:
+def serve(cfg: Any) -> None:
     """Check ``cfg`` (``conf/serve.yaml``), load the model and serve it until SIGTERM/Ctrl-C.
 
     Args:
-        cfg: the composed config.
-        model: the ``model=`` argument (see ``model_argument``), set into ``cfg.model``.
+        cfg: the composed config (``scripts/serve.py`` sets ``cfg.model`` from ``model=``:
+            ``factory.cli.take_model_argument``).
 
     Raises:
         FactoryError: a bad config, tokens file, busy port, or a model that cannot load.
     """
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import OmegaConf
 
     from factory.config.validate import validate
     from factory.serving.auth import load_tokens
     from factory.serving.metrics import MULTIPROC_ENV
     from factory.serving.model_holder import load_served
 
-    if model is not None:
-        with open_dict(cfg):
-            cfg.model = model
     validate(cfg, "serve")
     tokens = load_tokens(cfg.auth.tokens_file)
     check_port(cfg.host, cfg.port)

@@ -7,7 +7,8 @@ import pytest
 
 from factory.errors import ConfigError, FactoryError
 from factory.serving.auth import TOKENS_ENV, load_tokens, token_ok
-from factory.serving.server import check_port, model_argument
+from factory.cli import take_model_argument
+from factory.serving.server import check_port
 
 
 def test_tokens_from_a_file_skip_blanks_and_comments(tmp_path, monkeypatch):
@@ -48,9 +49,9 @@ def test_token_check(header, ok):
 
 
 def test_model_argument_is_taken_out_of_the_overrides():
-    assert model_argument(["model=fraud@production", "port=9000", "+model.x=1"]) == \
+    assert take_model_argument(["model=fraud@production", "port=9000", "+model.x=1"]) == \
         (["port=9000", "+model.x=1"], "fraud@production")
-    assert model_argument(["port=1"]) == (["port=1"], None)
+    assert take_model_argument(["port=1"]) == (["port=1"], None)
 
 
 def test_a_busy_port_is_refused_before_uvicorn_binds_it():
