@@ -66,8 +66,13 @@ def serve(cfg: Any) -> None:
              served.name, served.version, served.stage, served.backend, cfg.host, cfg.port, workers,
              "" if tokens is None else ", bearer-token auth on")
 
+    import signal
+
     import uvicorn
 
+    # uvicorn re-raises the SIGTERM it caught once its graceful shutdown is done, which would end
+    # the process as killed (-15). A drained, flushed stop is a success: this handler exits 0.
+    signal.signal(signal.SIGTERM, _stopped)
     options = dict(host=cfg.host, port=int(cfg.port), access_log=False, log_level="info",
                    timeout_graceful_shutdown=None)
     if workers == 1:
@@ -76,6 +81,10 @@ def serve(cfg: Any) -> None:
     del served  # each worker loads its own copy
     os.environ[CONFIG_ENV] = json.dumps(OmegaConf.to_container(cfg, resolve=True))
     uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+def _stopped(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def check_checkpoint(ref: str, registry: str | None):

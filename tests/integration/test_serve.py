@@ -59,8 +59,8 @@ def server(models):
     srv = start(models["root"], f"model={NAME}@production", f"registry={models['registry']}",
                 "reload.interval_s=0.2", f"auth.tokens_file={tokens}")
     yield srv
-    code = srv.stop()  # uvicorn drains, shuts the app down, then ends by the signal it caught
-    assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in srv.output(), srv.output()
+    code = srv.stop()  # uvicorn drains, shuts the app down (closers), then the process exits 0
+    assert code == 0 and "Application shutdown complete" in srv.output(), srv.output()
     assert "Traceback" not in srv.output()
     assert TOKEN not in srv.output()
 
@@ -306,7 +306,7 @@ def torch_server(models):
     srv = start(models["root"], f"model={NAME}@1", f"registry={models['registry']}", "backend=torch", "workers=2",
                 f"serving_dir={models['root']}/serving-torch")
     yield srv
-    assert srv.stop() in (0, -signal.SIGTERM), srv.output()
+    assert srv.stop() == 0, srv.output()
     assert "Traceback" not in srv.output()
 
 

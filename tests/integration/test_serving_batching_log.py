@@ -98,8 +98,7 @@ def test_batched_requests_are_logged_rejected_ones_not_and_sigterm_flushes(model
 
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
-    # 0, or uvicorn's own ending: after its graceful shutdown it re-raises the SIGTERM it caught
-    assert proc.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in out, out
+    assert proc.returncode == 0 and "Application shutdown complete" in out, out
     assert TOKEN not in out
     table = read_request_log(log_dir(tmp_path / "serving", "diagnosis"))
     assert table.num_rows == rows and set(table.column("request_id").to_pylist()) == set(sent)
@@ -124,7 +123,7 @@ def test_each_worker_writes_its_own_files_and_all_flush_on_sigterm(model, tmp_pa
         assert r.status_code == 200, r.text
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert proc.returncode == 0, out
     directory = log_dir(tmp_path / "serving", "diagnosis")
     assert sorted(read_request_log(directory).column("request_id").to_pylist()) == sorted(f"w-{i}" for i in range(30))
     pids = {p.name.split("-pid")[1].split("-")[0] for p in directory.glob("*.parquet")}
