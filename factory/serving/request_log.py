@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from datetime import datetime
@@ -28,12 +27,13 @@ import numpy as np
 from factory import files
 from factory.errors import FactoryError
 from factory.serving.request_log_files import (PARTS, atomic_write, kind, log_dir, log_files,  # noqa: F401
-                                               read_request_log, rows_table)  # the log's API in one place
+                                               read_request_log, rows_table,  # the log's API in one place
+                                               write_options)
 
 log = logging.getLogger(__name__)
 
 RESERVED = ("request_id", "row", "time", "model", "version", "prediction", "score")
-_STOP = object()
+_KINDS = dict.fromkeys("biuf", "n")  # as request_log_files.kind: numbers -> "n", anything else "s"
 
 
 def check_features(features: Iterable[str]) -> None:
@@ -74,7 +74,13 @@ class RequestLog:
         self._period_bytes = 0
         self._period_started = 0.0
         self._schema = None            # the open period's schema: a new schema opens a new period
-        self._queue: queue.Queue = queue.Queue()
+        # Requests wait in a plain list; the writer wakes when flush_rows are there, at the oldest row's
+        # deadline, or at close -- not per request: a wake-up per request cost the event loop a GIL
+        # hand-off (and on busy cores a context switch) each time.
+        self._pending: list[dict] = []
+        self._pending_rows = 0
+        self._oldest = 0.0              # when the oldest pending row arrived (monotonic)
+        self._wake = threading.Event()
         self._checked: Any = None  # the feature names last checked against the log's own columns
         self._closed = False
         self._lock = threading.Lock()
@@ -109,45 +115,70 @@ class RequestLog:
                  "time": int(when.timestamp() * 1_000_000) if when else time.time_ns() // 1000,
                  "features": kept, "prediction": np.asarray(prediction), "score": np.asarray(score, dtype=float),
                  "probabilities": {str(k): np.asarray(v, dtype=float) for k, v in (probabilities or {}).items()}}
+        rows = len(entry["score"])
         with self._lock:
             if self._closed:
-                log.warning("request log closed: %d row(s) of request %s not logged", len(entry["score"]), request_id)
+                log.warning("request log closed: %d row(s) of request %s not logged", rows, request_id)
                 return
-            self._queue.put(entry)
+            if not self._pending:
+                self._oldest = time.monotonic()
+            self._pending.append(entry)
+            self._pending_rows += rows
+            full = self._pending_rows >= self.flush_rows
+        if full:
+            self._wake.set()
 
     def close(self, timeout: float | None = None) -> None:
         """Write every queued row, compact the open period, and stop the writer (idempotent)."""
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._queue.put(_STOP)
+            self._closed = True
+        self._wake.set()
         self._writer.join(timeout)
 
     # -- the writer thread -----------------------------------------------------------------
     def _run(self) -> None:
-        buffer: list[dict] = []
-        rows, oldest = 0, 0.0
         while True:
-            wait = self.flush_interval_s - (time.monotonic() - oldest) if buffer else self.flush_interval_s
-            try:
-                entry = self._queue.get(timeout=max(wait, 0.001))
-            except queue.Empty:
-                entry = None
-            stop = entry is _STOP
-            if entry is not None and not stop:
-                if not buffer:
-                    oldest = time.monotonic()
-                buffer.append(entry)
-                rows += len(entry["score"])
-            if buffer and (stop or rows >= self.flush_rows or time.monotonic() - oldest >= self.flush_interval_s):
-                self._guarded(self._flush, buffer, rows)
-                buffer, rows = [], 0
+            with self._lock:
+                wait = self.flush_interval_s - (time.monotonic() - self._oldest) if self._pending \
+                    else self.flush_interval_s
+            if wait > 0:
+                self._wake.wait(max(wait, 0.001))
+            self._wake.clear()
+            with self._lock:  # take the whole batch if it is due (full, old enough, or closing)
+                stop = self._closed
+                due = self._pending and (stop or self._pending_rows >= self.flush_rows
+                                         or time.monotonic() - self._oldest >= self.flush_interval_s)
+                if due:
+                    buffer, oldest, self._pending, self._pending_rows = self._pending, self._oldest, [], 0
+            if due:
+                self._write_due(buffer, oldest, stop)
             if stop:
                 self._guarded(self._rotate)
                 return
-            if self._parts and (self._period_bytes >= self.rotate_bytes
-                                or time.monotonic() - self._period_started >= self.rotate_s):
-                self._guarded(self._rotate)
+            self._rotate_if_due()
+
+    def _rotate_if_due(self) -> None:
+        if self._parts and (self._period_bytes >= self.rotate_bytes
+                            or time.monotonic() - self._period_started >= self.rotate_s):
+            self._guarded(self._rotate)
+
+    def _write_due(self, buffer: list[dict], oldest: float, stop: bool) -> None:
+        """One file per ``flush_rows`` rows of ``buffer`` (as if each flush had been taken on time); the
+        rest too if it is old enough or the log is closing, else back in front of the pending rows."""
+        start = count = 0
+        for i, entry in enumerate(buffer):
+            count += len(entry["score"])
+            if count >= self.flush_rows:
+                self._guarded(self._flush, buffer[start:i + 1], count)
+                self._rotate_if_due()
+                start, count = i + 1, 0
+        if count and (stop or time.monotonic() - oldest >= self.flush_interval_s):
+            self._guarded(self._flush, buffer[start:], count)
+        elif count:
+            with self._lock:
+                self._pending[:0] = buffer[start:]
+                self._pending_rows += count
+                self._oldest = oldest
 
     def _guarded(self, step, *args) -> None:
         try:
@@ -161,8 +192,9 @@ class RequestLog:
     def _flush(self, entries: list[dict], rows: int) -> None:
         groups: list[list[dict]] = []
         for entry in entries:  # consecutive requests of one shape form one table (a reload may change it)
-            shape = (tuple((k, kind(v)) for k, v in entry["features"].items()), tuple(entry["probabilities"]),
-                     kind(entry["prediction"]))
+            features = entry["features"]  # (the key is built in C: per request, a Python loop here was most of a flush)
+            shape = (tuple(features), tuple([_KINDS.get(v.dtype.kind, "s") for v in features.values()]),
+                     tuple(entry["probabilities"]), kind(entry["prediction"]))
             if groups and groups[-1][0] == shape:
                 groups[-1][1].append(entry)
             else:
@@ -181,7 +213,7 @@ class RequestLog:
             self._period_started = time.monotonic()
             self._schema = table.schema
         path = self.directory / PARTS / f"{self._stem()}-part{len(self._parts) + 1:05d}.parquet"
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp, **write_options(table.schema)))
         self._parts.append(path)
         self._period_bytes += path.stat().st_size
         self.written_rows += table.num_rows
@@ -203,7 +235,7 @@ class RequestLog:
             return
 
         def write(tmp):
-            with pq.ParquetWriter(tmp, schema) as writer:
+            with pq.ParquetWriter(tmp, schema, **write_options(schema)) as writer:
                 for part in parts:  # one part in memory at a time
                     writer.write_table(pq.read_table(part))
         atomic_write(final, write)
