@@ -4,7 +4,11 @@ Float block layout, in this order (``InputSpec.n_numeric`` columns):
     standardized numerics (schema order) | missing indicators | one-hot categoricals.
 Categoricals with more than ``max_onehot`` levels are embedded instead: their int64
 codes form ``x_cat``. Every categorical reserves code 0 for a missing value and code 1
-for a level unseen in training; the train levels, sorted, follow from code 2.
+for a level unseen in training; the train levels, sorted, follow from code 2. An empty
+string is missing, as a null is (never a level): CSV reading makes empty cells nulls, and
+the exported ONNX graph takes ``""`` for missing, so every reader and both backends agree.
+A state saved before this rule whose levels hold ``""`` still loads; ``""`` then encodes as
+missing (its level's code is no longer produced).
 
 Missing-indicator policy: a numeric column gets an indicator only if it had missing
 values in the train split (as scikit-learn's ``SimpleImputer(add_indicator=True)``).
@@ -15,6 +19,9 @@ columns, so the float block stays exactly ``C*H*W`` pixels wide.
 Each numeric column also keeps up to ``BINS`` quantile bins of its train values (``bins``: the
 edges, in the column's own units), for networks with piecewise-linear numerical embeddings
 (``factory.models.num_embeddings``); they cost nothing to the others. Image tables get none.
+
+``reading_state`` is the part of the state learned from no value (schema, column names, class
+labels): what an exported file's metadata keeps, so it discloses no level, bin edge or mean.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ import pyarrow.compute as pc
 
 from factory.data.spec import InputSpec, TableSchema
 from factory.data.validation import check_finite, label_mask
-from factory.errors import DataError
+from factory.errors import DataError, FactoryError
 
 MISSING, UNSEEN, FIRST_LEVEL = 0, 1, 2
 #: Quantile bins per numeric column: the default of the embeddings paper (Gorishniy et al., 2022).
@@ -55,11 +62,12 @@ class Preprocessor:
         self.schema = TableSchema(**schema)
         numeric = state["numeric"]
         self._names = [c["name"] for c in numeric]
-        self._mean = np.array([c["mean"] for c in numeric], dtype=np.float64)
-        self._std = np.array([c["std"] for c in numeric], dtype=np.float64)
+        self._mean = np.array([c.get("mean", np.nan) for c in numeric], dtype=np.float64)  # no mean: reading only
+        self._std = np.array([c.get("std", np.nan) for c in numeric], dtype=np.float64)
         self._indicators = [self._names.index(name) for name in state["indicators"]]
         self._categorical = state["categorical"]
         self.class_labels: list = state["class_labels"]
+        self._reading_only = bool(state.get("reading_only"))
 
     @classmethod
     def fit(cls, table: pa.Table, schema: TableSchema, max_onehot: int = 16) -> Preprocessor:
@@ -88,6 +96,7 @@ class Preprocessor:
         categorical = []
         for name in schema.categorical:
             levels = sorted(pc.unique(_as_text(table.column(name)).drop_null()).to_pylist())
+            levels = [level for level in levels if level != ""]  # "" is missing, not a level
             categorical.append({"name": name, "levels": levels, "onehot": not image and len(levels) <= max_onehot})
         schema_state = dataclasses.asdict(schema)
         if schema.image_shape is not None:
@@ -108,12 +117,30 @@ class Preprocessor:
 
     @classmethod
     def from_state_dict(cls, state: dict) -> Preprocessor:
-        """Rebuild a fitted preprocessor from ``state_dict()`` output (e.g. after JSON)."""
+        """Rebuild a fitted preprocessor from ``state_dict()`` or ``reading_state()`` output (e.g. after JSON)."""
         return cls(state)
+
+    def reading_state(self) -> dict:
+        """The state minus everything learned from the rows' values: schema, column names, class labels.
+
+        A preprocessor rebuilt from it reads tables (``raw_features``) and encodes the target
+        (``encode_target``), and refuses to ``transform``: no category level, quantile bin (whose
+        end edges are the train minimum and maximum) or mean is in it. What an exported ONNX
+        file's metadata keeps (the graph holds the levels and statistics it scores with).
+        """
+        return {"schema": copy.deepcopy(self._state["schema"]), "numeric": [{"name": n} for n in self._names],
+                "indicators": [], "categorical": [{"name": c["name"]} for c in self._categorical],
+                "class_labels": copy.deepcopy(self.class_labels), "reading_only": True}
+
+    def _require_fitted(self) -> None:
+        if self._reading_only:
+            raise FactoryError("this preprocessing state is for reading tables only (an exported file's "
+                               "metadata): it holds no levels or statistics to encode features with")
 
     @property
     def n_float(self) -> int:
         """Width of the float block before any image reshape."""
+        self._require_fitted()
         onehot = sum(len(c["levels"]) + FIRST_LEVEL for c in self._categorical if c["onehot"])
         return len(self._names) + len(self._indicators) + onehot
 
@@ -170,6 +197,7 @@ class Preprocessor:
         Raises:
             DataError: a fitted feature column is absent, or a numeric one holds an infinity.
         """
+        self._require_fitted()
         _require(table, self.schema.features)
         n = table.num_rows
         raw = _numeric_matrix(table, self._names)
@@ -198,7 +226,7 @@ class Preprocessor:
         Returns:
             Feature name -> (N,) array, in feature order: numeric columns float64 with NaN
             for missing (read as ``transform_features`` reads them); categorical ones as the
-            text their levels are matched on, ``""`` for missing.
+            text their levels are matched on, ``""`` for missing (a null or ``""``).
 
         Raises:
             DataError: as ``transform_features``.
@@ -306,10 +334,11 @@ def _numeric_matrix(table: pa.Table, names: list[str]) -> np.ndarray:
 
 
 def _codes(column: pa.ChunkedArray, levels: list[str]) -> np.ndarray:
-    """(N,) int64 codes: MISSING, UNSEEN, or FIRST_LEVEL + position in ``levels``."""
+    """(N,) int64 codes: MISSING (a null or ``""``), UNSEEN, or FIRST_LEVEL + position in ``levels``."""
     text = _as_text(column)
     index = pc.fill_null(pc.index_in(text, value_set=pa.array(levels, pa.string())), -1).to_numpy()
     codes = index.astype(np.int64) + FIRST_LEVEL
-    absent = index < 0
-    codes[absent] = np.where(pc.is_null(text).to_numpy()[absent], MISSING, UNSEEN)
+    missing = pc.fill_null(pc.equal(text, ""), True).to_numpy(zero_copy_only=False)  # null or ""
+    codes[missing] = MISSING  # also where an old state's levels hold "" (fitted before "" was missing)
+    codes[~missing & (index < 0)] = UNSEEN
     return codes

@@ -131,8 +131,9 @@ def _add_front_end(model, preprocessor: Preprocessor) -> None:
     nodes = []
     for cat in state["categorical"]:
         name, levels = cat["name"], cat["levels"]
-        keys = list(levels) + ([] if "" in levels else [""])  # "" is missing, unless it was a train level
-        values = [FIRST_LEVEL + i for i in range(len(levels))] + ([] if "" in levels else [MISSING])
+        # "" is missing, as Preprocessor reads it; also where an old state's levels hold "" (fitted before that rule)
+        keys = [level for level in levels if level != ""] + [""]
+        values = [FIRST_LEVEL + i for i, level in enumerate(levels) if level != ""] + [MISSING]
         nodes.append(helper.make_node("LabelEncoder", [name], [_CODE.format(name)], domain="ai.onnx.ml",
                                       name=f"encode {name}", keys_strings=keys, values_int64s=values,
                                       default_int64=UNSEEN))

@@ -157,8 +157,9 @@ def _derived(preprocessor) -> dict:
             "kinds": dict(schema.features), "class_labels": list(preprocessor.class_labels),
             "output": _output(schema.task), "factory_version": _factory_version(),
             "input_convention": INPUT_CONVENTION, "data_fingerprint": None,
-            # What OnnxPredictor.predict needs for reading tables and the target column (plain JSON).
-            "preprocessor": preprocessor.state_dict()}
+            # What OnnxPredictor.predict needs for reading tables and the target column (plain JSON): no
+            # levels, bins (their end edges are the train min and max) or means; the graph holds what it scores with.
+            "preprocessor": preprocessor.reading_state()}
 
 
 def _merged(base: dict, extra: dict | None) -> dict:
