@@ -4,6 +4,8 @@ Each file is read on its own by Arrow's streaming reader for its format (its row
 it, so a bad value names the file and row), one row group or block at a time.
 Features are checked and converted per batch (``feature_columns``): numbers as float64 with NaN
 for missing, categories as strings with ``""`` for missing, the way the ONNX graph takes them.
+A column of a type that cannot be read so (a list, a struct, a date for a number) is a ``DataError``
+naming the file, column and type, never an Arrow traceback.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from factory.errors import DataError
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".parq": "parquet", ".csv": "csv", ".tsv": "csv",
            ".arrow": "ipc", ".arrows": "ipc", ".feather": "ipc", ".ipc": "ipc"}
 COMPRESSED = (".gz", ".bz2", ".zst", ".lz4")
+#: What Arrow raises for a file or value it cannot read or convert (ArrowIOError is an OSError).
+UNREADABLE = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError)
 FINGERPRINT_METHOD = "sha256 over each file's path, size and mtime (not its content)"
 
 
@@ -112,7 +116,7 @@ def open_files(paths: list[Path], features: list[str], kinds: dict[str, str]) ->
         kind = file_format(path)
         try:  # a footer or a first block: CSV numbers as text, so a bad cell is found (with its row) when read
             schema, rows, _ = _open(path, kind, kinds, text_numbers=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+        except UNREADABLE as e:
             raise DataError(f"{path}: not a readable {kind} file ({_first_line(e)})") from None
         absent = [c for c in features if c not in schema.names]
         if absent:
@@ -144,7 +148,7 @@ def batches(file: InputFile, kinds: dict[str, str], batch_rows: int) -> Iterator
         for batch in _open(file.path, file.format, kinds, batch_rows)[2]:
             done += batch.num_rows
             yield batch
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+    except UNREADABLE as e:
         _locate_unreadable(file, kinds, batch_rows, done, e)
 
 
@@ -156,6 +160,8 @@ def _open(path: Path, kind: str, kinds: dict[str, str], batch_rows: int = 65536,
     of a slower consumer (350 MB held), where ``iter_batches`` holds a row group or so. CSV reads numeric
     features as float64 (type inference from the first block would take an integer column for int64
     and fail on a later 3.5); ``text_numbers`` reads them as text instead, to find a bad cell.
+    Categorical features are read as text: inferred, ``007`` would be the number 7, and a later
+    ``A1`` would fail the read.
     """
     if kind == "parquet":
         import pyarrow.parquet as pq
@@ -165,13 +171,14 @@ def _open(path: Path, kind: str, kinds: dict[str, str], batch_rows: int = 65536,
     if kind == "csv":
         from pyarrow import csv
 
-        numeric = {name: pa.string() if text_numbers else pa.float64() for name, k in kinds.items() if k == "numeric"}
+        types = {name: pa.float64() if kind == "numeric" and not text_numbers else pa.string()
+                 for name, kind in kinds.items()}
         tab = ".tsv" in [s.lower() for s in path.suffixes]
         block = min(max(batch_rows * 128, 1 << 20), 1 << 28)  # bytes: about batch_rows rows of ~128 bytes
         reader = csv.open_csv(str(path), read_options=csv.ReadOptions(block_size=block),
                               parse_options=csv.ParseOptions(delimiter="\t" if tab else ","),
                               # empty cells are missing in text columns too, as FileSource reads them for training
-                              convert_options=csv.ConvertOptions(column_types=numeric, strings_can_be_null=True))
+                              convert_options=csv.ConvertOptions(column_types=types, strings_can_be_null=True))
         return reader.schema, None, _sliced(reader, batch_rows)
     source = pa.memory_map(str(path))
     try:
@@ -212,7 +219,7 @@ def _locate_unreadable(file: InputFile, kinds: dict[str, str], batch_rows: int, 
             for batch in _open(file.path, "csv", kinds, batch_rows, text_numbers=True)[2]:
                 feature_columns(batch, numeric, kinds, lambda i, s=start: f"{file.path}: row {s + i + 1}")
                 start += batch.num_rows
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        except UNREADABLE:
             pass  # not a numeric feature: Arrow's reason below
     raise DataError(f"{file.path}: unreadable after row {done} ({_first_line(error)})") from None
 
@@ -233,7 +240,8 @@ def feature_columns(batch: pa.RecordBatch, features: list[str], kinds: dict[str,
 
     Raises:
         DataError: a numeric feature holding text that is not a number, an infinity, or a type
-            that is not numbers (a date), naming the file, row and column.
+            that is not numbers (a date), naming the file, row and column; a categorical feature
+            of a type that has no text form (a list, a struct), naming its type.
     """
     columns = {}
     for name in features:
@@ -241,7 +249,12 @@ def feature_columns(batch: pa.RecordBatch, features: list[str], kinds: dict[str,
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
         if kinds[name] != "numeric":
-            columns[name] = pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False)
+            try:
+                text = pc.cast(column, pa.string())
+            except UNREADABLE:  # a list, struct or map (not implemented), binary that is not UTF-8 (invalid)
+                raise DataError(f"{where(0)}: column '{name}' is {column.type}; the model reads it as text "
+                                "(a category)") from None
+            columns[name] = pc.fill_null(text, "").to_numpy(zero_copy_only=False)
             continue
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             column = _parsed(column, name, where)
