@@ -472,6 +472,7 @@ class BatchingConf:
 @dataclass
 class LimitsConf:
     max_rows: int = bounded(COUNT, 10000)  # rows per request; more is 413
+    max_body_mb: float = bounded(Range(gt=0), 32.0)  # request body size in MB; more is 413
 
 
 @dataclass

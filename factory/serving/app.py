@@ -6,9 +6,11 @@ bytes and decode it with ``factory.serving.protocol``; a bad request is a 4xx wi
 one-line body (the traceback goes to the server's log only).
 
 Where other parts plug in (``app.state``):
-    scorer: ``async (columns, rows) -> (out, served)``, the one path to the model.
-        ``DirectScorer`` by default: one model call per request; dynamic batching
-        replaces it with a queue that coalesces requests.
+    scorer: ``async (columns, rows, served) -> (out, served)``, the one path to the model:
+        a request is scored by the ``served`` model it was decoded against (read once from
+        ``holder.current``; a reload in between does not change it). ``DirectScorer`` by
+        default: one model call per request; dynamic batching replaces it with a queue that
+        coalesces requests of the same model.
     after_score: callables ``(request_id, served, columns, out)`` run after each scored
         request, before the response is sent (the request log: keep them cheap).
     closers: callables (or coroutine functions) run at shutdown in the order added
@@ -36,10 +38,11 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from factory.serving import openapi
+from factory.serving.batching import BatcherClosed
 from factory.serving.metrics import Metrics, RequestMetrics
 from factory.serving.model_holder import ModelHolder, Served
-from factory.serving.protocol import (RequestError, Signature, check_outputs, decode_infer, decode_rows, dumps,
-                                      encode_outputs, encode_predictions, output_names)
+from factory.serving.protocol import (RequestError, check_outputs, decode_infer, decode_rows, dumps, encode_outputs,
+                                      encode_predictions, output_names)
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,9 @@ class DirectScorer:
     def __init__(self, holder: ModelHolder, metrics: Metrics):
         self.holder, self.metrics = holder, metrics
 
-    async def __call__(self, columns: dict[str, np.ndarray], rows: int) -> tuple[np.ndarray, Served]:
+    async def __call__(self, columns: dict[str, np.ndarray], rows: int, served: Served) -> tuple[np.ndarray, Served]:
         from starlette.concurrency import run_in_threadpool
 
-        served = self.holder.current  # taken once: this request is scored and named by this version
         if rows <= INLINE_ROWS and served.model.onnx is not None:
             out = served.score(columns)
         else:
@@ -107,14 +109,28 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
     batching.install(app, cfg)  # batching.enabled: requests coalesce in one queue (replaces the scorer)
     request_log.install(app, cfg)  # log.enabled: every scored row to Parquet; closes after batching drains
     max_rows = int(cfg.limits.max_rows)
-    signatures: dict[int, Signature] = {}
+    max_body_mb = float(cfg.limits.max_body_mb)
+    max_body = int(max_body_mb * 2**20)
 
-    def signature(served: Served) -> Signature:  # one per loaded model; a reload may change the columns
-        sig = signatures.get(id(served))
-        if sig is None:
-            signatures.clear()
-            sig = signatures[id(served)] = Signature(served.features, served.kinds, max_rows)
-        return sig
+    async def read_body(request: Request) -> bytes:
+        """The body, refused (413) past ``limits.max_body_mb``: by Content-Length before reading, or while
+        a chunked body streams in."""
+        def too_large(size: str) -> RequestError:
+            return RequestError(f"request body of {size} bytes is over the limit of {max_body_mb:g} MB "
+                                "(limits.max_body_mb)", 413)
+
+        length = request.headers.get("content-length")
+        if length is not None:  # the HTTP parser delivers no more than Content-Length bytes
+            if length.isdigit() and int(length) > max_body:
+                raise too_large(length)
+            return await request.body()
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                raise too_large(f"over {max_body}")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def request_id(request: Request) -> str:
         given = request.headers.get("x-request-id")
@@ -129,8 +145,11 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
                                f"version {served.version}", 404)
         return served
 
-    async def score(rid: str, columns: dict, rows: int) -> tuple[np.ndarray, Served]:
-        out, served = await app.state.scorer(columns, rows)
+    async def score(rid: str, columns: dict, rows: int, served: Served) -> tuple[np.ndarray, Served]:
+        try:
+            out, served = await app.state.scorer(columns, rows, served)
+        except BatcherClosed:
+            raise RequestError("the server is shutting down; try again", 503) from None
         for hook in app.state.after_score:
             hook(rid, served, columns, out)
         metrics.observe_scores((out.max(axis=1) if out.ndim == 2 else out).tolist())
@@ -160,18 +179,18 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
                     "shape": [-1, len(served.class_labels)] if o == "probabilities" else [-1]}
                    for o in output_names(served.task)]
         return ok({"name": served.name, "versions": [str(served.version)],
-                   "platform": "onnxruntime_onnx" if served.backend == "onnx" else "pytorch",
+                   "platform": "onnxruntime_onnx" if served.backend.startswith("onnx") else "pytorch",
                    "inputs": inputs, "outputs": outputs,
                    "parameters": {"task": served.task, "stage": served.stage,
                                   "class_labels": [str(c) for c in served.class_labels]}})
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
-        model(name, version)
+        served = model(name, version)  # read once: decoded against, scored by and named by this version
         rid = request_id(request)
-        body = await request.body()
-        req = decode_infer(body, signature(holder.current))
-        check_outputs(req.outputs, holder.current.task)
-        out, served = await score(rid, req.columns, req.rows)
+        body = await read_body(request)
+        req = decode_infer(body, served.signature(max_rows))
+        check_outputs(req.outputs, served.task)
+        out, served = await score(rid, req.columns, req.rows, served)
         return ok({"model_name": served.name, "model_version": str(served.version),
                    "id": req.id if req.id is not None else rid,
                    "outputs": encode_outputs(out, served.task, req.outputs)}, rid)
@@ -215,8 +234,9 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
         """`{"rows": [{column: value, ...}, ...]}` -> one prediction per row, with the model version
         that scored them and the request id (also the `X-Request-ID` header; a client's own is kept)."""
         rid = request_id(request)
-        columns, rows = decode_rows(await request.body(), signature(holder.current))
-        out, served = await score(rid, columns, rows)
+        served = holder.current  # read once: decoded against, scored by and named by this version
+        columns, rows = decode_rows(await read_body(request), served.signature(max_rows))
+        out, served = await score(rid, columns, rows, served)
         return ok({"model": served.name, "version": served.version, "request_id": rid,
                    "predictions": encode_predictions(out, served.task, served.class_labels)}, rid)
 
@@ -226,6 +246,7 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
         return Response(body, media_type=content_type)
 
     _install_error_handlers(app)
+    app.add_middleware(CatchErrors)  # innermost: a crash answers here, inside auth and metrics
     if tokens:  # before any route; a 401 never reaches a handler, the model or the request log
         from factory.serving.auth import BearerAuth
 
@@ -244,7 +265,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def bad_request(request: Request, e: RequestError) -> Response:
         given = request.headers.get("x-request-id")  # a client tracing its request gets it back on an error too
-        return error(e.status, str(e), {"x-request-id": given} if given and REQUEST_ID.fullmatch(given) else None)
+        headers = {"x-request-id": given} if given and REQUEST_ID.fullmatch(given) else {}
+        if e.status == 503:
+            headers["retry-after"] = "1"
+        return error(e.status, str(e), headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> Response:
@@ -259,5 +283,39 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def crash(request: Request, e: Exception) -> Response:
-        # uvicorn logs the traceback (the exception is re-raised after this answer); the client gets one line.
-        return error(500, f"internal server error ({type(e).__name__}); the server's log has the details")
+        # Only what escapes CatchErrors (a middleware's own failure) comes here; Starlette re-raises after it.
+        return error(500, _crash_message(e))
+
+
+def _crash_message(e: BaseException) -> str:
+    return f"internal server error ({type(e).__name__}); the server's log has the details"
+
+
+class CatchErrors:
+    """ASGI middleware: an unexpected exception is logged with its traceback and answered with the
+    one-line 500, and not re-raised: Starlette's own handler re-raises, and uvicorn then closes the
+    client's keep-alive connection."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def send_started(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_started)
+        except Exception as e:
+            if started:  # half a response is out: nothing sensible can follow it
+                raise
+            log.exception("%s %s: internal server error", scope.get("method"), scope.get("path"))
+            body = dumps({"error": _crash_message(e)})
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})

@@ -11,7 +11,11 @@ next, so under load batches grow by themselves and the wait is rarely needed.
 The score function takes ``{column: numpy array}`` (every request's rows concatenated) and
 returns ``(outputs, model)``: outputs with one row per input row, and whatever names the
 model that scored (the batch was scored by exactly that one, even if a reload swaps the
-model between batches). Each caller gets back its own rows and that ``model``.
+model between batches). Each caller gets back its own rows and that ``model``. A request
+submitted with a ``model`` (the server's: the one its body was decoded against) is batched
+only with requests of that same model and scored by it: ``score(columns, model)``.
+A batch of several requests whose model call raises is scored again one request at a
+time, so a bad request (one the checks before queueing could not see) fails alone.
 ``BatchingScorer`` is this as the server's ``app.state.scorer``; ``install`` puts it there.
 
 Example:
@@ -55,6 +59,7 @@ class _Request:
     signature: tuple  # requests are concatenated only with requests of the same columns and kinds
     arrived: float
     future: concurrent.futures.Future
+    model: Any = None  # ... and of the same model (identity); None: the score function's own
 
 
 _STOP = object()
@@ -118,8 +123,10 @@ class Batcher:
         self._worker = threading.Thread(target=self._run, name="factory-batcher", daemon=True)
         self._worker.start()
 
-    def submit_nowait(self, columns: Columns) -> concurrent.futures.Future:
+    def submit_nowait(self, columns: Columns, model: Any = None) -> concurrent.futures.Future:
         """Queue a request; the future resolves to its ``Scored`` (or the model call's error).
+
+        ``model``: score it with ``score(columns, model)``, batched only with requests of that model.
 
         Raises:
             ValueError: malformed columns (see ``check_columns``), before anything is queued.
@@ -127,16 +134,16 @@ class Batcher:
         """
         arrays, rows = check_columns(columns)
         signature = tuple(sorted((name, _kind(a)) for name, a in arrays.items()))
-        request = _Request(arrays, rows, signature, time.monotonic(), concurrent.futures.Future())
+        request = _Request(arrays, rows, signature, time.monotonic(), concurrent.futures.Future(), model)
         with self._lock:
             if self._closed:
                 raise BatcherClosed("the server is shutting down")
             self._queue.put(request)
         return request.future
 
-    async def submit(self, columns: Columns) -> Scored:
+    async def submit(self, columns: Columns, model: Any = None) -> Scored:
         """``submit_nowait`` awaited from the event loop (a cancelled caller's rows are skipped if not yet run)."""
-        return await asyncio.wrap_future(self.submit_nowait(columns))
+        return await asyncio.wrap_future(self.submit_nowait(columns, model))
 
     def close(self, timeout: float | None = None) -> None:
         """Refuse new requests, score every queued one, then stop the worker."""
@@ -176,7 +183,8 @@ class Batcher:
                 if request is _STOP:
                     stopping = True  # nothing is queued behind the marker: run what we have
                     break
-                if rows + request.rows > self.max_batch_size or request.signature != first.signature:
+                if (rows + request.rows > self.max_batch_size or request.signature != first.signature
+                        or request.model is not first.model):
                     self._carry = request  # it opens the next batch
                     break
                 if request.future.set_running_or_notify_cancel():
@@ -190,13 +198,17 @@ class Batcher:
                 columns = batch[0].columns
             else:
                 columns = {name: np.concatenate([r.columns[name] for r in batch]) for name in batch[0].columns}
-            outputs, model = self.score(columns)
+            given = batch[0].model
+            outputs, model = self.score(columns) if given is None else self.score(columns, given)
             outputs = np.asarray(outputs)
             if outputs.shape[:1] != (rows,):
                 raise RuntimeError(f"the model returned {outputs.shape[:1]} rows for {rows}")
-        except BaseException as error:  # the batch's callers get the error; the worker keeps serving
-            for request in batch:
-                request.future.set_exception(error)
+        except BaseException as error:  # the worker keeps serving
+            if len(batch) > 1:  # one request's bad value must not fail the others: each alone
+                for request in batch:
+                    self._score([request], request.rows)
+                return
+            batch[0].future.set_exception(error)
             return
         self.batches += 1
         self.rows += rows
@@ -214,8 +226,9 @@ class Batcher:
 class BatchingScorer:
     """The server's ``app.state.scorer`` with dynamic batching.
 
-    Each batch is scored by the model the holder holds when the batch starts (``holder.current``),
-    and every request in it is answered as scored by that version.
+    Each request is scored by the model it was decoded against (the server passes it), batched
+    only with requests of that model, and answered as scored by that version. A request
+    submitted without one is scored by ``holder.current`` as its batch starts.
     """
 
     def __init__(self, holder: Any, batching: Mapping[str, Any], on_batch: Callable[[int], None] | None = None):
@@ -223,12 +236,13 @@ class BatchingScorer:
         self.batcher = Batcher(self._score, max_batch_size=int(batching["max_batch_size"]),
                                max_latency_ms=float(batching["max_latency_ms"]), on_batch=on_batch)
 
-    def _score(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, Any]:
-        served = self.holder.current  # taken once: the whole batch is scored and named by this version
+    def _score(self, columns: dict[str, np.ndarray], served: Any = None) -> tuple[np.ndarray, Any]:
+        if served is None:
+            served = self.holder.current  # taken once: the whole batch is scored and named by this version
         return served.score(columns), served
 
-    async def __call__(self, columns: dict[str, np.ndarray], rows: int) -> tuple[np.ndarray, Any]:
-        scored = await self.batcher.submit(columns)
+    async def __call__(self, columns: dict[str, np.ndarray], rows: int, served: Any = None) -> tuple[np.ndarray, Any]:
+        scored = await self.batcher.submit(columns, served)
         return scored.outputs, scored.model
 
     def close(self) -> None:

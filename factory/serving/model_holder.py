@@ -8,12 +8,17 @@ finishes on the model it took and names that version.
 
 Reload polls the registry's ``index.json`` (its mtime and size: one ``stat`` per interval)
 only when the served reference is a stage (``NAME@production``); a pinned version or
-``NAME`` alone never changes under the server.
+``NAME`` alone never changes under the server. A new version is vetted before the swap
+(``check``: the request log refuses a feature named like one of its columns); a version
+that fails to load or is refused is tried again when the index changes, else after a
+back-off that doubles from ``interval_s`` up to ``RETRY_CAP_S`` (not re-read and
+re-hashed every interval).
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +28,8 @@ import numpy as np
 from factory.errors import FactoryError
 
 log = logging.getLogger(__name__)
+
+RETRY_CAP_S = 60.0  # the longest wait before a failed version is tried again (the index unchanged)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,16 @@ class Served:
             return onnx.predict_columns({name: _onnx_column(columns[name], self.kinds[name])
                                          for name in self.features})
         return self._score_torch(columns)
+
+    def signature(self, max_rows: int):
+        """What a request to this model must hold (``protocol.Signature``), built once per loaded model."""
+        sig = self.__dict__.get("_signature")
+        if sig is None or sig.max_rows != max_rows:
+            from factory.serving.protocol import Signature
+
+            sig = Signature(self.features, self.kinds, max_rows)
+            object.__setattr__(self, "_signature", sig)  # a cache on a frozen dataclass: not a field
+        return sig
 
     def _score_torch(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         import pandas as pd
@@ -98,23 +115,29 @@ class ModelHolder:
         follow: reload when another version holds the stage.
         served: an already loaded model (the start-up check's), else loaded here.
         on_swap: called with ``(old, new)`` after each swap (metrics).
+        check: called with each newly loaded version before it is swapped in; a
+            FactoryError it raises refuses the version (one log line; the old one serves on).
     """
 
     def __init__(self, ref: str, registry: str | Path | None, backend: str, interval_s: float = 2.0,
                  follow: bool = True, served: Served | None = None,
-                 on_swap: Callable[[Served, Served], None] | None = None):
+                 on_swap: Callable[[Served, Served], None] | None = None,
+                 check: Callable[[Served], None] | None = None):
         from factory.registry import Registry, parse_ref
 
         self.ref, self.registry, self.backend = ref, registry, backend
         self.current: Served = served or load_served(ref, registry, backend)
         self.interval_s = interval_s
-        self.on_swap = on_swap
+        self.on_swap, self.vet = on_swap, check
         self._index = Registry(registry).root / "index.json"
         self._follow = follow and isinstance(parse_ref(ref)[1], str)  # a stage, not a pinned version
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen = self._stamp()
         self._failed: int | None = None  # a version whose load failed: logged once, retried on the next change
+        self._failures = 0               # ... how many times in a row (the back-off doubles each time)
+        self._retry_at: float | None = None  # ... when it is tried again if the index does not change
+        self.attempts = 0                # versions loaded for a swap, failed or not (tests read this)
 
     @property
     def follows(self) -> bool:
@@ -142,30 +165,38 @@ class ModelHolder:
         from factory.registry import Registry
 
         stamp = self._stamp()
-        if stamp == self._seen:
+        if stamp == self._seen and (self._retry_at is None or time.monotonic() < self._retry_at):
             return False
-        self._seen = stamp
+        self._seen, self._retry_at = stamp, None
         try:
             target = Registry(self.registry).get(self.ref)
         except FactoryError as e:  # the stage emptied, the index unreadable mid-change: keep serving
             log.warning("reload: %s: %s; still serving v%d", self.ref, e, self.current.version)
             return False
         if target.version == self.current.version:
+            self._failed, self._failures = None, 0
             return False
+        self.attempts += 1
+        failed = "failed to load"
         try:
             new = load_served(f"{target.name}@{target.version}", self.registry, self.backend)
+            new = Served(new.model, new.name, new.version, target.stage, new.backend, new.features, new.kinds,
+                         new.task, new.class_labels)
+            if self.vet is not None:
+                failed = "refused"
+                self.vet(new)
         except Exception as e:  # noqa: BLE001 - whatever broke the load, the old model keeps serving
             if self._failed != target.version:
-                log.error("reload: %s v%d failed to load (%s); still serving v%d",
-                          target.name, target.version, str(e).splitlines()[0] if str(e) else type(e).__name__,
-                          self.current.version)
+                log.error("reload: %s v%d %s (%s); still serving v%d", target.name, target.version, failed,
+                          str(e).splitlines()[0] if str(e) else type(e).__name__, self.current.version)
+                self._failures = 0
             self._failed = target.version
-            self._seen = None  # try again at the next interval
+            self._failures += 1
+            # Not every interval: an export may land without touching the index, so retry after a back-off.
+            self._retry_at = time.monotonic() + min(self.interval_s * 2 ** self._failures, RETRY_CAP_S)
             return False
-        new = Served(new.model, new.name, new.version, target.stage, new.backend, new.features, new.kinds,
-                     new.task, new.class_labels)
         old, self.current = self.current, new  # the swap: one reference assignment
-        self._failed = None
+        self._failed, self._failures = None, 0
         log.info("reload: %s now serves v%d (was v%d)", self.ref, new.version, old.version)
         if self.on_swap is not None:
             self.on_swap(old, new)

@@ -142,6 +142,9 @@ def decode_infer(body: bytes, sig: Signature) -> InferRequest:
         for key in ("name", "shape", "datatype", "data"):
             if key not in tensor:
                 raise RequestError(f"{where}: missing {key!r}")
+        for key in ("name", "datatype"):  # checked before any set or dict lookup: a list is unhashable
+            if not isinstance(tensor[key], str):
+                raise RequestError(f"{where}: {key}: expected a string, got {_kind(tensor[key])}")
         if name not in sig.kinds:
             raise RequestError(f"{where}: unknown input (the model's inputs: {', '.join(sig.features)})")
         if name in columns:
@@ -249,6 +252,12 @@ def _categorical(values: list, where) -> np.ndarray:
     for i, v in enumerate(values):
         t = type(v)
         if t is str:
+            if not v.isascii():  # JSON's "\ud800" decodes to a lone surrogate, which UTF-8 cannot hold
+                try:
+                    v.encode()
+                except UnicodeEncodeError:
+                    raise RequestError(f"{where(i)}: not valid Unicode text (a lone surrogate escape such "
+                                       f"as \\ud800)") from None
             out[i] = v or None
         elif v is None:
             out[i] = None

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from factory.errors import FactoryError
+from factory.errors import ConfigError, FactoryError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def serve(cfg: Any) -> None:
         served = check_checkpoint(cfg.model, cfg.registry)  # each worker loads torch itself: not a third time here
     else:
         served = load_served(cfg.model, cfg.registry, cfg.backend)  # fails here, before the port is bound
+        log_check(cfg)(served, starting=True)
     if workers > 1:  # metrics pooled over workers: the variable must be set before prometheus_client loads
         metrics_dir = Path(cfg.serving_dir) / served.name / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)  # values of an earlier server are not this one's
@@ -102,9 +103,37 @@ def build_app(cfg: Any, tokens: list[bytes] | None, served=None):
     from factory.serving.app import create_app
     from factory.serving.model_holder import ModelHolder
 
+    check = log_check(cfg)
     holder = ModelHolder(cfg.model, cfg.registry, cfg.backend, interval_s=float(cfg.reload.interval_s),
-                         follow=bool(cfg.reload.enabled), served=served)
+                         follow=bool(cfg.reload.enabled), served=served, check=check)
+    check(holder.current, starting=True)
     return create_app(cfg, holder, tokens)
+
+
+def log_check(cfg: Any):
+    """``check(served, starting=False)``: what the request log needs of a model, before it serves.
+
+    A feature named like one of the log's own columns (``time``, ``score``, ``prob_*``) raises
+    FactoryError: at start-up the server exits 2, on a reload the version is refused (the
+    holder keeps the old one) instead of failing every request after scoring. A
+    ``log.exclude`` name that is not a feature (a typo would log the column it meant to
+    keep out) is a ConfigError at start-up and a warning on a reload.
+    """
+    def check(served, starting: bool = False) -> None:
+        if not cfg.log.enabled:
+            return
+        from factory.serving.request_log import check_features
+
+        exclude = list(cfg.log.exclude or ())
+        unknown = [name for name in exclude if name not in served.features]
+        if unknown:
+            message = (f"log.exclude: {unknown[0]!r} is not a feature of {served.name} v{served.version} "
+                       f"(its features: {', '.join(served.features)})")
+            if starting:
+                raise ConfigError(message)
+            log.warning("reload: %s; logging every other column", message)
+        check_features([name for name in served.features if name not in exclude])
+    return check
 
 
 def worker_app():

@@ -91,7 +91,7 @@ def test_requests_with_different_columns_are_never_concatenated():
     batcher.close()
 
 
-def test_a_failing_model_call_fails_only_its_batch_and_bad_requests_fail_alone():
+def test_a_failing_model_call_fails_only_the_bad_request_and_bad_requests_fail_alone():
     model = SlowModel(fail_on=-1.0)
     batcher = Batcher(model, max_batch_size=4, max_latency_ms=20)
     with pytest.raises(ValueError, match="different lengths"):
@@ -102,9 +102,10 @@ def test_a_failing_model_call_fails_only_its_batch_and_bad_requests_fail_alone()
     poisoned = [batcher.submit_nowait({"x": np.array([v])}) for v in (1.0, -1.0, 2.0, 3.0)]  # one full batch
     healthy = [batcher.submit_nowait({"x": np.array([v])}) for v in (4.0, 5.0)]
     assert blocker.result(timeout=5).outputs.tolist() == [200.0, 202.0, 204.0, 206.0]
-    for f in poisoned:
-        with pytest.raises(ValueError, match="cannot score -1.0"):
-            f.result(timeout=5)
+    with pytest.raises(ValueError, match="cannot score -1.0"):
+        poisoned[1].result(timeout=5)
+    # The batch's other requests were scored again one at a time: only the bad one failed.
+    assert [poisoned[i].result(timeout=5).outputs[0] for i in (0, 2, 3)] == [2.0, 4.0, 6.0]
     assert [f.result(timeout=5).outputs[0] for f in healthy] == [8.0, 10.0]  # the worker kept serving
     batcher.close()
 
