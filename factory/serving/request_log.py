@@ -28,7 +28,7 @@ from factory import files
 from factory.errors import FactoryError
 from factory.serving.request_log_files import (PARTS, atomic_write, kind, log_dir, log_files,  # noqa: F401
                                                read_request_log, rows_table,  # the log's API in one place
-                                               write_options)
+                                               atomic_write_bytes, parquet_bytes, write_options)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class RequestLog:
         self._checked: Any = None  # the feature names last checked against the log's own columns
         self._closed = False
         self._lock = threading.Lock()
+        import pyarrow.parquet  # noqa: F401 - now, not in the first flush: an import under load holds the GIL ~1 s
         self._writer = threading.Thread(target=self._run, name="factory-request-log", daemon=True)
         self._writer.start()
 
@@ -206,16 +207,15 @@ class RequestLog:
             self._write_part(table)
 
     def _write_part(self, table) -> None:
-        import pyarrow.parquet as pq
-
         if not self._parts:
             self._period += 1
             self._period_started = time.monotonic()
             self._schema = table.schema
         path = self.directory / PARTS / f"{self._stem()}-part{len(self._parts) + 1:05d}.parquet"
-        atomic_write(path, lambda tmp: pq.write_table(table, tmp, **write_options(table.schema)))
+        data = parquet_bytes(table)  # in memory first: few system calls, so few GIL hand-offs, per flush
+        atomic_write_bytes(path, data)
         self._parts.append(path)
-        self._period_bytes += path.stat().st_size
+        self._period_bytes += data.size
         self.written_rows += table.num_rows
 
     def _stem(self) -> str:

@@ -68,13 +68,12 @@ def rows_table(entries: list[dict]):
     total = int(counts.sum())
     starts = np.cumsum(counts) - counts
     which = np.repeat(np.arange(len(entries)), counts)  # each row's request
-    ids = pa.array([e["request_id"] for e in entries], type=pa.string())
     first = entries[0]
-    columns = {
-        "request_id": ids.take(pa.array(which)) if total != len(entries) else ids,
+    columns = {  # (no compute kernels: each call would hand the GIL to the event loop and wait to get it back)
+        "request_id": pa.array(np.array([e["request_id"] for e in entries], dtype=object)[which], type=pa.string()),
         "row": pa.array((np.arange(total) - starts[which]).astype(np.int32)),
-        "time": pa.array(np.fromiter((e["time"] for e in entries), np.int64, len(entries))[which])
-                  .cast(pa.timestamp("us", tz="UTC")),
+        "time": pa.array(np.fromiter((e["time"] for e in entries), np.int64, len(entries))[which],
+                         type=pa.timestamp("us", tz="UTC")),
         "model": pa.array(np.array([e["model"] for e in entries], dtype=object)[which], type=pa.string()),
         "version": pa.array(np.fromiter((e["version"] for e in entries), np.int64, len(entries))[which]),
     }
@@ -106,6 +105,35 @@ def atomic_write(path: Path, write) -> None:
         write(str(tmp))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def parquet_bytes(table) -> bytes:
+    """``table`` as a whole Parquet file in memory (``write_options``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **write_options(table.schema))
+    return sink.getvalue()
+
+
+def atomic_write_bytes(path: Path, data) -> None:
+    """``data`` to a dot-named temp file beside ``path``, fsynced, renamed into place: five system
+    calls (each one the writer thread gives the GIL away and must win it back from the event loop)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
