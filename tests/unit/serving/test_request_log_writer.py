@@ -12,7 +12,8 @@ from factory.serving.request_log_files import rows_table
 
 def _entry(i: int, rows: int) -> dict:
     return {"request_id": f"r{i}", "model": "m", "version": 2, "time": 1_000_000 * i,
-            "features": {"x": np.arange(rows, dtype=np.int64) + 10 * i, "c": np.array(["a", None, ""] * rows, object)[:rows]},
+            "features": {"x": np.arange(rows, dtype=np.int64) + 10 * i,
+                         "c": np.array(["a", None, ""] * rows, object)[:rows]},
             "prediction": np.array(["yes"] * rows, object), "score": np.full(rows, 0.25 * (i % 4)), "probabilities": {}}
 
 
