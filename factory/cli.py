@@ -1,6 +1,7 @@
 """What every ``scripts/*.py`` entry point shares: bad input is one line and exit code 2."""
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import os
@@ -40,6 +41,14 @@ def job(task: F) -> F:
             _exit_bad_input(str(e), e)
 
     return wrapped  # type: ignore[return-value]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the non-Hydra scripts (registry, export): a usage error is one line and exit 2."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 def take_model_argument(argv: list[str]) -> tuple[list[str], str | None]:

@@ -14,14 +14,8 @@ p50 / p99 latency at batch 1 and 256. Exit codes: 0 done, 2 bad input (one line)
 import argparse
 import sys
 
-from factory.cli import job
+from factory.cli import ArgumentParser as Parser, job
 from factory.errors import EXIT_BAD_INPUT, FactoryError
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, like every other bad input
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
 
 
 def parser() -> Parser:

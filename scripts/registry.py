@@ -13,16 +13,9 @@ version or stage).
 import argparse
 import sys
 
-from factory.cli import job
-from factory.errors import EXIT_BAD_INPUT
+from factory.cli import ArgumentParser as Parser, job
 from factory.registry.exports import BACKENDS
 from factory.registry.store import STAGES
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, like every other bad input
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
 
 
 def parser() -> Parser:

@@ -16,6 +16,23 @@ FAST_FRAUD = ["experiment=fraud_detection", "logger=csv", "data.source.rows=3000
               "data.batch_size=512"]
 
 
+#: A 1-epoch diagnosis run: the smallest real model most registry and serving tests start from.
+TINY_DIAGNOSIS = ["experiment=diagnosis", "logger=csv", "trainer.max_epochs=1", "baseline=null"]
+
+
+def trained_run(root: Path, overrides: list[str] = TINY_DIAGNOSIS) -> Path:
+    """Train ``overrides`` in this process with ``FACTORY_ROOT=root``; the completed run's directory."""
+    import pytest
+
+    import factory
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACTORY_ROOT", str(root))
+        result = factory.train(factory.compose("train", overrides))
+    assert result.status == "completed"
+    return result.run_dir
+
+
 def run_script(tmp_path: Path, script: str, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``scripts/<script>`` as a user would, from ``tmp_path``, outputs under it."""
     return subprocess.run([sys.executable, str(REPO / "scripts" / script), *overrides], capture_output=True,

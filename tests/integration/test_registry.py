@@ -19,6 +19,7 @@ import factory
 from factory import registry
 from factory.errors import FactoryError
 from tests.conftest import REPO, script_env
+from tests.integration.helpers import trained_run
 
 SCRIPT = str(REPO / "scripts" / "registry.py")
 
@@ -26,12 +27,7 @@ SCRIPT = str(REPO / "scripts" / "registry.py")
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("registry-run")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACTORY_ROOT", str(root))
-        result = factory.train(factory.compose("train", ["experiment=diagnosis", "logger=csv",
-                                                         "trainer.max_epochs=1", "baseline=null"]))
-    assert result.status == "completed"
-    return result.run_dir
+    return trained_run(root)
 
 
 def cli(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

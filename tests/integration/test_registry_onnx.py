@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-import factory
 from factory import registry
 from factory.errors import FactoryError
 from factory.models import TabularMLP
 import factory.registry.exports as exports
 from tests.conftest import REPO, script_env
+from tests.integration.helpers import trained_run
 
 EXPORT = str(REPO / "scripts" / "export.py")
 REGISTRY = str(REPO / "scripts" / "registry.py")
@@ -29,12 +29,7 @@ REGISTRY = str(REPO / "scripts" / "registry.py")
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("onnx-run")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACTORY_ROOT", str(root))
-        result = factory.train(factory.compose("train", ["experiment=diagnosis", "logger=csv",
-                                                         "trainer.max_epochs=1", "baseline=null"]))
-    assert result.status == "completed"
-    return result.run_dir
+    return trained_run(root)
 
 
 def script(tmp_path: Path, path: str, *args: str) -> subprocess.CompletedProcess:

@@ -14,10 +14,10 @@ import httpx
 import numpy as np
 import pytest
 
-import factory
 from factory import registry
 from factory.serving.request_log import log_dir, read_request_log
 from tests.conftest import REPO, script_env
+from tests.integration.helpers import trained_run
 
 TOKEN = "tok-" + "7" * 24
 
@@ -26,12 +26,8 @@ TOKEN = "tok-" + "7" * 24
 def model(tmp_path_factory) -> tuple[Path, list[str]]:
     """A registered diagnosis model with its ONNX export: (registry dir, feature names)."""
     root = tmp_path_factory.mktemp("serving-log")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACTORY_ROOT", str(root))
-        result = factory.train(factory.compose("train", ["experiment=diagnosis", "logger=csv",
-                                                         "trainer.max_epochs=1", "baseline=null"]))
-    assert result.status == "completed"
-    version = registry.register(result.run_dir, "diagnosis", registry=root / "registry", export=True)
+    run_dir = trained_run(root)
+    version = registry.register(run_dir, "diagnosis", registry=root / "registry", export=True)
     features = list(registry.load(version.ref, root / "registry").features)
     return root / "registry", features
 
