@@ -16,6 +16,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -169,17 +170,19 @@ def _score(scorer: Scorer, stream: Iterable, output: Path, record: dict, total: 
 
     started, clock, rows = utc_stamp("milliseconds"), time.perf_counter(), 0
     bar = progress_bar(total, progress)
-    with Parts(output) as parts:
+    with _sigterm_deferred() as sigterm, Parts(output) as parts:
         task = bar.add_task(f"scoring {scorer.ref}", total=total) if bar else None
         if bar:
             bar.start()
         try:
             for batch, where in stream:
                 parts.write(scorer(batch, where))
+                sigterm.check()  # between batches, never inside ONNX Runtime or Arrow
                 rows += batch.num_rows
                 if bar:
                     bar.update(task, completed=rows)
             parts.close()
+            sigterm.check()
         finally:
             if bar:
                 bar.stop()
@@ -230,19 +233,66 @@ def score(cfg) -> dict:
 
 
 def _exit_on_sigterm() -> None:
-    """SIGTERM (a scheduler's timeout, ``kill``) raises SystemExit(143) in the main thread, so the
-    temp directory is removed on the way out as on an error or Ctrl-C (a default SIGTERM leaves it)."""
+    """For the whole of ``scripts/score.py``: SIGTERM (a scheduler's timeout, ``kill``) exits 143 through
+    the same cleanup as an error or Ctrl-C (a default SIGTERM leaves the temp directory)."""
     import signal
     import threading
 
-    def terminate(signum, frame):
-        raise SystemExit(128 + signum)
-
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, terminate)
+        signal.signal(signal.SIGTERM, _Sigterm())
+
+
+class _Sigterm:
+    """A SIGTERM handler: SystemExit(143) in the main thread, at once, or at the next ``check`` while
+    ``deferred`` (scoring). Raised from the handler inside an ONNX Runtime call, it crashed the process
+    (SIGSEGV, about 1 run in 5), so scoring only notes it and stops between batches (a batch's time).
+    A second SIGTERM is ignored: raised inside the cleanup it would cut it short and leave the temp
+    directory (SIGKILL still ends a stuck process)."""
+
+    def __init__(self, deferred: bool = False) -> None:
+        self.deferred, self.signum = deferred, None
+
+    def __call__(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+            if not self.deferred:
+                raise SystemExit(128 + signum)
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise SystemExit(128 + self.signum)
+
+
+@contextlib.contextmanager
+def _sigterm_deferred():
+    """While scoring, from any caller (``score_files`` in a user's program too): a SIGTERM ends the run
+    between batches with SystemExit(143), so ``Parts`` removes its temp directory (the default action
+    kills the process and leaves it). Where SIGTERM has its default action it is handled for the run,
+    then restored; ``scripts/score.py``'s handler is deferred; a handler the program set is left alone,
+    as is a call from another thread (Python signals go to the main thread only)."""
+    import signal
+    import threading
+
+    handler = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if isinstance(handler, _Sigterm):
+        handler.deferred = True
+        try:
+            yield handler
+        finally:
+            handler.deferred = False
+    elif handler == signal.SIG_DFL:
+        ours = _Sigterm(deferred=True)
+        signal.signal(signal.SIGTERM, ours)
+        try:
+            yield ours
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    else:
+        yield _Sigterm(deferred=True)  # never called: its check does nothing
 
 
 def summary(manifest: dict) -> str:
-    """One line for the console: rows, where, which model, how fast."""
+    """One line for the console: rows, where, which model, how fast, and the manifest's name."""
     return (f"scored {manifest['rows']:,} rows -> {manifest['output']['dir']} ({manifest['model']['ref']}, "
-            f"{manifest['backend']}, {manifest['seconds']:.1f} s, {manifest['rows_per_s'] or 0:,.0f} rows/s)")
+            f"{manifest['backend']}, {manifest['seconds']:.1f} s, {manifest['rows_per_s'] or 0:,.0f} rows/s); "
+            f"manifest {MANIFEST}")

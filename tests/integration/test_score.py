@@ -215,6 +215,7 @@ def test_cli_scores_a_data_config(reg, models, tmp_path):
                "data.source.rows=1500", "seed=3", "output=scored", "batch_rows=400")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("scored 1,500 rows -> ") and "(fraud_detection@1, onnx, " in done.stdout
+    assert done.stdout.rstrip().endswith(f"; manifest {MANIFEST}")
     assert done.stderr == ""  # not a terminal: no progress bar
     written = json.loads((tmp_path / "scored" / MANIFEST).read_text())
     assert written["input"]["name"] == "data=fraud" and written["input"]["config"]["rows"] == 1500
@@ -252,3 +253,38 @@ def test_cli_sigterm_leaves_no_output_and_no_temp(reg, tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and out == "", err
     assert list(tmp_path.iterdir()) == []
+
+
+API = """
+import sys
+from factory import registry
+from factory.serving.score import score_files
+model = registry.load("fraud_detection@production", sys.argv[1], backend="onnx")
+score_files(model, "in", "scored", batch_rows=500)
+"""
+
+
+@pytest.mark.parametrize("caller", ["scripts/score.py", "score_files in a program"])
+def test_sigterm_after_a_part_is_written_leaves_no_output_and_no_temp(reg, tmp_path, caller):
+    """A long run signalled once its first part is complete and the next one open (as a reviewer's run
+    was): exit 143, nothing at the output, no temp directory, from the script and from the Python API."""
+    (tmp_path / "in").mkdir()
+    pq.write_table(FraudSource(rows=1000, seed=1).load().table, tmp_path / "in" / "a.parquet")
+    big = FraudSource(rows=300_000, seed=2).load().table
+    hour = big.schema.get_field_index("hour")  # another column type: a new part starts at this file
+    pq.write_table(big.set_column(hour, "hour", big.column("hour").cast(pa.int32())), tmp_path / "in" / "b.parquet")
+    command = [SCRIPT, "model=fraud_detection@production", f"registry={reg}", "input=in", "batch_rows=500",
+               "output=scored"] if caller == "scripts/score.py" else ["-c", API, str(reg)]
+    proc = subprocess.Popen([sys.executable, *command], cwd=tmp_path, env=script_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".scored.partial-*/part-00001.parquet")) and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # a few batches into the second part
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)  # a second one, as an impatient user or scheduler sends, during the cleanup
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and out == "", err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
