@@ -175,7 +175,9 @@ def _open(path: Path, kind: str, kinds: dict[str, str], batch_rows: int = 65536,
                  for name, kind in kinds.items()}
         tab = ".tsv" in [s.lower() for s in path.suffixes]
         block = min(max(batch_rows * 128, 1 << 20), 1 << 28)  # bytes: about batch_rows rows of ~128 bytes
-        reader = csv.open_csv(str(path), read_options=csv.ReadOptions(block_size=block),
+        # use_threads=False: blocks parsed in parallel lose their row numbers, and a malformed
+        # line's error then says no "Row #N" (seen under load); the model, not parsing, is the cost.
+        reader = csv.open_csv(str(path), read_options=csv.ReadOptions(block_size=block, use_threads=False),
                               parse_options=csv.ParseOptions(delimiter="\t" if tab else ","),
                               # empty cells are missing in text columns too, as FileSource reads them for training
                               convert_options=csv.ConvertOptions(column_types=types, strings_can_be_null=True))
