@@ -102,7 +102,7 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
                   description="A registered model over HTTP: the Open Inference Protocol (KServe v2) and a "
                               "plain JSON `/predict`. Errors are `{\"error\": \"<one line>\"}`.")
     app.state.cfg, app.state.holder, app.state.metrics = cfg, holder, metrics
-    app.state.scorer = DirectScorer(holder, metrics)
+    app.state.scorer = app.state.direct = DirectScorer(holder, metrics)
     app.state.after_score, app.state.closers = [], []
     from factory.serving import batching, request_log
 
@@ -146,8 +146,13 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
         return served
 
     async def score(rid: str, columns: dict, rows: int, served: Served) -> tuple[np.ndarray, Served]:
+        # The only request in the server has no company to wait for: it skips the hop to the batch
+        # worker (measured at c=1: 1.32 ms p50 through the worker against 0.70 ms direct).
+        scorer = app.state.scorer
+        if metrics.in_flight == 1 and not getattr(scorer, "closed", False):
+            scorer = app.state.direct
         try:
-            out, served = await app.state.scorer(columns, rows, served)
+            out, served = await scorer(columns, rows, served)
         except BatcherClosed:
             raise RequestError("the server is shutting down; try again", 503) from None
         for hook in app.state.after_score:

@@ -157,6 +157,11 @@ class Batcher:
             future.cancel()  # skipped if it has not started
             raise
 
+    @property
+    def closed(self) -> bool:
+        """``close`` was called: new requests are refused."""
+        return self._closed
+
     def close(self, timeout: float | None = None) -> None:
         """Refuse new requests, score every queued one, then stop the worker."""
         with self._lock:
@@ -278,6 +283,11 @@ class BatchingScorer:
         if served is None:
             served = self.holder.current  # taken once: the whole batch is scored and named by this version
         return served.score(columns), served
+
+    @property
+    def closed(self) -> bool:
+        """Shut down: new requests are refused (503), not scored another way."""
+        return self.batcher.closed
 
     async def __call__(self, columns: dict[str, np.ndarray], rows: int, served: Any = None) -> tuple[np.ndarray, Any]:
         scored = await self.batcher.submit(columns, served)

@@ -55,6 +55,7 @@ class Metrics:
         self.info = Gauge("factory_model_info", "The loaded model: 1 for the version being served.",
                           ["name", "version", "stage", "backend"], multiprocess_mode="livemax", registry=r)
         self._children: dict = {}
+        self.in_flight = 0  # HTTP requests inside the app now (RequestMetrics counts them): 1 = a lone one
 
     def model_loaded(self, served: Served, old: Served | None = None) -> None:
         """Mark ``served`` as the loaded model (and ``old``, if any, as no longer)."""
@@ -123,9 +124,11 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
+        self.metrics.in_flight += 1  # the event loop's thread alone changes it: no lock
         try:
             await self.app(scope, receive, send_status)
         finally:
+            self.metrics.in_flight -= 1
             route = scope.get("route") or self._match(scope)
             endpoint = getattr(route, "path", None) or "other"
             self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
