@@ -27,6 +27,7 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")  # a client's X-Request-ID is kept if it looks like one
 INLINE_ROWS = 64  # ONNX Runtime scores this many rows faster than a hop to a thread and back
+QUICK_S = 0.001  # a model call this short may hold the event loop for a lone request (see DirectScorer.quick)
 
 
 class DirectScorer:
@@ -56,12 +58,24 @@ class DirectScorer:
 
     def __init__(self, holder: ModelHolder, metrics: Metrics):
         self.holder, self.metrics = holder, metrics
+        self._timed: tuple[Served, float] | None = None  # the model last scored on the loop, and the call's seconds
+
+    def quick(self, served: Served) -> bool:
+        """Whether ``served``'s calls are short enough to run a lone request on the event loop.
+
+        A slow model (the 17M-parameter benchmark network: 3.7 ms a row) must not: while the loop
+        is held, no other request gets in, so every request would look lone and none would batch.
+        """
+        timed = self._timed
+        return timed is None or timed[0] is not served or timed[1] < QUICK_S
 
     async def __call__(self, columns: dict[str, np.ndarray], rows: int, served: Served) -> tuple[np.ndarray, Served]:
         from starlette.concurrency import run_in_threadpool
 
         if rows <= INLINE_ROWS and served.model.onnx is not None:
+            start = time.perf_counter()
             out = served.score(columns)
+            self._timed = (served, time.perf_counter() - start)
         else:
             out = await run_in_threadpool(served.score, columns)
         self.metrics.observe_batch(rows)
@@ -149,7 +163,7 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
         # The only request in the server has no company to wait for: it skips the hop to the batch
         # worker (measured at c=1: 1.32 ms p50 through the worker against 0.70 ms direct).
         scorer = app.state.scorer
-        if metrics.in_flight == 1 and not getattr(scorer, "closed", False):
+        if metrics.in_flight == 1 and not getattr(scorer, "closed", False) and app.state.direct.quick(served):
             scorer = app.state.direct
         try:
             out, served = await scorer(columns, rows, served)
