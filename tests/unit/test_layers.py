@@ -21,7 +21,8 @@ LAYERS = {
     "training": 5, "export": 5,  # export: below the registry, which keeps and scores exported files
     "tracking": 6, "reports": 6, "sweeps": 6, "registry": 6,  # what runs after a run, readers of runs
     "analysis": 7, "serving": 7,  # serving reads the registry (stages, hot reload)
-    "cli": 8, "__init__": 8,  # the entry points: scripts' shared CLI and the notebook API
+    "monitoring": 8,  # reads the request log (serving), registry versions and runs; writes what the server shows
+    "cli": 9, "__init__": 9,  # the entry points: scripts' shared CLI and the notebook API
 }
 
 #: Known violations still being moved, as (importing file, imported package). Keep it empty;
