@@ -61,6 +61,7 @@ class FraudSourceConf:
     rows: int = bounded(COUNT, 50000)
     fraud_rate: float = bounded(Range(gt=0, lt=0.5), 0.015)
     seed: int = bounded(SEED, 42)
+    world_seed: Optional[int] = bounded(SEED, None)  # the merchant world's seed; None: seed
 
 
 @schema_for("factory.data.sources.SklearnSource")

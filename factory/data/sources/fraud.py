@@ -75,6 +75,10 @@ class FraudSource(DataSource):
         rows: number of transactions.
         fraud_rate: expected share of fraud, in (0, 0.5).
         seed: the same seed gives a byte-identical table.
+        world_seed: the seed of the merchant world (each merchant's category, popularity and
+            risk, the compromised merchants); ``None``: ``seed``. The transactions come from
+            ``seed``: a new ``seed`` with the training run's ``world_seed`` is fresh traffic
+            from the same world (no drift); another ``world_seed`` moves the merchants.
 
     Example:
         >>> FraudSource(rows=1000, seed=0).load().table.num_rows
@@ -83,31 +87,30 @@ class FraudSource(DataSource):
 
     name = "fraud"
 
-    def __init__(self, rows: int = 50000, fraud_rate: float = 0.015, seed: int = 42):
+    def __init__(self, rows: int = 50000, fraud_rate: float = 0.015, seed: int = 42, world_seed: int | None = None):
         # The schema's ranges: a config was checked against them already, a source built in Python was not.
         check_argument(FraudSourceConf, "rows", int(rows), "data.source.rows", DataError)
         check_argument(FraudSourceConf, "fraud_rate", float(fraud_rate), "data.source.fraud_rate", DataError)
+        if world_seed is not None:
+            check_argument(FraudSourceConf, "world_seed", int(world_seed), "data.source.world_seed", DataError)
         self.rows = int(rows)
         self.fraud_rate = float(fraud_rate)
         self.seed = int(seed)
+        self.world_seed = None if world_seed is None else int(world_seed)
 
     def load(self) -> LoadedTable:
-        return LoadedTable(generate_transactions(self.rows, self.fraud_rate, self.seed), _SCHEMA)
+        return LoadedTable(generate_transactions(self.rows, self.fraud_rate, self.seed, self.world_seed), _SCHEMA)
 
 
-def generate_transactions(rows: int, fraud_rate: float, seed: int) -> pa.Table:
+def generate_transactions(rows: int, fraud_rate: float, seed: int, world_seed: int | None = None) -> pa.Table:
     """Generate the fraud table (see ``FraudSource``); vectorized, about 50 ms per 50k rows."""
     rng = np.random.default_rng(seed)
-    names, shares, log_amount, cat_risk, online_share = (np.array(c) for c in zip(*_CATEGORIES))
-    shares = shares / shares.sum()
-
-    # Merchants: every category gets one, the rest by share; popularity is heavy-tailed.
-    merchant_cat = np.concatenate(
-        [np.arange(len(names)), rng.choice(len(names), _N_MERCHANTS - len(names), p=shares)]
-    )
-    popularity = rng.lognormal(0.0, 1.0, _N_MERCHANTS)
-    merchant_risk = rng.normal(0.0, 0.35, _N_MERCHANTS)
-    merchant_risk[rng.choice(_N_MERCHANTS, _N_COMPROMISED, replace=False)] += 2.5
+    names, _, log_amount, cat_risk, online_share = (np.array(c) for c in zip(*_CATEGORIES))
+    # The transactions' stream first draws a world of its own, kept or not, so it is consumed
+    # the same whichever world is used: world_seed == seed (or None) is the table of old.
+    merchant_cat, popularity, merchant_risk = _merchant_world(rng)
+    if world_seed is not None and world_seed != seed:
+        merchant_cat, popularity, merchant_risk = _merchant_world(np.random.default_rng(world_seed))
     merchant = rng.choice(_N_MERCHANTS, rows, p=popularity / popularity.sum())
     cat = merchant_cat[merchant]
 
@@ -168,6 +171,20 @@ def generate_transactions(rows: int, fraud_rate: float, seed: int) -> pa.Table:
             "is_fraud": is_fraud,
         }
     )
+
+
+def _merchant_world(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each merchant's category, popularity and risk (a few compromised merchants get +2.5).
+
+    Every category gets one merchant, the rest go by share; popularity is heavy-tailed.
+    """
+    shares = np.array([c[1] for c in _CATEGORIES])
+    merchant_cat = np.concatenate([np.arange(len(_CATEGORIES)),
+                                   rng.choice(len(_CATEGORIES), _N_MERCHANTS - len(_CATEGORIES), p=shares / shares.sum())])
+    popularity = rng.lognormal(0.0, 1.0, _N_MERCHANTS)
+    merchant_risk = rng.normal(0.0, 0.35, _N_MERCHANTS)
+    merchant_risk[rng.choice(_N_MERCHANTS, _N_COMPROMISED, replace=False)] += 2.5
+    return merchant_cat, popularity, merchant_risk
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
