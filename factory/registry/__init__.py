@@ -23,7 +23,8 @@ from factory.registry.loading import RegisteredModel
 from factory.registry.store import STAGES, ModelVersion, Registry, default_dir, parse_ref
 
 __all__ = ["Registry", "ModelVersion", "RegisteredModel", "STAGES", "default_dir", "parse_ref",
-           "register", "versions", "get", "show", "promote", "load", "export", "exported", "audit"]
+           "register", "versions", "get", "show", "promote", "load", "export", "exported", "audit",
+           "log_gate"]
 
 PathLike = str | Path | None
 
@@ -107,3 +108,8 @@ def audit(registry: PathLike = None) -> list[dict]:
     """The registry's audit log, oldest first."""
     return Registry(registry).audit()
 
+
+def log_gate(name: str, version: int, promote: bool, details: dict, registry: PathLike = None) -> dict:
+    """Append a promotion gate's decision on ``name`` v``version`` to the audit log (action
+    ``gate_promote`` or ``gate_keep``, with ``details``: figures, reasons, the record); the entry."""
+    return Registry(registry).log_gate(name, version, promote, details)

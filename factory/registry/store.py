@@ -276,6 +276,22 @@ class Registry:
             files.write_json(path, content)
         return content
 
+    def log_gate(self, name: str, version: int, promote: bool, details: dict) -> dict:
+        """Append a promotion gate's decision on ``name`` v``version`` to the audit log: action
+        ``gate_promote`` or ``gate_keep`` (``factory.monitoring.gate``). The gate's own promotion,
+        if any, follows as a ``promote`` entry. Returns the entry as written.
+
+        Raises:
+            FactoryError: an unknown name or version.
+        """
+        action = "gate_promote" if promote else "gate_keep"
+        with self._locked() as index:
+            versions = self._model(index["models"], name)["versions"]
+            if str(version) not in versions:
+                raise FactoryError(f"model {name!r} has no version {version} (versions: "
+                                   f"{', '.join(sorted(versions, key=int))})")
+            return self._log(action, name, version, details)
+
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the writers' lock: a reader that must not see a writer between two steps waits here."""
@@ -308,13 +324,14 @@ class Registry:
     def _write_index(self, index: dict) -> None:
         files.write_json(self.root / INDEX, index)
 
-    def _log(self, action: str, name: str, version: int, details: dict) -> None:
-        line = files.json_text({"who": whoami(), "when": now(), "action": action, "name": name,
-                                 "version": version, "details": details})
+    def _log(self, action: str, name: str, version: int, details: dict) -> dict:
+        entry = {"who": whoami(), "when": now(), "action": action, "name": name, "version": version,
+                 "details": details}
         with open(self.root / AUDIT, "a", encoding="utf-8") as f:  # append-only, under the lock
-            f.write(line + "\n")
+            f.write(files.json_text(entry) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        return entry
 
     def _model(self, models: dict, name: str) -> dict:
         if name not in models:
