@@ -16,6 +16,8 @@ Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/`` (a sweep trial's: 
                              scripts/train.py, named after the script; in a kernel, factory.training.output's)
     wandb/ tensorboard/      the trackers' files, when logger= selects them (their loggers' save_dir)
     cv/<i>/csv/metrics.csv   CV_FOLDS: fold i's history in a cross-validated run (data.cv_folds)
+    profile.json             PROFILE: the reference profile drift is measured against (factory.monitoring.profile)
+    profile-sample.parquet   PROFILE_SAMPLE: up to 10,000 of the profile's rows (raw features + score)
 
 The conf/ YAML repeats three of these for Lightning (``conf/callbacks/default.yaml``: ``checkpoints``
 and ``filename: best``; ``conf/logger/csv.yaml``: ``name: csv``); ``tests/unit/rundir/test_layout.py``
@@ -62,6 +64,9 @@ EVALUATE_LOG = "evaluate.log"
 #: A cross-validated run's folds (``data.cv_folds``): ``cv/<i>/`` is fold i's run directory while it trains.
 CV_FOLDS = "cv"
 WANDB_DIR = "wandb"
+#: A completed run's reference profile (``factory.monitoring.profile``), copied into registered versions.
+PROFILE = "profile.json"
+PROFILE_SAMPLE = "profile-sample.parquet"
 TENSORBOARD_DIR = "tensorboard"
 
 

@@ -45,6 +45,9 @@ class RunRecord:
     attempt: int = 1              # launches of this run: resume=auto continues it in place
     resumes: list[dict] = field(default_factory=list)  # per continuation: at, checkpoint, previous status/error
     error: str | None = None
+    # kwh, kg_co2e, method (measured | estimated), sources... of the run so far (factory.training.energy); rank zero's machine
+    energy: dict | None = None
+    profile: str | None = None  # the reference profile's file (layout.PROFILE), once factory.monitoring.profile wrote it
 
     @classmethod
     def begin(cls, run_dir: Path, task_name: str, seed: int, tags: list[str]) -> "RunRecord":
