@@ -75,10 +75,11 @@ class DriftMonitor:
         self.profile = profile
         self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
         self.rows = 0
-        rng = np.random.default_rng(seed)
         entries = {**profile.features, SCORE: profile.score}
+        # One generator per feature: the reservoirs do not depend on how the rows were cut into batches.
+        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(entries))]
         self._state = {name: (_Numeric(entry, sample_rows, rng) if entry["kind"] == "numeric" else _Categorical(entry))
-                       for name, entry in entries.items()}
+                       for (name, entry), rng in zip(entries.items(), rngs)}
 
     def update(self, batch) -> None:
         """Fold one ``pyarrow.RecordBatch`` (or Table) in; a feature absent from it is not counted."""

@@ -55,6 +55,9 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
         # Copy (or consolidate) outside the lock: a large checkpoint must not stall other writers.
         _copy_checkpoint(source, staged / CHECKPOINT)
         metadata, metric = _describe(run_dir, record, source, staged / CHECKPOINT)
+        profile = _copy_profile(run_dir, staged)
+        if profile:
+            metadata["profile"] = profile
         return registry.add(name, staged, metadata, metric)
     finally:
         shutil.rmtree(staged, ignore_errors=True)  # gone already when add() moved it in
@@ -81,6 +84,25 @@ def _copy_checkpoint(source: Path, target: Path) -> None:
         checkpoints.consolidate(source, target)  # ZeRO shards -> one fp32 file, no DeepSpeed to load
     else:
         shutil.copyfile(source, target)
+
+
+def _copy_profile(run_dir: Path, staged: Path) -> dict | None:
+    """Copy the run's reference profile files (``factory.monitoring.profile``) beside the checkpoint.
+
+    Returns:
+        ``meta.json``'s ``profile`` entry (per file: sha256, bytes; checked by ``load_profile``),
+        or None when the run has no profile.
+    """
+    from factory.rundir.layout import PROFILE, PROFILE_SAMPLE
+
+    if not (run_dir / PROFILE).is_file():
+        return None
+    described = {}
+    for name in (PROFILE, PROFILE_SAMPLE):
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, staged / name)
+            described[name] = {"sha256": sha256(staged / name), "bytes": (staged / name).stat().st_size}
+    return {"files": described}
 
 
 def _describe(run_dir: Path, record, source: Path, copied: Path) -> tuple[dict, dict]:

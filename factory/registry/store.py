@@ -6,6 +6,7 @@ Layout (``$FACTORY_REGISTRY``, else ``${FACTORY_ROOT:-.}/registry``)::
     audit.jsonl       one JSON line per change: who, when, action, name, version, details
     .lock             held around every read-modify-write of the index (filelock)
     <name>/v<N>/      model.ckpt (one file) and meta.json (what was registered; never rewritten);
+                      profile.json and profile-sample.parquet when the run has a reference profile;
                       later model.onnx, model.int8.onnx and exports.json (factory.registry.exports)
     .staging/         checkpoints being copied in, before they get a version number
 
