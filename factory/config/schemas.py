@@ -55,6 +55,41 @@ class TabularDataModuleConf:
     cv_fold: int = bounded(NON_NEGATIVE, 0)  # the fold held out as test (a cv run records its kept model's)
 
 
+SHIFT_SD = Range(ge=-10, le=10)  # a covariate shift, in reference standard deviations
+
+
+@dataclass
+class FraudShiftConf:
+    """``data.source.shift``: reference standard deviations added to a numeric column after the label."""
+
+    amount: float = bounded(SHIFT_SD, 0.0)
+    hour: float = bounded(SHIFT_SD, 0.0)
+    day_of_week: float = bounded(SHIFT_SD, 0.0)
+    distance_from_home_km: float = bounded(SHIFT_SD, 0.0)
+    card_age_days: float = bounded(SHIFT_SD, 0.0)
+    tx_velocity_24h: float = bounded(SHIFT_SD, 0.0)
+
+
+@dataclass
+class FraudNewCategoryConf:
+    """``data.source.new_category``: a merchant category the training data never saw."""
+
+    name: str = "crypto_exchange"
+    share: float = bounded(Range(gt=0, le=1), 0.05)  # of the transactions
+    amount: float = bounded(POSITIVE, 150.0)  # typical (median) amount
+    risk: float = bounded(Range(ge=-3, le=3), 1.0)  # category fraud risk: grocery -0.8, gift_cards 1.4
+    online: float = bounded(Range(ge=0, le=1), 0.9)  # share made online
+
+
+@dataclass
+class FraudSensitiveConf:
+    """``data.source.sensitive``: a customer group column; ``disparity`` adds to one group's fraud logit."""
+
+    column: str = "customer_age_band"
+    group: str = choices("18-29", "30-49", "50+", default="18-29")
+    disparity: float = bounded(Range(ge=-5, le=5), 0.0)
+
+
 @schema_for("factory.data.sources.FraudSource")
 @dataclass
 class FraudSourceConf:
@@ -62,6 +97,9 @@ class FraudSourceConf:
     fraud_rate: float = bounded(Range(gt=0, lt=0.5), 0.015)
     seed: int = bounded(SEED, 42)
     world_seed: Optional[int] = bounded(SEED, None)  # the merchant world's seed; None: seed
+    shift: Optional[FraudShiftConf] = None
+    new_category: Optional[FraudNewCategoryConf] = None
+    sensitive: Optional[FraudSensitiveConf] = None
 
 
 @schema_for("factory.data.sources.SklearnSource")
