@@ -25,7 +25,7 @@ MISSING_GROUP = "(missing)"
 MIN_CLASS_SIZE = 10
 
 
-def _arrow(values, what: str):
+def as_arrow(values, what: str):
     """``values`` (numpy array, list, pandas Series, pyarrow Array or ChunkedArray) as one pyarrow Array."""
     import pyarrow as pa
 
@@ -44,7 +44,7 @@ def group_keys(groups):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = _arrow(groups, "groups")
+    arr = as_arrow(groups, "groups")
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if pa.types.is_floating(arr.type):
@@ -53,7 +53,7 @@ def group_keys(groups):
     return pc.fill_null(text, MISSING_GROUP).to_numpy(zero_copy_only=False)
 
 
-def _is_positive(values, positive_label, what: str):
+def is_positive(values, positive_label, what: str):
     """``(is_positive, present)``: bool arrays, ``present`` false where the value is missing.
 
     Text labels compare with ``str(positive_label)``, numeric ones with its number (so ``1``,
@@ -62,7 +62,7 @@ def _is_positive(values, positive_label, what: str):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = _arrow(values, what)
+    arr = as_arrow(values, what)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if pa.types.is_floating(arr.type):
@@ -134,18 +134,18 @@ def fairness_figures(groups, y_pred, y_true=None, *, positive_label=1, min_group
     import numpy as np
 
     keys = group_keys(groups)
-    pred, pred_present = _is_positive(y_pred, positive_label, "y_pred")
+    pred, pred_present = is_positive(y_pred, positive_label, "y_pred")
     if len(pred) != len(keys):
         raise DataError(f"fairness: groups has {len(keys)} rows but y_pred has {len(pred)}")
     present = pred_present
     if y_true is not None:
-        true, true_present = _is_positive(y_true, positive_label, "y_true")
+        true, true_present = is_positive(y_true, positive_label, "y_true")
         if len(true) != len(keys):
             raise DataError(f"fairness: groups has {len(keys)} rows but y_true has {len(true)}")
         present = present & true_present
         if not pred.any() and not true.any():
             raise DataError(f"fairness: positive_label {positive_label!r} is in neither y_true nor y_pred")
-    elif not pred.any() and len(set(_arrow(y_pred, "y_pred").drop_null().to_pylist())) > 1:
+    elif not pred.any() and len(set(as_arrow(y_pred, "y_pred").drop_null().to_pylist())) > 1:
         raise DataError(f"fairness: positive_label {positive_label!r} is not among y_pred's labels")
 
     keys, pred = keys[present], pred[present].astype(np.int8)
