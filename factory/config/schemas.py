@@ -549,9 +549,80 @@ class ServeConf:
     auth: AuthConf = field(default_factory=AuthConf)
 
 
+# --- monitoring (scripts/monitor.py, factory.monitoring.job) ---------------------
+
+PROBABILITY = Range(ge=0, le=1)
+
+
+@dataclass
+class MonitorDriftConf:
+    """conf/monitor/*.yaml ``drift``: the drift monitor's thresholds (``factory.monitoring.drift``) and the alert."""
+
+    alpha: float = bounded(Range(gt=0, lt=1), 0.01)
+    psi: float = bounded(NON_NEGATIVE, 0.1)
+    wasserstein_std: float = bounded(NON_NEGATIVE, 0.1)
+    jensenshannon: float = bounded(PROBABILITY, 0.1)
+    missing_delta: float = bounded(PROBABILITY, 0.02)
+    unseen_rate: float = bounded(PROBABILITY, 0.01)
+    categorical_bins: int = bounded(COUNT, 20)
+    max_drifted_features: int = bounded(NON_NEGATIVE, 0)
+
+
+@dataclass
+class MonitorQualityConf:
+    threshold: float = bounded(PROBABILITY, 0.5)
+    every: str = "1d"
+    min_auroc: Optional[float] = bounded(PROBABILITY, None)
+    min_pr_auc: Optional[float] = bounded(PROBABILITY, None)
+    max_drop: Optional[float] = bounded(NON_NEGATIVE, 0.05)
+    max_ece: Optional[float] = bounded(PROBABILITY, 0.1)
+    max_rise: Optional[float] = bounded(NON_NEGATIVE, None)
+
+
+@dataclass
+class MonitorFairnessConf:
+    sensitive: Optional[str] = None
+    min_group_size: int = bounded(COUNT, 30)
+    max_demographic_parity_difference: Optional[float] = bounded(PROBABILITY, 0.1)
+    max_equalized_odds_difference: Optional[float] = bounded(PROBABILITY, 0.1)
+
+
+@dataclass
+class MonitorChecksConf:
+    """conf/monitor/<name>.yaml: which checks run and their alert thresholds."""
+
+    checks: List[str] = field(default_factory=lambda: ["drift", "score", "quality", "fairness"])
+    drift: MonitorDriftConf = field(default_factory=MonitorDriftConf)
+    quality: MonitorQualityConf = field(default_factory=MonitorQualityConf)
+    fairness: MonitorFairnessConf = field(default_factory=MonitorFairnessConf)
+
+
+@dataclass
+class MonitorRootConf:
+    """conf/monitor.yaml: a monitoring run (``scripts/monitor.py``)."""
+
+    monitor: MonitorChecksConf = field(default_factory=MonitorChecksConf)
+    model: str = MISSING  # NAME, NAME@VERSION or NAME@STAGE
+    registry: Optional[str] = None
+    window: Optional[str] = None  # None: last_24h of the request log, all of input/data
+    input: Optional[Union[str, List[str]]] = None
+    data: Any = None
+    serving_dir: str = MISSING
+    labels: Optional[str] = None
+    sensitive: Optional[str] = None
+    output_dir: str = MISSING
+    batch_rows: int = bounded(COUNT, 65536)
+    on_alert: Optional[str] = choices("retrain", None, default=None)
+    pipeline: Optional[str] = None
+    paths: PathsConf = MISSING
+    task_name: str = "monitor"
+    seed: int = bounded(SEED, 42)
+
+
 #: The schema of each top-level config in conf/.
 ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf, "report": ReportRootConf,
                           "serve": ServeConf}
 ROOTS["score"] = ScoreConf
+ROOTS["monitor"] = MonitorRootConf
 
 SCHEMAS.update(TORCH_SCHEMAS)

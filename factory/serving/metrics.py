@@ -7,6 +7,10 @@
 - ``factory_score``: histogram of the scores returned (P(positive) for binary, the top
   class's probability for multiclass, the value for regression)
 - ``factory_model_info{name,version,stage,backend}``: 1 for the loaded model (an info metric)
+- ``factory_monitor_*``: the latest monitoring figures of the served model (drift per feature,
+  score drift, quality, fairness, alerts), read from the file ``scripts/monitor.py`` writes
+  (``request_log_files.monitoring_file``: ``<serving_dir>/<model>/monitoring/drift.prom``),
+  re-read when it changes (``MonitoringFile``)
 
 With ``workers > 1`` the server runs prometheus_client's multiprocess mode: each worker
 writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` (``<serving_dir>/<model>/metrics``,
@@ -16,10 +20,16 @@ worker holds for each version (a version still served by one worker reads 1).
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
+from pathlib import Path
 
 from factory.serving.model_holder import Served
+
+log = logging.getLogger(__name__)
+#: The only metric names the monitoring file may add: it cannot shadow the server's own.
+MONITOR_PREFIX = "factory_monitor_"
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -55,6 +65,7 @@ class Metrics:
         self.info = Gauge("factory_model_info", "The loaded model: 1 for the version being served.",
                           ["name", "version", "stage", "backend"], multiprocess_mode="livemax", registry=r)
         self._children: dict = {}
+        self.monitoring: MonitoringFile | None = None  # the monitor job's latest figures (``watch_monitoring``)
         self.in_flight = 0  # HTTP requests inside the app now (RequestMetrics counts them): 1 = a lone one
 
     def model_loaded(self, served: Served, old: Served | None = None) -> None:
@@ -88,17 +99,91 @@ class Metrics:
             if s == s:  # NaN is no bucket's
                 observe(s)
 
+    def watch_monitoring(self, path: str | os.PathLike) -> None:
+        """Append the monitoring figures in ``path`` (Prometheus text) to ``/metrics`` from now on."""
+        self.monitoring = MonitoringFile(path)
+
     def exposition(self) -> tuple[bytes, str]:
         """The text ``/metrics`` answers, and its content type."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
         if not self.multiprocess:
-            return generate_latest(self.registry), CONTENT_TYPE_LATEST
-        from prometheus_client import multiprocess
+            body = generate_latest(self.registry)
+        else:
+            from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            body = generate_latest(registry)
+        if self.monitoring is not None:
+            body += self.monitoring.exposition()
+        return body, CONTENT_TYPE_LATEST
+
+
+class MonitoringFile:
+    """A Prometheus text file another process writes (the monitor job's figures), as a collector.
+
+    Parsed with prometheus_client's own parser when its mtime or size changes, and kept parsed
+    between changes (a scrape costs one ``stat``). A missing, unreadable or malformed file adds
+    nothing and logs one warning per change, never an error answer: the server's own metrics
+    must not depend on another job's file. Only ``factory_monitor_*`` families are taken.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._seen: tuple | None = None  # (mtime_ns, size) of the parsed file, or "missing"
+        self._families: list = []
+
+    def collect(self):
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            st = self.path.stat()
+            key: tuple = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = ("missing",)
+        if key == self._seen:
+            return self._families
+        self._seen, self._families = key, []
+        if key == ("missing",):
+            log.warning("metrics: no monitoring figures at %s yet (scripts/monitor.py writes them)", self.path)
+            return self._families
+        try:
+            families = list(text_string_to_metric_families(self.path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, IndexError) as e:
+            log.warning("metrics: skipping the malformed monitoring file %s: %s", self.path, e)
+            return self._families
+        foreign = sorted(f.name for f in families if not f.name.startswith(MONITOR_PREFIX))
+        if foreign:
+            log.warning("metrics: %s: skipping metric(s) not named %s*: %s", self.path, MONITOR_PREFIX,
+                        ", ".join(foreign))
+        self._families = [f for f in families if f.name.startswith(MONITOR_PREFIX)]
+        return self._families
+
+    def exposition(self) -> bytes:
+        """The file's families in the text format (empty when there are none)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        families = self.collect()
+        if not families:
+            return b""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Fixed(families))
+        try:
+            return generate_latest(registry)
+        except Exception as e:  # noqa: BLE001 - a family the parser took but cannot be written back
+            log.warning("metrics: skipping the monitoring file %s: %s", self.path, e)
+            return b""
+
+
+class _Fixed:
+    """A collector of families parsed already."""
+
+    def __init__(self, families: list):
+        self.families = families
+
+    def collect(self):
+        return iter(self.families)
 
 
 class RequestMetrics:

@@ -33,6 +33,14 @@ def log_dir(serving_dir: str | os.PathLike, model_name: str) -> Path:
     return Path(serving_dir) / model_name / "requests"
 
 
+def monitoring_file(serving_dir: str | os.PathLike, model_name: str) -> Path:
+    """The latest monitoring figures of ``model_name`` (Prometheus text): ``<serving_dir>/<model>/monitoring/drift.prom``.
+
+    ``scripts/monitor.py`` writes it; the server appends its content to ``/metrics``.
+    """
+    return Path(serving_dir) / model_name / "monitoring" / "drift.prom"
+
+
 def kind(values: np.ndarray) -> str:
     return "n" if values.dtype.kind in "biuf" else "s"
 

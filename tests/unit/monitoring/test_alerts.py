@@ -1,0 +1,79 @@
+"""Alert evaluation: figures in, the breached checks out, on small hand-written dicts."""
+from __future__ import annotations
+
+import pytest
+
+from factory.monitoring.alerts import drift_alerts, evaluate, fairness_alerts, quality_alerts, score_alerts
+
+THRESHOLDS = {
+    "drift": {"psi": 0.1, "max_drifted_features": 0},
+    "quality": {"min_auroc": 0.8, "min_pr_auc": None, "max_drop": 0.05, "max_ece": 0.1, "max_rise": None},
+    "fairness": {"max_demographic_parity_difference": 0.1, "max_equalized_odds_difference": 0.2},
+}
+
+
+def _drift(**drifted: bool) -> dict:
+    features = {name: {"psi": 0.4 if d else 0.01, "drifted": d, "reasons": ["distribution: PSI 0.400"] if d else []}
+                for name, d in drifted.items()}
+    return {"features": features, "drifted": [n for n, d in drifted.items() if d],
+            "score": {"psi": 0.02, "drifted": False, "reasons": []}, "rows": 1000}
+
+
+def test_each_drifted_feature_is_one_alert_naming_it_and_its_reasons():
+    alerts = drift_alerts(_drift(amount=True, hour=False, channel=True), THRESHOLDS["drift"])
+    assert [(a["check"], a["subject"], a["figure"], a["value"], a["threshold"]) for a in alerts] == [
+        ("drift", "amount", "psi", 0.4, 0.1), ("drift", "channel", "psi", 0.4, 0.1)]
+    assert alerts[0]["reasons"] == ["distribution: PSI 0.400"]
+    assert "amount" in alerts[0]["message"] and "PSI 0.400" in alerts[0]["message"]
+
+
+def test_no_drift_no_alert_and_drifted_features_up_to_the_allowance_pass():
+    assert drift_alerts(_drift(amount=False, hour=False), THRESHOLDS["drift"]) == []
+    assert drift_alerts(_drift(amount=True, hour=False), {"psi": 0.1, "max_drifted_features": 1}) == []
+    assert len(drift_alerts(_drift(amount=True, hour=True), {"psi": 0.1, "max_drifted_features": 1})) == 2
+
+
+def test_score_drift_alerts_only_when_the_monitor_says_drifted():
+    assert score_alerts({"psi": 0.02, "drifted": False}, {}) == []
+    (a,) = score_alerts({"psi": 0.3, "drifted": True, "reasons": ["distribution: PSI 0.300"]}, {"psi": 0.1})
+    assert (a["check"], a["subject"], a["value"]) == ("score", "score", 0.3)
+
+
+@pytest.mark.parametrize("now, expected", [
+    ({"auroc": 0.92, "ece": 0.05}, []),                                     # as validated
+    ({"auroc": 0.86, "ece": 0.05}, [("auroc", "drop_vs_validation")]),      # 0.06 below validation
+    ({"auroc": 0.79, "ece": 0.05}, [("auroc", "auroc"), ("auroc", "drop_vs_validation")]),  # below the floor too
+    ({"auroc": 0.92, "ece": 0.15}, [("ece", "ece")]),                       # calibration ceiling
+    ({"auroc": None, "ece": None}, []),                                     # undefined figures raise nothing
+])
+def test_quality_floors_ceilings_and_drop_against_validation(now, expected):
+    alerts = quality_alerts(now, {"auroc": 0.92, "ece": 0.04}, THRESHOLDS["quality"])
+    assert [(a["subject"], a["figure"]) for a in alerts] == expected
+
+
+def test_a_drop_alert_carries_the_validation_figure_and_the_drop():
+    (a,) = quality_alerts({"pr_auc": 0.30}, {"pr_auc": 0.45}, {"max_drop": 0.05})
+    assert a["value"] == pytest.approx(0.15) and a["threshold"] == 0.05 and a["validation"] == 0.45
+    assert a["op"] == ">" and "below validation" in a["message"]
+
+
+def test_a_lower_is_better_metric_alerts_on_a_rise_only_when_asked():
+    assert quality_alerts({"brier": 0.09}, {"brier": 0.02}, {"max_drop": 0.05}) == []
+    (a,) = quality_alerts({"brier": 0.09}, {"brier": 0.02}, {"max_rise": 0.05})
+    assert a["figure"] == "rise_vs_validation"
+
+
+def test_fairness_differences_above_their_maximum():
+    figures = {"sensitive": "age_band", "demographic_parity_difference": 0.15, "equalized_odds_difference": 0.1}
+    (a,) = fairness_alerts(figures, THRESHOLDS["fairness"])
+    assert (a["subject"], a["figure"], a["value"], a["threshold"]) == (
+        "age_band", "demographic_parity_difference", 0.15, 0.1)
+    assert fairness_alerts({**figures, "demographic_parity_difference": None}, THRESHOLDS["fairness"]) == []
+
+
+def test_evaluate_runs_only_the_checks_asked_for_and_skips_absent_sections():
+    figures = {"drift": _drift(amount=True), "quality": {"overall": {"auroc": 0.5}, "validation": {"auroc": 0.9}},
+               "fairness": None}
+    assert {a["check"] for a in evaluate(figures, THRESHOLDS)} == {"drift", "quality"}
+    assert {a["check"] for a in evaluate(figures, THRESHOLDS, checks=["quality"])} == {"quality"}
+    assert evaluate({"drift": _drift(amount=False)}, THRESHOLDS) == []
