@@ -199,8 +199,11 @@ class _Numeric:
 class _Categorical:
     def __init__(self, entry: dict):
         self.entry = entry
-        self.known = set(entry.get("known") or entry["counts"])
-        self.counts: dict[str, int] = {}
+        known = entry.get("known")
+        self.known = set(known) if known is not None else None  # None: too many levels to judge unseen
+        self.tracked = set(entry["counts"])
+        self.counts: dict[str, int] = {}  # of the profile's counted levels only: bounded
+        self.rest = 0
         self.unseen: dict[str, int] = {}
         self.unseen_untracked = 0
         self.rows = self.missing = 0
@@ -213,8 +216,10 @@ class _Categorical:
         self.missing += text.null_count
         counted = pc.value_counts(text.drop_null())
         for level, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
-            if level in self.known:
+            if level in self.tracked:
                 self.counts[level] = self.counts.get(level, 0) + count
+            elif self.known is None or level in self.known:
+                self.rest += count  # a known level beyond the profile's counted ones
             elif level in self.unseen or len(self.unseen) < MAX_UNSEEN_TRACKED:
                 self.unseen[level] = self.unseen.get(level, 0) + count
             else:
@@ -236,7 +241,7 @@ class _Categorical:
                             [sum(reference_counts.values()) - sum(reference_counts[k] for k in top)
                              + self.entry.get("other", 0)], dtype=np.float64)
         actual = np.array([self.counts.get(k, 0) for k in top] +
-                          [sum(self.counts.values()) - sum(self.counts.get(k, 0) for k in top) + unseen],
+                          [sum(self.counts.values()) - sum(self.counts.get(k, 0) for k in top) + self.rest + unseen],
                           dtype=np.float64)
         used = (expected + actual) > 0
         figures.update(rows=self.rows, psi=psi(expected, actual),

@@ -14,7 +14,9 @@ of the reference values (duplicates dropped, so a 0/1 feature has 2); the outer 
 entries and a value ``v`` falls in bin ``searchsorted(edges, v, side="left")``: bins are
 ``(e[i-1], e[i]]``. Categoricals keep ``counts`` of their ``MAX_LEVELS`` most frequent
 levels and ``other`` for the rest; ``known`` lists the levels the model was trained on (the
-fitted preprocessing's), which define "unseen". A null or ``""`` is missing.
+fitted preprocessing's) and the reference's own, which define "unseen" (None beyond
+``MAX_KNOWN`` levels: unseen is then not judged); ``untrained_rate`` is the reference's share
+of levels training never saw. A null or ``""`` is missing.
 """
 from __future__ import annotations
 
@@ -124,12 +126,15 @@ def categorical_entry(column, known: list | None = None, max_levels: int = MAX_L
     pairs = sorted(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()),
                    key=lambda kv: (-kv[1], kv[0]))
     kept = dict(pairs[:max_levels])
-    if known is not None and len(known) > MAX_KNOWN:
-        known = None
+    # Known: the training levels and the reference's own (a level the reference holds is not new traffic).
+    trained = {str(k) for k in known} if known is not None else set()
+    untrained = sum(c for level, c in pairs if level not in trained) if known is not None else 0
+    known = trained | {level for level, _ in pairs}
     return {"kind": "categorical", "rows": rows, "missing": int(missing),
             "missing_rate": missing / rows if rows else None, "counts": kept,
             "other": int(sum(c for _, c in pairs[max_levels:])), "levels": len(pairs),
-            "known": sorted(str(k) for k in known) if known is not None else sorted(kept)}
+            "untrained_rate": untrained / (rows - missing) if rows - missing else 0.0,
+            "known": sorted(known) if len(known) <= MAX_KNOWN else None}
 
 
 def build_profile(table, kinds: dict[str, str], scores, *, bins: int = 10, sample_rows: int = 10_000,
