@@ -128,8 +128,8 @@ def fairness_figures(groups, y_pred, y_true=None, *, positive_label=1, min_group
 
     Raises:
         DataError: the arrays differ in length, or ``positive_label`` is absent from every array
-            given (only predictions all of one class are allowed to lack it: a window in which
-            nobody was selected).
+            given while they hold two or more labels (all rows of one class may lack it: a
+            window in which nobody was selected, or nobody was positive).
     """
     import numpy as np
 
@@ -143,10 +143,12 @@ def fairness_figures(groups, y_pred, y_true=None, *, positive_label=1, min_group
         if len(true) != len(keys):
             raise DataError(f"fairness: groups has {len(keys)} rows but y_true has {len(true)}")
         present = present & true_present
-        if not pred.any() and not true.any():
-            raise DataError(f"fairness: positive_label {positive_label!r} is in neither y_true nor y_pred")
-    elif not pred.any() and len(set(as_arrow(y_pred, "y_pred").drop_null().to_pylist())) > 1:
-        raise DataError(f"fairness: positive_label {positive_label!r} is not among y_pred's labels")
+    if not pred.any() and (y_true is None or not true.any()):  # fine only if every row is one class
+        seen = {str(v) for arr in (y_pred, y_true) if arr is not None
+                for v in as_arrow(arr, "labels").unique().drop_null().to_pylist()}
+        if len(seen) > 1:
+            where = "y_pred's labels" if y_true is None else "the labels of y_true or y_pred"
+            raise DataError(f"fairness: positive_label {positive_label!r} is not among {where} {sorted(seen)[:10]}")
 
     keys, pred = keys[present], pred[present].astype(np.int8)
     true = true[present].astype(np.int8) if y_true is not None else None
@@ -180,7 +182,8 @@ def fairness_figures(groups, y_pred, y_true=None, *, positive_label=1, min_group
     return {
         "groups": figures,
         "demographic_parity_difference": _difference("demographic_parity", keys, pred, true, judged),
-        "equalized_odds_difference": None if true is None else _difference("equalized_odds", keys, pred, true, judged_odds),
+        "equalized_odds_difference": (None if true is None
+                                      else _difference("equalized_odds", keys, pred, true, judged_odds)),
         "unjudged": [g for g in figures if not figures[g]["judged"]],
         "unjudged_odds": [] if true is None else [g for g in judged if g not in judged_odds],
         "rows": int(len(keys)), "missing_rows": int((~present).sum()),

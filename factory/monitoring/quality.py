@@ -21,7 +21,7 @@ import numpy as np
 
 from factory.errors import DataError
 from factory.monitoring.fairness import as_arrow, is_positive
-from factory.monitoring.labels import JOINED, join_counts, join_labels, like, load_labels  # noqa: F401 - the API in one place
+from factory.monitoring.labels import JOINED, join_counts, join_labels, like, load_labels  # noqa: F401 - the API
 
 #: Equal-width bins of the reliability diagram and the expected calibration error.
 CALIBRATION_BINS = 10
@@ -76,7 +76,8 @@ def quality_figures(y_true, score, prediction, *, task: str, positive_label=None
         return out
     if task == "multiclass":
         y, p = _text(true)[keep], _text(pred)[keep]
-        out["accuracy"] = float(metrics.accuracy_score(y, p)) if len(y) else _none(undefined, "accuracy", "no labelled rows")
+        out["accuracy"] = (float(metrics.accuracy_score(y, p)) if len(y)
+                           else _none(undefined, "accuracy", "no labelled rows"))
         out["f1_macro"] = (float(metrics.f1_score(y, p, average="macro", zero_division=0)) if len(y)
                            else _none(undefined, "f1_macro", "no labelled rows"))
         if probabilities:
@@ -107,9 +108,9 @@ def quality_figures(y_true, score, prediction, *, task: str, positive_label=None
                  else _none(undefined, "f1", "no positives, labelled or predicted"))
     out["ece"], out["calibration"] = _calibration(y, s)
     tn, fp, fn, tp = (int(v) for v in metrics.confusion_matrix(y, hit, labels=[0, 1]).ravel())
-    out["confusion"] = {"tp": tp, "fp": fp, "tn": tn, "fn": fn,
-                        "precision": tp / (tp + fp) if tp + fp else _none(undefined, "precision", "no predicted positives"),
-                        "recall": tp / (tp + fn) if tp + fn else _none(undefined, "recall", "no positives in the labels")}
+    precision = tp / (tp + fp) if tp + fp else _none(undefined, "precision", "no predicted positives")
+    recall = tp / (tp + fn) if tp + fn else _none(undefined, "recall", "no positives in the labels")
+    out["confusion"] = {"tp": tp, "fp": fp, "tn": tn, "fn": fn, "precision": precision, "recall": recall}
     return out
 
 
@@ -170,7 +171,8 @@ def _text(arr) -> np.ndarray:
     return np.asarray(like(arr, pa.string()).to_pylist(), dtype=object)
 
 
-def quality_by_window(table, every: str, *, task: str = "binary", positive_label=None, threshold: float = 0.5) -> list[dict]:
+def quality_by_window(table, every: str, *, task: str = "binary", positive_label=None,
+                      threshold: float = 0.5) -> list[dict]:
     """``quality_figures`` per time window of ``join_labels``' table, oldest first (empty windows left out).
 
     Args:

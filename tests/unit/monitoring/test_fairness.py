@@ -128,15 +128,17 @@ def test_one_judged_group_has_no_difference():
 def test_a_window_where_nobody_was_selected_is_not_an_error():
     figures = fairness_figures(["a", "b"], ["legit", "legit"], positive_label="fraud", min_group_size=1)
     assert figures["demographic_parity_difference"] == 0.0
+    figures = fairness_figures(["a", "b"], [0, 0], [0, 0], min_group_size=1)  # nobody positive either
+    assert figures["groups"]["a"]["tpr"] is None and figures["groups"]["a"]["fpr"] == 0.0
 
 
 @pytest.mark.parametrize("call, message", [
     (lambda: fairness_figures(["a", "b"], [1, 0, 1]), "groups has 2 rows but y_pred has 3"),
     (lambda: fairness_figures(["a", "b"], [1, 0], [1]), "groups has 2 rows but y_true has 1"),
     (lambda: fairness_figures(["a", "b"], ["x", "y"], ["x", "y"], positive_label="fraud"),
-     "positive_label 'fraud' is in neither y_true nor y_pred"),
+     r"positive_label 'fraud' is not among the labels of y_true or y_pred \['x', 'y'\]"),
     (lambda: fairness_figures(["a", "b"], ["x", "y"], positive_label="fraud"),
-     "positive_label 'fraud' is not among y_pred's labels"),
+     r"positive_label 'fraud' is not among y_pred's labels \['x', 'y'\]"),
     (lambda: fairness_figures(["a", "b"], [0, 1], positive_label="fraud"), "positive_label 'fraud' is not a number"),
 ])
 def test_errors_are_one_line(call, message):

@@ -59,7 +59,7 @@ def test_no_labelled_rows_is_not_an_error():
 
 
 def test_the_positive_class_must_be_named_when_it_cannot_be_told():
-    with pytest.raises(DataError, match=r"cannot tell the positive class among labels \['cat', 'dog'\].*positive_label"):
+    with pytest.raises(DataError, match=r"cannot tell the positive class among labels \['cat', 'dog'\]: name it"):
         quality_figures(["cat", "dog"], [0.1, 0.2], ["cat", "cat"], task="binary")
     assert quality_figures(["cat", "dog"], [0.1, 0.2], ["cat", "cat"], task="binary",
                            positive_label="dog")["auroc"] == 1.0
@@ -88,7 +88,7 @@ def test_load_labels_csv_keeps_ids_as_text_and_defaults_the_row(tmp_path):
     path.write_text("request_id,label,region\n0042,1,north\n7,0,south\n0042,1,north\n8,,south\n")
     labels = load_labels(path, columns=["region"])
     assert labels.to_pylist() == [{"request_id": "0042", "row": 0, "label": 1, "region": "north"},
-                                  {"request_id": "7", "row": 0, "label": 0, "region": "south"}]  # dup kept once, null dropped
+                                  {"request_id": "7", "row": 0, "label": 0, "region": "south"}]  # once; null left out
 
 
 def test_load_labels_names_a_conflict_and_missing_columns(tmp_path):
@@ -144,7 +144,8 @@ def test_late_labels_join_the_logged_rows_and_unknown_ids_are_counted(request_lo
                                   "region", "segment"]
     assert table.num_rows == labelled.num_rows == 60  # 30 even requests: 20 of each of 1, 2, 3 rows
     assert join_counts(table) == {"labels": 62, "matched": 60, "unmatched": 2, "log_rows": log.num_rows}
-    assert table["label"].type == pa.string() and set(table["label"].to_pylist()) == {"0", "1"}  # as the log's prediction
+    assert table["label"].type == pa.string()  # the log's prediction type
+    assert set(table["label"].to_pylist()) == {"0", "1"}
     first = table.slice(0, 1).to_pylist()[0]
     assert first["request_id"] == "req-000" and first["region"] == "north" and first["segment"] == "s0"
     assert first["label"] == str(int(first["score"] > 0.3))
