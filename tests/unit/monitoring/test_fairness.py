@@ -145,3 +145,21 @@ def test_errors_are_one_line(call, message):
     with pytest.raises(DataError, match=message) as error:
         call()
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("disparity", [0.0, 3.0])
+def test_the_fraud_generators_planted_disparity(disparity):
+    """The generator's ``sensitive`` knob raises one age band's fraud logit; its labels, read as
+    decisions, show it (3 logits at a 5% fraud rate: about 3x the others' rate) and only then."""
+    from factory.data.sources import FraudSource
+
+    table = FraudSource(rows=20_000, seed=4, fraud_rate=0.05, sensitive={
+        "column": "customer_age_band", "group": "18-29", "disparity": disparity}).load().table
+    figures = fairness_figures(table["customer_age_band"], table["is_fraud"])
+    rates = {g: v["selection_rate"] for g, v in figures["groups"].items()}
+    assert set(rates) == {"18-29", "30-49", "50+"} and figures["unjudged"] == []
+    if disparity:
+        assert max(rates, key=rates.get) == "18-29" and rates["18-29"] > 2 * max(rates["30-49"], rates["50+"])
+        assert figures["demographic_parity_difference"] == pytest.approx(rates["18-29"] - min(rates.values()))
+    else:
+        assert figures["demographic_parity_difference"] < 0.015
