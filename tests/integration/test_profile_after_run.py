@@ -66,3 +66,30 @@ def test_a_run_that_did_not_complete_or_was_cross_validated_is_skipped(run_dir, 
         with caplog.at_level(logging.INFO, logger="factory.monitoring.profile"):
             after_run(run)
         assert why in caplog.text or status in caplog.text
+
+
+def _regression_csv(root):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.normal(size=300), "region": rng.choice(["north", "south"], 300)})
+    frame["y"] = 2 * frame.x1 + (frame.region == "north") + rng.normal(scale=0.3, size=300)
+    frame.to_csv(root / "table.csv", index=False)
+    return root / "table.csv"
+
+
+@pytest.mark.parametrize("kind", ["digits", "regression"])
+def test_images_and_regression_are_profiled(kind, tmp_path):
+    """Digits: 64 pixel columns profiled as numerics; regression: the score is the predicted value."""
+    overrides = {"digits": ["experiment=digits", "logger=csv", "trainer.max_epochs=1", "baseline=null"],
+                 "regression": ["data=files", f"data.source.path={_regression_csv(tmp_path)}", "data.source.target=y",
+                                "data.source.task=regression", "task_name=regression", "logger=csv",
+                                "trainer.max_epochs=1", "baseline=null"]}[kind]
+    profile = load_profile(trained_run(tmp_path, overrides))
+    if kind == "digits":
+        assert len(profile.features) == 64 and profile.meta["task"] == "multiclass"
+        assert profile.meta["image_shape"] and len(profile.meta["class_labels"]) == 10
+    else:
+        assert profile.meta["task"] == "regression" and profile.features["region"]["kind"] == "categorical"
+        assert profile.score["std"] > 0
