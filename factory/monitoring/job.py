@@ -52,9 +52,7 @@ def run(cfg) -> dict:
     sensitive = (cfg.sensitive or thresholds["fairness"].get("sensitive")) if "fairness" in checks else None
     labels = None
     if cfg.labels and ("quality" in checks or sensitive):
-        from factory.monitoring.quality import load_labels
-
-        labels = load_labels(cfg.labels)  # before the window is read: a missing column is one line, at once
+        labels = _load_labels(cfg.labels, sensitive)  # before the window is read: a missing column is one line, at once
     source, batches, window = _source(cfg, version)
 
     from factory.monitoring.drift import DriftMonitor
@@ -119,6 +117,18 @@ def _profile(version):
         if run_dir == version.path or not run_dir.is_dir():
             raise
         return load_profile(run_dir)
+
+
+def _load_labels(path, sensitive: str | None):
+    """The labels file, with the sensitive column when the file holds it (the log may exclude it)."""
+    from factory.monitoring.labels import load_labels
+
+    if sensitive:
+        try:
+            return load_labels(path, columns=[sensitive])
+        except DataError:  # not in this file: the window has it, or the fairness step names it missing
+            pass
+    return load_labels(path)
 
 
 def _checks(given) -> list[str]:
@@ -211,7 +221,7 @@ def _validation(meta: dict, version) -> dict:
 
 def _labelled(table, labels, target, columns=()):
     """The window's labelled rows (``label`` column): joined to ``labels``, or the window's own target column."""
-    from factory.monitoring.quality import join_labels
+    from factory.monitoring.labels import join_labels
 
     if labels is not None:
         return join_labels(table if table is not None else [], labels, columns=columns)
@@ -221,7 +231,8 @@ def _labelled(table, labels, target, columns=()):
 
 
 def _quality(table, labels, target, meta, version, limits, cfg) -> dict | None:
-    from factory.monitoring.quality import join_counts, quality_by_window, quality_figures
+    from factory.monitoring.labels import join_counts
+    from factory.monitoring.quality import quality_by_window, quality_figures
 
     joined = _labelled(table, labels, target)
     if joined is None:
