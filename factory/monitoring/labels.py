@@ -19,6 +19,13 @@ from factory.errors import DataError
 JOINED = ("time", "version", "score", "prediction", "label")
 
 
+def _empty_log():
+    import pyarrow as pa
+
+    return pa.schema([("request_id", pa.string()), ("row", pa.int32()), ("time", pa.timestamp("us", "UTC")),
+                      ("version", pa.int64()), ("score", pa.float64()), ("prediction", pa.string())])
+
+
 def load_labels(path, *, id_column: str = "request_id", row_column: str = "row", label_column: str = "label",
                 columns: Iterable[str] = ()):
     """A labels file as a table: ``request_id`` (text), ``row`` (int32), ``label``, then ``columns``.
@@ -112,8 +119,7 @@ def join_labels(batches, labels, *, columns: Iterable[str] = ()):
     if absent:
         raise DataError(f"join_labels: column(s) {absent} in neither the request log nor the labels")
     log = (pa.concat_tables([pa.Table.from_batches([b]) for b in kept], promote_options="default").combine_chunks()
-           if kept
-           else pa.table({"request_id": pa.array([], pa.string()), "row": pa.array([], pa.int32())}))
+           if kept else _empty_log().empty_table())  # no log at all: the columns still there, with no rows
     log = log.set_column(log.schema.get_field_index("row"), "row", pc.cast(log["row"], pa.int32()))
     from_labels = labels.select(["request_id", "row", "label", *[c for c in columns if c not in names]])
     from_labels = from_labels.set_column(1, "row", pc.cast(from_labels["row"], pa.int32()))

@@ -88,16 +88,17 @@ def quality_figures(y_true, score, prediction, *, task: str, positive_label=None
                                else _none(undefined, "log_loss", f"labels {unknown} have no probability column"
                                           if unknown else "no labelled rows"))
         return out
+    if not keep.any():
+        out.update(positive_label=positive_label, threshold=float(threshold), positives=0, calibration=[],
+                   confusion=None)
+        for name in ("auroc", "pr_auc", "brier", "accuracy", "f1", "ece"):
+            out[name] = _none(undefined, name, "no labelled rows")
+        return out
     positive = _positive_label(true, pred, score, positive_label, threshold)
     y = is_positive(true, positive, "y_true")[0][keep].astype(np.int8)
     s = _floats(score)[keep]
     hit = (s >= threshold).astype(np.int8)
     out.update(positive_label=positive, threshold=float(threshold), positives=int(y.sum()))
-    if not len(y):
-        for name in ("auroc", "pr_auc", "brier", "accuracy", "f1", "ece"):
-            out[name] = _none(undefined, name, "no labelled rows")
-        out.update(calibration=[], confusion=None)
-        return out
     one_class = f"one class only in the labels ({int(y.sum())} positives of {len(y)})"
     out["auroc"] = float(metrics.roc_auc_score(y, s)) if 0 < y.sum() < len(y) else _none(undefined, "auroc", one_class)
     out["pr_auc"] = (float(metrics.average_precision_score(y, s)) if y.sum()

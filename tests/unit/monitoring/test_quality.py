@@ -160,6 +160,10 @@ def test_join_with_no_labelled_rows_and_a_missing_column(request_log):
     table = join_labels(_batches(request_log), labels)
     assert table.num_rows == 0 and join_counts(table)["unmatched"] == 1
     assert quality_by_window(table, "1h") == []
+    nothing = join_labels([], labels)  # no log at all: the columns, no rows
+    assert nothing.num_rows == 0 and nothing.column_names[:5] == ["time", "version", "score", "prediction", "label"]
+    assert quality_figures(nothing["label"], nothing["score"], nothing["prediction"],
+                           task="binary")["undefined"]["auroc"] == "no labelled rows"
     with pytest.raises(DataError, match=r"column\(s\) \['gender'\] in neither the request log nor the labels"):
         join_labels(_batches(request_log), labels, columns=["gender"])
 
