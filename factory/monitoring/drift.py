@@ -77,7 +77,9 @@ class DriftMonitor:
         self.rows = 0
         entries = {**profile.features, SCORE: profile.score}
         # One generator per feature: the reservoirs do not depend on how the rows were cut into batches.
-        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(entries))]
+        # Two per feature (which rows are kept; which slot each takes), so two draws never interleave.
+        rngs = [tuple(np.random.default_rng(s) for s in seq.spawn(2))
+                for seq in np.random.SeedSequence(seed).spawn(len(entries))]
         self._state = {name: (_Numeric(entry, sample_rows, rng) if entry["kind"] == "numeric" else _Categorical(entry))
                        for (name, entry), rng in zip(entries.items(), rngs)}
 
@@ -133,12 +135,12 @@ def _missing_figures(ref_missing: int, ref_rows: int, missing: int, rows: int, t
 
 
 class _Numeric:
-    def __init__(self, entry: dict, sample_rows: int, rng: np.random.Generator):
+    def __init__(self, entry: dict, sample_rows: int, rng: tuple):
         self.entry = entry
         self.edges = np.asarray(entry["edges"], dtype=np.float64)
         self.counts = np.zeros(len(self.edges) + 1, dtype=np.int64)
         self.rows = self.missing = self.seen = 0
-        self.total = self.total_sq = 0.0
+        self.total = 0.0
         self.reservoir = np.empty(sample_rows, dtype=np.float64)
         self.rng = rng
 
@@ -149,20 +151,24 @@ class _Numeric:
         self.missing += len(values) - len(present)
         self.counts += bin_counts(present, self.edges)
         self.total += float(present.sum())
-        self.total_sq += float(np.square(present).sum())
         self._sample(present)
 
     def _sample(self, values: np.ndarray) -> None:
-        """Algorithm R over a batch at once: value i (i-th seen overall) replaces slot j ~ U[0, i] if j < k."""
+        """Algorithm R over a batch at once: value i (0-based, overall) replaces slot j ~ U[0, i] if j < k.
+
+        Drawn as: kept with probability k / (i + 1), then a slot uniform in [0, k) (the same law;
+        uniform floats are 4x cheaper than integers with a bound per row).
+        """
         k = len(self.reservoir)
         fill = min(max(k - self.seen, 0), len(values))
         self.reservoir[self.seen:self.seen + fill] = values[:fill]
         rest = values[fill:]
         if len(rest) and k:
             index = np.arange(self.seen + fill, self.seen + len(values))
-            slots = self.rng.integers(0, index + 1)
-            keep = slots < k
-            slots, rest = slots[keep][::-1], rest[keep][::-1]
+            keep = self.rng[0].random(len(rest)) * (index + 1) < k
+            rest = rest[keep]
+            slots = self.rng[1].integers(0, k, size=len(rest))  # in stream order: batching changes nothing
+            rest, slots = rest[::-1], slots[::-1]
             slots, first = np.unique(slots, return_index=True)  # the last write to a slot wins, as in sequence
             self.reservoir[slots] = rest[first]
         self.seen += len(values)
@@ -182,7 +188,8 @@ class _Numeric:
         if reference is not None:
             reference = reference[~np.isnan(reference)]
         if reference is not None and len(reference) and len(window):
-            ks = ks_2samp(reference, window)
+            # exact p-values cost ~15 ms per feature at 10,000 x 7,500; the asymptotic ones agree at such sizes
+            ks = ks_2samp(reference, window, method="auto" if len(reference) * len(window) < 1e6 else "asymp")
             distance = float(wasserstein_distance(reference, window))
             std = self.entry.get("std") or 0.0
             figures.update(ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue), wasserstein=distance,
