@@ -26,7 +26,8 @@ def main(cfg: DictConfig) -> None:
     validate(cfg, root="report")
     check_inputs(spec)  # before the kernel: a missing run or an untagged notebook is one line, exit 2
     try:
-        result = run_report(spec, reports_dir(cfg), trigger=trigger())  # `schedule` under scripts/schedule.py
+        result = run_report(spec, reports_dir(cfg), trigger=trigger(),  # `schedule` under scripts/schedule.py
+                            energy=cfg.get("energy"))
     except ReportFailed as e:
         print(f"error: report {e.result.name} failed: {e.result.error}", file=sys.stderr)
         print(f"partial notebook: {e.result.ipynb}", file=sys.stderr)

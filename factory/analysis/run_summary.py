@@ -125,6 +125,20 @@ def when_line(run: LoadedRun) -> str:
     return text
 
 
+def energy_line(run: LoadedRun) -> str | None:
+    """``1.74e-05 kWh, 6.43e-06 kg CO2e (estimated: CPU load x TDP estimate; USA grid), over 2.2 s of the run's 5.3 s``,
+    or None for a run not measured (``energy.track=false``). The method is never left out: an estimate
+    must not read as a measurement."""
+    energy = run.manifest.energy
+    if not energy:
+        return None
+    sources = energy.get("sources") or {}
+    parts = ", ".join(f"{part.upper()} {source}" for part, source in sources.items() if source and part != "ram")
+    whole = f"'s {run.manifest.duration_s:.1f} s" if run.manifest.duration_s else ""
+    return (f"{energy['kwh']:.3g} kWh, {energy['kg_co2e']:.3g} kg CO2e (**{energy['method']}**: {parts}; "
+            f"{energy.get('country')} grid), over {energy.get('duration_s', 0):.1f} s of the run{whole}")
+
+
 def summary(run: LoadedRun, model=None, task: str | None = None) -> str:
     """The report's opening (markdown): a failed or interrupted run says so first, then a line each
     for status and headline metric, data and model, and when and from what commit."""
@@ -136,6 +150,8 @@ def summary(run: LoadedRun, model=None, task: str | None = None) -> str:
     lines += [f"- **{record.status}**: {headline(run)}",
               f"- data: {data_line(run, task)}; model: {model_line(run, model)}",
               f"- ran {when_line(run)}"]
+    if energy := energy_line(run):
+        lines.append(f"- energy: {energy}")
     return "\n".join(lines)
 
 

@@ -85,7 +85,7 @@ def _run_requested(cfg: DictConfig, subject: dict[str, str], wanted, trigger: st
             specs.append(spec_from_file(str(name), context=context, parameters=subject))
     results = []
     for spec in specs:
-        result = run_report(spec, reports_dir(cfg), trigger=trigger, check=False)
+        result = run_report(spec, reports_dir(cfg), trigger=trigger, check=False, energy=cfg.get("energy"))
         if result.error:
             log.error("report %s on %s failed: %s (%s)", spec.name, subject, result.error, result.ipynb)
         else:

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from factory import files, redact
 from factory.errors import FactoryError
@@ -26,6 +26,7 @@ from factory.rundir.layout import new_run_id
 from factory.reports import index
 from factory.reports.kernel import ensure_kernel
 from factory.reports.spec import ReportSpec, check_inputs
+from factory.training import energy as energy_meter
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class ReportResult:
     # Index of the failing cell as executed (papermill's injected-parameters cell counts; the
     # error banner papermill adds at the top of a failed notebook does not).
     failing_cell: int | None = None
+    energy: dict | None = None  # kWh, kg CO2e, method... of the run (factory.training.energy), if measured
 
 
 class ReportFailed(Exception):
@@ -97,7 +99,7 @@ class ReportFailed(Exception):
 
 
 def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "manual",
-               check: bool = True, cwd: str | Path | None = None) -> ReportResult:
+               check: bool = True, cwd: str | Path | None = None, energy: Mapping | None = None) -> ReportResult:
     """Execute ``spec``'s notebook with its parameters and record the run in the index.
 
     Args:
@@ -107,6 +109,8 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
         check: raise ``ReportFailed`` when the report fails (else return the result).
         cwd: the kernel's working directory (default: this process's), where relative
             paths in parameters are read from.
+        energy: an ``energy:`` node (conf/energy/): the index entry's ``energy`` then holds the
+            run's kWh and kg CO2e (kernel and export included); None: not measured.
 
     Returns:
         The result: status, output files, error and failing cell.
@@ -127,6 +131,7 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
     meta = provenance_of(spec, run_id, trigger)
     entry = {"id": f"{spec.name}/{run_id}", **meta, "status": "running", "ended_at": None, "duration_s": None,
              "ipynb": None, "html": None, "error": None, "failing_cell": None}
+    meter = energy_meter.meter_for(energy)
     index.record(reports_dir, entry)
 
     error, failing_cell = None, None
@@ -143,12 +148,14 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
             html = export_html(ipynb, out / HTML, hide_input=spec.hide_input)
         except Exception as e:  # noqa: BLE001
             error = error or f"HTML export failed: {type(e).__name__}: {e}"
+    energy = meter.stop() if meter is not None else None  # kernel, notebook and export: the report's run
     if "ipynb" not in spec.formats and error is None and html is not None:
         ipynb.unlink()  # kept when the run failed: the partial notebook is the evidence
     result = ReportResult(spec.name, run_id, "failed" if error else "completed", out,
                           ipynb if ipynb.exists() else None, html, round(time.monotonic() - started, 3),
-                          error, failing_cell)
+                          error, failing_cell, energy)
     entry.update(status=result.status, ended_at=files.utc_stamp(), duration_s=result.duration_s, error=error,
+                 energy=energy,
                  failing_cell=failing_cell, ipynb=_rel(result.ipynb, reports_dir), html=_rel(html, reports_dir))
     index.record(reports_dir, entry)
     log.info("report %s %s in %.1f s: %s", spec.name, result.status, result.duration_s, out)

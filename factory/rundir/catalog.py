@@ -24,8 +24,8 @@ from factory.rundir.manifest import RunRecord, load_record
 from factory.rundir.layout import CONFIG, HISTORY, MANIFEST, METRICS, is_run_dir
 
 #: Columns of ``list_runs`` before the metric columns.
-RUN_COLUMNS = ["run_id", "experiment", "status", "started_at", "duration_s", "data_source",
-               "data_fingerprint", "rows", "strategy", "run_dir"]
+RUN_COLUMNS = ["run_id", "experiment", "status", "started_at", "duration_s", "kwh", "kg_co2e", "energy_method",
+               "data_source", "data_fingerprint", "rows", "strategy", "run_dir"]
 
 
 def outputs_dir(root: str | Path | None = None) -> Path:
@@ -147,13 +147,16 @@ def run_row(run_dir: str | Path) -> dict[str, Any] | None:
         record = load_record(run_dir)
     except (OSError, ValueError, TypeError):
         return None
-    data = record.data or {}
+    data, energy = record.data or {}, record.energy or {}
     row: dict[str, Any] = {
         "run_id": record.run_id,
         "experiment": record.task_name,
         "status": record.status,
         "started_at": pd.Timestamp(datetime.fromisoformat(record.started_at)),
         "duration_s": record.duration_s,
+        "kwh": energy.get("kwh"),  # energy: factory.training.energy; None when energy.track was off
+        "kg_co2e": energy.get("kg_co2e"),
+        "energy_method": energy.get("method"),  # measured (a power meter read) | estimated (CodeCarbon's model)
         "data_source": data.get("source"),
         "data_fingerprint": (data.get("fingerprint") or "")[:12] or None,
         "rows": sum((data.get("rows") or {}).values()) or None,
@@ -168,7 +171,8 @@ def list_runs(root: str | Path | None = None):
     """Every run under ``<root>/outputs`` as one row of a DataFrame, newest first.
 
     Columns: run_id, experiment (task_name), status, started_at (datetime, UTC),
-    duration_s, data_source, data_fingerprint (first 12 hex), rows (total), strategy,
+    duration_s, kwh, kg_co2e, energy_method (``measured`` or ``estimated``: ``run.json``'s
+    ``energy``; empty for a run not measured), data_source, data_fingerprint (first 12 hex), rows (total), strategy,
     run_dir, then one column per final metric in ``metrics.json`` (``val/pr_auc``,
     ``test/...``, ``baseline/logistic_regression/pr_auc``). A run without a metric has NaN there.
 

@@ -20,7 +20,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +30,7 @@ from factory.files import utc_stamp, write_json
 from factory.serving.score_input import (FINGERPRINT_METHOD, batches, feature_columns, find_files, fingerprint,
                                          open_files)
 from factory.serving.score_output import Parts, check_output, progress_bar
+from factory.training import energy as energy_meter
 
 #: The manifest, beside the parts; ``_``-prefixed so that Arrow, pandas and Spark read the directory
 #: as a dataset of the parts alone (``pd.read_parquet(output)``), as they skip ``_SUCCESS``.
@@ -96,7 +97,7 @@ def added_columns(task: str, out: np.ndarray) -> list[pa.Array]:
 
 
 def score_files(model, inputs, output: str | os.PathLike, *, batch_rows: int = 65536,
-                progress: bool | None = False) -> dict:
+                progress: bool | None = False, energy: Mapping | None = None) -> dict:
     """Score files (a path, glob, directory, or a list of them) with a loaded registered model.
 
     Args:
@@ -105,6 +106,8 @@ def score_files(model, inputs, output: str | os.PathLike, *, batch_rows: int = 6
         output: a new (or empty) directory: Parquet parts and ``_score.json``.
         batch_rows: rows per record batch (model call, Parquet row group).
         progress: a progress bar on stderr; None: when stderr is a terminal.
+        energy: an ``energy:`` node (conf/energy/): the manifest's ``energy`` then holds the
+            scoring's kWh and kg CO2e (``factory.training.energy``); None: not measured.
 
     Returns:
         The manifest written as ``<output>/_score.json``.
@@ -130,11 +133,11 @@ def score_files(model, inputs, output: str | os.PathLike, *, batch_rows: int = 6
             record["files"][i]["rows"] = rows
 
     total = sum(f.rows for f in files) if all(f.rows is not None for f in files) else None
-    return _score(scorer, stream(), out, record, total, batch_rows, progress)
+    return _score(scorer, stream(), out, record, total, batch_rows, progress, energy)
 
 
 def score_table(model, table: pa.Table, output: str | os.PathLike, *, source: dict | None = None,
-                batch_rows: int = 65536, progress: bool | None = False) -> dict:
+                batch_rows: int = 65536, progress: bool | None = False, energy: Mapping | None = None) -> dict:
     """Score an Arrow table already in memory (a data config's source table) as ``score_files`` does.
 
     Args:
@@ -160,17 +163,20 @@ def score_table(model, table: pa.Table, output: str | os.PathLike, *, source: di
             yield batch, lambda r, s=rows: f"{label}: row {s + r + 1}"
             rows += batch.num_rows
 
-    return _score(scorer, stream(), out, record, table.num_rows, batch_rows, progress)
+    return _score(scorer, stream(), out, record, table.num_rows, batch_rows, progress, energy)
 
 
 def _score(scorer: Scorer, stream: Iterable, output: Path, record: dict, total: int | None,
-           batch_rows: int, progress: bool | None) -> dict:
+           batch_rows: int, progress: bool | None, energy: Mapping | None = None) -> dict:
     """Score ``stream`` of (batch, row namer) into ``output``; the manifest."""
     from factory.rundir.provenance import factory_version
 
+    meter = energy_meter.meter_for(energy)
     started, clock, rows = utc_stamp("milliseconds"), time.perf_counter(), 0
     bar = progress_bar(total, progress)
-    with _sigterm_deferred() as sigterm, Parts(output) as parts:
+    with contextlib.ExitStack() as undo, _sigterm_deferred() as sigterm, Parts(output) as parts:
+        if meter is not None:
+            undo.callback(meter.cancel)  # a scoring that fails records nothing; its tracker ends with it
         task = bar.add_task(f"scoring {scorer.ref}", total=total) if bar else None
         if bar:
             bar.start()
@@ -194,7 +200,8 @@ def _score(scorer: Scorer, stream: Iterable, output: Path, record: dict, total: 
                     "output": {"dir": str(output), "files": parts.files, "columns": scorer.added},
                     "started": started, "finished": utc_stamp("milliseconds"), "seconds": round(seconds, 3),
                     "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None,
-                    "batch_rows": batch_rows, "factory_version": factory_version()}
+                    "batch_rows": batch_rows, "factory_version": factory_version(),
+                    "energy": meter.stop() if meter is not None else None}
         write_json(parts.tmp / MANIFEST, manifest)
         parts.publish()
     return manifest
@@ -222,14 +229,16 @@ def score(cfg) -> dict:
     model = registry.load(cfg.model, cfg.registry, backend=cfg.backend)
     if cfg.input is not None:
         inputs = OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input
-        return score_files(model, inputs, cfg.output, batch_rows=cfg.batch_rows, progress=cfg.progress)
+        return score_files(model, inputs, cfg.output, batch_rows=cfg.batch_rows, progress=cfg.progress,
+                           energy=cfg.get("energy"))
     from factory import redact
     from factory.config.instantiate import build
 
     source = build(data.source, "data.source")
     table = source.load().table
     described = {"name": f"data={source.name}", "config": redact.container(OmegaConf.to_container(data.source))}
-    return score_table(model, table, cfg.output, source=described, batch_rows=cfg.batch_rows, progress=cfg.progress)
+    return score_table(model, table, cfg.output, source=described, batch_rows=cfg.batch_rows, progress=cfg.progress,
+                       energy=cfg.get("energy"))
 
 
 def _exit_on_sigterm() -> None:

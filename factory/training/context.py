@@ -3,7 +3,9 @@
 ``RunContext`` holds the run directory, its record (``run.json``, new or continued by
 ``resume=auto``), the Trainer once built, and whether this process is rank zero (only
 rank zero writes). ``factory.training.recipe.run`` calls it at each step: ``begin``,
-``set_up``, ``finish`` or ``fail``, ``after_run``, ``close``.
+``set_up``, ``finish`` or ``fail``, ``after_run``, ``close``. Rank zero measures the run's
+energy from ``begin`` to ``finish``/``fail`` (``energy:``, ``factory.training.energy``): the
+machine rank zero runs on, all of it.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from omegaconf import DictConfig
 from factory import redact
 from factory.rundir.layout import RUN_ID_ENV
 from factory.rundir import manifest, resume
+from factory.training import energy
 from factory.training.hooks import AfterRun, call_after_run
 
 
@@ -28,6 +31,8 @@ class RunContext:
     is_zero: bool
     previous_run_id: str | None  # FACTORY_RUN_ID before this run set it
     trainer: Any = None
+    meter: energy.EnergyMeter | None = None  # rank zero's, while the run goes on
+    energy_before: dict | None = None  # earlier launches' figures (resume=auto continues a run)
 
     @property
     def record(self) -> manifest.RunRecord:
@@ -40,14 +45,20 @@ class RunContext:
 
         run_dir = Path(cfg.paths.run_dir)
         is_zero = rank_zero_only.rank == 0
-        attempt = resume.begin(cfg, run_dir, is_zero)  # resume=auto: the unfinished run in run_dir, continued
-        if is_zero:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            manifest.write_config(run_dir, cfg)
-            attempt.record.save()
+        meter = energy.meter_for(cfg.get("energy")) if is_zero else None  # a bad energy.country stops here
+        try:
+            attempt = resume.begin(cfg, run_dir, is_zero)  # resume=auto: the unfinished run in run_dir, continued
+            if is_zero:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                manifest.write_config(run_dir, cfg)
+                attempt.record.save()
+        except BaseException:
+            if meter is not None:
+                meter.cancel()
+            raise
         previous = os.environ.get(RUN_ID_ENV)
         os.environ[RUN_ID_ENV] = run_dir.name  # processes the strategy launches join this run
-        return cls(cfg, run_dir, attempt, is_zero, previous)
+        return cls(cfg, run_dir, attempt, is_zero, previous, meter=meter, energy_before=attempt.record.energy)
 
     def resume_from(self) -> str | None:
         """The checkpoint fit continues from (resume=auto's, else ``ckpt_path``), checked against the strategy."""
@@ -92,6 +103,7 @@ class RunContext:
         if self.is_zero:
             manifest.save_metrics(self.run_dir, metrics)
             resume.finish_history(self.run_dir)
+            self._record_energy()
             record.finish(status)
         return status
 
@@ -108,6 +120,7 @@ class RunContext:
             record.last_checkpoint = error.checkpoint
             kept = checkpoint_callback(self.trainer)
             record.best_checkpoint = (kept.best_model_path or None) if kept else None  # best so far
+        self._record_energy()  # measured so far: a failed or interrupted run used energy too
         record.finish("interrupted" if isinstance(error, Interrupted) else "failed", error)
 
     def after_run(self, metrics: dict[str, dict[str, float]] | None = None, error: BaseException | None = None) -> None:
@@ -116,8 +129,15 @@ class RunContext:
             loggers = list(self.trainer.loggers) if self.trainer is not None else []
             call_after_run(AfterRun(self.cfg, self.run_dir, self.record, metrics or {}, loggers, error))
 
+    def _record_energy(self) -> None:
+        """Stop the meter; ``run.json``'s ``energy`` is this launch's figures added to earlier launches'."""
+        if self.meter is not None:
+            self.record.energy = energy.combine(self.energy_before, self.meter.stop())
+
     def close(self) -> None:
         """Release the run directory and restore ``FACTORY_RUN_ID``."""
+        if self.meter is not None:
+            self.meter.cancel()  # stopped already, unless the run ended before finish or fail
         self.attempt.close()
         if self.previous_run_id is None:
             os.environ.pop(RUN_ID_ENV, None)
