@@ -51,7 +51,8 @@ def decide(champion: float | None, challenger: float | None, *, mode: str, margi
         margin: the least improvement that promotes (absolute, in the metric's units; >= 0).
         floor: the least (``max``) or most (``min``) value a first version needs; ``None``: none.
         fairness: the challenger's fairness figures (``fairness_figures``' dict); ``None``: none measured.
-        limits: ``{figure name: largest allowed value}``; empty or ``None``: no fairness check.
+        limits: ``{figure name: largest allowed value}``; a ``None`` value is not checked; empty or
+            ``None``: no fairness check.
         metric: the metric's name, for the reasons.
 
     Returns:
@@ -108,7 +109,7 @@ def _metric_check(champion, challenger, mode, margin, floor, metric) -> dict:
 
 
 def _fairness_check(fairness, limits) -> dict:
-    limits = dict(limits or {})
+    limits = {name: limit for name, limit in (limits or {}).items() if limit is not None}
     if not limits:
         return {"passed": True, "limits": {}, "figures": {}, "reasons": ["fairness: no limits set"]}
     if fairness is None:
@@ -164,3 +165,4 @@ def holdout_metric(frame, name: str, task: str) -> float | None:
              "f1_macro": lambda: m.f1_score(y, prediction, average="macro"),
              "loss": lambda: m.log_loss(y, probabilities, labels=list(range(probabilities.shape[1])))}[name]()
     return float(value)
+

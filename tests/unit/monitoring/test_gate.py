@@ -98,3 +98,9 @@ def test_holdout_metric_refuses_a_metric_of_another_task():
     assert holdout_metric(frame, "mae", "regression") == 0.0
     with pytest.raises(ValueError, match="not computed for a regression model"):
         holdout_metric(frame, "pr_auc", "regression")
+
+
+def test_a_limit_set_to_none_is_not_checked():
+    decision = decide(0.5, 0.6, mode="max", fairness={"demographic_parity_difference": 0.5},
+                      limits={"demographic_parity_difference": None, "equalized_odds_difference": None})
+    assert decision["promote"] and decision["checks"]["fairness"]["limits"] == {}

@@ -1,0 +1,124 @@
+"""The retrain pipeline end to end: a tiny champion in production, challengers trained on new data,
+the gate promoting one, refusing one on fairness and one on the margin, and a failing step."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from factory import compose, registry
+from tests.integration.helpers import FAST_FRAUD, run_script, trained_run
+
+# A challenger the tiny champion (3,000 rows, 2 epochs) cannot match: more new rows, more epochs, and an
+# age-band column for the fairness step (planted disparity: the model learns to flag 18-29 more).
+STRONG = ["logger=csv", "data.source.rows=20000", "trainer.max_epochs=5", "data.batch_size=512",
+          "+data.source.sensitive={column:customer_age_band,group:18-29,disparity:1.5}"]
+
+
+@pytest.fixture(scope="module")
+def champion_registry(tmp_path_factory) -> Path:
+    """A registry holding fraud_detection v1 (FAST_FRAUD) in production; tests copy it before changing it."""
+    root = tmp_path_factory.mktemp("champion")
+    run_dir = trained_run(root, FAST_FRAUD)
+    version = registry.register(run_dir, registry=root / "registry")
+    registry.promote(version.name, version.version, "production", registry=root / "registry")
+    return root / "registry"
+
+
+def own_registry(champion_registry: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(champion_registry, tmp_path / "registry"))
+
+
+def strict_json(path: Path) -> dict:
+    def refuse(constant):
+        raise AssertionError(f"{path} holds {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def retrain(reg: Path, *pipeline: str) -> dict:
+    """The fraud_detection pipeline with the strong challenger's overrides appended to its train list."""
+    from factory.monitoring.pipeline import add_arguments, run_pipeline
+
+    cfg = compose("retrain", ["pipeline=fraud_detection", f"registry={reg}", "pipeline.report=false", *pipeline])
+    return run_pipeline(add_arguments(cfg, None, STRONG))
+
+
+def test_a_better_fair_challenger_is_promoted_and_audited(champion_registry, tmp_path):
+    reg = own_registry(champion_registry, tmp_path)
+    record = retrain(reg, "pipeline.fairness.sensitive=customer_age_band",
+                     "pipeline.fairness.limits.demographic_parity_difference=0.9",
+                     "pipeline.fairness.limits.equalized_odds_difference=0.9")
+    assert record["status"] == "completed" and record["failed_step"] is None
+    assert record["decision"]["promote"] and record["decision"]["action"] == "gate_promote"
+    assert record["champion"]["ref"] == "fraud_detection@1" and record["challenger"]["ref"] == "fraud_detection@2"
+    assert registry.get("fraud_detection@production", registry=reg).version == 2
+    assert registry.get("fraud_detection@1", registry=reg).stage == "archived"
+    # The record on disk is the one returned, strict JSON, every step completed with its inputs and figures.
+    on_disk = strict_json(Path(record["path"]))
+    assert on_disk == json.loads(json.dumps(record))
+    assert Path(record["path"]).parent.parent == tmp_path / "outputs" / "pipeline" / "fraud_detection"
+    assert [s["status"] for s in on_disk["steps"].values()] == ["completed"] * 6
+    steps = on_disk["steps"]
+    assert len(steps["check_data"]["fingerprint"]) == 64 and steps["check_data"]["rows"] == 20000
+    assert steps["check_data"]["fingerprint"] != on_disk["champion"]["data"]["fingerprint"]  # new data
+    assert steps["score"]["holdout"]["rows"] == steps["check_data"]["splits"]["test"]  # nothing shared with v1
+    assert steps["score"]["holdout"]["champion_rows_checked"] is True
+    assert steps["score"]["challenger"] > steps["score"]["champion"] + 0.01
+    assert steps["fairness"]["challenger"]["demographic_parity_difference"] is not None
+    assert set(steps["fairness"]["challenger"]["groups"]) == {"18-29", "30-49", "50+"}
+    # The audit log: the gate's decision, then the promotion it made.
+    audit = registry.audit(registry=reg)
+    gate = [e for e in audit if e["action"].startswith("gate_")]
+    assert [(e["action"], e["version"]) for e in gate] == [("gate_promote", 2)]
+    assert gate[0]["details"]["record"] == record["path"] and gate[0]["details"]["champion"] == "fraud_detection@1"
+    assert [e["action"] for e in audit[audit.index(gate[0]):]] == ["gate_promote", "promote", "archive"]
+
+
+def test_an_unfair_challenger_is_refused_and_the_champion_kept(champion_registry, tmp_path):
+    reg = own_registry(champion_registry, tmp_path)
+    record = retrain(reg, "pipeline.fairness.sensitive=customer_age_band",
+                     "pipeline.fairness.limits.demographic_parity_difference=0.0")
+    decision = record["decision"]
+    assert record["status"] == "completed" and not decision["promote"] and decision["action"] == "gate_keep"
+    assert decision["checks"]["metric"]["passed"] and not decision["checks"]["fairness"]["passed"]
+    assert decision["reasons"][0].startswith("fairness: demographic_parity_difference")
+    assert registry.get("fraud_detection@production", registry=reg).version == 1
+    assert registry.get("fraud_detection@2", registry=reg).stage == "none"  # registered, never staged
+    assert [e["action"] for e in registry.audit(registry=reg)][-1] == "gate_keep"
+
+
+def test_the_cli_keeps_the_champion_short_of_the_margin(champion_registry, tmp_path):
+    reg = own_registry(champion_registry, tmp_path)
+    result = run_script(tmp_path, "retrain.py", "experiment=fraud_detection", "model=fraud_detection",
+                        "data.source.seed=7", "data.source.world_seed=42", *STRONG[:4], f"registry={reg}",
+                        "pipeline.margin=1.0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "kept fraud_detection@1 at production" in result.stdout and "less than the margin 1" in result.stdout
+    (path,) = (tmp_path / "outputs" / "pipeline" / "fraud_detection").glob("*/pipeline.json")
+    record = strict_json(path)
+    assert record["config"]["model"] == "fraud_detection" and record["config"]["margin"] == 1.0
+    assert "experiment=fraud_detection" in record["steps"]["config"]["train_overrides"]
+    assert registry.get("fraud_detection@production", registry=reg).version == 1
+
+
+def test_a_failing_step_stops_the_job_in_one_line_and_promotes_nothing(champion_registry, tmp_path):
+    reg = own_registry(champion_registry, tmp_path)
+    (tmp_path / "new.csv").write_text("amount,hour\n1.0,2\n")  # no is_fraud column
+    before = registry.audit(registry=reg)
+    result = run_script(tmp_path, "retrain.py", "experiment=fraud_detection", "model=fraud_detection",
+                        f"registry={reg}", "logger=csv", "data=files",
+                        "data.source.path=new.csv", "data.source.target=is_fraud")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: retrain step check_data failed:"), result.stderr
+    assert "is_fraud" in lines[0]
+    (path,) = (tmp_path / "outputs" / "pipeline" / "fraud_detection").glob("*/pipeline.json")
+    record = strict_json(path)
+    assert record["status"] == "failed" and record["failed_step"] == "check_data"
+    assert record["steps"]["check_data"]["status"] == "failed" and "train" not in record["steps"]
+    assert record["decision"] is None
+    assert registry.audit(registry=reg) == before  # nothing registered, nothing promoted
+    assert not (tmp_path / "outputs" / "fraud_detection").exists()  # no challenger trained
