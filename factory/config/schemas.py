@@ -382,6 +382,15 @@ class PlanConf:
 
 
 @dataclass
+class EnergyConf:
+    """conf/energy/: energy and emissions of a run, report or scoring job (``factory.training.energy``)."""
+
+    track: bool = True  # false: no tracker, codecarbon not imported
+    country: str = "USA"  # ISO 3166 alpha-3; checked against CodeCarbon's offline table when tracking starts
+    measure_power_secs: float = bounded(POSITIVE, 15.0)
+
+
+@dataclass
 class TrialConf:
     """The Optuna trial a sweep job belongs to (set by factory's sweeper, not by hand)."""
 
@@ -405,7 +414,9 @@ class OptunaPruningConf:
 #: The after-run hook that publishes a run to its tracker and closes the tracker's run.
 TRACKING_HOOK = "factory.tracking.loggers.after_run"
 #: What a run does when it ends, in order (conf/train.yaml's ``after_run``).
-STANDARD_AFTER_RUN = (TRACKING_HOOK, "factory.reports.after_run")
+#: The after-run hook that writes a completed run's reference profile (first: trackers then see it in run.json).
+PROFILE_HOOK = "factory.monitoring.profile.after_run"
+STANDARD_AFTER_RUN = (PROFILE_HOOK, TRACKING_HOOK, "factory.reports.after_run")
 
 
 @dataclass
@@ -438,6 +449,7 @@ class TrainConf:
     # A config without the key runs the standard ones, as conf/train.yaml lists them.
     after_run: List[str] = field(default_factory=lambda: list(STANDARD_AFTER_RUN), metadata={"callables": True})
     verbose: bool = False  # true: the console shows everything train.log gets (factory.training.output)
+    energy: Optional[EnergyConf] = None  # None: not measured (conf/train.yaml selects energy: default)
 
 
 @dataclass
@@ -466,6 +478,7 @@ class ScoreConf:
     paths: PathsConf = MISSING
     task_name: str = "score"
     seed: int = bounded(SEED, 42)  # ${seed} of a data config's generated source
+    energy: Optional[EnergyConf] = None  # None: not measured
 
 
 # --- reports -------------------------------------------------------------------
@@ -491,6 +504,7 @@ class ReportRootConf:
     paths: PathsConf = MISSING
     task_name: str = "report"
     reports_dir: str = MISSING
+    energy: Optional[EnergyConf] = None  # None: not measured
 
 
 # --- serving -------------------------------------------------------------------
@@ -547,6 +561,51 @@ class ServeConf:
     limits: LimitsConf = field(default_factory=LimitsConf)
     log: RequestLogConf = field(default_factory=RequestLogConf)
     auth: AuthConf = field(default_factory=AuthConf)
+
+
+# --- retrain pipeline (factory.monitoring.pipeline) ------------------------------
+
+@dataclass
+class GateLimitsConf:
+    """The largest value of each fairness figure a challenger may show (``fairness_figures``); None: unchecked."""
+
+    demographic_parity_difference: Optional[float] = bounded(NON_NEGATIVE, None)
+    equalized_odds_difference: Optional[float] = bounded(NON_NEGATIVE, None)
+
+
+@dataclass
+class GateFairnessConf:
+    sensitive: Optional[str] = None  # the holdout's column of the sensitive attribute; None: no fairness check
+    positive_label: Any = 1  # the encoded class (the scored frame's prediction/target) that counts as selected
+    min_group_size: int = bounded(COUNT, 30)  # smaller groups are marked, not judged
+    limits: GateLimitsConf = field(default_factory=GateLimitsConf)
+
+
+@dataclass
+class PipelineConf:
+    """conf/pipeline/<name>.yaml: a retrain-and-promote job (``scripts/retrain.py``)."""
+
+    name: str = MISSING  # outputs/pipeline/<name>/<run id>/pipeline.json
+    model: str = MISSING  # the registered model: champion NAME@stage, challenger registered as NAME
+    stage: str = choices("production", "staging", default="production")
+    train: List[str] = field(default_factory=list)  # the challenger's train overrides (its data and network)
+    metric: Optional[str] = None  # None: the challenger config's monitor.metric (val/pr_auc -> pr_auc)
+    mode: Optional[str] = choices("max", "min", None, default=None)  # None: the challenger config's monitor.mode
+    margin: float = bounded(NON_NEGATIVE, 0.0)
+    floor: Optional[float] = bounded(Range(), None)  # no champion at the stage: the least (max) / most (min) to promote
+    fairness: GateFairnessConf = field(default_factory=GateFairnessConf)
+    exclude_champion_rows: bool = True  # drop holdout rows the champion trained or validated on
+    drift: bool = True  # the new data's drift against the champion's profile, as information
+    report: bool = False  # run conf/report/champion_challenger.yaml on the record afterwards
+
+
+@dataclass
+class RetrainConf:
+    pipeline: PipelineConf = MISSING
+    paths: PathsConf = MISSING
+    task_name: str = "retrain"
+    registry: Optional[str] = None  # None: factory.registry.default_dir()
+    reports_dir: str = MISSING
 
 
 # --- monitoring (scripts/monitor.py, factory.monitoring.job) ---------------------
@@ -619,56 +678,11 @@ class MonitorRootConf:
     seed: int = bounded(SEED, 42)
 
 
-# --- retrain pipeline (factory.monitoring.pipeline) ------------------------------
-
-@dataclass
-class GateLimitsConf:
-    """The largest value of each fairness figure a challenger may show (``fairness_figures``); None: unchecked."""
-
-    demographic_parity_difference: Optional[float] = bounded(NON_NEGATIVE, None)
-    equalized_odds_difference: Optional[float] = bounded(NON_NEGATIVE, None)
-
-
-@dataclass
-class GateFairnessConf:
-    sensitive: Optional[str] = None  # the holdout's column of the sensitive attribute; None: no fairness check
-    positive_label: Any = 1  # the encoded class (the scored frame's prediction/target) that counts as selected
-    min_group_size: int = bounded(COUNT, 30)  # smaller groups are marked, not judged
-    limits: GateLimitsConf = field(default_factory=GateLimitsConf)
-
-
-@dataclass
-class PipelineConf:
-    """conf/pipeline/<name>.yaml: a retrain-and-promote job (``scripts/retrain.py``)."""
-
-    name: str = MISSING  # outputs/pipeline/<name>/<run id>/pipeline.json
-    model: str = MISSING  # the registered model: champion NAME@stage, challenger registered as NAME
-    stage: str = choices("production", "staging", default="production")
-    train: List[str] = field(default_factory=list)  # the challenger's train overrides (its data and network)
-    metric: Optional[str] = None  # None: the challenger config's monitor.metric (val/pr_auc -> pr_auc)
-    mode: Optional[str] = choices("max", "min", None, default=None)  # None: the challenger config's monitor.mode
-    margin: float = bounded(NON_NEGATIVE, 0.0)
-    floor: Optional[float] = bounded(Range(), None)  # no champion at the stage: the least (max) / most (min) to promote
-    fairness: GateFairnessConf = field(default_factory=GateFairnessConf)
-    exclude_champion_rows: bool = True  # drop holdout rows the champion trained or validated on
-    drift: bool = True  # the new data's drift against the champion's profile, as information
-    report: bool = False  # run conf/report/champion_challenger.yaml on the record afterwards
-
-
-@dataclass
-class RetrainConf:
-    pipeline: PipelineConf = MISSING
-    paths: PathsConf = MISSING
-    task_name: str = "retrain"
-    registry: Optional[str] = None  # None: factory.registry.default_dir()
-    reports_dir: str = MISSING
-
-
 #: The schema of each top-level config in conf/.
 ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf, "report": ReportRootConf,
                           "serve": ServeConf}
 ROOTS["score"] = ScoreConf
-ROOTS["retrain"] = RetrainConf
 ROOTS["monitor"] = MonitorRootConf
+ROOTS["retrain"] = RetrainConf
 
 SCHEMAS.update(TORCH_SCHEMAS)
