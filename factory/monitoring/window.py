@@ -22,12 +22,14 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
+from factory.data.sources.files import FORMATS
 from factory.errors import DataError
 
+CSV, PARQUET = FORMATS
 TIME = "time"
 _LAST = re.compile(r"last_(\d+)(m|h|d|w)")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+_SUFFIXES = {f".{PARQUET}": PARQUET, ".pq": PARQUET, f".{CSV}": CSV}
 
 
 def parse_window(text: str, now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
@@ -82,7 +84,7 @@ def source_files(source: str | Path) -> list[Path]:
 
     path = Path(source)
     if path.is_dir():
-        found = log_files(path) + sorted(p for p in path.glob("*.csv") if not p.name.startswith((".", "_")))
+        found = log_files(path) + sorted(p for p in path.glob(f"*.{CSV}") if not p.name.startswith((".", "_")))
     elif path.is_file():
         found = [path]
     elif globbing.has_magic(str(source)):
@@ -117,7 +119,7 @@ def iter_batches(source, *, start: datetime | None = None, end: datetime | None 
     import pyarrow.dataset as ds
 
     paths = list(map(Path, source)) if isinstance(source, (list, tuple)) else source_files(source)
-    for fmt in ("parquet", "csv"):
+    for fmt in (PARQUET, CSV):
         chosen = [str(p) for p in paths if _format(p) == fmt]
         if not chosen:
             continue
@@ -136,18 +138,18 @@ def _dataset(paths: list[str], fmt: str):
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    if fmt == "csv":
-        return ds.dataset(paths, format="csv")
+    if fmt == CSV:
+        return ds.dataset(paths, format=CSV)
     for attempt in range(5):  # a part compacted away between listing and opening: list it again
         try:
-            schemas = [ds.dataset(p, format="parquet").schema for p in paths]
-            return ds.dataset(paths, format="parquet", schema=pa.unify_schemas(schemas, promote_options="permissive"))
+            schemas = [ds.dataset(p, format=PARQUET).schema for p in paths]
+            return ds.dataset(paths, format=PARQUET, schema=pa.unify_schemas(schemas, promote_options="permissive"))
         except FileNotFoundError:
             if attempt == 4:
                 raise
             directory = Path(paths[0]).parent
             directory = directory.parent if directory.name == "_parts" else directory
-            paths = [str(p) for p in source_files(directory) if _format(p) == "parquet"]
+            paths = [str(p) for p in source_files(directory) if _format(p) == PARQUET]
     raise AssertionError("unreachable")
 
 
