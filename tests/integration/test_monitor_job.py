@@ -229,3 +229,36 @@ def test_bad_input_is_one_line_and_exit_2(root, calm, tmp_path, overrides, expec
 def test_a_model_never_served_has_no_request_log(root, tmp_path):
     with pytest.raises(FactoryError, match="no request log for model 'fraud_detection'"):
         monitor(root, tmp_path, f"serving_dir={tmp_path / 'nothing'}")
+
+
+@pytest.mark.slow  # a real kernel started by scripts/schedule.py: ~25 s here
+def test_the_monitor_report_runs_on_a_schedule_from_the_newest_monitor_json(root, shifted, tmp_path):
+    """conf/report/monitor.yaml's notebook, declared with a schedule in a user's config directory, run by
+    scripts/schedule.py --once as cron would: a real kernel, HTML with the drifted feature's histogram."""
+    from tests.integration.helpers import visible_text
+
+    done = monitor_cli(root, tmp_path, f"serving_dir={shifted}", *TINY_MODEL)
+    assert done.returncode == 3, done.stderr
+    user = tmp_path / "my_configs" / "report"
+    user.mkdir(parents=True)
+    declared = (REPO / "conf" / "report" / "monitor.yaml").read_text()
+    (user / "monitor_nightly.yaml").write_text(
+        declared.replace("name: monitor\n", "name: monitor_nightly\n")
+        .replace("notebook: notebooks/monitor.ipynb", f"notebook: {REPO / 'notebooks' / 'monitor.ipynb'}")
+        .replace("output_dir: null", f"output_dir: {tmp_path / 'monitor'}")
+        .replace("schedule: null", "schedule: '* * * * *'"))
+    env = {**script_env(tmp_path), "FACTORY_CONFIG_DIR": str(tmp_path / "my_configs")}
+    ran = subprocess.run([sys.executable, str(REPO / "scripts" / "schedule.py"), "--report", "monitor_nightly",
+                          "--once"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    (html,) = (tmp_path / "reports" / "monitor_nightly").glob("*/report.html")
+    page = html.read_text()
+    text = visible_text(page)
+    for expected in ("Data drift", "Drifted features", "drift: amount", "Score drift", "No labels for this window",
+                     "No sensitive attribute configured", "alert(s) (exit 3)", "Past runs"):
+        assert expected in text, expected
+    for unwanted in ("Traceback", "NaN", "None", "<Figure size"):
+        assert unwanted not in text, unwanted
+    assert page.count("data:image/png") >= 2  # the drifted feature's histogram and the score's
+    [entry] = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"]
+    assert (entry["name"], entry["trigger"], entry["status"]) == ("monitor_nightly", "schedule", "completed")
