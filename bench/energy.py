@@ -5,8 +5,9 @@
 
 Each repetition runs ``scripts/train.py experiment=fraud_detection logger=csv`` twice, once per
 setting, in alternating order (the machine's load drifts; alternating spreads it over both),
-each in a fresh ``FACTORY_ROOT``. Measured: the process's wall time and the run's own
-``duration_s`` (``run.json``: from the run's start to its end, where the tracker lives).
+each in a fresh ``FACTORY_ROOT``. Measured: the process's wall time, the run's own
+``duration_s`` (``run.json``: from the run's start to its end, where the tracker lives), and the
+CPU time of the whole process tree (tracker's process included), which a busy machine moves least.
 The overhead is the median of the paired differences, against the median run without
 tracking. The load average is printed beside it: on a busy machine the spread is wider than the
 overhead, and only an idle machine gives a figure to publish.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,15 +34,23 @@ def train_once(track: bool, overrides: list[str]) -> dict:
     """One run in a fresh root: wall seconds, run.json's duration_s and energy."""
     with tempfile.TemporaryDirectory(prefix="bench-energy-") as root:
         env = {**os.environ, "FACTORY_ROOT": root, "WANDB_MODE": "offline"}
+        cpu_before = _children_cpu()
         start = time.perf_counter()
         done = subprocess.run([*TRAIN, f"energy.track={str(track).lower()}", *overrides], cwd=root, env=env,
                               capture_output=True, text=True)
         wall = time.perf_counter() - start
+        cpu = _children_cpu() - cpu_before
         if done.returncode != 0:
             sys.exit(f"train.py failed ({done.returncode}):\n{done.stderr[-2000:]}")
         (manifest,) = Path(root).rglob("run.json")
         record = json.loads(manifest.read_text())
-    return {"wall_s": wall, "run_s": record["duration_s"], "energy": record.get("energy")}
+    return {"wall_s": wall, "run_s": record["duration_s"], "cpu_s": cpu, "energy": record.get("energy")}
+
+
+def _children_cpu() -> float:
+    """User + system seconds of every finished child process (and theirs, once waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(repeats: int, overrides: list[str]) -> dict:
@@ -51,15 +61,16 @@ def measure(repeats: int, overrides: list[str]) -> dict:
         result = {track: train_once(track, overrides) for track in order}
         pairs.append(result)
         on, off = result[True], result[False]
-        print(f"pair {i + 1}/{repeats}: on {on['wall_s']:.2f} s (run {on['run_s']:.2f}), "
-              f"off {off['wall_s']:.2f} s (run {off['run_s']:.2f})", file=sys.stderr, flush=True)
+        print(f"pair {i + 1}/{repeats}: on {on['wall_s']:.2f} s (run {on['run_s']:.2f}, cpu {on['cpu_s']:.2f}), "
+              f"off {off['wall_s']:.2f} s (run {off['run_s']:.2f}, cpu {off['cpu_s']:.2f})", file=sys.stderr, flush=True)
     return {"pairs": pairs, "load": (load_before, os.getloadavg())}
 
 
 def table(results: dict, overrides: list[str]) -> str:
     pairs = results["pairs"]
     rows = []
-    for label, key in (("process wall time", "wall_s"), ("run (run.json duration_s)", "run_s")):
+    for label, key in (("process wall time", "wall_s"), ("run (run.json duration_s)", "run_s"),
+                       ("CPU time, process tree", "cpu_s")):
         on = [p[True][key] for p in pairs]
         off = [p[False][key] for p in pairs]
         diff = statistics.median(a - b for a, b in zip(on, off))

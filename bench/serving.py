@@ -24,6 +24,10 @@ and scores them (the limit for a JSON API). Batch scoring: generated fraud Parqu
 (cached under ``--data-dir``) through ``scripts/score.py`` (a child: its own peak RSS from
 ``wait4``) against ONNX Runtime over the same record batches here. The load generator, the
 server and everything else share the machine's cores: on 2 cores the rows/s are lower bounds.
+Energy per 1,000 predictions (``kwh_per_1000``, ``energy_method`` in each load run): CodeCarbon's
+tracker (``factory.training.energy``, machine mode) from before the warm-up (its start-up hides
+there) to the end of the run; its mean power x the run's seconds / the rows predicted. The whole
+machine counts, ``wrk`` included: an upper bound for the server alone. ``--no-energy`` skips it.
 Raw results: ``outputs/bench/serving.json`` (``serving-quick.json`` for ``--quick``).
 """
 from __future__ import annotations
@@ -43,6 +47,8 @@ import loadgen
 import scoring
 import serving_report
 from tabular import _strict, commit, write_section
+
+from factory.training.energy import EnergyMeter
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "outputs" / "bench" / "serving.json"
@@ -70,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="generated Parquet files, kept for reruns")
     p.add_argument("--keep", action="store_true", help="keep the scratch FACTORY_ROOT (model, logs, outputs)")
     p.add_argument("--write", action="store_true", help="rewrite the Serving section of docs/benchmarks.md")
+    p.add_argument("--no-energy", dest="energy", action="store_false", help="no energy per 1,000 predictions")
+    p.add_argument("--country", default="USA", help="grid for the kg CO2e (ISO 3166 alpha-3; default USA)")
     args = p.parse_args(argv)
     args.duration = args.duration or (2.0 if args.quick else 6.0)
     args.rows = [int(r) for r in (args.rows or ("500000,2000000" if args.quick else "1000000,10000000")).split(",")]
@@ -145,18 +153,29 @@ def load_runs(base: str, bodies: dict, scenarios: list, args: argparse.Namespace
     out = []
     for endpoint, size, connections in scenarios:
         body, target = bodies[endpoint, size], url(base, endpoint)
+        meter = EnergyMeter(args.country).start() if args.energy else None  # finds the hardware during the warm-up
         loadgen.wrk(target, body, connections=connections, duration_s=1)  # warm-up, not kept
         before = model_calls(base) if server != "floor" else None
         run = loadgen.wrk(target, body, connections=connections, duration_s=args.duration)
-        run.update(server=server, endpoint=endpoint, rows_per_request=size, rows_s=run["rps"] * size)
+        run.update(server=server, endpoint=endpoint, rows_per_request=size, rows_s=run["rps"] * size,
+                   **energy_per_1000(meter.stop() if meter else None, run["duration_s"], run["requests"] * size))
         after = model_calls(base) if before else None
         if before and after and after[1] > before[1]:  # the server's own count: is batching coalescing?
             run["rows_per_model_call"] = (after[0] - before[0]) / (after[1] - before[1])
         print(f"  {server:22} {endpoint:7} {size:3} rows c={connections:<3} p50 {run['p50_ms']:7.2f} ms  "
               f"p99 {run['p99_ms']:7.2f} ms  {run['rows_s']:9.0f} rows/s  non-2xx {run['non2xx']}  "
-              f"rows/call {run.get('rows_per_model_call', 0):.1f}", flush=True)
+              f"rows/call {run.get('rows_per_model_call', 0):.1f}  kWh/1k {run.get('kwh_per_1000', 0):.2e}", flush=True)
         out.append(run)
     return out
+
+
+def energy_per_1000(figures: dict | None, seconds: float, predictions: int) -> dict:
+    """``kwh_per_1000`` (and kg CO2e) predictions: the tracker's mean power over its span x the run's seconds."""
+    if not figures or figures["duration_s"] <= 0 or predictions <= 0:
+        return {}
+    per_prediction = seconds / figures["duration_s"] / predictions * 1000
+    return {"kwh_per_1000": figures["kwh"] * per_prediction, "kg_co2e_per_1000": figures["kg_co2e"] * per_prediction,
+            "energy_method": figures["method"]}
 
 
 def model_calls(base: str) -> tuple[float, float] | None:
