@@ -25,7 +25,7 @@ from factory.rundir.layout import CONFIG, HISTORY, MANIFEST, METRICS, is_run_dir
 
 #: Columns of ``list_runs`` before the metric columns.
 RUN_COLUMNS = ["run_id", "experiment", "status", "started_at", "duration_s", "kwh", "kg_co2e", "energy_method",
-               "data_source", "data_fingerprint", "rows", "strategy", "run_dir"]
+               "data_source", "data_fingerprint", "rows", "strategy", "run_dir", "profile"]
 
 
 def outputs_dir(root: str | Path | None = None) -> Path:
@@ -162,6 +162,8 @@ def run_row(run_dir: str | Path) -> dict[str, Any] | None:
         "rows": sum((data.get("rows") or {}).values()) or None,
         "strategy": (record.strategy or {}).get("name"),
         "run_dir": str(run_dir),
+        # the reference profile factory.monitoring.profile wrote (None: not written, e.g. a CV run)
+        "profile": str(run_dir / record.profile) if record.profile else None,
     }
     row.update(flat_metrics(read_metrics(run_dir)))
     return row
@@ -173,7 +175,7 @@ def list_runs(root: str | Path | None = None):
     Columns: run_id, experiment (task_name), status, started_at (datetime, UTC),
     duration_s, kwh, kg_co2e, energy_method (``measured`` or ``estimated``: ``run.json``'s
     ``energy``; empty for a run not measured), data_source, data_fingerprint (first 12 hex), rows (total), strategy,
-    run_dir, then one column per final metric in ``metrics.json`` (``val/pr_auc``,
+    run_dir, profile (its ``profile.json``, when the run has a reference profile), then one column per final metric in ``metrics.json`` (``val/pr_auc``,
     ``test/...``, ``baseline/logistic_regression/pr_auc``). A run without a metric has NaN there.
 
     Args:

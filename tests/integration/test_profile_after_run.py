@@ -21,7 +21,10 @@ def run_dir(tmp_path_factory):
 
 
 def test_the_run_directory_holds_the_profile(run_dir):
+    import factory
+
     assert manifest(run_dir)["profile"] == PROFILE
+    assert factory.runs(run_dir.parents[2]).loc[0, "profile"] == str(run_dir / PROFILE)
     profile = load_profile(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert profile.meta["task"] == "binary" and profile.meta["split"] == "val"
