@@ -204,7 +204,7 @@ def load_profile(path: str | Path, *, registry: str | Path | None = None, sample
     import pyarrow.parquet as pq
 
     path = Path(path)
-    if not path.exists() and "@" in str(path) or (not path.exists() and registry is not None):
+    if not path.exists() and ("@" in str(path) or registry is not None):
         from factory.registry import Registry
 
         path = Registry(registry).get(str(path)).path
