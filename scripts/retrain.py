@@ -22,14 +22,15 @@ TRAIN: list[str] = []  # the challenger's overrides from the command line
 @hydra.main(config_path="../conf", config_name="retrain", version_base="1.3")
 @job
 def main(cfg: DictConfig) -> None:
-    from factory.monitoring.pipeline import add_arguments, run_pipeline
+    from factory.monitoring.pipeline import run_pipeline
+    from factory.monitoring.retrain_args import add_arguments
     from factory.monitoring.retrain_report import summary
 
     print(summary(run_pipeline(add_arguments(cfg, MODEL, TRAIN))))
 
 
 if __name__ == "__main__":
-    from factory.monitoring.pipeline import split_arguments
+    from factory.monitoring.retrain_args import split_arguments
 
     rest, MODEL = take_model_argument(sys.argv[1:])
     sys.argv[1:], TRAIN = split_arguments(rest)

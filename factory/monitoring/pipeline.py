@@ -253,43 +253,6 @@ class _Job:
         return {"promote": decision["promote"], "action": decision["action"]}
 
 
-#: Keys of conf/retrain.yaml: overrides of these go to the retrain config, every other one to the challenger's.
-RETRAIN_KEYS = ("pipeline", "paths", "hydra", "task_name", "registry", "reports_dir")
-#: Hydra flags whose value may come as the next argument.
-_FLAGS_WITH_VALUE = ("--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp", "--package", "-p")
-
-
-def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
-    """``(retrain overrides and Hydra flags, the challenger's train overrides)`` of a command line.
-
-    ``experiment=fraud_detection``, ``data.source.seed=7``, ``trainer.max_epochs=5`` are the
-    challenger's (``conf/train.yaml``'s keys); ``pipeline=...``, ``pipeline.margin=...``,
-    ``registry=...`` and flags (``--cfg job``) are the retrain job's. ``model=NAME`` is taken out
-    before (``factory.cli.take_model_argument``).
-    """
-    own, train, take_next = [], [], False
-    for arg in argv:
-        key = arg.lstrip("+~").partition("=")[0].split(".", 1)[0].split("/", 1)[0]
-        if take_next or arg.startswith("-") or key in RETRAIN_KEYS:
-            own.append(arg)
-            take_next = arg in _FLAGS_WITH_VALUE
-        else:
-            train.append(arg)
-    return own, train
-
-
-def add_arguments(cfg: DictConfig, model: str | None, train: list[str]) -> DictConfig:
-    """``cfg`` with the command line's ``model=NAME`` as ``pipeline.model`` and its train overrides
-    appended to ``pipeline.train`` (``split_arguments``)."""
-    from omegaconf import open_dict
-
-    with open_dict(cfg):
-        if model is not None:
-            cfg.pipeline.model = model
-        cfg.pipeline.train = [*cfg.pipeline.train, *train]
-    return cfg
-
-
 def _registry_root(cfg: DictConfig) -> Path:
     from factory.registry import default_dir
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from factory import compose, registry
-from tests.integration.helpers import FAST_FRAUD, run_script, trained_run
+from tests.integration.helpers import FAST_FRAUD, run_script, trained_run, visible_text
 
 # A challenger the tiny champion (3,000 rows, 2 epochs) cannot match: more new rows, more epochs, and an
 # age-band column for the fairness step (planted disparity: the model learns to flag 18-29 more).
@@ -40,7 +40,8 @@ def strict_json(path: Path) -> dict:
 
 def retrain(reg: Path, *pipeline: str) -> dict:
     """The fraud_detection pipeline with the strong challenger's overrides appended to its train list."""
-    from factory.monitoring.pipeline import add_arguments, run_pipeline
+    from factory.monitoring.pipeline import run_pipeline
+    from factory.monitoring.retrain_args import add_arguments
 
     cfg = compose("retrain", ["pipeline=fraud_detection", f"registry={reg}", "pipeline.report=false", *pipeline])
     return run_pipeline(add_arguments(cfg, None, STRONG))
@@ -94,7 +95,7 @@ def test_the_cli_keeps_the_champion_short_of_the_margin(champion_registry, tmp_p
     reg = own_registry(champion_registry, tmp_path)
     result = run_script(tmp_path, "retrain.py", "experiment=fraud_detection", "model=fraud_detection",
                         "data.source.seed=7", "data.source.world_seed=42", *STRONG[:4], f"registry={reg}",
-                        "pipeline.margin=1.0")
+                        "pipeline.margin=1.0", "pipeline.report=true")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "kept fraud_detection@1 at production" in result.stdout and "less than the margin 1" in result.stdout
     (path,) = (tmp_path / "outputs" / "pipeline" / "fraud_detection").glob("*/pipeline.json")
@@ -102,6 +103,11 @@ def test_the_cli_keeps_the_champion_short_of_the_margin(champion_registry, tmp_p
     assert record["config"]["model"] == "fraud_detection" and record["config"]["margin"] == 1.0
     assert "experiment=fraud_detection" in record["steps"]["config"]["train_overrides"]
     assert registry.get("fraud_detection@production", registry=reg).version == 1
+    # pipeline.report=true: the champion/challenger report on the record, through the report engine.
+    (html,) = (tmp_path / "reports" / "champion_challenger").glob("*/report.html")
+    text = visible_text(html.read_text())
+    assert "kept fraud_detection@1 at production" in text and "less than the margin 1" in text
+    assert "pr_auc on the holdout" in text and "Traceback" not in text and "NaN" not in text
 
 
 def test_a_failing_step_stops_the_job_in_one_line_and_promotes_nothing(champion_registry, tmp_path):

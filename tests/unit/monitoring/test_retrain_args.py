@@ -1,0 +1,29 @@
+"""scripts/retrain.py's command line: the job's overrides, the challenger's, and model=NAME."""
+from __future__ import annotations
+
+from factory import compose
+from factory.cli import take_model_argument
+from factory.monitoring.retrain_args import add_arguments, split_arguments
+
+
+def test_train_overrides_go_to_the_challenger_and_the_rest_to_the_job():
+    argv = ["experiment=fraud_detection", "model=fraud_detection", "pipeline.margin=0.1", "registry=reg",
+            "--config-dir", "mine", "data.source.seed=7", "+trainer.benchmark=true", "model.net.dropout=0.2",
+            "hydra/job_logging=none", "--cfg", "job"]
+    rest, model = take_model_argument(argv)
+    own, train = split_arguments(rest)
+    assert model == "fraud_detection"
+    assert own == ["pipeline.margin=0.1", "registry=reg", "--config-dir", "mine", "hydra/job_logging=none",
+                   "--cfg", "job"]
+    assert train == ["experiment=fraud_detection", "data.source.seed=7", "+trainer.benchmark=true",
+                     "model.net.dropout=0.2"]
+
+
+def test_the_command_line_extends_the_pipelines_train_list_and_names_the_model():
+    cfg = add_arguments(compose("retrain", ["pipeline=fraud_detection"]), "fraud_v2", ["trainer.max_epochs=3"])
+    assert cfg.pipeline.model == "fraud_v2"
+    assert list(cfg.pipeline.train)[0] == "experiment=fraud_detection"
+    assert list(cfg.pipeline.train)[-1] == "trainer.max_epochs=3"
+    assert cfg.pipeline.name == "fraud_detection"  # the pipeline file names its record folder
+    bare = add_arguments(compose("retrain", ["pipeline.model=x"]), None, [])
+    assert bare.pipeline.name == "x" and list(bare.pipeline.train) == []
