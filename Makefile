@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first and exactly: a range would make pip fetch a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install train test test-fast bench bench-tabular bench-serving bench-export lab sync report-screenshots clean
+.PHONY: install train test test-fast bench bench-tabular bench-serving bench-monitoring bench-export lab sync report-screenshots clean
 
 install: $(STAMP)
 
@@ -49,6 +49,11 @@ bench-serving: $(STAMP)
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| { sudo apt-get update -qq && sudo apt-get install -y -qq wrk; }
 	$(BIN)/python bench/serving.py --write $(ARGS)
+
+# The drift monitor on generated fraud traffic: false alarms, planted drift, detection power of an amount shift, and
+# its speed and memory over 1M/10M-row request logs (docs/benchmarks.md "Monitoring"), ~10 min; on an idle machine.
+bench-monitoring: $(STAMP)
+	$(BIN)/python bench/monitoring.py --write $(ARGS)
 
 # docs/serving.md's export table: trains fraud_detection, diagnosis, digits and mlp_wide, exports each to ONNX
 # (fp32, int8) and compares it with PyTorch (size, max |prob diff|, metric, p50/p99 latency), ~5 min; on an idle machine.
