@@ -52,7 +52,8 @@ COLUMNS = ("report", "status", "started", "duration", "trigger", "source runs", 
 def render(runs: list[dict[str, Any]]) -> str:
     """A self-contained HTML page: one row per report run, newest first.
 
-    Columns (``COLUMNS``): the report's name, status, start time, duration, what started it,
+    Columns (``COLUMNS``): the report's name, status, start time, duration (and the energy the run
+    used, ``measured`` or ``estimated``, when it was recorded), what started it,
     the runs it read (``source_run_ids``), its parameters (those set), the factory version and git commit
     it ran with (``+dirty`` when the code differed from the commit), links to its HTML and
     notebook (relative to ``reports/``), and the error of a failed run.
@@ -73,6 +74,8 @@ def _cells(r: dict[str, Any]) -> list[tuple[str, str]]:
     links = " ".join(f'<a href="{e(r[k])}">{k}</a>' for k in ("html", "ipynb") if r.get(k))
     params = ", ".join(f"{k}={v}" for k, v in (r.get("parameters") or {}).items() if v not in (None, "", [], {}))
     duration = f"{r['duration_s']:.1f} s" if r.get("duration_s") is not None else ""
+    if energy := r.get("energy"):  # factory.training.energy: the method beside the number, always
+        duration += f"<br>{energy['kwh']:.2g} kWh ({e(energy['method'])})"
     sources = "<br>".join(f"<code>{e(str(s))}</code>" for s in r.get("source_run_ids") or [])
     git = r.get("git") or {}
     commit = (f'<code title="{e(git["commit"])}">{e(git["commit"][:10])}</code>' if git.get("commit") else "")
