@@ -74,8 +74,9 @@ def run_pipeline(cfg: DictConfig) -> dict:
     if path.exists():
         raise ConfigError(f"{path} exists: a pipeline record is never overwritten (give another FACTORY_RUN_ID)")
     pipeline = OmegaConf.to_container(cfg.pipeline, resolve=True)
+    shown = {**pipeline, "train": _masked(pipeline["train"])}  # a password given as an override is not recorded
     record = {"pipeline": pipeline["name"], "run_id": run_id, "status": "running", "failed_step": None,
-              "error": None, "started_at": files.utc_stamp(), "ended_at": None, "config": pipeline,
+              "error": None, "started_at": files.utc_stamp(), "ended_at": None, "config": shown,
               "registry": str(_registry_root(cfg)), "champion": None, "challenger": None, "steps": {},
               "decision": None, "path": str(path)}
     job = _Job(cfg, pipeline, record, path)
@@ -135,8 +136,10 @@ class _Job:
         limits = {name: limit for name, limit in self.pipeline["fairness"]["limits"].items() if limit is not None}
         if limits and not self.pipeline["fairness"]["sensitive"]:
             raise ConfigError("pipeline.fairness.limits are set but pipeline.fairness.sensitive names no column")
-        return {"train_overrides": list(self.pipeline["train"]), "task_name": train_cfg.task_name,
-                "data": OmegaConf.to_container(train_cfg.data, resolve=True), "metric": self.state["metric"],
+        from factory import redact
+
+        return {"train_overrides": _masked(self.pipeline["train"]), "task_name": train_cfg.task_name,
+                "data": redact.resolved(train_cfg.data), "metric": self.state["metric"],
                 "champion": champion.ref if champion is not None else None}
 
     def _check_data(self) -> dict:
@@ -145,6 +148,12 @@ class _Job:
         datamodule = build(self.state["train_cfg"].data, "data")
         datamodule.setup("fit")  # load, validate (factory.data.validation), split: as the training run will
         self.state["datamodule"] = datamodule
+        from factory.monitoring.gate import METRICS
+
+        metric, task = self.state["metric"]["name"], datamodule.schema.task
+        if metric not in METRICS[task]:  # found out now, not after training
+            raise ConfigError(f"pipeline.metric: {metric!r} cannot be computed on the holdout of a {task} model "
+                              f"(choose one of {', '.join(METRICS[task])})")
         figures = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
                    "rows": sum(datamodule.split_sizes.values()), "splits": dict(datamodule.split_sizes),
                    "task": datamodule.schema.task, "target": datamodule.schema.target}
@@ -337,6 +346,17 @@ def _outside_hydra_app() -> Iterator[None]:
         yield
     finally:
         singleton.cfg, global_hydra.hydra = config, hydra
+
+
+def _masked(overrides: list[str]) -> list[str]:
+    """Train overrides as the record shows them: a credential's value (``data.source.password=...``) masked."""
+    from factory import redact
+
+    shown = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        shown.append(f"{key}={redact.MASK}" if sep and redact.is_secret_key(key.lstrip("+~")) else redact.text(override))
+    return shown
 
 
 def _one_line(error: BaseException) -> str:
