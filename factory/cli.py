@@ -58,14 +58,23 @@ def take_model_argument(argv: list[str]) -> tuple[list[str], str | None]:
     choice of that group and fail; ``scripts/serve.py`` and ``scripts/score.py`` take it out
     before Hydra composes and set ``cfg.model`` from it (``set_model``).
     """
-    rest, ref = [], None
+    return take_argument(argv, "model")
+
+
+def take_argument(argv: list[str], name: str) -> tuple[list[str], str | None]:
+    """Take ``name=VALUE`` out of a command line: ``(the rest, VALUE)`` (the last one given, or None).
+
+    For a key that is also a config group's name (``model``; ``pipeline`` in ``scripts/monitor.py``),
+    which Hydra would read as a choice of that group.
+    """
+    rest, found = [], None
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key == "model":
-            ref = value
+        if sep and key == name:
+            found = value
         else:
             rest.append(arg)
-    return rest, ref
+    return rest, found
 
 
 def set_model(cfg, ref: str | None) -> None:

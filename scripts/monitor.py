@@ -13,9 +13,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from factory.cli import job, run_cli, set_model, take_model_argument
+from factory.cli import job, run_cli, set_model, take_argument, take_model_argument
 
 MODEL = None  # the model=REF argument (a config group's name too: taken out before Hydra reads it)
+PIPELINE = None  # the pipeline=NAME argument of on_alert=retrain (conf/pipeline/ is a group too)
 STATUS = [0]  # the exit status, set inside the Hydra job and returned after it
 
 
@@ -26,17 +27,19 @@ def main(cfg: DictConfig) -> None:
     from factory.monitoring.summary import print_summary
 
     set_model(cfg, MODEL)
+    if PIPELINE is not None:
+        from omegaconf import open_dict
+
+        with open_dict(cfg):
+            cfg.pipeline = PIPELINE
     record = run(cfg)
     print_summary(record)
-    retrained = retrain(record, cfg)
-    if retrained is not None:
-        from factory.monitoring.pipeline import summary
-
-        print(summary(retrained))
+    retrain(record, cfg)  # on_alert=retrain: prints the pipeline's verdict (or why it failed)
     STATUS[0] = record["exit_code"]
 
 
 if __name__ == "__main__":
-    sys.argv[1:], MODEL = take_model_argument(sys.argv[1:])
+    rest, MODEL = take_model_argument(sys.argv[1:])
+    sys.argv[1:], PIPELINE = take_argument(rest, "pipeline")
     run_cli(main)
     sys.exit(STATUS[0])

@@ -298,17 +298,31 @@ def histograms(profile, monitor, drift: dict) -> dict:
 
 
 def retrain(record: dict, cfg) -> dict | None:
-    """``on_alert=retrain``: run the retrain pipeline (``conf/pipeline/<pipeline>.yaml``) after an alert.
+    """``on_alert=retrain``: run the retrain pipeline (``conf/pipeline/<pipeline>.yaml``) after an alert,
+    and print its verdict; a failed pipeline prints its one line on stderr (the monitor's own outputs
+    stand, and the exit status stays ``EXIT_ALERT``).
 
     Returns:
-        The pipeline's record, or None when no alert fired or ``on_alert`` is not ``retrain``.
+        The pipeline's record; None when no alert fired, ``on_alert`` is not ``retrain``, or it failed.
     """
     if not record["alerts"] or cfg.on_alert != "retrain":
         return None
+    import sys
+
     from factory.config.compose import compose
+    from factory.errors import FactoryError
     from factory.monitoring.pipeline import _outside_hydra_app, run_pipeline
+    from factory.monitoring.retrain_report import summary
 
     name = cfg.pipeline or record["model"]["name"]
-    with _outside_hydra_app():  # compose() clears Hydra's global state, which this app reads after its task
-        retrain_cfg = compose("retrain", [f"pipeline={name}"] + ([f"registry={cfg.registry}"] if cfg.registry else []))
-    return run_pipeline(retrain_cfg)
+    overrides = [f"pipeline={name}"] + ([f"registry={cfg.registry}"] if cfg.registry else [])
+    try:
+        with _outside_hydra_app():  # compose() clears Hydra's global state, which this app reads after its task
+            retrain_cfg = compose("retrain", overrides)
+        done = run_pipeline(retrain_cfg)
+    except FactoryError as e:
+        print(f"error: on_alert=retrain pipeline={name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+              file=sys.stderr)
+        return None
+    print(summary(done))
+    return done

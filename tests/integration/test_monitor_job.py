@@ -262,3 +262,29 @@ def test_the_monitor_report_runs_on_a_schedule_from_the_newest_monitor_json(root
     assert page.count("data:image/png") >= 2  # the drifted feature's histogram and the score's
     [entry] = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"]
     assert (entry["name"], entry["trigger"], entry["status"]) == ("monitor_nightly", "schedule", "completed")
+
+
+@pytest.mark.slow  # trains a challenger: ~30 s here
+def test_an_alert_triggers_the_retrain_pipeline_when_asked(root, shifted, tmp_path):
+    import shutil
+
+    registry_dir = shutil.copytree(root / "registry", tmp_path / "registry")  # the challenger registers here
+    user = tmp_path / "my_configs" / "pipeline"
+    user.mkdir(parents=True)
+    train = [*FAST_FRAUD, "baseline=null", "data.source.seed=7", "data.source.world_seed=42"]
+    (user / "tiny.yaml").write_text("# A tiny retrain pipeline.\ndefaults:\n  - default\n  - _self_\n"
+                                    f"name: tiny\nmodel: {NAME}\ntrain: [{', '.join(train)}]\nmargin: 1.0\n")
+    env = {**script_env(tmp_path), "FACTORY_CONFIG_DIR": str(tmp_path / "my_configs")}
+    done = subprocess.run([sys.executable, SCRIPT, f"model={NAME}@production", f"registry={registry_dir}",
+                           f"serving_dir={shifted}", "on_alert=retrain", "pipeline=tiny", *TINY_MODEL],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 3, done.stderr + done.stdout  # the alert's status, retrain or not
+    assert "retrain tiny: kept fraud_detection@1 at production" in done.stdout  # margin 1.0: never promoted
+    (record,) = (tmp_path / "outputs" / "pipeline" / "tiny").glob("*/pipeline.json")
+    assert json.loads(record.read_text())["status"] == "completed"
+    assert registry.get(f"{NAME}@production", registry_dir).version == 1
+
+
+def test_no_alert_no_retrain(root, calm, tmp_path):
+    done = monitor_cli(root, tmp_path, f"serving_dir={calm}", "on_alert=retrain", "pipeline=nowhere", *TINY_MODEL)
+    assert done.returncode == 0 and "retrain nowhere" not in done.stdout and not done.stderr, done.stderr + done.stdout
