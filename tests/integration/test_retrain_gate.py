@@ -128,3 +128,20 @@ def test_a_failing_step_stops_the_job_in_one_line_and_promotes_nothing(champion_
     assert record["decision"] is None
     assert registry.audit(registry=reg) == before  # nothing registered, nothing promoted
     assert not (tmp_path / "outputs" / "fraud_detection").exists()  # no challenger trained
+
+
+def test_with_no_champion_the_floor_decides(tmp_path):
+    from factory.monitoring.pipeline import run_pipeline
+    from factory.monitoring.retrain_args import add_arguments
+
+    reg = tmp_path / "registry"  # empty: no model yet
+    cfg = compose("retrain", ["pipeline=fraud_detection", f"registry={reg}", "pipeline.report=false",
+                              "pipeline.floor=0.05"])
+    record = run_pipeline(add_arguments(cfg, None, FAST_FRAUD[1:]))
+    assert record["champion"] is None and record["steps"]["score"]["champion"] is None
+    assert record["steps"]["check_data"]["drift"] == {"skipped": "no champion"}
+    assert record["steps"]["score"]["holdout"]["note"] == "no champion"
+    # A 2-epoch model on 3,000 rows is far above a PR-AUC of 0.05 (the positives' base rate is 0.015).
+    assert record["decision"]["promote"] and record["decision"]["checks"]["metric"]["challenger"] >= 0.05
+    assert record["decision"]["reasons"][0].startswith("pr_auc: no champion; challenger")
+    assert registry.get("fraud_detection@production", registry=reg).version == 1
