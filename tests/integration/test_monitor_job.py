@@ -22,7 +22,7 @@ from factory import registry
 from factory.data.sources import FraudSource
 from factory.errors import FactoryError
 from tests.conftest import REPO, script_env
-from tests.integration.helpers import FAST_FRAUD
+from tests.integration.helpers import FAST_FRAUD, trained_run
 
 SCRIPT = str(REPO / "scripts" / "monitor.py")
 NAME = "fraud_detection"
@@ -37,11 +37,8 @@ TINY_MODEL = ["monitor.drift.unseen_rate=0.2"]
 def root(tmp_path_factory) -> Path:
     """A root whose registry holds ``fraud_detection@1`` (production, ONNX) with its profile."""
     root = tmp_path_factory.mktemp("monitor")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACTORY_ROOT", str(root))
-        result = factory.train(factory.compose("train", [*FAST_FRAUD, "baseline=null"]))
-    assert result.status == "completed"
-    version = registry.register(result.run_dir, registry=root / "registry", export=True)
+    version = registry.register(trained_run(root, [*FAST_FRAUD, "baseline=null"]), registry=root / "registry",
+                                export=True)  # the run's profile goes with it
     registry.promote(version.name, version.version, "production", registry=root / "registry")
     return root
 
