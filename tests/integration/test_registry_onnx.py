@@ -130,7 +130,8 @@ def test_register_with_export_and_an_unexportable_model(run_dir, tmp_path):
     assert manifest["error"]["message"].startswith("cannot export ") and "aten::special_erfcx" in manifest["error"]["message"]
     assert registry.audit(reg)[-1]["action"] == "export" and registry.audit(reg)[-1]["details"] == {
         "error": manifest["error"]["message"]}
-    assert sorted(p.name for p in exotic.path.iterdir()) == ["exports.json", "meta.json", "model.ckpt"]
+    assert sorted(p.name for p in exotic.path.iterdir()) == ["exports.json", "meta.json", "model.ckpt",
+                                                             "profile-sample.parquet", "profile.json"]  # no graph
     assert registry.load(exotic.ref, reg).ref == "diagnosis@2"  # the PyTorch path serves it
     with pytest.raises(FactoryError, match="has no model.onnx"):
         registry.load(exotic.ref, reg, backend="onnx")
