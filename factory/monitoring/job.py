@@ -66,13 +66,13 @@ def run(cfg) -> dict:
     for batch in batches:
         monitor.update(batch)
         versions.update(_versions(batch))
-        if want_rows:
+        if want_rows or (target in batch.schema.names and "quality" in checks):  # files carrying their labels
             kept.append(batch.select([c for c in batch.schema.names if c in keep or c.startswith("prob_")]))
     drift = monitor.result()
     if not drift["rows"]:
         raise DataError(f"{source['given']}: no rows in window {window['given']!r} "
                         f"({window['start'] or 'open'} .. {window['end'] or 'open'})")
-    table = _table(kept) if want_rows else None
+    table = _table(kept)
     figures = {"drift": drift}
     if "quality" in checks:
         figures["quality"] = _quality(table, labels, target, meta, version, thresholds["quality"], cfg)

@@ -200,6 +200,14 @@ def test_a_batch_file_without_scores_is_scored_and_judged_with_its_own_target(ro
     assert ("demographic_parity_difference" in fired) == (difference > 0)  # the limit is 0: any gap alerts
 
 
+def test_a_data_config_is_monitored_with_its_target_as_labels(root, tmp_path):
+    record = monitor(root, tmp_path, "data=fraud", "data.source.rows=1500", "data.source.seed=9",
+                     "data.source.world_seed=42", "monitor.quality.max_ece=null")
+    assert record["source"]["kind"] == "data" and record["rows"] == 1500 and record["drift"]["drifted"] == []
+    assert record["quality"]["labels"] == "column is_fraud" and record["quality"]["labelled_rows"] == 1500
+    assert record["quality"]["by_window"] == [] and record["alerts"] == []  # no request times: no windows
+
+
 def test_runs_never_share_a_directory(root, calm, tmp_path):
     first = monitor(root, tmp_path, f"serving_dir={calm}")
     second = monitor(root, tmp_path, f"serving_dir={calm}")
