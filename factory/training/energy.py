@@ -13,8 +13,8 @@ neighbours' load counts too; under DDP or DeepSpeed, rank zero's machine, all it
 runs in a small process of its own beside the job: codecarbon is never imported into the job,
 its threads never hold the job's GIL (a tracker thread in a busy training process took seconds
 to start), and its start-up (~0.6 s of CPU, mostly importing pandas) runs at a lower priority on
-whatever core is spare. It measures from the moment it has found the hardware (under a second on
-an idle machine, seconds on a loaded one): ``duration_s`` is the span the figures cover. A job that
+whatever core is spare. It measures from the moment it has found the hardware (2-3 s after the
+start at a load average of 8): ``duration_s`` is the span the figures cover. A job that
 ends before then waits for it.
 
 Example::
