@@ -284,9 +284,12 @@ def histograms(profile, monitor, drift: dict) -> dict:
             out[name] = {"kind": "numeric", "edges": entry["edges"], "reference": entry["counts"],
                          "current": figures.get("counts")}
             continue
-        state = getattr(monitor, "_state", {}).get(name)  # the monitor's level counts (known levels)
+        # The drift monitor's figures hold no level counts: read its state (the profile's counted levels,
+        # other known levels, unseen levels), bucketed as its tests bucket them.
+        state = getattr(monitor, "_state", {}).get(name)
         current = dict(getattr(state, "counts", {}) or {})
-        unseen = sum((getattr(state, "unseen", {}) or {}).values()) + int(getattr(state, "unseen_untracked", 0) or 0)
+        unseen = (sum((getattr(state, "unseen", {}) or {}).values()) + int(getattr(state, "unseen_untracked", 0) or 0)
+                  + int(getattr(state, "rest", 0) or 0))
         reference = entry["counts"]
         levels = sorted(reference, key=lambda k: (-reference[k], k))[:bins]
         out[name] = {"kind": "categorical", "levels": [*levels, "(other)"],

@@ -293,3 +293,11 @@ def test_an_alert_triggers_the_retrain_pipeline_when_asked(root, shifted, tmp_pa
 def test_no_alert_no_retrain(root, calm, tmp_path):
     done = monitor_cli(root, tmp_path, f"serving_dir={calm}", "on_alert=retrain", "pipeline=nowhere", *TINY_MODEL)
     assert done.returncode == 0 and "retrain nowhere" not in done.stdout and not done.stderr, done.stderr + done.stdout
+
+
+def test_categorical_histograms_count_every_present_value(root, calm, tmp_path):
+    record = monitor(root, tmp_path, f"serving_dir={calm}")
+    for name in ("merchant_category", "channel", "merchant_id"):
+        h, f = record["histograms"][name], record["drift"]["features"][name]
+        assert h["levels"][-1] == "(other)" and len(h["levels"]) == len(h["reference"]) == len(h["current"])
+        assert sum(h["current"]) == f["rows"] - round(f["missing_rate"] * f["rows"]), name
