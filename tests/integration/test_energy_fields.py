@@ -1,5 +1,5 @@
 """Energy and carbon in the manifests: a training run's run.json and factory.runs(), a scoring job's _score.json,
-and ``energy.track=false``, which records none and never loads codecarbon.
+a report's index entry, and ``energy.track=false``, which records none and never loads codecarbon.
 
 Two short training runs in all: one measured (in process), one not (a subprocess, to look at its modules).
 """
@@ -14,6 +14,8 @@ import pytest
 
 import factory
 from factory import registry
+from factory.reports.execute import run_report
+from factory.reports.spec import ReportSpec
 from factory.serving.score import MANIFEST, score
 from tests.conftest import REPO, script_env
 from tests.integration.helpers import FAST_FRAUD, manifest, trained_run
@@ -74,3 +76,13 @@ def test_track_false_records_none_and_loads_no_codecarbon(tmp_path):
     (record,) = [json.loads(p.read_text()) for p in tmp_path.rglob("run.json")]
     assert record["energy"] is None
 
+
+
+def test_report_index_entry_records_energy(tmp_path):
+    spec = ReportSpec(name="tiny", notebook=REPO / "tests" / "notebooks" / "tiny_report.ipynb", parameters={},
+                      timeout=60)
+    result = run_report(spec, tmp_path / "reports", energy={"track": True, "country": "FRA"})
+    (entry,) = json.loads((tmp_path / "reports" / "index.json").read_text())["runs"]
+    assert entry["energy"] == result.energy and entry["energy"]["method"] in LABELS
+    assert entry["energy"]["kwh"] > 0 and entry["energy"]["country"] == "FRA"
+    assert "kWh (" in (tmp_path / "reports" / "index.html").read_text()  # the method beside the number
