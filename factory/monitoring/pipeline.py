@@ -68,6 +68,9 @@ def run_pipeline(cfg: DictConfig) -> dict:
     from factory.config import validate
     from factory.rundir.layout import fixed_run_id, new_run_id
 
+    if OmegaConf.is_missing(cfg.pipeline, "model"):  # else pipeline.name's ${pipeline.model} answers first, obscurely
+        raise ConfigError("pipeline.model: missing required value: name the registered model "
+                          "(model=NAME, or pipeline=<a conf/pipeline file>)")
     validate(cfg, root="retrain")
     run_id = fixed_run_id() or new_run_id()
     path = record_dir(cfg, run_id) / RECORD
@@ -127,6 +130,9 @@ class _Job:
         metric = self.pipeline["metric"] or str(monitor.metric).split("/", 1)[-1]
         mode = self.pipeline["mode"] or str(monitor.mode)
         self.state["metric"] = {"name": metric, "mode": mode}
+        from factory.registry.store import check_name
+
+        check_name(self.pipeline["model"])  # a bad name fails here, not after training
         champion = _champion(self.registry, self.pipeline["model"], self.pipeline["stage"])
         self.state["champion"] = champion
         if champion is not None:
@@ -258,7 +264,6 @@ class _Job:
         if decision["promote"]:
             registry.promote(challenger.name, challenger.version, stage, registry=self.registry)
         self.record["decision"] = decision
-        log.info("retrain %s: %s %s", self.record["pipeline"], decision["action"], "; ".join(decision["reasons"]))
         return {"promote": decision["promote"], "action": decision["action"]}
 
 

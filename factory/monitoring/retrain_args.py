@@ -38,12 +38,15 @@ def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def add_arguments(cfg: DictConfig, model: str | None, train: list[str]) -> DictConfig:
-    """``cfg`` with the command line's ``model=NAME`` as ``pipeline.model`` and its train overrides
-    appended to ``pipeline.train`` (``split_arguments``)."""
+    """``cfg`` with the command line's ``model=NAME`` (or ``NAME@STAGE``) as ``pipeline.model`` (and
+    ``pipeline.stage``) and its train overrides appended to ``pipeline.train`` (``split_arguments``)."""
     from omegaconf import open_dict
 
     with open_dict(cfg):
-        if model is not None:
-            cfg.pipeline.model = model
+        if model is not None:  # NAME, or NAME@STAGE as scripts/score.py takes it: the champion's stage too
+            name, _, stage = model.partition("@")
+            cfg.pipeline.model = name
+            if stage:
+                cfg.pipeline.stage = stage
         cfg.pipeline.train = [*cfg.pipeline.train, *train]
     return cfg

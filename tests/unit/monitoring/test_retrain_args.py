@@ -27,3 +27,24 @@ def test_the_command_line_extends_the_pipelines_train_list_and_names_the_model()
     assert cfg.pipeline.name == "fraud_detection"  # the pipeline file names its record folder
     bare = add_arguments(compose("retrain", ["pipeline.model=x"]), None, [])
     assert bare.pipeline.name == "x" and list(bare.pipeline.train) == []
+
+
+def test_model_at_a_stage_names_the_champions_stage_too():
+    cfg = add_arguments(compose("retrain", ["pipeline=fraud_detection"]), "fraud_detection@staging", [])
+    assert (cfg.pipeline.model, cfg.pipeline.stage) == ("fraud_detection", "staging")
+
+
+def test_a_bad_model_name_fails_the_config_step_before_any_training(tmp_path):
+    import json
+
+    import pytest
+
+    from factory.monitoring.pipeline import PipelineError, run_pipeline
+
+    cfg = add_arguments(compose("retrain", [f"registry={tmp_path}/registry"], check=False), "no/such",
+                        ["trainer.max_epochs=1"])  # as scripts/retrain.py: model= is set after Hydra composes
+    with pytest.raises(PipelineError, match=r"^retrain step config failed: model name 'no/such'"):
+        run_pipeline(cfg)
+    (path,) = (tmp_path / "outputs" / "pipeline").rglob("pipeline.json")
+    record = json.loads(path.read_text())
+    assert record["failed_step"] == "config" and list(record["steps"]) == ["config"]
