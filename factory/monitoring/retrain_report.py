@@ -27,10 +27,13 @@ def _number(value) -> str:
 
 def comparison(record: dict):
     """Champion and challenger side by side from a pipeline record (``pipeline.json``), for the report:
-    the gate's metric on the shared holdout, then each version's own recorded val/test figures."""
+    the gate's metric on the shared holdout, then each version's own recorded val/test figures; None
+    when the job stopped before scoring."""
     import pandas as pd
 
     score = record["steps"].get("score") or {}
+    if score.get("status") != "completed":
+        return None  # the job stopped before both models were scored
     metric = (score.get("metric") or {}).get("name")
     rows = {f"{metric} on the holdout ({(score.get('holdout') or {}).get('rows')} rows)":
             (score.get("champion"), score.get("challenger"))}
