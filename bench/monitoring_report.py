@@ -156,7 +156,9 @@ def render(saved: dict) -> str:
                   f"{speed['row_groups']} row groups of the server's {speed['flush_rows']:,}-row flushes), "
                   f"{len(speed['columns'])} columns; best of {speed['repeats']}, back to back: the monitor "
                   f"(`iter_batches` + `update` + `result`) {speed['monitor_rows_s']:,.0f} rows/s, a raw "
-                  f"`pyarrow.dataset` scan of the same columns {speed['raw_rows_s']:,.0f} rows/s: {speed['ratio']:.2f}x.", ""]
+                  f"`pyarrow.dataset` scan of the same columns {speed['raw_rows_s']:,.0f} rows/s: {speed['ratio']:.2f}x "
+                  f"(each file through `pyarrow.parquet.ParquetFile.iter_batches`, no dataset: "
+                  f"{speed.get('files_rows_s', 0):,.0f} rows/s).", ""]
     memory = saved.get("memory", {})
     if memory.get("runs"):
         lines += ["| logged rows | pass | peak RSS MB | s | rows/s |", "|---:|---|---:|---:|---:|"]
@@ -166,6 +168,7 @@ def render(saved: dict) -> str:
         lines += ["", "Each pass a fresh process (`bench/monitoring_data.py`): peak RSS is its own `VmHWM` "
                   "(`/proc/self/status`; `wait4`'s `ru_maxrss` would be no less than the parent's peak at the "
                   "spawn, which Linux carries over exec); s its whole life (imports included); rows/s the pass itself. "
-                  "raw: the same scan with no monitor, for scale.", ""]
+                  "raw: the `pyarrow.dataset` scan with no monitor (`iter_batches` reads through one, default "
+                  "readahead); files: each file through `ParquetFile.iter_batches`, no monitor.", ""]
     lines += [f"- **{t['result']}**: {t['target']} ({t['detail']})" for t in saved["targets"]]
     return "\n".join(lines) + "\n"
