@@ -63,11 +63,12 @@ def run(cfg) -> dict:
     keep = {"request_id", "row", "time", "version", "score", "prediction", sensitive, target} - {None}
     want_rows = labels is not None or bool(sensitive)
     kept, versions = [], Counter()
+    labelled = _labelled_rows(labels)  # with labels, only labelled rows are kept: memory follows the labels
     for batch in batches:
         monitor.update(batch)
         versions.update(_versions(batch))
         if want_rows or (target in batch.schema.names and "quality" in checks):  # files carrying their labels
-            kept.append(batch.select([c for c in batch.schema.names if c in keep or c.startswith("prob_")]))
+            kept.append(labelled(batch.select([c for c in batch.schema.names if c in keep or c.startswith("prob_")])))
     drift = monitor.result()
     if not drift["rows"]:
         raise DataError(f"{source['given']}: no rows in window {window['given']!r} "
@@ -129,6 +130,17 @@ def _load_labels(path, sensitive: str | None):
         except DataError:  # not in this file: the window has it, or the fairness step names it missing
             pass
     return load_labels(path)
+
+
+def _labelled_rows(labels):
+    """A filter of a batch to the rows whose request id the labels name (all rows without labels)."""
+    if labels is None:
+        return lambda batch: batch
+    import pyarrow.compute as pc
+
+    ids = pc.unique(labels["request_id"])
+    return lambda batch: (batch.filter(pc.is_in(batch.column(batch.schema.get_field_index("request_id")), value_set=ids))
+                          if "request_id" in batch.schema.names else batch)
 
 
 def _checks(given) -> list[str]:

@@ -301,3 +301,10 @@ def test_categorical_histograms_count_every_present_value(root, calm, tmp_path):
         h, f = record["histograms"][name], record["drift"]["features"][name]
         assert h["levels"][-1] == "(other)" and len(h["levels"]) == len(h["reference"]) == len(h["current"])
         assert sum(h["current"]) == f["rows"] - round(f["missing_rate"] * f["rows"]), name
+
+
+def test_labels_for_part_of_the_window_judge_those_rows_only(root, calm, tmp_path):
+    labels = labels_file(tmp_path / "labels.csv", traffic().slice(0, 1000))  # the first 20 requests arrived
+    record = monitor(root, tmp_path, f"serving_dir={calm}", f"labels={labels}", "monitor.quality.max_ece=null")
+    assert record["rows"] == 3000 and record["quality"]["labelled_rows"] == 1000
+    assert record["quality"]["join"]["unmatched"] == 0
