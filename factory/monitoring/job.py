@@ -89,7 +89,7 @@ def run(cfg) -> dict:
         "profile": str(version.path), "source": source, "window": window, "rows": drift["rows"],
         "versions_seen": {str(k): v for k, v in sorted(versions.items())},
         "checks": checks, "thresholds": thresholds,
-        "drift": drift, "histograms": histograms(profile, monitor, drift),
+        "drift": drift, "histograms": outputs.histograms(profile, monitor, drift),
         "quality": figures.get("quality"), "fairness": figures.get("fairness"),
         "alerts": alerts, "exit_code": EXIT_ALERT if alerts else 0,
     }
@@ -275,41 +275,6 @@ def _fairness(table, labels, sensitive, target, meta, limits) -> dict:
                                positive_label=1 if positive is None else positive,
                                min_group_size=int(limits["min_group_size"]))
     return {"sensitive": sensitive, **figures}
-
-
-def histograms(profile, monitor, drift: dict) -> dict:
-    """Reference and current counts per feature (and the score) on the profile's bins, for the report.
-
-    Numerics: ``edges`` (inner edges; the outer bins are open), ``reference`` and ``current`` counts.
-    Categoricals: the profile's most frequent ``levels`` plus one ``(other)`` bucket (the rest, unseen
-    levels included), as the drift tests compare them.
-    """
-    out = {}
-    entries = {**profile.features, "score": profile.score}
-    results = {**drift["features"], "score": drift.get("score") or {}}
-    bins = int(monitor.thresholds.get("categorical_bins", 20))
-    for name, entry in entries.items():
-        figures = results.get(name) or {}
-        if figures.get("absent"):
-            continue
-        if entry["kind"] == "numeric":
-            out[name] = {"kind": "numeric", "edges": entry["edges"], "reference": entry["counts"],
-                         "current": figures.get("counts")}
-            continue
-        # The drift monitor's figures hold no level counts: read its state (the profile's counted levels,
-        # other known levels, unseen levels), bucketed as its tests bucket them.
-        state = getattr(monitor, "_state", {}).get(name)
-        current = dict(getattr(state, "counts", {}) or {})
-        unseen = (sum((getattr(state, "unseen", {}) or {}).values()) + int(getattr(state, "unseen_untracked", 0) or 0)
-                  + int(getattr(state, "rest", 0) or 0))
-        reference = entry["counts"]
-        levels = sorted(reference, key=lambda k: (-reference[k], k))[:bins]
-        out[name] = {"kind": "categorical", "levels": [*levels, "(other)"],
-                     "reference": [reference[k] for k in levels]
-                     + [sum(reference.values()) - sum(reference[k] for k in levels) + int(entry.get("other", 0))],
-                     "current": [current.get(k, 0) for k in levels]
-                     + [sum(current.values()) - sum(current.get(k, 0) for k in levels) + unseen]}
-    return out
 
 
 def retrain(record: dict, cfg) -> dict | None:
