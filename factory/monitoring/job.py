@@ -291,13 +291,13 @@ def retrain(record: dict, cfg) -> dict | None:
 
     from factory.config.compose import compose
     from factory.errors import FactoryError
-    from factory.monitoring.pipeline import _outside_hydra_app, run_pipeline
+    from factory.monitoring.pipeline import outside_hydra_app, run_pipeline
     from factory.monitoring.retrain_report import summary
 
     name = cfg.pipeline or record["model"]["name"]
     overrides = [f"pipeline={name}"] + ([f"registry={cfg.registry}"] if cfg.registry else [])
     try:
-        with _outside_hydra_app():  # compose() clears Hydra's global state, which this app reads after its task
+        with outside_hydra_app():  # compose() clears Hydra's global state, which this app reads after its task
             retrain_cfg = compose("retrain", overrides)
         done = run_pipeline(retrain_cfg)
     except FactoryError as e:

@@ -84,7 +84,7 @@ def run_pipeline(cfg: DictConfig) -> dict:
               "decision": None, "path": str(path)}
     job = _Job(cfg, pipeline, record, path)
     job.save()
-    with _outside_hydra_app():
+    with outside_hydra_app():
         for name in STEPS:
             job.step(name)
     record.update(status="completed", ended_at=files.utc_stamp())
@@ -334,7 +334,7 @@ def _report(cfg: DictConfig, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _outside_hydra_app() -> Iterator[None]:
+def outside_hydra_app() -> Iterator[None]:
     """Hide a running Hydra app (``scripts/retrain.py``'s, or a monitoring job's) from the steps.
 
     The challenger's training run takes its run directory from Hydra's job when one is running

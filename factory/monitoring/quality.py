@@ -223,14 +223,16 @@ def validation_figures(source) -> dict[str, float]:
     """A model's validation figures, flat (``val/auroc``): from ``metrics.json``'s dict, a run
     directory or its ``metrics.json``, a registry version folder (``meta.json``'s ``metrics``),
     or an already flat dict."""
+    from factory.registry.store import METADATA
     from factory.rundir.catalog import flat_metrics
+    from factory.rundir.layout import METRICS
 
     if not isinstance(source, dict):
         path = Path(source)
-        for candidate in (path, path / "metrics.json", path / "meta.json"):
+        for candidate in (path, path / METRICS, path / METADATA):
             if candidate.is_file():
                 source = json.loads(candidate.read_text())
-                source = source.get("metrics", {}) if candidate.name == "meta.json" else source
+                source = source.get("metrics", {}) if candidate.name == METADATA else source
                 break
         else:
             raise DataError(f"validation figures: no metrics.json or meta.json at {path}")
