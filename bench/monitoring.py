@@ -1,7 +1,7 @@
 """Drift that can be tested: false alarms, planted drift, detection power, speed and memory of the drift monitor.
 
     python bench/monitoring.py --quick                 # smoke run, ~3 min: 20 windows, 0.2M/1M-row logs, nothing written
-    python bench/monitoring.py --write                 # the full run (~10 min on 2 cores); docs/benchmarks.md
+    python bench/monitoring.py --write                 # ~10 min on 2 cores (+~3 min once: the 10M-row log); docs/benchmarks.md
     python bench/monitoring.py --parts false_alarms power
     python bench/monitoring.py --quick --write --doc /tmp/benchmarks.md   # a smoke test of the writing, on a copy
 

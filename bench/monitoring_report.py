@@ -5,6 +5,8 @@ prediction drift); the helpers here turn lists of them into the shares the table
 """
 from __future__ import annotations
 
+from serving_report import _target  # a target's PASS / FAIL / n/a / info line, as the serving bench writes it
+
 HEADING = "## Monitoring"
 BEGIN = "<!-- monitoring: written by bench/monitoring.py, do not edit by hand -->"
 END = "<!-- /monitoring -->"
@@ -54,11 +56,6 @@ def smallest_detected(grid: list[float], shares: list[float], level: float = POW
             break
         found = k
     return found
-
-
-def _target(name: str, ok: bool | None, detail: str, info: bool = False) -> dict:
-    result = "n/a" if ok is None else ("PASS" if ok else "FAIL")
-    return {"target": name, "result": f"info ({result})" if info and ok is not None else result, "detail": detail}
 
 
 def _pct(x: float) -> str:

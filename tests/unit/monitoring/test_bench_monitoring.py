@@ -3,6 +3,7 @@ the targets on a known result, and the request log it writes (the server's forma
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 
@@ -12,6 +13,8 @@ BENCH = CONFIG_DIR.parent / "bench"
 
 
 def _load(name: str):
+    if str(BENCH) not in sys.path:  # the bench's modules import each other as scripts do
+        sys.path.append(str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
