@@ -46,12 +46,17 @@ def fraud_parquet(rows: int, data_dir: Path) -> Path:
 def run_score(command: list[str], *, env: dict, cwd: Path, timeout_s: float) -> dict:
     """Run ``command`` (scripts/score.py ...) as a child; wall time, exit code and the child's own peak RSS.
 
-    ``os.wait4`` returns the resource usage of that one child (``ru_maxrss``, KiB on Linux).
+    The peak is the child's ``VmHWM`` (its address space's high-water mark since exec), read every
+    50 ms until it exits: ``wait4``'s ``ru_maxrss`` is no less than this process's own RSS at the
+    spawn (Linux carries the forked address space's mark over exec), so under a bench process
+    holding hundreds of MB it measured the parent. A rise in the child's last 50 ms is missed.
     """
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = start + timeout_s
+    peak_kib = 0
     while True:
+        peak_kib = max(peak_kib, _vm_hwm_kib(proc.pid))
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
@@ -64,8 +69,17 @@ def run_score(command: list[str], *, env: dict, cwd: Path, timeout_s: float) -> 
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     output = proc.stdout.read().decode(errors="replace")
     proc.stdout.close()
-    return {"wall_s": wall, "returncode": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024,
+    return {"wall_s": wall, "returncode": proc.returncode, "peak_rss_mb": peak_kib / 1024,
             "tail": " | ".join(output.strip().splitlines()[-3:])}
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    """A live process's own peak RSS in KiB (``/proc/<pid>/status`` ``VmHWM``); 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0)
+    except OSError:
+        return 0
 
 
 def batch_columns(batch, predictor) -> dict[str, np.ndarray]:

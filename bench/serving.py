@@ -21,8 +21,8 @@ parameters): with the small fraud network the HTTP floor caps that ratio, which 
 information. Beside them in this process: the model through ONNX Runtime (``OnnxPredictor.predict_columns``
 on 1 and 256 rows, the limit) and a loop that json-decodes the same 256-row ``/predict`` bodies
 and scores them (the limit for a JSON API). Batch scoring: generated fraud Parquet files
-(cached under ``--data-dir``) through ``scripts/score.py`` (a child: its own peak RSS from
-``wait4``) against ONNX Runtime over the same record batches here. The load generator, the
+(cached under ``--data-dir``) through ``scripts/score.py`` (a child: its own peak RSS, ``VmHWM``
+polled from ``/proc``) against ONNX Runtime over the same record batches here. The load generator, the
 server and everything else share the machine's cores: on 2 cores the rows/s are lower bounds.
 Energy per 1,000 predictions (``kwh_per_1000``, ``energy_method`` in each load run): CodeCarbon's
 tracker (``factory.training.energy``, machine mode) from before the warm-up (its start-up hides

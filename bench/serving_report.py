@@ -170,7 +170,7 @@ def render(saved: dict) -> str:
         source = {s["score_py"].get("rows_s_from") for s in scoring} - {None}
         lines += ["", f"`score.py` rows/s: rows over {' / '.join(sorted(source)) or '-'} seconds (manifest: "
                   "`_score.json`'s, the scoring itself; wall: the whole process); process s: the whole process, start-up "
-                  "included; peak RSS: the child's own (`wait4`). In process: the same file read in "
+                  "included; peak RSS: the child's own (`VmHWM` from `/proc`, polled every 50 ms; `wait4` reports no less than the bench process's own RSS). In process: the same file read in "
                   "record batches of 65,536 rows (`batch_rows`), each scored by `predict_columns`; no output "
                   "written.", ""]
     lines += [f"- **{t['result']}**: {t['target']} ({t['detail']})" for t in saved["targets"]]
