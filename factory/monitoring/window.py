@@ -3,8 +3,9 @@
 Sources: a request-log directory (``<serving_dir>/<model>/requests``: closed periods plus the
 ``_parts`` flushes no closed period covers yet, the rule of
 ``factory.serving.request_log_files.log_files``), any directory of Parquet/CSV files, one
-Parquet or CSV file, or a glob. A window on ``time`` (``parse_window``) is a pyarrow.dataset
-filter: row groups outside it are skipped by their statistics, not read.
+Parquet or CSV file, or a glob. Read file by file, never through ``pyarrow.dataset`` (its readahead
+held 3x more memory at 10M rows than at 1M); a window on ``time`` (``parse_window``) is applied per
+batch, and row groups outside it are skipped by their statistics, not read.
 
 Window syntax (``window=``):
     all                       every row
@@ -24,6 +25,7 @@ from typing import Iterator
 
 from factory.data.sources.files import FORMATS
 from factory.errors import DataError
+from factory.serving.request_log_files import PARTS
 
 CSV, PARQUET = FORMATS
 TIME = "time"
@@ -106,68 +108,220 @@ def iter_batches(source, *, start: datetime | None = None, end: datetime | None 
                  columns: list[str] | None = None, batch_rows: int = 65_536) -> Iterator:
     """Stream the rows of ``source`` with ``start <= time < end`` as ``pyarrow.RecordBatch``es.
 
+    File by file (``ParquetFile.iter_batches`` per run of row groups, ``pyarrow.csv.open_csv``),
+    only the requested columns, the window applied per batch with ``pyarrow.compute``; row groups
+    whose ``time`` statistics lie outside the window are not read. Small batches (a log's
+    2,048-row row groups, its small ``_parts`` files) are joined into ``batch_rows``-row ones.
+    Memory: about two batches, whatever the log's size (``pyarrow.dataset``'s readahead held 3x
+    more at 10M rows than at 1M). Every batch has one schema: the files' schemas unified (a log's
+    ``prob_<label>`` columns may differ between files; a column a file lacks is null there).
+
     Args:
         source: a request-log directory, a directory, a Parquet/CSV file or a glob (or a list of files).
         start, end: the window on the ``time`` column (None: open); needs a ``time`` column.
         columns: the columns to read; those absent from every file are left out (a feature
             the log excludes), so a batch may lack some.
-        batch_rows: the most rows per batch.
+        batch_rows: the most rows per batch (every batch but the last has exactly this many).
 
     Raises:
         DataError: no files; a window on a source without ``time``.
     """
-    import pyarrow.dataset as ds
-
     paths = list(map(Path, source)) if isinstance(source, (list, tuple)) else source_files(source)
+    window = start is not None or end is not None
     for fmt in (PARQUET, CSV):
-        chosen = [str(p) for p in paths if _format(p) == fmt]
+        chosen = [p for p in paths if _format(p) == fmt]
         if not chosen:
             continue
-        dataset = _dataset(chosen, fmt)
-        names = dataset.schema.names
-        if (start is not None or end is not None) and TIME not in names:
+        chosen, schema = _parquet_schema(chosen) if fmt == PARQUET else (chosen, _csv_schema(chosen[0]))
+        names = schema.names
+        if window and TIME not in names:
             raise DataError(f"{source}: a time window needs a {TIME!r} column; the {fmt} files have "
                             f"{', '.join(names[:12])}")
-        wanted = None if columns is None else [c for c in columns if c in names]
-        yield from dataset.to_batches(columns=wanted, filter=_time_filter(dataset.schema, start, end),
-                                      batch_size=batch_rows)
+        wanted = names if columns is None else [c for c in columns if c in names]
+        target = _schema_of(schema, wanted)
+        read = wanted + [TIME] if window and TIME not in wanted else wanted
+        pieces = _parquet_pieces(chosen, _schema_of(schema, read), start, end, batch_rows) if fmt == PARQUET \
+            else _csv_pieces(chosen, _schema_of(schema, read), batch_rows)
+        yield from _coalesced(_windowed(pieces, target, start, end), batch_rows)
 
 
-def _dataset(paths: list[str], fmt: str):
-    """One dataset over ``paths`` with their schemas unified (a log's prob_<label> columns may differ)."""
+def _schema_of(schema, names: list[str]):
     import pyarrow as pa
-    import pyarrow.dataset as ds
 
-    if fmt == CSV:
-        return ds.dataset(paths, format=CSV)
-    for attempt in range(5):  # a part compacted away between listing and opening: list it again
+    return pa.schema([schema.field(name) for name in names])
+
+
+def _parquet_schema(paths: list[Path]):
+    """``(paths, their schemas unified)``; a part compacted away between listing and reading: list again."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for attempt in range(5):
         try:
-            schemas = [ds.dataset(p, format=PARQUET).schema for p in paths]
-            return ds.dataset(paths, format=PARQUET, schema=pa.unify_schemas(schemas, promote_options="permissive"))
+            return paths, pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
         except FileNotFoundError:
             if attempt == 4:
                 raise
-            directory = Path(paths[0]).parent
-            directory = directory.parent if directory.name == "_parts" else directory
-            paths = [str(p) for p in source_files(directory) if _format(p) == PARQUET]
+            directory = paths[0].parent
+            directory = directory.parent if directory.name == PARTS else directory
+            paths = [p for p in source_files(directory) if _format(p) == PARQUET]
     raise AssertionError("unreachable")
 
 
-def _time_filter(schema, start: datetime | None, end: datetime | None):
-    import pyarrow as pa
-    import pyarrow.dataset as ds
+def _csv_schema(path: Path):
+    """The first CSV file's inferred schema: every CSV file is read with its types (as a dataset would)."""
+    from pyarrow import csv
 
+    return csv.open_csv(str(path)).schema
+
+
+def _csv_pieces(paths: list[Path], schema, batch_rows: int) -> Iterator:
+    from pyarrow import csv
+
+    for path in paths:
+        reader = csv.open_csv(str(path), read_options=csv.ReadOptions(block_size=max(batch_rows * 128, 1 << 20)),
+                              convert_options=csv.ConvertOptions(
+                                  column_types={f.name: f.type for f in schema}, include_columns=schema.names,
+                                  include_missing_columns=True))
+        yield from reader
+
+
+def _parquet_pieces(paths: list[Path], schema, start, end, batch_rows: int) -> Iterator:
+    """Each file's batches of the ``schema`` columns it has; a part compacted away since the listing
+    is read from its period's file, past the rows its earlier parts gave."""
+    import pyarrow.parquet as pq
+
+    consumed: dict[str, int] = {}  # rows read from each period's parts
+    for path in paths:
+        stem, skip = None, 0
+        if path.parent.name == PARTS:
+            stem = path.stem.rsplit("-part", 1)[0]
+            if stem in consumed and consumed[stem] < 0:
+                continue  # its period's file was read whole already
+        try:
+            parquet = pq.ParquetFile(path)
+        except FileNotFoundError:
+            period = path.parent.parent / f"{stem}.parquet"
+            if stem is None or not period.is_file():
+                raise
+            parquet, skip = pq.ParquetFile(period), consumed.get(stem, 0)
+            consumed[stem] = -1
+        if stem is not None and consumed.get(stem, 0) >= 0:
+            consumed[stem] = consumed.get(stem, 0) + parquet.metadata.num_rows
+        try:
+            present = [name for name in schema.names if name in parquet.schema_arrow.names]
+            yield from _row_group_runs(parquet, present, start, end, batch_rows, skip)
+        finally:
+            parquet.close()
+
+
+def _row_group_runs(parquet, columns: list[str], start, end, batch_rows: int, skip: int = 0) -> Iterator:
+    """A file's batches by one ``iter_batches`` per run of row groups holding at least ``batch_rows``
+    rows (one reader over a whole file holds ever more memory: ``factory.serving.score_input``),
+    skipping row groups before row ``skip`` and those whose ``time`` statistics miss the window."""
+    meta, run, rows, offset = parquet.metadata, [], 0, 0
+    first = None  # the run's first row in the file
+    for group in range(meta.num_row_groups):
+        size = meta.row_group(group).num_rows
+        kept = offset + size > skip and _may_overlap(meta.row_group(group), start, end)
+        if kept:
+            first = offset if not run else first
+            run.append(group)
+            rows += size
+        offset += size
+        if run and (rows >= batch_rows or not kept or group == meta.num_row_groups - 1):
+            drop = max(skip - first, 0)
+            for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=run, columns=columns):
+                if drop:
+                    batch, drop = batch.slice(min(drop, batch.num_rows)), max(drop - batch.num_rows, 0)
+                yield batch
+            run, rows = [], 0
+
+
+def _may_overlap(row_group, start, end) -> bool:
+    """False only when the row group's ``time`` min/max statistics lie wholly outside ``[start, end)``."""
     if start is None and end is None:
-        return None
-    kind = schema.field(TIME).type
-    if not pa.types.is_timestamp(kind):
-        kind = pa.timestamp("us", tz="UTC")  # a CSV's times parsed as text: compare as timestamps
-    field = ds.field(TIME).cast(kind) if schema.field(TIME).type != kind else ds.field(TIME)
-    expression = None
-    for bound, op in ((start, "ge"), (end, "lt")):
-        if bound is None:
+        return True
+    for index in range(row_group.num_columns):
+        column = row_group.column(index)
+        if column.path_in_schema != TIME:
             continue
-        value = pa.scalar(bound.astimezone(timezone.utc) if kind.tz else bound.replace(tzinfo=None), type=kind)
-        term = field >= value if op == "ge" else field < value
-        expression = term if expression is None else expression & term
-    return expression
+        stats = column.statistics
+        if stats is None or not stats.has_min_max:
+            return True
+        try:
+            low, high = stats.min, stats.max
+            if not isinstance(low, datetime) or not isinstance(high, datetime):
+                return True
+            naive = low.tzinfo is None
+            return not ((start is not None and high < _as(start, naive)) or (end is not None and low >= _as(end, naive)))
+        except (TypeError, ValueError, OverflowError):
+            return True
+    return True
+
+
+def _as(bound: datetime, naive: bool) -> datetime:
+    bound = bound.astimezone(timezone.utc)
+    return bound.replace(tzinfo=None) if naive else bound
+
+
+def _windowed(pieces: Iterator, target, start, end) -> Iterator:
+    """``pieces`` with ``start <= time < end`` (``pyarrow.compute``), as ``target``'s columns and types."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for batch in pieces:
+        if start is not None or end is not None:
+            times = batch.column(TIME)
+            if not pa.types.is_timestamp(times.type):
+                times = times.cast(pa.timestamp("us", tz="UTC"))  # a CSV's times parsed as text
+            keep = None
+            for bound, compare in ((start, pc.greater_equal), (end, pc.less)):
+                if bound is not None:
+                    value = pa.scalar(_as(bound, times.type.tz is None), type=pa.timestamp("us", tz=times.type.tz))
+                    term = compare(times, value.cast(times.type, safe=False) if times.type.unit != "us" else value)
+                    keep = term if keep is None else pc.and_(keep, term)
+            if not pc.all(keep).as_py() or keep.null_count:
+                batch = batch.filter(keep)
+        if batch.num_rows:
+            yield _conformed(batch, target)
+
+
+def _conformed(batch, target):
+    """``batch`` with ``target``'s columns in its order and types (null where the file lacks one)."""
+    import pyarrow as pa
+
+    if batch.schema.equals(target):
+        return batch
+    arrays = []
+    for field in target:
+        index = batch.schema.get_field_index(field.name)
+        if index < 0:
+            arrays.append(pa.nulls(batch.num_rows, field.type))
+        else:
+            column = batch.column(index)
+            arrays.append(column if column.type == field.type else column.cast(field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def _coalesced(batches: Iterator, batch_rows: int) -> Iterator:
+    """``batches`` re-cut into ``batch_rows``-row batches (the last one shorter)."""
+    import pyarrow as pa
+
+    pending, rows = [], 0
+    for batch in batches:
+        if not pending and batch.num_rows == batch_rows:
+            yield batch
+            continue
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows < batch_rows:
+            continue
+        joined = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+        done = 0
+        while rows - done >= batch_rows:
+            yield joined.slice(done, batch_rows)
+            done += batch_rows
+        pending, rows = ([joined.slice(done)], rows - done) if rows > done else ([], 0)
+    if pending:
+        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]

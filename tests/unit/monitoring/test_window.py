@@ -108,3 +108,63 @@ def test_errors_are_one_line(tmp_path):
     pq.write_table(pa.table({"amount": [3.0]}), tmp_path / "y.parquet")
     with pytest.raises(DataError, match="needs a 'time' column"):
         list(iter_batches(tmp_path, start=NOW))
+
+
+def test_small_files_and_row_groups_are_joined_into_full_batches_of_one_schema(tmp_path):
+    for i in range(5):  # 5 files x 300 rows in 100-row row groups; prob_b only in the later files
+        columns = {"amount": np.arange(300 * i, 300 * (i + 1), dtype=float), "prob_a": np.full(300, 0.5)}
+        if i >= 2:
+            columns["prob_b"] = np.full(300, 0.25)
+        pq.write_table(pa.table(columns), tmp_path / f"f{i}.parquet", row_group_size=100)
+    batches = list(iter_batches(tmp_path, batch_rows=256))
+    assert [b.num_rows for b in batches] == [256] * 5 + [1500 - 5 * 256]
+    assert {b.schema.names == ["amount", "prob_a", "prob_b"] for b in batches} == {True}
+    table = _rows(batches)
+    assert table.column("amount").to_pylist() == list(np.arange(1500, dtype=float))
+    assert table.column("prob_b").null_count == 600  # the files without it
+    assert _rows(iter_batches(tmp_path, columns=["prob_b"], batch_rows=1000)).column_names == ["prob_b"]
+
+
+def _spoil_row_group(path, group: int) -> None:
+    """Overwrite the column data of one row group with junk, leaving the footer (and statistics) whole."""
+    meta = pq.ParquetFile(path).metadata.row_group(group)
+    with open(path, "r+b") as f:
+        for c in range(meta.num_columns):
+            column = meta.column(c)
+            begin = min(o for o in (column.dictionary_page_offset, column.data_page_offset) if o)
+            f.seek(begin)
+            f.write(b"\xff" * column.total_compressed_size)
+
+
+def test_row_groups_and_files_outside_the_window_are_not_read(tmp_path):
+    day = np.datetime64("2026-12-01T00:00:00", "us")
+    for name, first in (("early", 0), ("late", 10)):  # two files: days 0-3 and 10-13, a row group per day
+        times = np.repeat(day + np.arange(first, first + 4).astype("timedelta64[D]"), 50)
+        pq.write_table(pa.table({"time": pa.array(times, pa.timestamp("us", tz="UTC")),
+                                 "amount": np.arange(200, dtype=float)}), tmp_path / f"{name}.parquet",
+                       row_group_size=50, write_statistics=["time"])
+    for group in range(4):
+        _spoil_row_group(tmp_path / "early.parquet", group)  # the whole file unreadable
+    _spoil_row_group(tmp_path / "late.parquet", 0)  # 2026-12-11
+    start, end = parse_window("2026-12-12..2026-12-13")
+    table = _rows(iter_batches(tmp_path, start=start, end=end, columns=["amount"]))
+    assert table.column("amount").to_pylist() == list(np.arange(50, 150, dtype=float))
+    with pytest.raises(Exception):  # without the window the spoiled row groups are read, and fail
+        list(iter_batches(tmp_path))
+
+
+def test_a_part_compacted_away_while_streaming_is_read_from_its_period_once(tmp_path):
+    log = _log(tmp_path, [1, 2, 3], close=False)
+    closed = False
+    try:
+        stream = iter_batches(tmp_path, batch_rows=2)
+        first = next(stream)  # the first part, read; then the period is compacted and its parts deleted
+        log.close()
+        closed = True
+        assert not list((tmp_path / PARTS).glob("*.parquet"))
+        amounts = first.column(first.schema.get_field_index("amount")).to_pylist()
+        amounts += [a for b in stream for a in b.column(b.schema.get_field_index("amount")).to_pylist()]
+        assert sorted(amounts) == [1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    finally:
+        if not closed:
+            log.close()
