@@ -28,6 +28,42 @@ METRICS = {
 }
 
 
+#: Which way is better for each metric the gate may compare (``METRICS``, and the quality figures'
+#: names): an explicit ``pipeline.mode`` must agree with it.
+DIRECTIONS = {**dict.fromkeys(("pr_auc", "auroc", "accuracy", "f1", "f1_macro", "precision", "recall", "r2"), "max"),
+              **dict.fromkeys(("loss", "log_loss", "mse", "mae", "rmse", "brier", "ece"), "min")}
+
+
+def gate_metric(metric: str | None, mode: str | None, monitor_metric: str, monitor_mode: str) -> dict:
+    """The metric the gate compares and its direction: ``{"name", "mode", "mode_from"}``.
+
+    ``metric`` (``pipeline.metric``) None: the challenger's ``monitor.metric`` without its split
+    (``val/pr_auc`` -> ``pr_auc``) with ``monitor.mode`` (the training run optimizes the same
+    direction), unless ``mode`` is given. ``metric`` given: its own direction (``DIRECTIONS``:
+    ``loss`` min, ``pr_auc`` max), never the training run's mode, which belongs to another metric.
+
+    Raises:
+        ValueError: ``mode`` contradicts ``metric``'s direction, or a metric of unknown direction
+            with no ``mode``.
+    """
+    if metric is None:
+        name = str(monitor_metric).split("/", 1)[-1]
+        if mode is None:
+            return {"name": name, "mode": str(monitor_mode), "mode_from": "monitor.mode"}
+        metric_from = "monitor.metric"
+    else:
+        name, metric_from = str(metric), "pipeline.metric"
+    direction = DIRECTIONS.get(name)
+    if mode is not None and direction is not None and mode != direction:
+        raise ValueError(f"pipeline.mode: {mode!r} contradicts {metric_from} {name!r}, where {direction} is better "
+                         f"(set pipeline.mode={direction} or leave it null)")
+    if mode is not None:
+        return {"name": name, "mode": mode, "mode_from": "pipeline.mode"}
+    if direction is None:
+        raise ValueError(f"pipeline.mode: which way is better for pipeline.metric {name!r} is not known: set it (max | min)")
+    return {"name": name, "mode": direction, "mode_from": "metric"}
+
+
 def decide(champion: float | None, challenger: float | None, *, mode: str, margin: float = 0.0,
            floor: float | None = None, fairness: Mapping | None = None,
            limits: Mapping[str, float] | None = None, metric: str = "pr_auc") -> dict:

@@ -72,6 +72,8 @@ def run_pipeline(cfg: DictConfig) -> dict:
         raise ConfigError("pipeline.model: missing required value: name the registered model "
                           "(model=NAME, or pipeline=<a conf/pipeline file>)")
     validate(cfg, root="retrain")
+    if cfg.pipeline.metric is not None:  # an explicit metric's direction is known now: a contradiction fails here
+        _gate_metric(cfg.pipeline, None, None)
     run_id = fixed_run_id() or new_run_id()
     path = record_dir(cfg, run_id) / RECORD
     if path.exists():
@@ -127,9 +129,7 @@ class _Job:
 
         self.state["train_cfg"] = train_cfg = compose("train", self.pipeline["train"])
         monitor = train_cfg.monitor
-        metric = self.pipeline["metric"] or str(monitor.metric).split("/", 1)[-1]
-        mode = self.pipeline["mode"] or str(monitor.mode)
-        self.state["metric"] = {"name": metric, "mode": mode}
+        self.state["metric"] = _gate_metric(self.pipeline, monitor.metric, monitor.mode)
         from factory.registry.store import check_name
 
         check_name(self.pipeline["model"])  # a bad name fails here, not after training
@@ -265,6 +265,16 @@ class _Job:
             registry.promote(challenger.name, challenger.version, stage, registry=self.registry)
         self.record["decision"] = decision
         return {"promote": decision["promote"], "action": decision["action"]}
+
+
+def _gate_metric(pipeline, monitor_metric, monitor_mode) -> dict:
+    """``gate.gate_metric`` of the pipeline config; a contradiction is a ``ConfigError``."""
+    from factory.monitoring.gate import gate_metric
+
+    try:
+        return gate_metric(pipeline["metric"], pipeline["mode"], monitor_metric, monitor_mode)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _registry_root(cfg: DictConfig) -> Path:

@@ -145,3 +145,24 @@ def test_with_no_champion_the_floor_decides(tmp_path):
     assert record["decision"]["promote"] and record["decision"]["checks"]["metric"]["challenger"] >= 0.05
     assert record["decision"]["reasons"][0].startswith("pr_auc: no champion; challenger")
     assert registry.get("fraud_detection@production", registry=reg).version == 1
+
+
+def test_a_mode_that_contradicts_the_metric_fails_before_anything_is_written(tmp_path):
+    from factory.errors import ConfigError
+    from factory.monitoring.pipeline import run_pipeline
+
+    cfg = compose("retrain", ["pipeline=fraud_detection", f"registry={tmp_path / 'registry'}",
+                              "pipeline.metric=loss", "pipeline.mode=max"])
+    with pytest.raises(ConfigError, match=r"^pipeline.mode: 'max' contradicts pipeline.metric 'loss', where min"):
+        run_pipeline(cfg)
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_an_explicit_loss_metric_is_judged_lower_is_better(tmp_path):
+    from omegaconf import OmegaConf
+
+    from factory.monitoring.pipeline import _Job
+
+    cfg = compose("retrain", ["pipeline=fraud_detection", f"registry={tmp_path / 'registry'}", "pipeline.metric=loss"])
+    job = _Job(cfg, OmegaConf.to_container(cfg.pipeline, resolve=True), {"steps": {}}, tmp_path / "pipeline.json")
+    assert job._config()["metric"] == {"name": "loss", "mode": "min", "mode_from": "metric"}

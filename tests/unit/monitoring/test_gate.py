@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from factory.monitoring.gate import decide, holdout_metric
+from factory.monitoring.gate import METRICS, decide, gate_metric, holdout_metric
 
 LIMITS = {"demographic_parity_difference": 0.1, "equalized_odds_difference": 0.2}
 FAIR = {"demographic_parity_difference": 0.04, "equalized_odds_difference": 0.12}
@@ -104,3 +104,38 @@ def test_a_limit_set_to_none_is_not_checked():
     decision = decide(0.5, 0.6, mode="max", fairness={"demographic_parity_difference": 0.5},
                       limits={"demographic_parity_difference": None, "equalized_odds_difference": None})
     assert decision["promote"] and decision["checks"]["fairness"]["limits"] == {}
+
+
+@pytest.mark.parametrize(("metric", "mode"), [("loss", "min"), ("mse", "min"), ("mae", "min"), ("brier", "min"),
+                                              ("pr_auc", "max"), ("auroc", "max"), ("accuracy", "max"),
+                                              ("f1", "max"), ("r2", "max")])
+def test_an_explicit_metric_takes_its_own_direction_not_the_training_mode(metric, mode):
+    # The training run monitors val/pr_auc (max): pipeline.metric=loss must still be judged lower-is-better.
+    other = "max" if mode == "min" else "min"
+    chosen = gate_metric(metric, None, "val/whatever", other)
+    assert chosen == {"name": metric, "mode": mode, "mode_from": "metric"}
+    assert gate_metric(metric, mode, "val/whatever", other)["mode"] == mode  # an agreeing mode is fine
+    with pytest.raises(ValueError, match=f"pipeline.mode: '{other}' contradicts pipeline.metric '{metric}'"):
+        gate_metric(metric, other, "val/whatever", other)
+
+
+def test_with_an_explicit_loss_the_gate_promotes_the_lower_loss():
+    mode = gate_metric("loss", None, "val/pr_auc", "max")["mode"]
+    assert decide(0.6, 0.3, mode=mode, metric="loss")["promote"]  # 0.3 replaces 0.6
+    assert not decide(0.3, 0.6, mode=mode, metric="loss")["promote"]  # 0.6 never replaces 0.3
+
+
+def test_the_training_mode_goes_with_the_training_metric_only():
+    assert gate_metric(None, None, "val/pr_auc", "max") == {"name": "pr_auc", "mode": "max", "mode_from": "monitor.mode"}
+    assert gate_metric(None, None, "val/loss", "min")["mode"] == "min"
+    with pytest.raises(ValueError, match="contradicts monitor.metric 'loss'"):
+        gate_metric(None, "max", "val/loss", "min")
+    with pytest.raises(ValueError, match="is not known"):
+        gate_metric("custom", None, "val/pr_auc", "max")
+    assert gate_metric("custom", "min", "val/pr_auc", "max")["mode"] == "min"
+
+
+def test_every_holdout_metric_has_a_direction():
+    from factory.monitoring.gate import DIRECTIONS
+
+    assert {name for names in METRICS.values() for name in names} <= set(DIRECTIONS)
