@@ -16,6 +16,11 @@ it). ``result()`` turns the state into figures:
   over the same buckets, the unseen rate (levels the model was not trained on) and the most
   frequent unseen levels.
 
+Besides the tests' figures, each numeric carries its window ``counts`` on the profile's bins
+(``edges``: the inner edges, the outer bins open) and each categorical its buckets: ``levels``
+(the profile's most frequent levels, then ``OTHER``), the window's ``counts`` and the profile's
+``reference_shares`` in them (what ``monitor.json``'s histograms and the report draw).
+
 A feature is drifted (``DEFAULT_THRESHOLDS``) when its test says the distributions differ
 (p < ``alpha``) AND an effect size passes its floor, so a large window does not flag a
 difference too small to matter; or when its missing rate moved by ``missing_delta`` (with
@@ -46,6 +51,8 @@ MAX_UNSEEN_TRACKED = 10_000
 TOP_UNSEEN = 5
 #: Share given to an empty bin so PSI stays finite.
 EPSILON = 1e-4
+#: A categorical's last bucket: known levels beyond the counted ones, and unseen levels.
+OTHER = "(other)"
 
 
 class DriftMonitor:
@@ -251,7 +258,8 @@ class _Categorical:
                           [sum(self.counts.values()) - sum(self.counts.get(k, 0) for k in top) + self.rest + unseen],
                           dtype=np.float64)
         used = (expected + actual) > 0
-        figures.update(rows=self.rows, psi=psi(expected, actual),
+        figures.update(rows=self.rows, levels=[*top, OTHER], counts=actual.astype(np.int64).tolist(),
+                       reference_shares=(expected / max(expected.sum(), 1)).tolist(), psi=psi(expected, actual),
                        jensenshannon=float(jensenshannon(expected, actual, base=2)) if actual.sum() else None,
                        unseen_rate=unseen / present if present else 0.0,
                        top_unseen=dict(heapq.nlargest(TOP_UNSEEN, self.unseen.items(), key=lambda kv: kv[1])))

@@ -89,7 +89,7 @@ def run(cfg) -> dict:
         "profile": str(version.path), "source": source, "window": window, "rows": drift["rows"],
         "versions_seen": {str(k): v for k, v in sorted(versions.items())},
         "checks": checks, "thresholds": thresholds,
-        "drift": drift, "histograms": outputs.histograms(profile, monitor, drift),
+        "drift": drift, "histograms": outputs.histograms(profile, drift),
         "quality": figures.get("quality"), "fairness": figures.get("fairness"),
         "alerts": alerts, "exit_code": EXIT_ALERT if alerts else 0,
     }

@@ -73,17 +73,17 @@ def latest_monitor_json(output_dir: str | os.PathLike, model_name: str) -> Path:
     return found[-1]
 
 
-def histograms(profile, monitor, drift: dict) -> dict:
+def histograms(profile, drift: dict) -> dict:
     """Reference and current counts per feature (and the score) on the profile's bins, for the report.
 
     Numerics: ``edges`` (inner edges; the outer bins are open), ``reference`` and ``current`` counts.
-    Categoricals: the profile's most frequent ``levels`` plus one ``(other)`` bucket (the rest, unseen
-    levels included), as the drift tests compare them.
+    Categoricals: the drift figures' ``levels`` (the profile's most frequent ones plus one ``(other)``
+    bucket: the rest, unseen levels included, as the drift tests compare them), the profile's
+    ``reference`` counts and the window's ``current`` counts in them.
     """
     out = {}
     entries = {**profile.features, "score": profile.score}
     results = {**drift["features"], "score": drift.get("score") or {}}
-    bins = int(monitor.thresholds.get("categorical_bins", 20))
     for name, entry in entries.items():
         figures = results.get(name) or {}
         if figures.get("absent"):
@@ -92,19 +92,11 @@ def histograms(profile, monitor, drift: dict) -> dict:
             out[name] = {"kind": "numeric", "edges": entry["edges"], "reference": entry["counts"],
                          "current": figures.get("counts")}
             continue
-        # The drift monitor's figures hold no level counts: read its state (the profile's counted levels,
-        # other known levels, unseen levels), bucketed as its tests bucket them.
-        state = getattr(monitor, "_state", {}).get(name)
-        current = dict(getattr(state, "counts", {}) or {})
-        unseen = (sum((getattr(state, "unseen", {}) or {}).values()) + int(getattr(state, "unseen_untracked", 0) or 0)
-                  + int(getattr(state, "rest", 0) or 0))
-        reference = entry["counts"]
-        levels = sorted(reference, key=lambda k: (-reference[k], k))[:bins]
-        out[name] = {"kind": "categorical", "levels": [*levels, "(other)"],
+        reference, levels = entry["counts"], figures["levels"][:-1]
+        out[name] = {"kind": "categorical", "levels": figures["levels"],
                      "reference": [reference[k] for k in levels]
                      + [sum(reference.values()) - sum(reference[k] for k in levels) + int(entry.get("other", 0))],
-                     "current": [current.get(k, 0) for k in levels]
-                     + [sum(current.values()) - sum(current.get(k, 0) for k in levels) + unseen]}
+                     "current": figures["counts"]}
     return out
 
 
