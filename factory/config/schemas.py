@@ -595,6 +595,7 @@ class PipelineConf:
     floor: Optional[float] = bounded(Range(), None)  # no champion at the stage: the least (max) / most (min) to promote
     fairness: GateFairnessConf = field(default_factory=GateFairnessConf)
     exclude_champion_rows: bool = True  # drop holdout rows the champion trained or validated on
+    require_disjoint_holdout: bool = False  # True: no promotion over a champion unless that overlap was checked
     drift: bool = True  # the new data's drift against the champion's profile, as information
     report: bool = False  # run conf/report/champion_challenger.yaml on the record afterwards
 

@@ -66,7 +66,8 @@ def gate_metric(metric: str | None, mode: str | None, monitor_metric: str, monit
 
 def decide(champion: float | None, challenger: float | None, *, mode: str, margin: float = 0.0,
            floor: float | None = None, fairness: Mapping | None = None,
-           limits: Mapping[str, float] | None = None, metric: str = "pr_auc") -> dict:
+           limits: Mapping[str, float] | None = None, metric: str = "pr_auc", holdout: Mapping | None = None,
+           require_disjoint_holdout: bool = False) -> dict:
     """Promote the challenger, or keep the champion.
 
     The challenger is promoted only when every check passes:
@@ -79,6 +80,8 @@ def decide(champion: float | None, challenger: float | None, *, mode: str, margi
       ``equalized_odds_difference``, ...) is at most its limit. A figure that could not be
       computed (``None``: no group large enough to judge, or no labels) fails: a gate that
       cannot see a disparity does not vouch for its absence.
+    - **holdout** (only with ``require_disjoint_holdout`` and a champion): the holdout was checked
+      free of the champion's train/val rows (``holdout["champion_rows_checked"]``).
 
     Args:
         champion: the champion's metric on the holdout; ``None`` when there is no champion.
@@ -90,6 +93,9 @@ def decide(champion: float | None, challenger: float | None, *, mode: str, margi
         limits: ``{figure name: largest allowed value}``; a ``None`` value is not checked; empty or
             ``None``: no fairness check.
         metric: the metric's name, for the reasons.
+        holdout: the score step's holdout figures (``champion_rows_checked``, ``note``).
+        require_disjoint_holdout: refuse to promote over a champion when the holdout's overlap with
+            its rows was not checked.
 
     Returns:
         ``{"promote": bool, "action": "gate_promote" | "gate_keep", "reasons": [str], "checks":
@@ -105,7 +111,8 @@ def decide(champion: float | None, challenger: float | None, *, mode: str, margi
         raise ValueError(f"margin {margin!r}: expected a finite number >= 0")
     metric_check = _metric_check(champion, challenger, mode, margin, floor, metric)
     fairness_check = _fairness_check(fairness, limits)
-    checks = {"metric": metric_check, "fairness": fairness_check}
+    checks = {"metric": metric_check, "fairness": fairness_check,
+              "holdout": _holdout_check(holdout, require_disjoint_holdout, champion is not None)}
     promote = all(check["passed"] for check in checks.values())
     reasons = [reason for check in checks.values() if not check["passed"]
                for reason in check.get("failures", check["reasons"])]
@@ -162,6 +169,19 @@ def _fairness_check(fairness, limits) -> dict:
             reasons.append(f"fairness: {name} {value:.4g} within the limit {limit:.4g}")
     return {"passed": not failures, "limits": limits, "figures": figures, "reasons": failures + reasons,
             "failures": failures}
+
+
+def _holdout_check(holdout, required: bool, has_champion: bool) -> dict:
+    checked = (holdout or {}).get("champion_rows_checked")
+    check = {"required": required, "champion_rows_checked": checked, "passed": True, "reasons": []}
+    if not required or not has_champion:
+        return check
+    if checked:
+        return {**check, "reasons": ["holdout: checked free of the champion's train/val rows"]}
+    note = (holdout or {}).get("note") or "not checked"
+    return {**check, "passed": False, "reasons": [
+        f"holdout: its overlap with the champion's rows was not checked ({note}); "
+        "pipeline.require_disjoint_holdout is true"]}
 
 
 def _finite(value) -> bool:

@@ -72,6 +72,9 @@ def run_pipeline(cfg: DictConfig) -> dict:
         raise ConfigError("pipeline.model: missing required value: name the registered model "
                           "(model=NAME, or pipeline=<a conf/pipeline file>)")
     validate(cfg, root="retrain")
+    if cfg.pipeline.require_disjoint_holdout and not cfg.pipeline.exclude_champion_rows:
+        raise ConfigError("pipeline.require_disjoint_holdout: true needs pipeline.exclude_champion_rows: true "
+                          "(the overlap is never checked otherwise); set one of them")
     if cfg.pipeline.metric is not None:  # an explicit metric's direction is known now: a contradiction fails here
         _gate_metric(cfg.pipeline, None, None)
     run_id = fixed_run_id() or new_run_id()
@@ -215,16 +218,22 @@ class _Job:
         elif not self.pipeline["exclude_champion_rows"]:
             figures["note"] = "pipeline.exclude_champion_rows is false: overlap not checked"
         else:
+            recorded = ((self.record["champion"] or {}).get("data") or {}).get("fingerprint")
             try:
                 from factory import registry
 
                 seen = registry.load(champion.ref, registry=self.registry).datamodule()
-                keep = _unseen(holdout, [seen.split_table("train"), seen.split_table("val")])
-            except FactoryError as e:  # its data is gone (files moved): say so, do not guess
+            except (FactoryError, OSError) as e:  # its data is gone (files moved, unreadable): say so, do not guess
                 figures["note"] = f"the champion's training data could not be rebuilt: {_one_line(e)}"
             else:
-                figures.update(champion_rows_checked=True, removed_champion_rows=int(holdout.num_rows - keep.sum()))
-                holdout = holdout.filter(keep)
+                if seen.fingerprint != recorded:  # the files changed since (or no fingerprint was recorded)
+                    figures["note"] = (f"the champion's data rebuilt from its config is {seen.fingerprint}, not the "
+                                       f"{recorded} it trained on: its rows are not known, overlap not checked")
+                else:
+                    keep = _unseen(holdout, [seen.split_table("train"), seen.split_table("val")])
+                    figures.update(champion_rows_checked=True,
+                                   removed_champion_rows=int(holdout.num_rows - keep.sum()))
+                    holdout = holdout.filter(keep)
         if holdout.num_rows == 0:
             raise FactoryError("the holdout is empty: every test row of the new data was in the champion's training data")
         figures["rows"] = holdout.num_rows
@@ -253,7 +262,8 @@ class _Job:
         decision = decide(score["champion"], score["challenger"], mode=self.state["metric"]["mode"],
                           margin=self.pipeline["margin"], floor=self.pipeline["floor"],
                           fairness=fairness.get("challenger"), limits=self.pipeline["fairness"]["limits"],
-                          metric=self.state["metric"]["name"])
+                          metric=self.state["metric"]["name"], holdout=score["holdout"],
+                          require_disjoint_holdout=self.pipeline["require_disjoint_holdout"])
         challenger, stage = self.state["challenger"], self.pipeline["stage"]
         decision.update(challenger=challenger.ref, champion=(self.record["champion"] or {}).get("ref"), stage=stage)
         details = {"pipeline": self.record["pipeline"], "run_id": self.record["run_id"], "record": str(self.path),

@@ -166,3 +166,55 @@ def test_an_explicit_loss_metric_is_judged_lower_is_better(tmp_path):
     cfg = compose("retrain", ["pipeline=fraud_detection", f"registry={tmp_path / 'registry'}", "pipeline.metric=loss"])
     job = _Job(cfg, OmegaConf.to_container(cfg.pipeline, resolve=True), {"steps": {}}, tmp_path / "pipeline.json")
     assert job._config()["metric"] == {"name": "loss", "mode": "min", "mode_from": "metric"}
+
+
+# The champion's own data (FAST_FRAUD: seed 42, 3,000 rows) split another way: the challenger's test split
+# holds rows the champion trained or validated on.
+SAME_DATA_OTHER_SPLIT = [*FAST_FRAUD[1:], "data.source.seed=42", "data.split_seed=7", "trainer.max_epochs=1"]
+
+
+def retrain_on(reg: Path, train: list[str], *pipeline: str) -> dict:
+    from factory.monitoring.pipeline import run_pipeline
+    from factory.monitoring.retrain_args import add_arguments
+
+    cfg = compose("retrain", ["pipeline=fraud_detection", f"registry={reg}", "pipeline.report=false", *pipeline])
+    return run_pipeline(add_arguments(cfg, None, train))
+
+
+def test_holdout_rows_the_champion_trained_on_are_dropped(champion_registry, tmp_path):
+    reg = own_registry(champion_registry, tmp_path)
+    record = retrain_on(reg, SAME_DATA_OTHER_SPLIT, "pipeline.require_disjoint_holdout=true")
+    steps = record["steps"]
+    assert steps["check_data"]["fingerprint"] == record["champion"]["data"]["fingerprint"]  # the champion's table
+    holdout = steps["score"]["holdout"]
+    assert holdout["champion_rows_checked"] is True and holdout["note"] is None
+    # 80% of the table was the champion's train/val: most of the other split's test rows are dropped.
+    assert holdout["removed_champion_rows"] > holdout["rows_in_split"] // 2
+    assert holdout["rows"] == holdout["rows_in_split"] - holdout["removed_champion_rows"]
+    assert record["decision"]["checks"]["holdout"]["passed"]
+
+
+def test_a_champion_whose_data_changed_is_unchecked_and_can_be_required(champion_registry, tmp_path):
+    reg = own_registry(champion_registry, tmp_path)
+    (meta_path,) = reg.glob("fraud_detection/v1/meta.json")
+    meta = json.loads(meta_path.read_text())
+    meta["data"]["fingerprint"] = "0" * 64  # as if its files had been rewritten since it trained
+    meta_path.write_text(json.dumps(meta))
+    record = retrain_on(reg, SAME_DATA_OTHER_SPLIT, "pipeline.require_disjoint_holdout=true", "pipeline.floor=null")
+    holdout = record["steps"]["score"]["holdout"]
+    assert holdout["champion_rows_checked"] is False and holdout["removed_champion_rows"] == 0
+    assert "not the " + "0" * 64 + " it trained on" in holdout["note"]
+    decision = record["decision"]
+    assert not decision["promote"] and not decision["checks"]["holdout"]["passed"]
+    assert any(r.startswith("holdout: its overlap with the champion's rows was not checked") for r in decision["reasons"])
+    assert registry.get("fraud_detection@production", registry=reg).version == 1
+
+
+def test_requiring_a_disjoint_holdout_without_excluding_rows_is_a_config_error(tmp_path):
+    from factory.errors import ConfigError
+    from factory.monitoring.pipeline import run_pipeline
+
+    cfg = compose("retrain", ["pipeline=fraud_detection", f"registry={tmp_path / 'registry'}",
+                              "pipeline.require_disjoint_holdout=true", "pipeline.exclude_champion_rows=false"])
+    with pytest.raises(ConfigError, match="^pipeline.require_disjoint_holdout"):
+        run_pipeline(cfg)

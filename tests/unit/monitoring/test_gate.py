@@ -139,3 +139,17 @@ def test_every_holdout_metric_has_a_direction():
     from factory.monitoring.gate import DIRECTIONS
 
     assert {name for names in METRICS.values() for name in names} <= set(DIRECTIONS)
+
+
+def test_an_unchecked_holdout_refuses_promotion_only_when_required():
+    unchecked = {"champion_rows_checked": False, "note": "the champion's training data could not be rebuilt: gone"}
+    assert decide(0.5, 0.6, mode="max", holdout=unchecked)["promote"]  # the default: the gate still decides
+    decision = decide(0.5, 0.6, mode="max", holdout=unchecked, require_disjoint_holdout=True)
+    assert not decision["promote"] and decision["checks"]["metric"]["passed"]
+    assert decision["reasons"] == ["holdout: its overlap with the champion's rows was not checked (the champion's "
+                                   "training data could not be rebuilt: gone); pipeline.require_disjoint_holdout is true"]
+    checked = {"champion_rows_checked": True, "note": None}
+    assert decide(0.5, 0.6, mode="max", holdout=checked, require_disjoint_holdout=True)["promote"]
+    # No champion: nothing to overlap with.
+    assert decide(None, 0.6, mode="max", holdout={"champion_rows_checked": False, "note": "no champion"},
+                  require_disjoint_holdout=True)["promote"]
