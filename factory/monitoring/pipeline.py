@@ -14,8 +14,9 @@ Steps, each recorded in ``outputs/pipeline/<name>/<run id>/pipeline.json`` as it
    neither trained on (rows the champion trained or validated on are dropped from it first).
 5. ``fairness``: the challenger's (and, for comparison, the champion's) ``fairness_figures`` by
    the sensitive column, when one is configured.
-6. ``decide``: ``factory.monitoring.gate.decide``; the decision goes to the registry's audit log
-   (``gate_promote`` / ``gate_keep``) and a promoted challenger to the stage.
+6. ``decide``: ``factory.monitoring.gate.decide``; a promoted challenger goes to the stage, then the
+   decision to the registry's audit log (``gate_promote`` / ``gate_keep``; a promotion that failed is
+   audited ``gate_keep`` with ``promotion_failed`` and fails the step).
 
 A failing step stops the job: the record says which step and why (``status: failed``), nothing is
 promoted, and ``PipelineError`` (one line naming the step) is raised. A refused challenger stays
@@ -270,9 +271,19 @@ class _Job:
                    "champion": decision["champion"], "stage": stage, "metric": self.state["metric"]["name"],
                    "champion_value": score["champion"], "challenger_value": score["challenger"],
                    "reasons": decision["reasons"]}
-        registry.log_gate(challenger.name, challenger.version, decision["promote"], details, registry=self.registry)
+        # Promote first, then audit the gate: the log never claims a promotion that did not happen.
+        # A failed promotion is audited as gate_keep with the reason, and fails the step.
+        failure = None
         if decision["promote"]:
-            registry.promote(challenger.name, challenger.version, stage, registry=self.registry)
+            try:
+                registry.promote(challenger.name, challenger.version, stage, registry=self.registry)
+            except Exception as e:  # noqa: BLE001: audited below, then raised as the step's failure
+                failure = e
+                details["promotion_failed"] = _one_line(e)
+        registry.log_gate(challenger.name, challenger.version, decision["promote"] and failure is None, details,
+                          registry=self.registry)
+        if failure is not None:
+            raise failure
         self.record["decision"] = decision
         return {"promote": decision["promote"], "action": decision["action"]}
 

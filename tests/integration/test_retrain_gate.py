@@ -70,12 +70,12 @@ def test_a_better_fair_challenger_is_promoted_and_audited(champion_registry, tmp
     assert steps["score"]["challenger"] > steps["score"]["champion"] + 0.01
     assert steps["fairness"]["challenger"]["demographic_parity_difference"] is not None
     assert set(steps["fairness"]["challenger"]["groups"]) == {"18-29", "30-49", "50+"}
-    # The audit log: the gate's decision, then the promotion it made.
+    # The audit log: the promotion the gate made, then its decision (never a decision claiming one that failed).
     audit = registry.audit(registry=reg)
     gate = [e for e in audit if e["action"].startswith("gate_")]
     assert [(e["action"], e["version"]) for e in gate] == [("gate_promote", 2)]
     assert gate[0]["details"]["record"] == record["path"] and gate[0]["details"]["champion"] == "fraud_detection@1"
-    assert [e["action"] for e in audit[audit.index(gate[0]):]] == ["gate_promote", "promote", "archive"]
+    assert [e["action"] for e in audit[-3:]] == ["promote", "archive", "gate_promote"]
 
 
 def test_an_unfair_challenger_is_refused_and_the_champion_kept(champion_registry, tmp_path):
@@ -218,3 +218,23 @@ def test_requiring_a_disjoint_holdout_without_excluding_rows_is_a_config_error(t
                               "pipeline.require_disjoint_holdout=true", "pipeline.exclude_champion_rows=false"])
     with pytest.raises(ConfigError, match="^pipeline.require_disjoint_holdout"):
         run_pipeline(cfg)
+
+
+def test_a_promotion_that_fails_is_never_audited_as_one(tmp_path, monkeypatch):
+    from factory.monitoring.pipeline import PipelineError, run_pipeline
+    from factory.monitoring.retrain_args import add_arguments
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(registry, "promote", full_disk)  # the registry write fails after the gate said promote
+    reg = tmp_path / "registry"  # empty: no champion, no floor, so the gate promotes
+    cfg = compose("retrain", ["pipeline=fraud_detection", f"registry={reg}", "pipeline.report=false",
+                              "pipeline.floor=null"])
+    with pytest.raises(PipelineError, match="retrain step decide failed: OSError: .*No space left on device"):
+        run_pipeline(add_arguments(cfg, None, [*FAST_FRAUD[1:], "trainer.max_epochs=1"]))
+    audit = registry.audit(registry=reg)
+    assert "gate_promote" not in [e["action"] for e in audit]
+    assert audit[-1]["action"] == "gate_keep" and "No space left" in audit[-1]["details"]["promotion_failed"]
+    (path,) = (tmp_path / "outputs" / "pipeline" / "fraud_detection").glob("*/pipeline.json")
+    assert strict_json(path)["failed_step"] == "decide"
