@@ -11,10 +11,12 @@ import dataclasses
 
 from omegaconf import DictConfig
 
-from factory.config.schemas import RetrainConf
+from factory.config.schemas import RetrainConf, TrainConf
 
 #: Keys of conf/retrain.yaml: overrides of these go to the retrain config, every other one to the challenger's.
 RETRAIN_KEYS = ("hydra", *(f.name for f in dataclasses.fields(RetrainConf)))
+#: A key this close (difflib's ratio) to a retrain key, and no train key, is a typo of it.
+NEAR_MISS = 0.8
 
 
 def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -42,6 +44,7 @@ def add_arguments(cfg: DictConfig, model: str | None, train: list[str]) -> DictC
     ``pipeline.stage``) and its train overrides appended to ``pipeline.train`` (``split_arguments``)."""
     from omegaconf import open_dict
 
+    check_near_misses(train)
     with open_dict(cfg):
         if model is not None:  # NAME, or NAME@STAGE as scripts/score.py takes it: the champion's stage too
             name, _, stage = model.partition("@")
@@ -50,3 +53,26 @@ def add_arguments(cfg: DictConfig, model: str | None, train: list[str]) -> DictC
                 cfg.pipeline.stage = stage
         cfg.pipeline.train = [*cfg.pipeline.train, *train]
     return cfg
+
+
+def check_near_misses(train: list[str]) -> None:
+    """Refuse a challenger override whose top key is a near-miss of a retrain key (``pipline.margin=0.5``):
+    passed on, it would fail only in the challenger's config step, after the record is written.
+
+    Raises:
+        ConfigError: ``pipline.margin: unknown key (did you mean pipeline.margin?)``.
+    """
+    import difflib
+
+    from factory.config.compose import CONFIG_DIR
+    from factory.errors import ConfigError
+
+    train_keys = {f.name for f in dataclasses.fields(TrainConf)} | {p.name for p in CONFIG_DIR.iterdir() if p.is_dir()}
+    for arg in train:
+        key = arg.lstrip("+~").partition("=")[0]
+        head = key.split(".", 1)[0].split("/", 1)[0]
+        if head in train_keys:
+            continue
+        match = difflib.get_close_matches(head, RETRAIN_KEYS, n=1, cutoff=NEAR_MISS)
+        if match:
+            raise ConfigError(f"{key}: unknown key (did you mean {match[0]}{key[len(head):]}?)")

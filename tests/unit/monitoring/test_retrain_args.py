@@ -48,3 +48,21 @@ def test_a_bad_model_name_fails_the_config_step_before_any_training(tmp_path):
     (path,) = (tmp_path / "outputs" / "pipeline").rglob("pipeline.json")
     record = json.loads(path.read_text())
     assert record["failed_step"] == "config" and list(record["steps"]) == ["config"]
+
+
+def test_a_near_miss_of_a_retrain_key_is_refused_before_anything_is_written(tmp_path):
+    import pytest
+
+    from factory.errors import ConfigError
+
+    own, train = split_arguments(["pipline.margin=0.5", "registy=reg", "data.source.seed=7"])
+    assert own == [] and train[0] == "pipline.margin=0.5"  # not a retrain key: it would go to the challenger
+    cfg = compose("retrain", ["pipeline=fraud_detection"])
+    with pytest.raises(ConfigError, match=r"^pipline.margin: unknown key \(did you mean pipeline.margin\?\)$"):
+        add_arguments(cfg, None, train)
+    with pytest.raises(ConfigError, match=r"^registy: unknown key \(did you mean registry\?\)$"):
+        add_arguments(cfg, None, ["registy=reg"])
+    # Train keys, and groups of conf/, are never taken for typos: reports (train) is close to reports_dir.
+    fine = ["reports.dir=x", "report=none", "+trainer.benchmark=true", "experiment=fraud_detection", "seed=3",
+            "hparams_search=fraud", "energy.enabled=false"]
+    assert list(add_arguments(cfg, None, fine).pipeline.train)[-len(fine):] == fine
