@@ -121,7 +121,7 @@ def iter_batches(source, *, start: datetime | None = None, end: datetime | None 
         start, end: the window on the ``time`` column (None: open); needs a ``time`` column.
         columns: the columns to read; those absent from every file are left out (a feature
             the log excludes), so a batch may lack some.
-        batch_rows: the most rows per batch (every batch but the last has exactly this many).
+        batch_rows: the most rows per batch; batches of fewer than half of it are joined.
 
     Raises:
         DataError: no files; a window on a source without ``time``.
@@ -305,23 +305,25 @@ def _conformed(batch, target):
 
 
 def _coalesced(batches: Iterator, batch_rows: int) -> Iterator:
-    """``batches`` re-cut into ``batch_rows``-row batches (the last one shorter)."""
+    """``batches`` with the small ones (under half of ``batch_rows``: a log's 2,048-row row groups
+    and ``_parts`` flushes, a file's last rows) joined into ``batch_rows``-row batches; a large one
+    passes as it is, uncopied (cutting every batch to exactly ``batch_rows`` would copy them all
+    once one file's last rows put the cuts out of step)."""
     import pyarrow as pa
 
     pending, rows = [], 0
     for batch in batches:
-        if not pending and batch.num_rows == batch_rows:
+        if batch.num_rows >= batch_rows // 2:
+            if pending:
+                yield pa.concat_batches(pending)
+                pending, rows = [], 0
             yield batch
             continue
         pending.append(batch)
         rows += batch.num_rows
-        if rows < batch_rows:
-            continue
-        joined = pa.concat_batches(pending) if len(pending) > 1 else pending[0]
-        done = 0
-        while rows - done >= batch_rows:
-            yield joined.slice(done, batch_rows)
-            done += batch_rows
-        pending, rows = ([joined.slice(done)], rows - done) if rows > done else ([], 0)
+        if rows >= batch_rows:
+            joined = pa.concat_batches(pending)
+            yield joined.slice(0, batch_rows)
+            pending, rows = ([joined.slice(batch_rows)], rows - batch_rows) if rows > batch_rows else ([], 0)
     if pending:
-        yield pa.concat_batches(pending) if len(pending) > 1 else pending[0]
+        yield pa.concat_batches(pending)

@@ -116,8 +116,10 @@ def test_small_files_and_row_groups_are_joined_into_full_batches_of_one_schema(t
         if i >= 2:
             columns["prob_b"] = np.full(300, 0.25)
         pq.write_table(pa.table(columns), tmp_path / f"f{i}.parquet", row_group_size=100)
-    batches = list(iter_batches(tmp_path, batch_rows=256))
-    assert [b.num_rows for b in batches] == [256] * 5 + [1500 - 5 * 256]
+    batches = list(iter_batches(tmp_path, batch_rows=256))  # the files' 300 rows read as 256 + 44
+    assert [b.num_rows for b in batches] == [256, 44] * 5  # batches of half batch_rows or more: as read
+    batches = list(iter_batches(tmp_path, batch_rows=1024))  # 300-row batches: joined, cut at 1,024
+    assert [b.num_rows for b in batches] == [1024, 1500 - 1024]
     assert {b.schema.names == ["amount", "prob_a", "prob_b"] for b in batches} == {True}
     table = _rows(batches)
     assert table.column("amount").to_pylist() == list(np.arange(1500, dtype=float))
