@@ -43,35 +43,71 @@ def _breached(value, threshold, op: str) -> bool:
 
 
 def drift_alerts(drift: Mapping, limits: Mapping) -> list[dict]:
-    """An alert per drifted feature (the drift monitor's verdict and its reasons), and one when more
-    features drifted than ``limits["max_drifted_features"]`` allows (default 0: any drifted feature alerts).
+    """An alert per reason a feature drifted, with that check's own figure, value and threshold
+    (``reason_alerts``), when more features drifted than ``limits["max_drifted_features"]`` allows
+    (default 0: any drifted feature alerts).
 
     Args:
         drift: ``DriftMonitor.result()``: ``{"features": {name: {..., "drifted", "reasons"}}, "drifted": [...]}``.
-        limits: the ``drift`` node of the monitor config (its test thresholds went to the monitor).
+        limits: the ``drift`` node of the monitor config: the thresholds the monitor tested with.
     """
     allowed = int(limits.get("max_drifted_features") or 0)
     drifted = [name for name in drift.get("drifted") or [] if name in (drift.get("features") or {})]
     if len(drifted) <= allowed:
         return []
-    out = []
-    for name in drifted:
-        figures = drift["features"][name]
-        reasons = list(figures.get("reasons") or [])
-        psi = figures.get("psi")
-        out.append(alert("drift", name, "psi", psi, limits.get("psi"), ">",
-                         f"drift: {name}: " + ("; ".join(reasons) or f"psi {psi}"), reasons=reasons))
-    return out
+    return [a for name in drifted for a in reason_alerts("drift", name, drift["features"][name], limits)]
 
 
 def score_alerts(score: Mapping | None, limits: Mapping) -> list[dict]:
-    """An alert when the score distribution drifted (the drift monitor's verdict on ``score``)."""
+    """An alert per reason the score distribution drifted (the drift monitor's verdict on ``score``,
+    under the same ``drift`` thresholds as the features)."""
     if not score or not score.get("drifted"):
         return []
-    reasons = list(score.get("reasons") or [])
-    psi = score.get("psi")
-    return [alert("score", "score", "psi", psi, limits.get("psi"), ">",
-                  "score: " + ("; ".join(reasons) or f"psi {psi}"), reasons=reasons)]
+    return reason_alerts("score", "score", score, limits)
+
+
+def reason_alerts(check: str, subject: str, figures: Mapping, limits: Mapping) -> list[dict]:
+    """One alert per drift reason (``DriftMonitor.result()``'s ``reasons``), naming the figure that fired:
+
+    - ``missing rate ...``: ``missing_delta`` (its absolute value) over its threshold, ``pvalue`` beside it;
+    - ``distribution: ...`` (numeric): the effect that passed its floor, ``psi`` or else
+      ``wasserstein_std``, with the KS test beside it (``test``: ``ks_pvalue`` < ``alpha``);
+    - ``levels: ...`` (categorical): ``psi`` or else ``jensenshannon``, with ``chi2_pvalue`` < ``alpha``;
+    - ``unseen levels: ...``: ``unseen_rate`` over its threshold.
+
+    Thresholds not in ``limits`` are the drift monitor's defaults (``DEFAULT_THRESHOLDS``).
+    """
+    from factory.monitoring.drift import DEFAULT_THRESHOLDS
+
+    th = {**DEFAULT_THRESHOLDS, **{k: v for k, v in limits.items() if v is not None}}
+    reasons = list(figures.get("reasons") or [])
+    out = []
+    for reason in reasons:
+        figure, value, op, test = _fired(reason, figures, th)
+        extra = {"test": test} if test else {}
+        out.append(alert(check, subject, figure, value, th.get(figure), op, f"{check}: {subject}: {reason}",
+                         reason=reason, reasons=reasons, **extra))
+    return out
+
+
+def _fired(reason: str, figures: Mapping, th: Mapping) -> tuple[str, Any, str, dict | None]:
+    """``(figure, value, op, test)`` of the check behind one drift reason (``reason_alerts``)."""
+    def test(name):
+        value = figures.get(name)
+        return {"figure": name, "value": value, "threshold": th["alpha"], "op": "<"} if value is not None else None
+
+    if reason.startswith("missing rate"):
+        delta = figures.get("missing_delta")
+        return "missing_delta", abs(delta) if delta is not None else None, ">", test("missing_pvalue")
+    if reason.startswith("unseen levels"):
+        return "unseen_rate", figures.get("unseen_rate"), ">", None
+    if reason.startswith(("distribution", "levels")):
+        other, pvalue = (("wasserstein_std", "ks_pvalue") if reason.startswith("distribution")
+                         else ("jensenshannon", "chi2_pvalue"))
+        psi = figures.get("psi")
+        figure = "psi" if psi is not None and psi >= th["psi"] or figures.get(other) is None else other
+        return figure, figures.get(figure), ">=", test(pvalue)
+    return "drifted", True, "=", None  # a reason this module does not know: still an alert, its text says why
 
 
 def quality_alerts(quality: Mapping | None, validation: Mapping | None, limits: Mapping) -> list[dict]:
@@ -134,8 +170,8 @@ def evaluate(figures: Mapping, thresholds: Mapping, checks=CHECKS) -> list[dict]
     drift = figures.get("drift") or {}
     if "drift" in checks and drift:
         out += drift_alerts(drift, thresholds.get("drift") or {})
-    if "score" in checks and drift:
-        out += score_alerts(drift.get("score"), thresholds.get("score") or {})
+    if "score" in checks and drift:  # the score is tested as a feature is, under the drift thresholds
+        out += score_alerts(drift.get("score"), thresholds.get("drift") or {})
     quality = figures.get("quality") or {}
     if "quality" in checks and quality:
         out += quality_alerts(quality.get("overall"), quality.get("validation"), thresholds.get("quality") or {})

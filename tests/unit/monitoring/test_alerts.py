@@ -27,6 +27,44 @@ def test_each_drifted_feature_is_one_alert_naming_it_and_its_reasons():
     assert "amount" in alerts[0]["message"] and "PSI 0.400" in alerts[0]["message"]
 
 
+# Figures as DriftMonitor.result() gives them (factory/monitoring/drift.py), each drifted for one reason.
+UNSEEN = {"psi": 0.0496, "jensenshannon": 0.05, "chi2_pvalue": 0.2, "unseen_rate": 0.04, "missing_delta": 0.0,
+          "missing_pvalue": 1.0, "drifted": True, "reasons": ["unseen levels: 4.0% of values (crypto_exchange)"]}
+WASSERSTEIN = {"psi": 0.06, "ks_pvalue": 1e-9, "wasserstein_std": 0.3, "missing_delta": 0.0, "missing_pvalue": 1.0,
+               "drifted": True, "reasons": ["distribution: PSI 0.060, KS p=1e-09, Wasserstein 0.30 std"]}
+LEVELS = {"psi": 0.02, "jensenshannon": 0.2, "chi2_pvalue": 1e-6, "unseen_rate": 0.0, "missing_delta": 0.0,
+          "missing_pvalue": 1.0, "drifted": True, "reasons": ["levels: PSI 0.020, chi-squared p=1e-06, Jensen-Shannon 0.200"]}
+MISSING = {"psi": 0.01, "ks_pvalue": 0.5, "wasserstein_std": 0.01, "missing_delta": -0.05, "missing_pvalue": 1e-5,
+           "drifted": True, "reasons": ["missing rate 6.0% -> 1.0% (p=1e-05)"]}
+LIMITS = {"alpha": 0.01, "psi": 0.1, "wasserstein_std": 0.1, "jensenshannon": 0.1, "missing_delta": 0.02,
+          "unseen_rate": 0.01, "max_drifted_features": 0}
+
+
+@pytest.mark.parametrize("figures, expected, test", [
+    (UNSEEN, ("unseen_rate", 0.04, 0.01, ">"), None),  # not "psi 0.0496 > 0.1"
+    (WASSERSTEIN, ("wasserstein_std", 0.3, 0.1, ">="), ("ks_pvalue", 1e-9, 0.01)),
+    (LEVELS, ("jensenshannon", 0.2, 0.1, ">="), ("chi2_pvalue", 1e-6, 0.01)),
+    (MISSING, ("missing_delta", 0.05, 0.02, ">"), ("missing_pvalue", 1e-5, 0.01)),
+])
+def test_a_drift_alert_names_the_check_that_fired_with_its_own_figure_and_threshold(figures, expected, test):
+    (a,) = drift_alerts({"features": {"f": figures}, "drifted": ["f"]}, LIMITS)
+    assert (a["figure"], a["value"], a["threshold"], a["op"]) == expected
+    assert a["reason"] == figures["reasons"][0] and a["message"] == f"drift: f: {figures['reasons'][0]}"
+    assert (a.get("test") and (a["test"]["figure"], a["test"]["value"], a["test"]["threshold"])) == (test or None)
+    assert _breached(a["value"], a["threshold"], a["op"])
+
+
+def _breached(value, threshold, op):
+    return value >= threshold if op == ">=" else value > threshold
+
+
+def test_a_feature_drifted_for_two_reasons_is_two_alerts_and_missing_thresholds_are_the_monitors_defaults():
+    both = {**UNSEEN, "psi": 0.3, "reasons": ["levels: PSI 0.300, chi-squared p=1e-06, Jensen-Shannon 0.050",
+                                              "unseen levels: 4.0% of values (crypto_exchange)"]}
+    alerts = drift_alerts({"features": {"merchant": both}, "drifted": ["merchant"]}, {"psi": 0.2})
+    assert [(a["figure"], a["value"], a["threshold"]) for a in alerts] == [("psi", 0.3, 0.2), ("unseen_rate", 0.04, 0.01)]
+
+
 def test_no_drift_no_alert_and_drifted_features_up_to_the_allowance_pass():
     assert drift_alerts(_drift(amount=False, hour=False), THRESHOLDS["drift"]) == []
     assert drift_alerts(_drift(amount=True, hour=False), {"psi": 0.1, "max_drifted_features": 1}) == []
@@ -37,6 +75,12 @@ def test_score_drift_alerts_only_when_the_monitor_says_drifted():
     assert score_alerts({"psi": 0.02, "drifted": False}, {}) == []
     (a,) = score_alerts({"psi": 0.3, "drifted": True, "reasons": ["distribution: PSI 0.300"]}, {"psi": 0.1})
     assert (a["check"], a["subject"], a["value"]) == ("score", "score", 0.3)
+
+
+def test_score_alerts_carry_the_drift_thresholds():
+    score = {**WASSERSTEIN, "psi": 0.25}
+    alerts = evaluate({"drift": {"features": {}, "drifted": [], "score": score}}, {"drift": LIMITS}, checks=("score",))
+    assert [(a["check"], a["figure"], a["value"], a["threshold"]) for a in alerts] == [("score", "psi", 0.25, 0.1)]
 
 
 @pytest.mark.parametrize("now, expected", [
