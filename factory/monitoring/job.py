@@ -61,14 +61,17 @@ def run(cfg) -> dict:
     monitor = DriftMonitor(profile, drift_thresholds, seed=int(cfg.seed))
     target = meta.get("target")
     keep = {"request_id", "row", "time", "version", "score", "prediction", sensitive, target} - {None}
-    want_rows = labels is not None or bool(sensitive)
-    kept, versions = [], Counter()
+    kept, versions, seen = [], Counter(), set()
     labelled = _labelled_rows(labels)  # with labels, only labelled rows are kept: memory follows the labels
     for batch in batches:
         monitor.update(batch)
-        versions.update(_versions(batch))
-        if want_rows or (target in batch.schema.names and "quality" in checks):  # files carrying their labels
-            kept.append(labelled(batch.select([c for c in batch.schema.names if c in keep or c.startswith("prob_")])))
+        versions.update(_versions(batch, version.name))
+        names = batch.schema.names
+        seen.update(names)
+        if labels is not None or (target in names and "quality" in checks):  # labelled rows (or files carrying labels)
+            kept.append(labelled(batch.select([c for c in names if c in keep or c.startswith("prob_")])))
+        elif sensitive:  # fairness without labels: every row, but two columns (three with a target column)
+            kept.append(_fairness_columns(batch, sensitive, target))
     drift = monitor.result()
     if not drift["rows"]:
         raise DataError(f"{source['given']}: no rows in window {window['given']!r} "
@@ -78,7 +81,7 @@ def run(cfg) -> dict:
     if "quality" in checks:
         figures["quality"] = _quality(table, labels, target, meta, version, thresholds["quality"], cfg)
     if sensitive:
-        figures["fairness"] = _fairness(table, labels, sensitive, target, meta, thresholds["fairness"])
+        figures["fairness"] = _fairness(table, labels, sensitive, target, meta, thresholds["fairness"], seen)
     alerts = evaluate(figures, thresholds, checks)
     run_dir = outputs.new_run_dir(cfg.output_dir, version.name)
     record = {
@@ -87,7 +90,7 @@ def run(cfg) -> dict:
         "model": {"ref": str(cfg.model), "name": version.name, "version": version.version,
                   "stage": version.stage, "run_id": version.run_id, "task": meta.get("task")},
         "profile": str(version.path), "source": source, "window": window, "rows": drift["rows"],
-        "versions_seen": {str(k): v for k, v in sorted(versions.items())},
+        "versions_seen": dict(sorted(versions.items(), key=lambda kv: (not kv[0].isdigit(), len(kv[0]), kv[0]))),
         "checks": checks, "thresholds": thresholds,
         "drift": drift, "histograms": outputs.histograms(profile, drift),
         "quality": figures.get("quality"), "fairness": figures.get("fairness"),
@@ -141,6 +144,19 @@ def _labelled_rows(labels):
     ids = pc.unique(labels["request_id"])
     return lambda batch: (batch.filter(pc.is_in(batch.column(batch.schema.get_field_index("request_id")), value_set=ids))
                           if "request_id" in batch.schema.names else batch)
+
+
+def _fairness_columns(batch, sensitive: str, target: str | None):
+    """What fairness without labels needs of a batch: ``prediction`` and the sensitive column
+    (dictionary-encoded: a few groups, repeated), and the target where the window carries one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = [c for c in ("prediction", sensitive, target) if c is not None and c in batch.schema.names]
+    columns = [batch.column(batch.schema.get_field_index(c)) for c in names]
+    columns = [pc.dictionary_encode(c) if n == sensitive and not pa.types.is_dictionary(c.type) else c
+               for n, c in zip(names, columns)]
+    return pa.RecordBatch.from_arrays(columns, names=names)
 
 
 def _checks(given) -> list[str]:
@@ -205,14 +221,21 @@ def _scored(batches, cfg, version):
         yield batch
 
 
-def _versions(batch) -> dict:
+def _versions(batch, model_name: str) -> dict:
+    """Rows per model version in ``batch``: the log's ``version`` numbers, or a scored file's
+    ``model_version`` refs (``fraud_detection@1``) as numbers when they name ``model_name``."""
     import pyarrow.compute as pc
 
     name = "version" if "version" in batch.schema.names else "model_version" if "model_version" in batch.schema.names else None
     if name is None:
         return {}
     counted = pc.value_counts(batch.column(batch.schema.get_field_index(name)))
-    return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+    out: dict = {}
+    for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+        value = str(value)
+        value = value.rpartition("@")[2] if value.rpartition("@")[0] == model_name else value
+        out[value] = out.get(value, 0) + count
+    return out
 
 
 def _table(batches):
@@ -261,13 +284,13 @@ def _quality(table, labels, target, meta, version, limits, cfg) -> dict | None:
             "validation": _validation(meta, version), "by_window": by_window}
 
 
-def _fairness(table, labels, sensitive, target, meta, limits) -> dict:
+def _fairness(table, labels, sensitive, target, meta, limits, window_columns=()) -> dict:
     from factory.monitoring.fairness import fairness_figures
 
     joined = _labelled(table, labels, target, columns=[sensitive])
     rows = joined if joined is not None and joined.num_rows else table
     if rows is None or sensitive not in rows.column_names:
-        have = sorted(set(table.column_names if table is not None else []) | set(labels.column_names if labels else []))
+        have = sorted(set(window_columns) | set(labels.column_names if labels else []))
         raise DataError(f"sensitive={sensitive}: no such column in the window or the labels (columns: {have})")
     y_true = rows["label"] if "label" in rows.column_names else None
     positive = meta.get("positive_label")

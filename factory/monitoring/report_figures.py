@@ -22,6 +22,7 @@ import pandas as pd
 
 from factory.analysis.figure import Figure
 from factory.monitoring.outputs import MONITOR_JSON, latest_monitor_json
+from factory.monitoring.summary import version_name
 
 
 def default_output_dir() -> Path:
@@ -71,7 +72,7 @@ def summary(record: dict) -> str:
     """The run in two lines of Markdown: model, window, rows, versions seen; what alerted."""
     model, window = record["model"], record["window"]
     span = f"{window['start'] or 'open'} .. {window['end'] or 'open'}"
-    versions = ", ".join(f"v{v} ({n:,} rows)" for v, n in record["versions_seen"].items()) or "not recorded"
+    versions = ", ".join(f"{version_name(v)} ({n:,} rows)" for v, n in record["versions_seen"].items()) or "not recorded"
     lines = [f"**{model['name']} v{model['version']}** ({model['stage']}) on {record['rows']:,} rows of the "
              f"{record['source']['kind'].replace('_', ' ')}, window `{window['given']}` ({span}); versions seen: "
              f"{versions}. Run {record['run_id']}, finished {record['finished_at']}."]

@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 
+def version_name(version) -> str:
+    """A version seen as people read it: ``v1`` (``monitor.json``'s ``versions_seen`` keys are the numbers,
+    or another model's ref such as ``other@2``, shown as is)."""
+    return f"v{version}" if str(version).isdigit() else str(version)
+
+
 def _cell(value, digits: int = 3, missing: str = "") -> str:
     if value is None:
         return missing
@@ -28,7 +34,7 @@ def print_summary(record: dict) -> None:
 
     console = Console(stderr=False)
     model, window = record["model"], record["window"]
-    seen = ", ".join(f"v{v}: {n:,}" for v, n in record["versions_seen"].items()) or "n/a"
+    seen = ", ".join(f"{version_name(v)}: {n:,}" for v, n in record["versions_seen"].items()) or "n/a"
     title = (f"{model['name']} v{model['version']} ({model['stage']}): {record['rows']:,} rows, window "
              f"{window['given']} of {record['source']['kind']} (versions seen {seen})")
     table = Table(title=title, title_justify="left")
