@@ -121,3 +121,17 @@ def test_evaluate_runs_only_the_checks_asked_for_and_skips_absent_sections():
     assert {a["check"] for a in evaluate(figures, THRESHOLDS)} == {"drift", "quality"}
     assert {a["check"] for a in evaluate(figures, THRESHOLDS, checks=["quality"])} == {"quality"}
     assert evaluate({"drift": _drift(amount=False)}, THRESHOLDS) == []
+
+
+def test_the_default_monitor_config_does_not_alert_on_a_class_weighted_models_calibration():
+    from omegaconf import OmegaConf
+
+    from factory import compose
+
+    limits = OmegaConf.to_container(compose("monitor", [], check=False).monitor.quality)
+    assert limits["max_ece"] is None
+    # Healthy models trained with a positive-class weight: scores inflated by design (measured ECE 0.42 and 0.037).
+    healthy = {"auroc": 0.95, "pr_auc": 0.7, "ece": 0.42, "brier": 0.08}
+    assert quality_alerts(healthy, {"auroc": 0.95, "pr_auc": 0.7}, limits) == []
+    (a,) = quality_alerts(healthy, {}, {**limits, "max_ece": 0.1})  # the knob stays, set per model
+    assert (a["figure"], a["value"], a["threshold"]) == ("ece", 0.42, 0.1)
