@@ -39,8 +39,10 @@ def quality_figures(y_true, score, prediction, *, task: str, positive_label=None
     binary: ``auroc`` (``roc_auc_score``), ``pr_auc`` (``average_precision_score``), ``brier``
     (``brier_score_loss``), ``accuracy``, ``f1``, the expected calibration error ``ece`` with its
     ``calibration`` bins (10 equal-width bins of the score: mean predicted, observed rate, count;
-    ECE = sum of count/rows x |observed - predicted|), and ``confusion`` at ``threshold`` (tp, fp,
-    tn, fn, precision, recall; ``confusion_matrix``). multiclass: ``accuracy``, ``f1_macro``
+    ECE = sum of count/rows x |observed - predicted|), and ``confusion`` (tp, fp, tn, fn, precision,
+    recall; ``confusion_matrix``). ``accuracy``, ``f1`` and ``confusion`` judge the served decision:
+    the logged ``prediction`` (what the caller was told), ``score >= threshold`` only for rows
+    without one (``decision`` says which). multiclass: ``accuracy``, ``f1_macro``
     (``f1_score(average="macro")``), ``log_loss`` when ``probabilities`` are given. regression:
     ``mse``, ``mae``, ``r2``. A figure that is undefined here (one class only in the window, no
     predicted positives) is None, with the reason under ``undefined``.
@@ -97,8 +99,8 @@ def quality_figures(y_true, score, prediction, *, task: str, positive_label=None
     positive = _positive_label(true, pred, score, positive_label, threshold)
     y = is_positive(true, positive, "y_true")[0][keep].astype(np.int8)
     s = _floats(score)[keep]
-    hit = (s >= threshold).astype(np.int8)
-    out.update(positive_label=positive, threshold=float(threshold), positives=int(y.sum()))
+    hit, decision = _decisions(pred, positive, s, keep, threshold)
+    out.update(positive_label=positive, threshold=float(threshold), decision=decision, positives=int(y.sum()))
     one_class = f"one class only in the labels ({int(y.sum())} positives of {len(y)})"
     out["auroc"] = float(metrics.roc_auc_score(y, s)) if 0 < y.sum() < len(y) else _none(undefined, "auroc", one_class)
     out["pr_auc"] = (float(metrics.average_precision_score(y, s)) if y.sum()
@@ -113,6 +115,22 @@ def quality_figures(y_true, score, prediction, *, task: str, positive_label=None
     recall = tp / (tp + fn) if tp + fn else _none(undefined, "recall", "no positives in the labels")
     out["confusion"] = {"tp": tp, "fp": fp, "tn": tn, "fn": fn, "precision": precision, "recall": recall}
     return out
+
+
+def _decisions(pred, positive, s, keep, threshold) -> tuple[np.ndarray, str]:
+    """Each labelled row's served decision (1: positive): the logged ``prediction`` where there is
+    one, ``score >= threshold`` where it is missing; and which of the two decided."""
+    import pyarrow as pa
+
+    if pa.types.is_null(pred.type):  # no prediction logged at all
+        predicted = present = np.zeros(len(pred), dtype=bool)
+    else:
+        predicted, present = is_positive(pred, positive, "prediction")
+    predicted, present = predicted[keep], present[keep]
+    hit = np.where(present, predicted, s >= threshold).astype(np.int8)
+    decision = ("prediction" if present.all() else "threshold" if not present.any()
+                else "prediction (threshold where missing)")
+    return hit, decision
 
 
 def _calibration(y, s) -> tuple[float, list[dict]]:

@@ -44,6 +44,21 @@ def test_the_confusion_matrix_is_at_the_served_threshold():
     assert q["confusion"] == {"tp": 2, "fp": 1, "tn": 0, "fn": 0, "precision": pytest.approx(2 / 3), "recall": 1.0}
 
 
+def test_the_confusion_matrix_counts_the_logged_prediction_not_the_threshold():
+    # The server decided at another threshold (0.3) than monitor.quality.threshold (0.5): its predictions count.
+    y, score = [1, 0, 1, 0], [0.9, 0.4, 0.35, 0.1]
+    q = quality_figures(y, score, ["1", "1", "1", "0"], task="binary", positive_label=1, threshold=0.5)
+    assert q["decision"] == "prediction"
+    assert q["confusion"] == {"tp": 2, "fp": 1, "tn": 1, "fn": 0, "precision": pytest.approx(2 / 3), "recall": 1.0}
+    assert q["accuracy"] == pytest.approx(3 / 4) and q["f1"] == pytest.approx(0.8)
+    # No prediction logged: the threshold decides; some missing: the threshold for those rows only.
+    q = quality_figures(y, score, [None] * 4, task="binary", positive_label=1, threshold=0.5)
+    assert q["decision"] == "threshold" and q["confusion"]["tp"] == 1 and q["confusion"]["fn"] == 1
+    q = quality_figures(y, score, ["1", None, "1", None], task="binary", positive_label=1, threshold=0.5)
+    assert q["decision"] == "prediction (threshold where missing)"
+    assert (q["confusion"]["tp"], q["confusion"]["fp"], q["confusion"]["tn"]) == (2, 0, 2)
+
+
 def test_one_class_in_a_window_gives_none_with_a_reason():
     q = quality_figures(["legit"] * 4, [0.1, 0.2, 0.3, 0.6], ["legit", "legit", "legit", "fraud"], task="binary")
     assert q["positive_label"] == "fraud"  # what the log predicts at score >= 0.5
