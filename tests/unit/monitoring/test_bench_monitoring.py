@@ -71,5 +71,9 @@ def test_request_log_is_the_servers_format(tmp_path):
     assert table.column_names[:5] == ["request_id", "row", "time", "model", "version"]
     assert {"score", "prediction", *data.kinds()} <= set(table.column_names)
     assert str(table.schema.field("time").type) == "timestamp[us, tz=UTC]"
-    assert max(b.num_rows for b in iter_batches(directory)) == data.FLUSH_ROWS  # row groups are flushes
+    import pyarrow.parquet as pq
+
+    first = pq.ParquetFile(next(directory.glob("*.parquet")))
+    assert first.metadata.row_group(0).num_rows == data.FLUSH_ROWS  # row groups are the server's flushes
+    assert sum(b.num_rows for b in iter_batches(directory)) == 5_000
     assert data.request_log(5_000, tmp_path) == directory  # made once
