@@ -6,7 +6,9 @@ each part's power comes from the best source the machine offers. The record says
 that was, part by part, and sums it up in ``method``: ``measured`` only when every compute part
 (the CPU, and the GPUs where there are any) was read from a power meter (RAPL, NVML, ...);
 ``estimated`` when CodeCarbon fell back on its model (CPU load x a TDP, 4 W a thread for a CPU
-model it does not know). RAM is always CodeCarbon's estimate, and says so in ``sources``.
+model it does not know). RAM is always CodeCarbon's estimate, and says so in ``sources``: so a
+``measured`` record's ``kwh`` still holds an estimated part, which ``estimated_parts`` names
+(``["ram"]``; every part not read from a meter, so ``["cpu", "ram"]`` for a load model).
 
 The tracker measures the whole machine (CodeCarbon's ``machine`` mode: on a shared machine the
 neighbours' load counts too; under DDP or DeepSpeed, rank zero's machine, all its ranks), so it
@@ -42,8 +44,10 @@ log = logging.getLogger(__name__)
 #: Power sources that read a meter; anything else CodeCarbon reports is a model's estimate.
 MEASURED_SOURCES = frozenset({"RAPL", "Intel Power Gadget", "Windows EMI", "powermetrics", "Raspberry Pi PMIC",
                               "NVML", "AMD SMI"})
-#: How long ``stop`` waits for the tracker's process to hand over its figures.
-STOP_TIMEOUT_S = 60.0
+#: How long ``stop`` waits for the tracker's process to hand over its figures. It answers in under a
+#: second once started (0.2-0.7 s here), 2-3 s when stopped while still starting at a load average
+#: of 8; past this the process is killed, a warning logged, and the job records no energy (``None``).
+STOP_TIMEOUT_S = 15.0
 
 _CPU_MODES = {"intel_rapl": "RAPL", "intel_power_gadget": "Intel Power Gadget", "windows_emi": "Windows EMI",
               "cpu_load": "load x TDP estimate", "constant": "TDP constant estimate"}
@@ -244,6 +248,7 @@ def figures(data: Any, hardware: list, country: str, g_per_kwh: float | None) ->
         "country": country,
         "g_co2e_per_kwh": None if g_per_kwh is None else round(float(g_per_kwh), 3),
         "method": method_of(sources),
+        "estimated_parts": estimated_parts(sources),
         "sources": sources,
         "kwh_by_part": {"cpu": float(data.cpu_energy), "gpu": float(data.gpu_energy), "ram": float(data.ram_energy)},
         "tracker": f"codecarbon {__version__}",
@@ -285,6 +290,16 @@ def method_of(sources: Mapping[str, str | None]) -> str:
     return "estimated"
 
 
+def estimated_parts(sources: Mapping[str, str | None]) -> list[str]:
+    """The parts present (``cpu``, ``gpu``, ``ram``) whose power no meter read: in ``kwh`` as estimates.
+
+    ``method`` judges the compute parts only; RAM is nearly always CodeCarbon's model, so a
+    ``measured`` record says ``estimated_parts: ["ram"]`` (``kwh_by_part`` gives its share).
+    """
+    return [part for part in ("cpu", "gpu", "ram") if sources.get(part) is not None
+            and not all(s in MEASURED_SOURCES for s in str(sources[part]).split(", "))]
+
+
 def combine(before: Mapping[str, Any] | None, now: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """One record for a run launched more than once (``resume=auto``): the attempts' sums.
 
@@ -301,5 +316,8 @@ def combine(before: Mapping[str, Any] | None, now: Mapping[str, Any] | None) -> 
                              for k, v in now.get("kwh_by_part", {}).items()}
     if before.get("method") != "measured":
         merged["method"] = "estimated"
+    if "estimated_parts" in before or "estimated_parts" in now:
+        parts = set(before.get("estimated_parts", ())) | set(now.get("estimated_parts", ()))
+        merged["estimated_parts"] = [p for p in ("cpu", "gpu", "ram") if p in parts]
     merged["attempts"] = before.get("attempts", 1) + 1
     return merged

@@ -13,7 +13,8 @@ from factory.errors import ConfigError
 from factory.training import energy
 from tests.conftest import REPO
 
-FIELDS = {"kwh", "kg_co2e", "duration_s", "country", "g_co2e_per_kwh", "method", "sources", "kwh_by_part", "tracker"}
+FIELDS = {"kwh", "kg_co2e", "duration_s", "country", "g_co2e_per_kwh", "method", "estimated_parts", "sources",
+          "kwh_by_part", "tracker"}
 RAPL_READABLE = os.access("/sys/class/powercap/intel-rapl", os.R_OK)
 
 
@@ -148,3 +149,38 @@ def test_combine_sums_launches_and_an_estimate_taints_the_sum():
     assert energy.combine(None, second) == second and energy.combine(first, None) == first
     assert energy.combine(None, None) is None
     assert energy.combine(second, second)["method"] == "measured"
+
+
+@pytest.mark.parametrize("sources, method, parts", [
+    ({"cpu": "RAPL", "gpu": None, "ram": "CodeCarbon RAM model estimate"}, "measured", ["ram"]),
+    ({"cpu": "RAPL", "gpu": "NVML", "ram": "CodeCarbon RAM model estimate"}, "measured", ["ram"]),
+    ({"cpu": "load x TDP estimate", "gpu": "NVML", "ram": "CodeCarbon RAM model estimate"}, "estimated", ["cpu", "ram"]),
+    ({"cpu": "Raspberry Pi PMIC", "gpu": None, "ram": "Raspberry Pi PMIC"}, "measured", []),
+])
+def test_a_measured_record_names_the_parts_it_still_estimates(sources, method, parts):
+    assert energy.method_of(sources) == method and energy.estimated_parts(sources) == parts
+
+
+def test_the_measured_figures_name_their_estimated_parts(measured):
+    figures, _ = measured
+    assert figures["estimated_parts"] == energy.estimated_parts(figures["sources"])
+    assert "ram" in figures["estimated_parts"] or figures["sources"]["ram"] in energy.MEASURED_SOURCES
+
+
+def test_combine_joins_the_estimated_parts():
+    first = {"kwh": 1.0, "method": "measured", "estimated_parts": ["ram"], "kwh_by_part": {}}
+    second = {"kwh": 1.0, "method": "estimated", "estimated_parts": ["cpu", "ram"], "kwh_by_part": {}}
+    assert energy.combine(first, second)["estimated_parts"] == ["cpu", "ram"]
+
+
+def test_a_tracker_that_never_answers_is_killed_at_the_timeout_and_records_nothing(monkeypatch, caplog):
+    monkeypatch.setattr(energy, "STOP_TIMEOUT_S", 0.5)
+    meter = energy.EnergyMeter("FRA")
+    meter._process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # a hung helper
+    assert meter.stop() is None and meter._process.poll() is not None
+    assert "TimeoutExpired" in caplog.text and "no energy recorded" in caplog.text
+
+
+def test_stop_waits_seconds_not_a_minute():
+    assert energy.STOP_TIMEOUT_S <= 15  # the helper answers in under a second once started, 2-3 s while starting
