@@ -11,9 +11,13 @@ Window syntax (``window=``):
     all                       every row
     last_<N><m|h|d|w>         the last N minutes, hours, days or weeks up to now (``last_24h``, ``last_7d``)
     A..B                      from A (inclusive) to B (exclusive); either side may be empty (open).
-                              A date (``2026-12-01``) means its midnight UTC; a date as B means
-                              the END of that day, so ``2026-12-01..2026-12-01`` is that one day.
+                              A date (``2026-12-01``) means its midnight UTC; a date as B
+                              INCLUDES that whole day: ``2026-12-01..2026-12-01`` is one day,
+                              ``2026-12-01..2026-12-02`` is two days.
                               Times are ISO 8601 (``2026-12-01T06:00``), UTC unless an offset is given.
+
+A ``time`` column without a time zone (a CSV's ``2026-12-01 06:30:00``) is read as UTC: a bound
+with an offset is converted to UTC before it is compared (``08:00+02:00`` is 06:00 there).
 """
 from __future__ import annotations
 
@@ -261,6 +265,7 @@ def _may_overlap(row_group, start, end) -> bool:
 
 
 def _as(bound: datetime, naive: bool) -> datetime:
+    """``bound`` in UTC; naive (as a ``time`` column without a zone is read: UTC) when ``naive``."""
     bound = bound.astimezone(timezone.utc)
     return bound.replace(tzinfo=None) if naive else bound
 

@@ -170,3 +170,15 @@ def test_a_part_compacted_away_while_streaming_is_read_from_its_period_once(tmp_
     finally:
         if not closed:
             log.close()
+
+
+def test_a_window_with_an_offset_on_naive_times_is_converted_to_utc(tmp_path):
+    """A CSV's times have no zone: read as UTC, so 08:00+02:00..09:00+02:00 is 06:00..07:00 UTC."""
+    path = tmp_path / "scored.csv"
+    path.write_text("time,x\n2026-12-01 05:30:00,1\n2026-12-01 06:30:00,2\n2026-12-01 07:30:00,3\n")
+    start, end = parse_window("2026-12-01T08:00+02:00..2026-12-01T09:00+02:00")
+    assert _rows(iter_batches(path, start=start, end=end)).column("x").to_pylist() == [2]
+    table = pa.table({"time": pa.array([datetime(2026, 12, 1, h, 30) for h in (5, 6, 7)], pa.timestamp("us")),
+                      "x": [1, 2, 3]})
+    pq.write_table(table, tmp_path / "naive.parquet", row_group_size=1)  # row-group statistics, naive too
+    assert _rows(iter_batches(tmp_path / "naive.parquet", start=start, end=end)).column("x").to_pylist() == [2]
