@@ -280,7 +280,8 @@ class Registry:
     def log_gate(self, name: str, version: int, promote: bool, details: dict) -> dict:
         """Append a promotion gate's decision on ``name`` v``version`` to the audit log: action
         ``gate_promote`` or ``gate_keep`` (``factory.monitoring.gate``). The gate's own promotion,
-        if any, follows as a ``promote`` entry. Returns the entry as written.
+        if any, comes first as a ``promote`` entry: the gate line records what happened. Returns
+        the entry as written.
 
         Raises:
             FactoryError: an unknown name or version.
