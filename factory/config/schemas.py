@@ -626,6 +626,7 @@ class MonitorDriftConf:
     unseen_rate: float = bounded(PROBABILITY, 0.01)
     categorical_bins: int = bounded(COUNT, 20)
     max_drifted_features: int = bounded(NON_NEGATIVE, 0)
+    show_unseen: int = bounded(NON_NEGATIVE, 0)  # unseen level values named per categorical (0: counts only)
 
 
 @dataclass

@@ -13,8 +13,11 @@ it). ``result()`` turns the state into figures:
 - categorical: PSI and chi-squared (``scipy.stats.chi2_contingency``, reference counts against
   window counts) over the profile's most frequent levels plus one bucket for the rest and the
   unseen, Jensen-Shannon distance (``scipy.spatial.distance.jensenshannon``, base 2: 0..1)
-  over the same buckets, the unseen rate (levels the model was not trained on) and the most
-  frequent unseen levels.
+  over the same buckets, the unseen rate (levels the model was not trained on) and the number
+  of distinct unseen levels: counts only. An unseen VALUE comes from raw traffic (an email typed
+  into a free-text field) and is never copied into the figures or the reasons, unless
+  ``show_unseen`` asks for that many examples (``monitor.drift.show_unseen``), each cut to
+  ``UNSEEN_CHARS`` characters.
 
 Besides the tests' figures, each numeric carries its window ``counts`` on the profile's bins
 (``edges``: the inner edges, the outer bins open) and each categorical its buckets: ``levels``
@@ -47,8 +50,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 #: Distinct unseen levels counted per categorical (beyond: counted in the unseen rate, not by name).
 MAX_UNSEEN_TRACKED = 10_000
-#: Unseen levels named per categorical in the result.
-TOP_UNSEEN = 5
+#: The longest an unseen level shown as an example (``show_unseen``) may be, in characters.
+UNSEEN_CHARS = 32
 #: Share given to an empty bin so PSI stays finite.
 EPSILON = 1e-4
 #: A categorical's last bucket: known levels beyond the counted ones, and unseen levels.
@@ -64,6 +67,9 @@ class DriftMonitor:
         thresholds: overrides of ``DEFAULT_THRESHOLDS`` (unknown keys are an error).
         sample_rows: the reservoir's size per numeric (bounded memory: 8 bytes a value).
         seed: the reservoir's seed.
+        show_unseen: how many of each categorical's most frequent unseen levels to name (as
+            ``top_unseen``, each cut to ``UNSEEN_CHARS`` characters); 0 (default): counts only,
+            no value of the traffic in the result.
 
     Example:
         >>> monitor = DriftMonitor(load_profile("fraud_detection@production"))
@@ -72,7 +78,8 @@ class DriftMonitor:
         >>> monitor.result()["drifted"]
     """
 
-    def __init__(self, profile: Profile, thresholds: dict | None = None, *, sample_rows: int = 10_000, seed: int = 0):
+    def __init__(self, profile: Profile, thresholds: dict | None = None, *, sample_rows: int = 10_000, seed: int = 0,
+                 show_unseen: int = 0):
         unknown = sorted(set(thresholds or {}) - set(DEFAULT_THRESHOLDS))
         if unknown:
             from factory.errors import ConfigError
@@ -87,7 +94,8 @@ class DriftMonitor:
         # Two per feature (which rows are kept; which slot each takes), so two draws never interleave.
         rngs = [tuple(np.random.default_rng(s) for s in seq.spawn(2))
                 for seq in np.random.SeedSequence(seed).spawn(len(entries))]
-        self._state = {name: (_Numeric(entry, sample_rows, rng) if entry["kind"] == "numeric" else _Categorical(entry))
+        self._state = {name: (_Numeric(entry, sample_rows, rng) if entry["kind"] == "numeric"
+                              else _Categorical(entry, int(show_unseen)))
                        for (name, entry), rng in zip(entries.items(), rngs)}
 
     def update(self, batch) -> None:
@@ -211,8 +219,9 @@ class _Numeric:
 
 
 class _Categorical:
-    def __init__(self, entry: dict):
+    def __init__(self, entry: dict, show_unseen: int = 0):
         self.entry = entry
+        self.show_unseen = show_unseen
         known = entry.get("known")
         self.known = set(known) if known is not None else None  # None: too many levels to judge unseen
         self.tracked = set(entry["counts"])
@@ -261,8 +270,10 @@ class _Categorical:
         figures.update(rows=self.rows, levels=[*top, OTHER], counts=actual.astype(np.int64).tolist(),
                        reference_shares=(expected / max(expected.sum(), 1)).tolist(), psi=psi(expected, actual),
                        jensenshannon=float(jensenshannon(expected, actual, base=2)) if actual.sum() else None,
-                       unseen_rate=unseen / present if present else 0.0,
-                       top_unseen=dict(heapq.nlargest(TOP_UNSEEN, self.unseen.items(), key=lambda kv: kv[1])))
+                       unseen_rate=unseen / present if present else 0.0, unseen_levels=len(self.unseen),
+                       unseen_levels_capped=bool(self.unseen_untracked))
+        if self.show_unseen > 0:
+            figures["top_unseen"] = _examples(self.unseen, self.show_unseen)
         if actual.sum() and used.sum() > 1:
             chi2, p = chi2_contingency(np.vstack([expected[used], actual[used]]))[:2]
             figures.update(chi2=float(chi2), chi2_pvalue=float(p))
@@ -271,6 +282,17 @@ class _Categorical:
                 reasons.append(f"levels: PSI {figures['psi']:.3f}, chi-squared p={p:.2g}, "
                                f"Jensen-Shannon {figures['jensenshannon']:.3f}")
         if figures["unseen_rate"] > th["unseen_rate"]:
-            reasons.append(f"unseen levels: {figures['unseen_rate']:.1%} of values "
-                           f"({', '.join(map(str, figures['top_unseen']))})")
+            levels = f"{'at least ' if self.unseen_untracked else ''}{len(self.unseen)} distinct"
+            shown = f": {', '.join(map(repr, figures['top_unseen']))}" if figures.get("top_unseen") else ""
+            reasons.append(f"unseen levels: {figures['unseen_rate']:.1%} of values ({levels}{shown})")
         return {**figures, "drifted": bool(reasons), "reasons": reasons}
+
+
+def _examples(unseen: dict, count: int) -> dict:
+    """The ``count`` most frequent unseen levels, each cut to ``UNSEEN_CHARS`` characters (``…`` marks a cut)."""
+    out: dict[str, int] = {}
+    for level, n in heapq.nlargest(count, unseen.items(), key=lambda kv: kv[1]):
+        text = str(level)
+        text = text if len(text) <= UNSEEN_CHARS else text[:UNSEEN_CHARS - 1] + "\u2026"
+        out[text] = out.get(text, 0) + n
+    return out

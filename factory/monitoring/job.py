@@ -57,8 +57,9 @@ def run(cfg) -> dict:
 
     from factory.monitoring.drift import DriftMonitor
 
-    drift_thresholds = {k: v for k, v in thresholds["drift"].items() if k != "max_drifted_features"}
-    monitor = DriftMonitor(profile, drift_thresholds, seed=int(cfg.seed))
+    drift_thresholds = {k: v for k, v in thresholds["drift"].items() if k not in ("max_drifted_features", "show_unseen")}
+    monitor = DriftMonitor(profile, drift_thresholds, seed=int(cfg.seed),
+                           show_unseen=int(thresholds["drift"].get("show_unseen") or 0))
     target = meta.get("target")
     keep = {"request_id", "row", "time", "version", "score", "prediction", sensitive, target} - {None}
     kept, versions, seen = [], Counter(), set()

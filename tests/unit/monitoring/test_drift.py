@@ -44,7 +44,7 @@ def test_three_rows():
     assert result["rows"] == 3 and amount["rows"] == 3
     assert amount["missing_rate"] == pytest.approx(2 / 3) and amount["missing_delta"] == pytest.approx(1 / 3)
     assert amount["counts"] == [1, 0] and amount["ks_pvalue"] is not None and amount["wasserstein"] == 0.5
-    assert channel["unseen_rate"] == 0.5 and channel["top_unseen"] == {"zzz": 1}
+    assert channel["unseen_rate"] == 0.5 and channel["unseen_levels"] == 1 and "top_unseen" not in channel
     assert channel["drifted"] and any("unseen" in r for r in channel["reasons"])
     assert result["score"]["psi"] == 0.0
     json.dumps(result, allow_nan=False)  # strict JSON as it stands
@@ -150,5 +150,22 @@ def test_a_planted_amount_shift_flags_amount_and_the_score_only(fraud_profile):
 def test_a_new_merchant_category_is_unseen(fraud_profile):
     result = _monitor(fraud_profile, _traffic(51, new_category={"name": "crypto_exchange", "share": 0.05}))
     category = result["features"]["merchant_category"]
-    assert category["drifted"] and "crypto_exchange" in category["top_unseen"]
+    assert category["drifted"] and "top_unseen" not in category and category["unseen_levels"] == 1
+    assert "crypto_exchange" not in str(result) and "M05" not in str(result)  # counts only, no traffic values
     assert 0.03 < category["unseen_rate"] < 0.07
+
+
+def test_unseen_values_are_counts_only_unless_asked_and_then_cut():
+    reference = pa.table({"amount": [1.0, 2.0, 3.0], "channel": ["a", "b", "a"]})
+    profile = build_profile(reference, KINDS, [0.1, 0.2, 0.3], bins=2)
+    long = "x" * 100
+    window = pa.table({"amount": [1.0] * 4, "channel": ["alice@example.com", "alice@example.com", long, "a"],
+                       "score": [0.1] * 4})
+    quiet = _monitor(profile, window)["features"]["channel"]
+    assert quiet["unseen_levels"] == 2 and quiet["unseen_rate"] == 0.75 and "top_unseen" not in quiet
+    assert "alice" not in json.dumps(quiet) and "xxx" not in json.dumps(quiet)
+    assert quiet["reasons"] == ["unseen levels: 75.0% of values (2 distinct)"]
+    shown = _monitor(profile, window, show_unseen=1)["features"]["channel"]
+    assert shown["top_unseen"] == {"alice@example.com": 2} and "'alice@example.com'" in shown["reasons"][0]
+    cut = _monitor(profile, window, show_unseen=5)["features"]["channel"]["top_unseen"]
+    assert cut["x" * 31 + "\u2026"] == 1 and max(map(len, cut)) == 32
