@@ -98,7 +98,7 @@ def _number(value):
 
 
 def fairness_figures(groups, y_pred, y_true=None, *, positive_label=1, min_group_size: int = 30,
-                     min_class_size: int = MIN_CLASS_SIZE) -> dict:
+                     min_class_size: int = MIN_CLASS_SIZE, sample_weight=None) -> dict:
     """Per-group selection rate, TPR and FPR, and the parity differences over the judged groups.
 
     Computed through fairlearn: ``MetricFrame`` with ``selection_rate``, ``true_positive_rate``
@@ -116,6 +116,8 @@ def fairness_figures(groups, y_pred, y_true=None, *, positive_label=1, min_group
         min_group_size: fewest rows a group needs to be judged.
         min_class_size: fewest positives and negatives a judged group needs to enter
             the equalized-odds difference.
+        sample_weight: how many rows each row stands for (``fairness_from_counts``: one row per
+            combination, weighted by its count); None: one each.
 
     Returns:
         Strict-JSON-ready dict: ``{"groups": {g: {"rows", "selection_rate", "tpr", "fpr",
@@ -150,11 +152,17 @@ def fairness_figures(groups, y_pred, y_true=None, *, positive_label=1, min_group
             where = "y_pred's labels" if y_true is None else "the labels of y_true or y_pred"
             raise DataError(f"fairness: positive_label {positive_label!r} is not among {where} {sorted(seen)[:10]}")
 
-    keys, pred = keys[present], pred[present].astype(np.int8)
+    weight = np.ones(len(keys), np.int64) if sample_weight is None else np.asarray(sample_weight, np.int64)
+    if len(weight) != len(keys):
+        raise DataError(f"fairness: groups has {len(keys)} rows but sample_weight has {len(weight)}")
+    missing_rows = int(weight[~present].sum())
+    keys, pred, weight = keys[present], pred[present].astype(np.int8), weight[present]
     true = true[present].astype(np.int8) if y_true is not None else None
-    names, inverse, rows = np.unique(keys, return_inverse=True, return_counts=True)
-    positives_by_group = np.bincount(inverse, weights=true, minlength=len(names)) if true is not None else None
-    by_group = _by_group(keys, pred, true)
+    names, inverse = np.unique(keys, return_inverse=True)
+    rows = np.bincount(inverse, weights=weight, minlength=len(names)).astype(np.int64)
+    positives_by_group = (np.bincount(inverse, weights=true * weight, minlength=len(names))
+                          if true is not None else None)
+    by_group = _by_group(keys, pred, true, weight)
 
     figures, judged, judged_odds = {}, [], []
     for i, (name, n) in enumerate(zip(names.tolist(), rows.tolist())):
@@ -181,18 +189,18 @@ def fairness_figures(groups, y_pred, y_true=None, *, positive_label=1, min_group
 
     return {
         "groups": figures,
-        "demographic_parity_difference": _difference("demographic_parity", keys, pred, true, judged),
+        "demographic_parity_difference": _difference("demographic_parity", keys, pred, true, judged, weight),
         "equalized_odds_difference": (None if true is None
-                                      else _difference("equalized_odds", keys, pred, true, judged_odds)),
+                                      else _difference("equalized_odds", keys, pred, true, judged_odds, weight)),
         "unjudged": [g for g in figures if not figures[g]["judged"]],
         "unjudged_odds": [] if true is None else [g for g in judged if g not in judged_odds],
-        "rows": int(len(keys)), "missing_rows": int((~present).sum()),
+        "rows": int(weight.sum()), "missing_rows": missing_rows,
         "positive_label": _plain(positive_label),
         "min_group_size": int(min_group_size), "min_class_size": int(min_class_size),
     }
 
 
-def _by_group(keys, pred, true) -> dict:
+def _by_group(keys, pred, true, weight=None) -> dict:
     """fairlearn's ``MetricFrame`` by group: {group: {"selection_rate", "tpr", "fpr"}}."""
     import warnings
 
@@ -205,12 +213,13 @@ def _by_group(keys, pred, true) -> dict:
         return {}
     with warnings.catch_warnings():  # a group without positives: undefined TPR, set to None by the caller
         warnings.simplefilter("ignore")
+        params = None if weight is None else {name: {"sample_weight": weight} for name in metrics}
         frame = MetricFrame(metrics=metrics, y_true=pred if true is None else true, y_pred=pred,
-                            sensitive_features=keys)
+                            sensitive_features=keys, sample_params=params)
     return frame.by_group.to_dict("index")
 
 
-def _difference(kind: str, keys, pred, true, groups: list[str]):
+def _difference(kind: str, keys, pred, true, groups: list[str], weight=None):
     """fairlearn's difference over the rows of ``groups``; None with fewer than two groups."""
     import numpy as np
 
@@ -221,4 +230,55 @@ def _difference(kind: str, keys, pred, true, groups: list[str]):
     keep = np.isin(keys, groups)
     measure = demographic_parity_difference if kind == "demographic_parity" else equalized_odds_difference
     y_true = pred[keep] if true is None else true[keep]  # selection rate reads predictions only
-    return _number(measure(y_true, pred[keep], sensitive_features=keys[keep]))
+    weighted = {} if weight is None else {"sample_weight": weight[keep]}
+    return _number(measure(y_true, pred[keep], sensitive_features=keys[keep], **weighted))
+
+
+def fairness_from_counts(groups, y_pred, y_true, counts, *, positive_label=1, min_group_size: int = 30,
+                         min_class_size: int = MIN_CLASS_SIZE) -> dict:
+    """``fairness_figures`` of rows given as combinations: each (group, prediction, label) once with
+    ``counts``, the rows it stands for (a streamed window: memory follows the combinations).
+
+    A missing ``y_true`` is an unlabelled row. Rows, selection rates, ``judged`` and the
+    demographic-parity difference are over EVERY row with a prediction, labelled or not (labels
+    often arrive only for flagged rows: a selection rate over them would be biased); TPR, FPR,
+    positives, negatives, ``judged_odds`` and the equalized-odds difference over the labelled rows
+    (``labelled_rows`` per group); ``y_true`` None or wholly missing: no TPR, FPR or odds.
+
+    Example::
+
+        >>> fairness_from_counts(["a", "a", "b"], [1, 0, 0], [None, None, 1], [1, 1, 2],
+        ...                      min_group_size=1)["groups"]["a"]["selection_rate"]
+        0.5
+    """
+    import numpy as np
+
+    counts = np.asarray(counts, np.int64)
+    selection = fairness_figures(groups, y_pred, None, positive_label=positive_label, min_group_size=min_group_size,
+                                 min_class_size=min_class_size, sample_weight=counts)
+    if y_true is None:
+        return selection
+    labelled = as_arrow(y_true, "y_true")
+    labelled = labelled.dictionary_decode() if hasattr(labelled, "dictionary_decode") else labelled
+    keep = labelled.is_valid().to_numpy(zero_copy_only=False)
+    if not keep.any():
+        return {**selection, "labelled_rows": 0}
+    import pyarrow as pa
+
+    take = pa.array(np.flatnonzero(keep))
+    odds = fairness_figures(as_arrow(groups, "groups").take(take), as_arrow(y_pred, "y_pred").take(take),
+                            labelled.take(take), positive_label=positive_label, min_group_size=min_group_size,
+                            min_class_size=min_class_size, sample_weight=counts[keep])
+    out = {**selection, "equalized_odds_difference": odds["equalized_odds_difference"],
+           "labelled_rows": odds["rows"], "missing_labels": int(counts[~keep].sum())}
+    for name, entry in out["groups"].items():
+        other = odds["groups"].get(name)
+        entry["labelled_rows"] = other["rows"] if other else 0
+        entry.update(tpr=other["tpr"] if other else None, fpr=other["fpr"] if other else None,
+                     positives=other["positives"] if other else 0, negatives=other["negatives"] if other else 0)
+        entry["judged_odds"] = bool(entry["judged"] and other and other["judged_odds"])
+        if entry["judged"] and not entry["judged_odds"]:
+            entry["reasons"].append(f"{entry['labelled_rows']} labelled rows ({entry['positives']} positives, "
+                                    f"{entry['negatives']} negatives): too few to judge (not in equalized odds)")
+    out["unjudged_odds"] = [g for g, e in out["groups"].items() if e["judged"] and not e["judged_odds"]]
+    return out

@@ -163,3 +163,50 @@ def test_the_fraud_generators_planted_disparity(disparity):
         assert figures["demographic_parity_difference"] == pytest.approx(rates["18-29"] - min(rates.values()))
     else:
         assert figures["demographic_parity_difference"] < 0.015
+
+
+def _combinations(groups, y_pred, y_true):
+    """One row per (group, prediction, label) with its count, as the monitor job streams them."""
+    from collections import Counter
+
+    counted = Counter(zip(groups, y_pred, y_true))
+    keys = list(counted)
+    return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [counted[k] for k in keys]
+
+
+def test_counts_give_the_row_figures():
+    from factory.monitoring.fairness import fairness_from_counts
+
+    rng = np.random.default_rng(3)
+    groups = rng.choice(["a", "b", "c", "d"], 3000, p=[0.4, 0.3, 0.29, 0.01]).tolist()
+    y_true = (rng.random(3000) < 0.3).astype(int).tolist()
+    y_pred = [int(t if rng.random() < 0.8 else 1 - t) for t in y_true]
+    rows = fairness_figures(groups, y_pred, y_true, min_group_size=40)
+    counted = fairness_from_counts(*_combinations(groups, y_pred, y_true), min_group_size=40)
+    assert counted["labelled_rows"] == 3000 and counted["missing_labels"] == 0
+    for name in ("demographic_parity_difference", "equalized_odds_difference", "rows", "unjudged", "unjudged_odds"):
+        assert counted[name] == pytest.approx(rows[name]), name
+    for group, entry in rows["groups"].items():
+        for key in ("rows", "selection_rate", "tpr", "fpr", "positives", "negatives", "judged", "judged_odds"):
+            assert counted["groups"][group][key] == pytest.approx(entry[key]), (group, key)
+    no_labels = fairness_from_counts(*_combinations(groups, y_pred, [None] * 3000), min_group_size=40)
+    assert no_labels["demographic_parity_difference"] == pytest.approx(
+        fairness_figures(groups, y_pred, min_group_size=40)["demographic_parity_difference"])
+
+
+def test_counts_select_over_every_row_and_judge_odds_on_the_labelled_ones():
+    from factory.monitoring.fairness import fairness_from_counts
+
+    # Group a: 100 rows, 10 selected; only its selected rows are labelled (as chargebacks arrive).
+    groups = ["a"] * 100 + ["b"] * 100
+    y_pred = [1] * 10 + [0] * 90 + [1] * 50 + [0] * 50
+    y_true = [1] * 10 + [None] * 90 + [1] * 25 + [0] * 25 + [1] * 10 + [0] * 40
+    figures = fairness_from_counts(*_combinations(groups, y_pred, y_true), min_group_size=30, min_class_size=5)
+    a, b = figures["groups"]["a"], figures["groups"]["b"]
+    assert (a["rows"], a["labelled_rows"], b["labelled_rows"]) == (100, 10, 100)
+    assert a["selection_rate"] == 0.1 and b["selection_rate"] == 0.5  # over all rows, not the labelled ones
+    assert figures["demographic_parity_difference"] == pytest.approx(0.4)
+    assert figures["missing_labels"] == 90 and not a["judged_odds"] and b["judged_odds"]
+    assert b["tpr"] == pytest.approx(25 / 35) and b["fpr"] == pytest.approx(25 / 65)
+    labelled_only = fairness_figures(groups, y_pred, y_true, min_group_size=1)  # the biased row path
+    assert labelled_only["groups"]["a"]["selection_rate"] == 1.0
