@@ -14,6 +14,7 @@ Exit codes (``scripts/monitor.py``): 0 no alert, 3 (``EXIT_ALERT``) an alert fir
 """
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from pathlib import Path
@@ -54,6 +55,10 @@ def run(cfg) -> dict:
     if cfg.labels and ("quality" in checks or sensitive):
         labels = _load_labels(cfg.labels, sensitive)  # before the window is read: a missing column is one line, at once
     source, batches, window = _source(cfg, version)
+    first = next(batches, None)  # its schema (every file's, unified): a missing column is named before the scan
+    if sensitive and first is not None:
+        _require_sensitive(sensitive, first.schema.names, labels)
+    batches = itertools.chain([first] if first is not None else [], batches)
 
     from factory.monitoring.drift import DriftMonitor
 
@@ -158,6 +163,14 @@ def _fairness_columns(batch, sensitive: str, target: str | None):
     columns = [pc.dictionary_encode(c) if n == sensitive and not pa.types.is_dictionary(c.type) else c
                for n, c in zip(names, columns)]
     return pa.RecordBatch.from_arrays(columns, names=names)
+
+
+def _require_sensitive(sensitive: str, window_columns, labels) -> None:
+    """Raise DataError when the sensitive column is in neither the window's columns nor the labels."""
+    if sensitive in window_columns or (labels is not None and sensitive in labels.column_names):
+        return
+    have = sorted(set(window_columns) | set(labels.column_names if labels is not None else []))
+    raise DataError(f"sensitive={sensitive}: no such column in the window or the labels (columns: {have})")
 
 
 def _checks(given) -> list[str]:
