@@ -6,8 +6,9 @@
 Steps: resolve the model version and read its reference profile (``profile.load_profile``);
 stream the window (the request log, ``input`` files or a ``data`` config's table, scored by
 the model when it has no ``score`` column) through ``DriftMonitor``, keeping only the few
-columns quality and fairness need; join the labels (``quality``); fairness by the sensitive
-column (``fairness``); evaluate the alerts (``alerts``); write ``monitor.json`` and
+columns of the labelled rows quality needs, and counting rows per (group, prediction, label)
+for fairness (``fairness_counts``); join the labels (``quality``); fairness by the sensitive
+column (``fairness``: selection rates over every row, TPR/FPR over the labelled ones); evaluate the alerts (``alerts``); write ``monitor.json`` and
 ``monitor.prom`` (``outputs``) and, for the request log, the server's ``drift.prom``.
 
 Exit codes (``scripts/monitor.py``): 0 no alert, 3 (``EXIT_ALERT``) an alert fired, 2 bad input.
@@ -67,17 +68,21 @@ def run(cfg) -> dict:
                            show_unseen=int(thresholds["drift"].get("show_unseen") or 0))
     target = meta.get("target")
     keep = {"request_id", "row", "time", "version", "score", "prediction", sensitive, target} - {None}
-    kept, versions, seen = [], Counter(), set()
+    kept, versions = [], Counter()
     labelled = _labelled_rows(labels)  # with labels, only labelled rows are kept: memory follows the labels
+    fairness = None
+    if sensitive:
+        from factory.monitoring.fairness_counts import FairnessCounts
+
+        fairness = FairnessCounts(sensitive, labels, target)  # rows per (group, prediction, label): bounded
     for batch in batches:
         monitor.update(batch)
         versions.update(_versions(batch, version.name))
         names = batch.schema.names
-        seen.update(names)
-        if labels is not None or (target in names and "quality" in checks):  # labelled rows (or files carrying labels)
+        if "quality" in checks and (labels is not None or target in names):  # labelled rows (or files carrying labels)
             kept.append(labelled(batch.select([c for c in names if c in keep or c.startswith("prob_")])))
-        elif sensitive:  # fairness without labels: every row, but two columns (three with a target column)
-            kept.append(_fairness_columns(batch, sensitive, target))
+        if fairness is not None:
+            fairness.update(batch)
     drift = monitor.result()
     if not drift["rows"]:
         raise DataError(f"{source['given']}: no rows in window {window['given']!r} "
@@ -86,8 +91,11 @@ def run(cfg) -> dict:
     figures = {"drift": drift}
     if "quality" in checks:
         figures["quality"] = _quality(table, labels, target, meta, version, thresholds["quality"], cfg)
-    if sensitive:
-        figures["fairness"] = _fairness(table, labels, sensitive, target, meta, thresholds["fairness"], seen)
+    if fairness is not None:
+        positive = meta.get("positive_label")
+        figures["fairness"] = {"sensitive": sensitive, **fairness.figures(
+            positive_label=1 if positive is None else positive,
+            min_group_size=int(thresholds["fairness"]["min_group_size"]))}
     alerts = evaluate(figures, thresholds, checks)
     run_dir = outputs.new_run_dir(cfg.output_dir, version.name)
     record = {
@@ -150,19 +158,6 @@ def _labelled_rows(labels):
     ids = pc.unique(labels["request_id"])
     return lambda batch: (batch.filter(pc.is_in(batch.column(batch.schema.get_field_index("request_id")), value_set=ids))
                           if "request_id" in batch.schema.names else batch)
-
-
-def _fairness_columns(batch, sensitive: str, target: str | None):
-    """What fairness without labels needs of a batch: ``prediction`` and the sensitive column
-    (dictionary-encoded: a few groups, repeated), and the target where the window carries one."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    names = [c for c in ("prediction", sensitive, target) if c is not None and c in batch.schema.names]
-    columns = [batch.column(batch.schema.get_field_index(c)) for c in names]
-    columns = [pc.dictionary_encode(c) if n == sensitive and not pa.types.is_dictionary(c.type) else c
-               for n, c in zip(names, columns)]
-    return pa.RecordBatch.from_arrays(columns, names=names)
 
 
 def _require_sensitive(sensitive: str, window_columns, labels) -> None:
@@ -296,22 +291,6 @@ def _quality(table, labels, target, meta, version, limits, cfg) -> dict | None:
     return {"labels": str(cfg.labels) if cfg.labels else f"column {target}", "labelled_rows": joined.num_rows,
             "join": join_counts(joined) or None, "overall": overall, "figures": flat,
             "validation": _validation(meta, version), "by_window": by_window}
-
-
-def _fairness(table, labels, sensitive, target, meta, limits, window_columns=()) -> dict:
-    from factory.monitoring.fairness import fairness_figures
-
-    joined = _labelled(table, labels, target, columns=[sensitive])
-    rows = joined if joined is not None and joined.num_rows else table
-    if rows is None or sensitive not in rows.column_names:
-        have = sorted(set(window_columns) | set(labels.column_names if labels else []))
-        raise DataError(f"sensitive={sensitive}: no such column in the window or the labels (columns: {have})")
-    y_true = rows["label"] if "label" in rows.column_names else None
-    positive = meta.get("positive_label")
-    figures = fairness_figures(rows[sensitive], rows["prediction"], y_true,
-                               positive_label=1 if positive is None else positive,
-                               min_group_size=int(limits["min_group_size"]))
-    return {"sensitive": sensitive, **figures}
 
 
 def retrain(record: dict, cfg) -> dict | None:
