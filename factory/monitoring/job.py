@@ -28,6 +28,9 @@ from factory.monitoring.alerts import CHECKS, evaluate
 EXIT_ALERT = 3
 #: The request log's default window; input files and data configs default to all of their rows.
 DEFAULT_LOG_WINDOW = "last_24h"
+#: The stage whose drift the server's /metrics shows (``drift.prom``): ``conf/serve.yaml`` names no
+#: default model, and serving ``NAME@production`` is the convention (README, docs/serving.md).
+SERVED_STAGE = "production"
 
 
 def run(cfg) -> dict:
@@ -114,12 +117,32 @@ def run(cfg) -> dict:
     if source["kind"] == "request_log":  # a served model's latest figures: the server's /metrics shows them
         from factory.serving.request_log_files import monitoring_file
 
-        record["outputs"]["server_prom"] = str(monitoring_file(cfg.serving_dir, version.name))
+        skipped = _not_served(version, record["versions_seen"])
+        if skipped:
+            record["outputs"]["server_prom_skipped"] = skipped
+        else:
+            record["outputs"]["server_prom"] = str(monitoring_file(cfg.serving_dir, version.name))
     outputs.write_prom(record["outputs"]["prom"], record)
     outputs.write_monitor_json(run_dir, record)  # last: its presence says the run completed
     if "server_prom" in record["outputs"]:
         outputs.write_prom(record["outputs"]["server_prom"], record)
     return record
+
+
+def _not_served(version, versions_seen: dict) -> str | None:
+    """Why the server's ``drift.prom`` (one per model name) is not written for this run, or None.
+
+    Written only when the monitored version is the one now at ``SERVED_STAGE`` and every row of
+    the window is from it: a ``model=NAME@staging`` run, or a window mixing versions (a promotion
+    within it, a staging server logging to the same directory), would overwrite the served
+    version's gauges with other figures. ``monitor.json`` and ``monitor.prom`` are written anyway.
+    """
+    if version.stage != SERVED_STAGE:
+        return f"v{version.version} is at stage {version.stage!r}, not the served {SERVED_STAGE!r}"
+    others = sorted(v for v in versions_seen if v != str(version.version))
+    if others:
+        return f"the window holds rows of other version(s) than v{version.version}: {', '.join(others)}"
+    return None
 
 
 def _profile(version):
