@@ -75,9 +75,13 @@ def current_umask() -> int:
     return mask
 
 
+#: The one UTC ``tzinfo``: for reading and converting times (stamp new ones with ``utc_now``).
+UTC = timezone.utc
+
+
 def utc_now() -> datetime:
     """Now, timezone-aware, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def utc_stamp(timespec: str = "seconds") -> str:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import glob as globbing
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Iterator
 
 from factory.data.sources.files import FORMATS
+from factory.files import UTC, utc_now
 from factory.errors import DataError
 from factory.serving.request_log_files import PARTS
 
@@ -45,7 +46,7 @@ def parse_window(text: str, now: datetime | None = None) -> tuple[datetime | Non
         DataError: naming the value and the accepted forms.
     """
     text = str(text).strip()
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     if text in ("all", ""):
         return None, None
     match = _LAST.fullmatch(text)
@@ -71,13 +72,13 @@ def _instant(part: str, text: str, is_end: bool) -> datetime | None:
     try:
         if len(part) == 10:  # a date: its midnight, or (as an end) the next midnight
             day = date.fromisoformat(part)
-            start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return start + timedelta(days=1) if is_end else start
         moment = datetime.fromisoformat(part.replace("Z", "+00:00"))
     except ValueError:
         raise DataError(f"window={text!r}: {part!r} is not a date (2026-12-01) or an ISO time "
                         "(2026-12-01T06:00)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def source_files(source: str | Path) -> list[Path]:
@@ -266,7 +267,7 @@ def _may_overlap(row_group, start, end) -> bool:
 
 def _as(bound: datetime, naive: bool) -> datetime:
     """``bound`` in UTC; naive (as a ``time`` column without a zone is read: UTC) when ``naive``."""
-    bound = bound.astimezone(timezone.utc)
+    bound = bound.astimezone(UTC)
     return bound.replace(tzinfo=None) if naive else bound
 
 
