@@ -286,12 +286,12 @@ def _validation(meta: dict, version) -> dict:
             if key.startswith("val/") or "/" not in key}
 
 
-def _labelled(table, labels, target, columns=()):
+def _labelled(table, labels, target):
     """The window's labelled rows (``label`` column): joined to ``labels``, or the window's own target column."""
     from factory.monitoring.labels import join_labels
 
     if labels is not None:
-        return join_labels(table if table is not None else [], labels, columns=columns)
+        return join_labels(table if table is not None else [], labels)
     if table is not None and target in table.column_names:
         return table.rename_columns(["label" if c == target else c for c in table.column_names])
     return None

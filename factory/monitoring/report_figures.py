@@ -27,7 +27,9 @@ from factory.monitoring.summary import version_name
 
 def default_output_dir() -> Path:
     """``outputs/monitor`` under ``$FACTORY_ROOT`` (conf/monitor.yaml's ``output_dir``)."""
-    return Path(os.environ.get("FACTORY_ROOT", ".")) / "outputs" / "monitor"
+    from factory.rundir.catalog import outputs_dir
+
+    return outputs_dir() / "monitor"
 
 
 def load(model: str | None = None, monitor_json: str | os.PathLike | None = None,
