@@ -202,11 +202,23 @@ class RequestMetrics:
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         status = 500
+        observed = False
+
+        def observe():
+            nonlocal observed
+            observed = True
+            route = scope.get("route") or self._match(scope)
+            endpoint = getattr(route, "path", None) or "other"
+            self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
 
         async def send_status(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body") and not observed:
+                # counted before the last byte leaves: a client that then reads /metrics
+                # (from any worker) sees its own request
+                observe()
             await send(message)
 
         self.metrics.in_flight += 1  # the event loop's thread alone changes it: no lock
@@ -214,9 +226,8 @@ class RequestMetrics:
             await self.app(scope, receive, send_status)
         finally:
             self.metrics.in_flight -= 1
-            route = scope.get("route") or self._match(scope)
-            endpoint = getattr(route, "path", None) or "other"
-            self.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+            if not observed:  # no complete body was sent (an error, a disconnect)
+                observe()
 
     def _match(self, scope):
         from starlette.routing import Match
