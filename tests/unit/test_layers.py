@@ -16,6 +16,7 @@ LAYERS = {
     "errors": 0, "console": 0, "files": 0, "redact": 0, "formatting": 0,  # basics
     "rundir": 1,  # the run-directory contract: basics and third-party libraries only
     "config": 2,
+    "governance": 2,  # access policy, audit chain, encryption, lineage: below data, which calls them
     "data": 3,
     "models": 4, "distributed": 4,
     "training": 5, "export": 5,  # export: below the registry, which keeps and scores exported files
