@@ -79,25 +79,45 @@ class Preprocessor:
             max_onehot: categoricals with at most this many train levels are one-hot
                 encoded; more levels are embedded.
         """
-        image = schema.image_shape is not None
         values = _numeric_matrix(table, schema.numeric)  # (N, n_numeric) float64, NaN = missing
         seen = ~np.isnan(values)
         count = np.maximum(seen.sum(axis=0), 1)  # an all-missing column gets mean 0, std 1
         mean = np.where(seen, values, 0.0).sum(axis=0) / count
         std = np.sqrt(np.where(seen, (values - mean) ** 2, 0.0).sum(axis=0) / count)
-        std[std == 0] = 1.0  # constant columns (blank image borders) stay 0 after centring
+        levels = {name: pc.unique(_as_text(table.column(name)).drop_null()).to_pylist() for name in schema.categorical}
+        return cls.from_statistics(schema, mean, std, ~seen.all(axis=0), levels,
+                                   pc.unique(table.column(schema.target)), max_onehot,
+                                   [values[seen[:, j], j] for j in range(values.shape[1])])
+
+    @classmethod
+    def from_statistics(cls, schema: TableSchema, mean: np.ndarray, std: np.ndarray, missing: np.ndarray,
+                        levels: dict[str, list], targets: pa.Array | pa.ChunkedArray, max_onehot: int = 16,
+                        samples: list[np.ndarray] | None = None) -> Preprocessor:
+        """Build the state from train statistics gathered elsewhere (``fit``'s, or a streaming pass's).
+
+        Args:
+            schema: the source's schema.
+            mean, std: per numeric column (schema order), population statistics of its seen values.
+            missing: per numeric column, whether any train value was missing.
+            levels: categorical column -> its distinct train values as text (any order; ``""`` dropped).
+            targets: the distinct train target values (the class labels come from them).
+            max_onehot: as in ``fit``.
+            samples: per numeric column, the seen values its quantile bins come from (all train
+                values, or a uniform sample of them: ``factory.data.parquet_stream``); ``None``: no bins.
+        """
+        image = schema.image_shape is not None
+        std = np.where(np.asarray(std) == 0, 1.0, std)  # constant columns (blank image borders) stay 0 after centring
         numeric = [
             {"name": name, "mean": float(m), "std": float(s)} for name, m, s in zip(schema.numeric, mean, std)
         ]
-        if not image:
-            for j, column in enumerate(numeric):
-                column["bins"] = _quantile_edges(values[seen[:, j], j], column["mean"], column["std"])
-        indicators = [] if image else [name for name, ok in zip(schema.numeric, seen.all(axis=0)) if not ok]
+        if not image and samples is not None:
+            for column, sample in zip(numeric, samples):
+                column["bins"] = _quantile_edges(sample, column["mean"], column["std"])
+        indicators = [] if image else [name for name, absent in zip(schema.numeric, missing) if absent]
         categorical = []
         for name in schema.categorical:
-            levels = sorted(pc.unique(_as_text(table.column(name)).drop_null()).to_pylist())
-            levels = [level for level in levels if level != ""]  # "" is missing, not a level
-            categorical.append({"name": name, "levels": levels, "onehot": not image and len(levels) <= max_onehot})
+            kept = sorted(level for level in levels[name] if level != "")  # "" is missing, not a level
+            categorical.append({"name": name, "levels": kept, "onehot": not image and len(kept) <= max_onehot})
         schema_state = dataclasses.asdict(schema)
         if schema.image_shape is not None:
             schema_state["image_shape"] = list(schema.image_shape)
@@ -107,7 +127,8 @@ class Preprocessor:
                 "numeric": numeric,
                 "indicators": indicators,
                 "categorical": categorical,
-                "class_labels": _class_labels(table.column(schema.target), schema),
+                "class_labels": _class_labels(pa.chunked_array([targets]) if isinstance(targets, pa.Array)
+                                              else targets, schema),
             }
         )
 
