@@ -24,6 +24,10 @@ class DataError(FactoryError):
     """A data source or table that cannot be used as declared."""
 
 
+class AccessError(FactoryError):
+    """An identity that the access policy does not let read a governed dataset (``factory.governance.access``)."""
+
+
 def exit_bad_input(message: str, error: BaseException) -> None:
     """Print ``message`` as ``error: ...`` lines on stderr and exit 2 (``FACTORY_TRACEBACK=1``: raise).
 
