@@ -126,6 +126,7 @@ class FileSourceConf(DeclaredSchemaConf):
     format: Optional[str] = choices("csv", "parquet", None, default=None)
     storage_options: Optional[Dict[str, Any]] = None
     encoding: str = "utf-8"  # of CSV files; checked by FileSource (codecs.lookup)
+    filter: Optional[List[Any]] = None  # [[column, op, value], ...]: rows kept (factory.data.sources.filters)
 
 
 @schema_for("factory.data.sources.WarehouseSource")
@@ -133,6 +134,7 @@ class FileSourceConf(DeclaredSchemaConf):
 class WarehouseSourceConf(DeclaredSchemaConf):
     url: str = MISSING
     query: str = MISSING
+    filter: Optional[str] = None  # a SQL predicate the database applies (channel = 'online')
 
 
 # --- model ------------------------------------------------------------------

@@ -36,6 +36,8 @@ class FileSource(DataSource):
             ``factory.data.sources.declared.declare_schema``.
         storage_options: passed to fsspec (credentials, endpoint).
         encoding: the text encoding of CSV files (``latin-1``, ``cp1252``, ...).
+        filter: rows to keep, ``[[column, op, value], ...]`` (``factory.data.sources.filters``);
+            a streamed read (``data=files_stream``) pushes it down to the Parquet files.
 
     Example:
         >>> FileSource(path="data/churn.csv", target="churned", positive_label="Yes")
@@ -55,6 +57,7 @@ class FileSource(DataSource):
         positive_label: str | int | None = None,
         storage_options: Mapping | None = None,
         encoding: str = "utf-8",
+        filter: Sequence | None = None,
     ):
         import codecs
 
@@ -69,9 +72,14 @@ class FileSource(DataSource):
         self.format = format
         self.declaration = SchemaDeclaration(target, features, categorical, task, positive_label)
         self.storage_options = storage_options
+        self.filter = _plain(filter) if filter is not None else None
 
     def load(self) -> LoadedTable:
-        return self.declaration.apply(self._read(), origin=self.path)
+        from factory.data.sources.filters import filter_expression
+
+        table = self._read()
+        expression = filter_expression(self.filter, table.column_names)
+        return self.declaration.apply(table if expression is None else table.filter(expression), origin=self.path)
 
     def _read(self) -> pa.Table:
         import fsspec
