@@ -3,7 +3,8 @@
 Layout (``$FACTORY_REGISTRY``, else ``${FACTORY_ROOT:-.}/registry``)::
 
     index.json        name -> versions: stage, key metric, run id, created at/by (atomic writes)
-    audit.jsonl       one JSON line per change: who, when, action, name, version, details
+    audit.jsonl       one JSON line per change: who, when, action, name, version, details;
+                      hash-chained (factory.governance.audit), anchored by audit.head
     .lock             held around every read-modify-write of the index (filelock)
     <name>/v<N>/      model.ckpt (one file) and meta.json (what was registered; never rewritten);
                       profile.json and profile-sample.parquet when the run has a reference profile;
@@ -28,6 +29,7 @@ from typing import Callable, Iterator
 
 from factory import files
 from factory.errors import FactoryError
+from factory.governance import audit as chain
 
 INDEX = "index.json"
 AUDIT = "audit.jsonl"
@@ -66,7 +68,7 @@ def check_name(name: str) -> str:
     if not NAME.fullmatch(name or ""):
         raise FactoryError(f"model name {name!r}: use letters, digits, '.', '_' and '-' "
                            "(starting with a letter or digit)")
-    if name in (INDEX, AUDIT):  # the registry's own files live beside the model folders
+    if name in (INDEX, AUDIT, chain.head_path(AUDIT).name):  # the registry's own files live beside the model folders
         raise FactoryError(f"model name {name!r}: reserved for the registry's own files")
     return name
 
@@ -169,17 +171,12 @@ class Registry:
         return self._version(name, version, versions[version])
 
     def audit(self) -> list[dict]:
-        """The audit log, oldest first: ``who``, ``when``, ``action``, ``name``, ``version``, ``details``."""
-        path = self.root / AUDIT
-        if not path.is_file():
-            return []
-        entries = []
-        for line in path.read_text().splitlines():
-            try:
-                entries.append(json.loads(line))
-            except ValueError:  # a writer killed mid-line leaves a torn last line: skip it
-                continue
-        return entries
+        """The audit log, oldest first: ``who``, ``when``, ``action``, ``name``, ``version``, ``details``.
+
+        Without the chain's ``prev``/``hash``; a torn last line (a writer killed mid-line) is
+        skipped. ``scripts/audit.py verify`` checks the chain.
+        """
+        return chain.read(self.root / AUDIT)
 
     # Writing: every read-modify-write of the index holds the lock.
 
@@ -329,10 +326,7 @@ class Registry:
     def _log(self, action: str, name: str, version: int, details: dict) -> dict:
         entry = {"who": whoami(), "when": now(), "action": action, "name": name, "version": version,
                  "details": details}
-        with open(self.root / AUDIT, "a", encoding="utf-8") as f:  # append-only, under the lock
-            f.write(files.json_text(entry) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        chain.append(self.root / AUDIT, entry)  # hash-chained, fsynced; also under its own lock
         return entry
 
     def _model(self, models: dict, name: str) -> dict:
