@@ -41,6 +41,37 @@ def choices(*allowed: Any, default: Any = MISSING) -> Any:
 
 # --- data -------------------------------------------------------------------
 
+ANY_NUMBER = Range()  # a bound on a column's values: the data's scale, not factory's
+
+
+@dataclass
+class ColumnRuleConf:
+    """``data.curation.columns.<column>``: what each value must be (pandera checks it; failures quarantined)."""
+
+    dtype: Optional[str] = None  # int64, float64, str, bool, ...: values are read as it; unreadable: quarantined
+    nullable: bool = True  # false: a null is quarantined
+    min: Optional[float] = bounded(ANY_NUMBER, None)  # the column's own scale: any number
+    max: Optional[float] = bounded(ANY_NUMBER, None)
+    allowed: Optional[List[Any]] = None  # the values it may take
+    regex: Optional[str] = None  # matched from the value's start (anchor with $ for the whole value)
+    unique: bool = False  # later copies of a value are quarantined
+    pii: Optional[str] = choices(None, "hash", "drop", default=None)  # hashed (HMAC) or dropped before training
+
+
+@dataclass
+class CurationConf:
+    """``data.curation``: declared rules, quarantine, dedupe, PII and governance of the table."""
+
+    dataset: Optional[str] = None  # governed dataset name; None: the source's name
+    classification: str = choices("public", "internal", "restricted", default="public")
+    columns: Dict[str, ColumnRuleConf] = field(default_factory=dict)
+    unique: List[str] = field(default_factory=list)  # columns that together are a unique key
+    max_quarantine: float = bounded(FRACTION, 0.05)  # share of rows; more: the run fails
+    dedupe: bool = True  # exact duplicate rows: all but the first dropped
+    scan_text: bool = True  # string columns not tagged pii scanned for PII patterns (counted)
+    store: Optional[str] = None  # snapshots and quarantine; None: $FACTORY_ROOT/data, else ./data
+
+
 @schema_for("factory.data.TabularDataModule")
 @dataclass
 class TabularDataModuleConf:
@@ -53,6 +84,22 @@ class TabularDataModuleConf:
     max_onehot: int = bounded(NON_NEGATIVE, 16)
     cv_folds: Optional[int] = bounded(Range(ge=2), None)  # k: k stratified folds, each the test split once
     cv_fold: int = bounded(NON_NEGATIVE, 0)  # the fold held out as test (a cv run records its kept model's)
+    snapshot: Optional[str] = None  # a stored snapshot's id: train on exactly it (no source read)
+    curation: Optional[CurationConf] = None  # None: CurationConf's defaults
+
+
+@schema_for("factory.data.streaming.StreamingDataModule")
+@dataclass
+class StreamingDataModuleConf:
+    source: Any = MISSING
+    batch_size: Optional[int] = bounded(COUNT, None)  # per process; None: sized to the train split
+    num_workers: int = bounded(NON_NEGATIVE, 0)
+    val_fraction: float = bounded(FRACTION, 0.15)
+    test_fraction: float = bounded(FRACTION, 0.15)
+    split_seed: int = bounded(SEED, 42)
+    max_onehot: int = bounded(NON_NEGATIVE, 16)
+    batch_rows: int = bounded(COUNT, 65536)  # rows per record batch read
+    sample_rows: int = bounded(COUNT, 1000000)  # quantile bins from at most this many sampled rows
 
 
 SHIFT_SD = Range(ge=-10, le=10)  # a covariate shift, in reference standard deviations
