@@ -133,7 +133,7 @@ def _single_file(checkpoint: str | Path) -> Path:
 
 def _load(checkpoint: Path):
     """(model in eval mode, Preprocessor, derived metadata) from a factory checkpoint file."""
-    from factory.data.datamodule import TabularDataModule
+    from factory.data.checkpoint_state import datamodule_state
     from factory.data.preprocessing import Preprocessor
     from factory.models import SupervisedModel
     from factory.rundir.layout import in_checkpoint_dir
@@ -141,7 +141,7 @@ def _load(checkpoint: Path):
     from factory.training.restore import load_factory_checkpoint
 
     saved = load_factory_checkpoint(checkpoint)
-    state = saved[TabularDataModule.__qualname__]["preprocessor"]
+    state = datamodule_state(saved)["preprocessor"]
     preprocessor = Preprocessor.from_state_dict(state)
     model = SupervisedModel.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     meta = {"data_fingerprint": from_checkpoint(saved, checkpoint).fingerprint or _run_fingerprint(checkpoint)}

@@ -136,13 +136,13 @@ def load(registry: Registry, ref: str, verify: bool = True, backend: str = "torc
 
 def _read_checkpoint(path: Path) -> tuple[Any, Any, dict]:
     """The eval-mode model, the fitted preprocessor and the DataModule's state from a factory checkpoint."""
-    from factory.data.datamodule import TabularDataModule
+    from factory.data.checkpoint_state import datamodule_state
     from factory.data.preprocessing import Preprocessor
     from factory.models import SupervisedModel
     from factory.training.restore import load_factory_checkpoint
 
     checkpoint = load_factory_checkpoint(path)
-    state = checkpoint[TabularDataModule.__qualname__]
+    state = datamodule_state(checkpoint)
     model = SupervisedModel.load_from_checkpoint(path, map_location="cpu").eval()
     return model, Preprocessor.from_state_dict(state["preprocessor"]), state
 

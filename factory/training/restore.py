@@ -20,13 +20,13 @@ def load_factory_checkpoint(path: str | Path) -> dict:
     """
     import torch
 
-    from factory.data.datamodule import TabularDataModule
+    from factory.data.checkpoint_state import datamodule_state
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001: torch raises many types for a non-checkpoint
         raise ConfigError(f"ckpt_path: {path} is not a readable checkpoint ({type(e).__name__})") from e
-    if "hyper_parameters" not in checkpoint or TabularDataModule.__qualname__ not in checkpoint:
+    if "hyper_parameters" not in checkpoint or datamodule_state(checkpoint) is None:
         raise ConfigError(f"ckpt_path: {path} was not written by factory's training")
     return checkpoint
 
@@ -34,9 +34,9 @@ def load_factory_checkpoint(path: str | Path) -> dict:
 def restore_datamodule(data_cfg, checkpoint: dict):
     """Build ``data_cfg``'s DataModule with the preprocessing fitted at training time; set up for test."""
     from factory.config.instantiate import build
-    from factory.data.datamodule import TabularDataModule
+    from factory.data.checkpoint_state import datamodule_state
 
-    datamodule = build(data_cfg, "data")
-    datamodule.load_state_dict(checkpoint[TabularDataModule.__qualname__])
+    datamodule = build(data_cfg, "data")  # in-memory or streamed (data=files_stream): either reads the state
+    datamodule.load_state_dict(datamodule_state(checkpoint))
     datamodule.setup("test")
     return datamodule

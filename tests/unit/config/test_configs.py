@@ -16,6 +16,7 @@ ROOT_CONFIGS = {"train", "evaluate"}
 # Overrides that give a config its required values.
 REQUIRED = {
     "data/files": ["data.source.path=x.csv", "data.source.target=y"],
+    "data/files_stream": ["data.source.path=x/", "data.source.target=y"],
     "evaluate": ["ckpt_path=x.ckpt"],
 }
 # Groups composed into evaluate.yaml; everything else composes into train.yaml.

@@ -1,0 +1,260 @@
+"""``data=files_stream``: Parquet larger than memory, streamed into tensor batches; each process reads its share.
+
+``StreamingDataModule`` is ``TabularDataModule``'s contract (``setup``, ``input_spec``,
+``preprocessor``, ``schema``, ``fingerprint``, ``split_sizes``, ``split_table``, the
+preprocessing as its checkpoint state) over ``factory.data.parquet_stream``: no table is held.
+``setup`` makes one pass over the files (checks, per-unit split counts, train statistics:
+``fit_statistics``); each loader then streams its split.
+
+Sharding. A loader's ``StreamBatches`` knows its rank and world size (from the Trainer) and
+``torch.utils.data.get_worker_info``: DataLoader worker ``w`` of rank ``r`` reads the row
+groups ``g, g + G, ...`` (``g = r * workers + w``, ``G = world * workers``) of the split's row
+groups, in an order reshuffled each epoch (train) from ``split_seed``. Under DDP every rank must
+take the same number of optimizer steps (the gradients' all-reduce waits for all): the unit
+counts from ``setup`` give each rank's rows, so each rank stops the train epoch at the smallest
+rank's number of full batches (a few batches of the larger shards wait for the next epoch's
+shuffle). Validation and test read every row of their split exactly once across ranks.
+
+Shuffling is by row group order and within each record batch (``batch_rows``): rows stored
+sorted (by time, by label) should be shuffled by the engine that writes them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from factory.data.datamodule import auto_batch_size
+from factory.data.parquet_stream import SPLIT_CODES, ParquetStream, Unit, fit_statistics, split_codes
+from factory.data.preprocessing import Preprocessor
+from factory.data.spec import InputSpec, TableSchema
+from factory.data.split import SPLITS, check_fractions, check_split_sizes
+from factory.errors import DataError
+
+
+class StreamBatches(IterableDataset):
+    """``(x_num, x_cat, y)`` batches of one split, read from this process's share of the row groups.
+
+    Args:
+        stream: the opened files. preprocessor: the fitted encoding.
+        unit_rows: ``(n_units, 3)`` rows of each unit per split (``fit_statistics``).
+        split: ``train``, ``val`` or ``test``. batch_size: rows per batch.
+        seed, val_fraction, test_fraction: the split's hash (as in ``setup``); seed also shuffles.
+        rank, world_size: this process's place in the run. workers: DataLoader workers (0: the main process).
+        shuffle: new row group order each epoch (``epoch``, set by ``StreamLoader``), rows permuted per batch.
+        drop_last: a train epoch is whole batches only, the same count on every rank.
+    """
+
+    def __init__(self, stream: ParquetStream, preprocessor: Preprocessor, unit_rows: np.ndarray, split: str,
+                 batch_size: int, seed: int, val_fraction: float, test_fraction: float, *, rank: int = 0,
+                 world_size: int = 1, workers: int = 0, shuffle: bool = False, drop_last: bool = False):
+        self.stream, self.preprocessor, self.unit_rows = stream, preprocessor, unit_rows
+        self.split, self.code, self.batch_size = split, SPLIT_CODES[split], batch_size
+        self.seed, self.fractions = seed, (val_fraction, test_fraction)
+        self.rank, self.world_size, self.workers = rank, world_size, max(1, workers)
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.epoch = 0
+
+    def shares(self, epoch: int) -> list[np.ndarray]:
+        """Unit indices each of the ``world_size * workers`` readers takes in ``epoch`` (global reader order)."""
+        units = np.flatnonzero(self.unit_rows[:, self.code] > 0)
+        if self.shuffle:
+            units = units[np.random.default_rng([self.seed, epoch]).permutation(len(units))]
+        readers = self.world_size * self.workers
+        return [units[g::readers] for g in range(readers)]
+
+    def caps(self, epoch: int) -> np.ndarray:
+        """Batches each reader yields in ``epoch``: ``(world_size, workers)``, equal rank sums when ``drop_last``."""
+        rows = np.array([self.unit_rows[share, self.code].sum() for share in self.shares(epoch)], dtype=np.int64)
+        rows = rows.reshape(self.world_size, self.workers)
+        if not self.drop_last:
+            return -(-rows // self.batch_size)
+        caps = rows // self.batch_size
+        steps = caps.sum(axis=1).min()
+        for rank_caps in caps:  # trim the larger ranks, from their fullest reader, down to the common steps
+            for _ in range(int(rank_caps.sum() - steps)):
+                rank_caps[rank_caps.argmax()] -= 1
+        return caps
+
+    def __len__(self) -> int:
+        return int(self.caps(self.epoch)[self.rank].sum())
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        if (info.num_workers if info is not None else 1) != self.workers:
+            raise RuntimeError(f"StreamBatches was built for {self.workers} worker(s)")
+        reader = self.rank * self.workers + worker
+        cap = int(self.caps(self.epoch)[self.rank, worker])
+        if cap == 0:
+            return
+        rng = np.random.default_rng([self.seed, self.epoch, reader])
+        pending: list[tuple[np.ndarray, ...]] = []
+        held, done = 0, 0
+        for index in self.shares(self.epoch)[reader]:
+            for arrays in self._encoded(self.stream.units[index]):
+                if self.shuffle:
+                    order = rng.permutation(len(arrays[0]))
+                    arrays = tuple(a[order] for a in arrays)
+                pending.append(arrays)
+                held += len(arrays[0])
+                while held >= self.batch_size:
+                    joined = tuple(np.concatenate(parts) for parts in zip(*pending))
+                    yield tuple(torch.from_numpy(a[: self.batch_size]) for a in joined)
+                    done += 1
+                    if done == cap:
+                        return
+                    pending = [tuple(a[self.batch_size:] for a in joined)]
+                    held -= self.batch_size
+        if held and not self.drop_last and done < cap:
+            yield tuple(torch.from_numpy(np.concatenate(parts)) for parts in zip(*pending))
+
+    def _encoded(self, unit: Unit):
+        for table, rows in self.stream.read(unit):
+            codes = split_codes(unit, rows, self.seed, *self.fractions)
+            table, rows, _ = self.stream.select(table, rows, codes, self.split)
+            if not len(rows):
+                continue
+            try:
+                yield self.preprocessor.transform(table)
+            except DataError as err:  # name the file: the preprocessing knows only the batch
+                raise DataError(f"{unit.name} (rows {rows[0]}-{rows[-1]}): {err}") from None
+
+
+class StreamLoader(DataLoader):
+    """A DataLoader over ``StreamBatches`` that tells it each new pass's epoch (workers start per pass)."""
+
+    def __init__(self, dataset: StreamBatches, num_workers: int = 0, start_epoch: int = 0):
+        super().__init__(dataset, batch_size=None, num_workers=num_workers, persistent_workers=False)
+        self.passes = start_epoch
+
+    def __iter__(self):
+        self.dataset.epoch = self.passes  # read by the workers forked for this pass
+        self.passes += 1
+        return super().__iter__()
+
+
+class StreamingDataModule(pl.LightningDataModule):
+    """Streams a Parquet ``FileSource`` (directory, glob, Hive partitions, fsspec URL) in sharded batches.
+
+    Batches, preprocessing state and attributes are ``TabularDataModule``'s (a checkpoint of
+    either restores into the other's readers: registry, export, serving).
+
+    Args:
+        source: a ``factory.data.sources.FileSource`` over Parquet (its ``filter`` is pushed down).
+        batch_size: rows per batch and process; ``None``: from the train rows, as ``TabularDataModule``.
+        num_workers: DataLoader workers per process, each reading its own row groups.
+        val_fraction, test_fraction: expected shares of rows (split by a hash of each row's place).
+        split_seed: seed of the split hash and of the shuffle.
+        max_onehot: as ``TabularDataModule``.
+        batch_rows: rows per record batch read from a file (memory per worker ~ a few of them).
+        sample_rows: at most this many rows sampled for the quantile bins.
+
+    Example:
+        >>> dm = StreamingDataModule(FileSource("data/tx/", target="is_fraud"), num_workers=2)
+        >>> dm.setup("fit")
+    """
+
+    def __init__(self, source, batch_size: int | None = None, num_workers: int = 0, val_fraction: float = 0.15,
+                 test_fraction: float = 0.15, split_seed: int = 42, max_onehot: int = 16,
+                 batch_rows: int = 65536, sample_rows: int = 1000000):
+        super().__init__()
+        check_fractions(val_fraction, test_fraction)
+        self.source, self.batch_size, self.num_workers = source, batch_size, num_workers
+        self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
+        self.max_onehot, self.batch_rows, self.sample_rows = max_onehot, batch_rows, sample_rows
+        self.preprocessor: Preprocessor | None = None
+        self.schema: TableSchema | None = None
+        self.input_spec: InputSpec | None = None
+        self.fingerprint: str | None = None
+        self.split_sizes: dict[str, int] = {}
+        self.stream: ParquetStream | None = None
+        self._unit_rows: np.ndarray | None = None
+
+    @property
+    def source_name(self) -> str:
+        return self.source.name
+
+    @property
+    def class_labels(self) -> list:
+        return self._fitted().class_labels
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open the files and make the statistics pass, once for all stages (``fit_statistics``).
+
+        A preprocessor restored with ``load_state_dict`` is kept (the pass then only counts and checks).
+        """
+        if self.stream is not None:
+            return
+        stream = ParquetStream(self.source, self.batch_rows)
+        stats = fit_statistics(stream, self.split_seed, self.val_fraction, self.test_fraction, self.max_onehot,
+                               self.sample_rows)
+        self.stream, self.schema, self._unit_rows = stream, stream.schema, stats.unit_rows
+        self.fingerprint = stream.fingerprint()
+        self.split_sizes = {name: int(stats.unit_rows[:, code].sum()) for name, code in SPLIT_CODES.items()}
+        check_split_sizes(self.split_sizes, self.val_fraction, self.test_fraction,
+                          need_val=stage in (None, "fit", "validate"))
+        if self.batch_size is None:
+            self.batch_size = auto_batch_size(self.split_sizes["train"])
+        if self.preprocessor is None:
+            self.preprocessor = stats.preprocessor
+        counts: list[int] = []
+        if self.preprocessor.class_labels:
+            values, n = stats.targets
+            codes = self.preprocessor.encode_target(pa.table({self.schema.target: values}))
+            counts = np.bincount(codes, weights=n, minlength=len(self.preprocessor.class_labels)).astype(int).tolist()
+        self.input_spec = self.preprocessor.input_spec(counts)
+
+    def split_table(self, name: str) -> pa.Table:
+        """The raw rows of split ``name``, read whole into memory (for evaluation and baselines on small splits)."""
+        if self.stream is None:
+            raise RuntimeError("StreamingDataModule.setup() has not run yet")
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        parts = []
+        for unit in self.stream.units:
+            for table, rows in self.stream.read(unit):
+                codes = split_codes(unit, rows, self.split_seed, self.val_fraction, self.test_fraction)
+                parts.append(self.stream.select(table, rows, codes, name)[0])
+        columns = [*self.schema.features, self.schema.target]
+        return pa.concat_tables(parts).select(columns) if parts else pa.table({})
+
+    def train_dataloader(self) -> DataLoader:
+        from factory.data.batches import data_position
+
+        return self._loader("train", shuffle=True, drop_last=True, start_epoch=data_position(self.trainer)[0])
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def state_dict(self) -> dict:
+        return {"preprocessor": self.preprocessor.state_dict()} if self.preprocessor is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.preprocessor = Preprocessor.from_state_dict(state_dict["preprocessor"])
+
+    def _loader(self, split: str, shuffle: bool = False, drop_last: bool = False, start_epoch: int = 0) -> DataLoader:
+        if self.stream is None:
+            raise RuntimeError("StreamingDataModule.setup() has not run yet")
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        dataset = StreamBatches(self.stream, self._fitted(), self._unit_rows, split, self.batch_size,
+                                self.split_seed, self.val_fraction, self.test_fraction, rank=rank, world_size=world,
+                                workers=self.num_workers, shuffle=shuffle, drop_last=drop_last)
+        if drop_last and len(dataset) == 0:
+            raise DataError(f"the train split gives some rank fewer than data.batch_size={self.batch_size} rows "
+                            f"({self.split_sizes['train']} train rows over {world} rank(s)); lower the batch size")
+        return StreamLoader(dataset, num_workers=self.num_workers, start_epoch=start_epoch)
+
+    def _fitted(self) -> Preprocessor:
+        if self.preprocessor is None:
+            raise RuntimeError("StreamingDataModule.setup() has not run yet")
+        return self.preprocessor
