@@ -530,6 +530,29 @@ class ScoreConf:
     energy: Optional[EnergyConf] = None  # None: not measured
 
 
+@dataclass
+class LabelConf:
+    """Labeling with Label Studio (``scripts/label.py``, ``factory.serving.labeling``)."""
+
+    action: str = choices("export", "import")  # the command's first argument
+    model: Optional[str] = None  # export: NAME, NAME@VERSION or NAME@STAGE
+    registry: Optional[str] = None  # None: factory.registry.default_dir()
+    input: Optional[Union[str, List[str]]] = None  # export: the pool's files; or data=
+    data: Any = None  # export: a data config whose source table is the pool
+    n: int = bounded(COUNT, 200)
+    strategy: str = choices("uncertainty", "random", "diverse", default="uncertainty")
+    pool: int = bounded(COUNT, 5)  # diverse: candidates = pool * n most uncertain rows
+    out: Optional[str] = None  # export: a new (or empty) folder
+    annotations: Optional[str] = None  # import: the Label Studio JSON export
+    tasks: Optional[str] = None  # import: the folder export wrote; None: the export file's folder
+    base: Optional[str] = None  # import: snapshot to append to; None: labeling.json's (the model's data)
+    store: str = MISSING  # the snapshot store (paths.data_dir)
+    unlabeled: str = choices("error", "skip", default="error")
+    paths: PathsConf = MISSING
+    task_name: str = "label"
+    seed: int = bounded(SEED, 42)
+
+
 # --- reports -------------------------------------------------------------------
 
 @dataclass
@@ -735,5 +758,6 @@ ROOTS: dict[str, type] = {"train": TrainConf, "evaluate": EvaluateConf, "report"
 ROOTS["score"] = ScoreConf
 ROOTS["monitor"] = MonitorRootConf
 ROOTS["retrain"] = RetrainConf
+ROOTS["label"] = LabelConf
 
 SCHEMAS.update(TORCH_SCHEMAS)

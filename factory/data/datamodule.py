@@ -1,6 +1,9 @@
 """The LightningDataModule every data config instantiates: one source, split, encoded, batched."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytorch_lightning as pl
@@ -10,7 +13,7 @@ from torch.utils.data import DataLoader
 from factory.data.batches import batch_loader
 from factory.data.fingerprint import table_fingerprint
 from factory.data.preprocessing import Preprocessor
-from factory.data.sources.base import DataSource
+from factory.data.sources.base import DataSource, LoadedTable
 from factory.data.spec import InputSpec, TableSchema
 from factory.data.split import (SPLITS, check_fold, check_fractions, check_split_sizes, cv_fold_split,
                                 stratified_split)
@@ -58,6 +61,12 @@ class TabularDataModule(pl.LightningDataModule):
             is the test split (``test_fraction`` unused); val comes from the other folds
             (``factory.data.split.cv_fold_split``). None: one split by the fractions.
         cv_fold: the fold held out as the test split when ``cv_folds`` is set.
+        snapshot: a stored snapshot's id (or unique prefix): ``setup`` reads exactly that
+            curated table (``factory.data.snapshots``) instead of the source.
+        curation: ``data.curation`` (``factory.data.curation.chain.DEFAULTS`` fill what it
+            leaves out): declared column rules, quarantine limit, dedupe, PII, classification
+            and the ``store`` of snapshots and quarantine files (None: ``$FACTORY_ROOT/data``,
+            else ``./data``).
 
     Example:
         >>> dm = TabularDataModule(FraudSource(rows=5000), batch_size=256)
@@ -76,10 +85,20 @@ class TabularDataModule(pl.LightningDataModule):
         max_onehot: int = 16,
         cv_folds: int | None = None,
         cv_fold: int = 0,
+        snapshot: str | None = None,
+        curation: dict | None = None,
     ):
         super().__init__()
         check_fractions(val_fraction, test_fraction)  # no I/O: fails at instantiation
         check_fold(cv_folds, cv_fold)
+        from factory.data.curation.chain import settings
+
+        if curation is not None and not isinstance(curation, dict):  # a Hydra DictConfig
+            from omegaconf import OmegaConf
+
+            curation = OmegaConf.to_container(curation, resolve=True)
+        self.curation = settings(curation)  # a typo'd key or rule fails here, before any read
+        self.snapshot = snapshot
         self.source = source
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -93,6 +112,9 @@ class TabularDataModule(pl.LightningDataModule):
         self.schema: TableSchema | None = None
         self.input_spec: InputSpec | None = None
         self.fingerprint: str | None = None
+        self.snapshot_id: str | None = None  # the curated table's stored snapshot, once set up
+        self.curation_report: dict | None = None  # chain.curate's report (the snapshot's, on replay)
+        self.quarantine_path: str | None = None  # the quarantined rows' Parquet file, when any
         self.split_sizes: dict[str, int] = {}
         self._table: pa.Table | None = None
         self._rows: dict[str, np.ndarray] = {}
@@ -109,21 +131,23 @@ class TabularDataModule(pl.LightningDataModule):
         return self._fitted().class_labels
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, validate, split and encode, once for all stages.
+        """Load (or replay a snapshot), curate, validate, split and encode, once for all stages.
 
         Fits the preprocessor on the train split unless one was restored with
-        ``load_state_dict``. ``input_spec`` is set on return.
+        ``load_state_dict``. ``input_spec``, ``snapshot_id`` and ``curation_report`` are set
+        on return; only the rows curation kept are split (a quarantined row is in none).
 
         Raises:
-            DataError: the source's table does not match its schema, or is too small
-                to give the splits ``stage`` reads.
+            DataError: the source's table does not match its schema or its declared rules,
+                more than ``max_quarantine`` of its rows were quarantined, the store is not
+                writable, or the table is too small to give the splits ``stage`` reads.
+            AccessError: the dataset is internal or restricted and no role grants it.
         """
         if self._table is not None:
             return  # "fit" then "test" (or "validate"): one load serves all stages
-        loaded = self.source.load()
+        loaded = self._replay() if self.snapshot else self._curate()
         validate_table(loaded, source=self.source.name)
         self.schema, self._table = loaded.schema, loaded.table
-        self.fingerprint = table_fingerprint(loaded.table)
         target = loaded.table.column(loaded.schema.target).to_pandas().to_numpy()
         stratify = loaded.schema.task != "regression"
         if self.cv_folds:
@@ -141,6 +165,66 @@ class TabularDataModule(pl.LightningDataModule):
         if self.preprocessor is None:
             self.preprocessor = Preprocessor.fit(self.split_table("train"), loaded.schema, self.max_onehot)
         self._encode()
+
+    @property
+    def store(self) -> Path:
+        """Where snapshots and quarantine files go: ``data.curation.store``, else the default data directory."""
+        from factory.data.snapshots import default_store
+
+        return Path(self.curation["store"]) if self.curation["store"] else default_store()
+
+    @property
+    def dataset(self) -> str:
+        """The governed dataset's name: ``data.curation.dataset``, else the source's."""
+        return self.curation["dataset"] or self.source.name
+
+    def _replay(self) -> LoadedTable:
+        """The snapshot ``self.snapshot``, as curated when it was written (access checked, read audited)."""
+        from factory.data import snapshots
+
+        found = snapshots.read_governed(self.snapshot, self.store, os.environ.get("FACTORY_RUN_ID"))
+        meta = found.meta
+        self.snapshot_id, self.fingerprint = found.id, found.record["fingerprint"]
+        self.curation_report = meta.get("curation")
+        self.quarantine_path = str(self.store / meta["quarantine"]) if meta.get("quarantine") else None
+        return LoadedTable(found.table, found.schema)
+
+    def _curate(self) -> LoadedTable:
+        """The source's table through ``chain.curate``; quarantine and snapshot written, the read audited."""
+        from factory.data import snapshots
+        from factory.data.curation import chain, quarantine
+
+        cfg, dataset, store = self.curation, self.dataset, self.store
+        classification = cfg["classification"]
+        run_id = os.environ.get("FACTORY_RUN_ID")
+        if classification != "public":  # before any read: a refused reader reads nothing
+            from factory.governance import access
+
+            access.authorize(dataset, classification)
+        key = None
+        if classification == "restricted":
+            from factory.governance import encryption
+
+            key = encryption.load_key()
+        _check_writable(store)
+        loaded = self.source.load()
+        curated = chain.curate(loaded, cfg, run_id, source=self.source.name)
+        source_fingerprint = table_fingerprint(loaded.table)
+        held = None
+        if curated.quarantine.num_rows:
+            held = f"quarantine/{source_fingerprint[:snapshots.ID_LENGTH]}.parquet"
+            quarantine.write(curated.quarantine, store / held, key)
+            self.quarantine_path = str(store / held)
+        quarantine.check_share(curated.report, cfg["max_quarantine"], self.quarantine_path)
+        meta = {"source": self.source.name, "source_fingerprint": source_fingerprint, "dataset": dataset,
+                "classification": classification, "curation": curated.report, "quarantine": held}
+        self.snapshot_id = snapshots.write(curated.table, curated.schema, store, meta, key)
+        self.fingerprint = (source_fingerprint if curated.table is loaded.table
+                            else snapshots.load_record(self.snapshot_id, store)["fingerprint"])
+        self.curation_report = curated.report
+        if classification != "public" and _rank_zero():
+            access.record_read(dataset, classification, self.snapshot_id, run_id)
+        return LoadedTable(curated.table, curated.schema)
 
     def split_table(self, name: str) -> pa.Table:
         """The raw rows of split ``name`` (``train``, ``val`` or ``test``), in source order."""
@@ -213,3 +297,24 @@ class TabularDataModule(pl.LightningDataModule):
         if self.preprocessor is None:
             raise RuntimeError("TabularDataModule.setup() has not run yet")
         return self.preprocessor
+
+
+def _check_writable(store: Path) -> None:
+    """One line when snapshots and quarantine files cannot be written under ``store``."""
+    from factory.errors import DataError
+
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"data.curation.store: cannot create {store} ({e.strerror}); set data.curation.store to a "
+                        "writable directory") from None
+    if not os.access(store, os.W_OK | os.X_OK):
+        raise DataError(f"data.curation.store: {store} is not writable; set data.curation.store to a writable "
+                        "directory")
+
+
+def _rank_zero() -> bool:
+    """Whether this process is rank zero (under DDP every rank sets up; one records the read)."""
+    from pytorch_lightning.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0

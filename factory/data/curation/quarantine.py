@@ -120,16 +120,6 @@ def check_share(report: dict, max_quarantine: float, path: str | Path | None) ->
 
 def write(quarantine: pa.Table, path: str | Path, key: bytes | None = None) -> Path:
     """Write ``quarantine`` to ``path`` as Parquet, atomically; encrypted with ``key`` (restricted data)."""
-    path = Path(path)
-    if key is not None:
-        from factory.governance import encryption
+    from factory.governance import encryption
 
-        encryption.write_parquet(quarantine, path, key)
-        return path
-    import pyarrow.parquet as pq
-
-    from factory.files import write_bytes
-
-    sink = pa.BufferOutputStream()
-    pq.write_table(quarantine, sink)
-    return write_bytes(path, sink.getvalue().to_pybytes())
+    return encryption.write_parquet(quarantine, path, key)
