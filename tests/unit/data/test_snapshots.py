@@ -54,6 +54,18 @@ def test_image_shape_comes_back_a_tuple(tmp_path):
     assert snapshots.read(sid, tmp_path).schema == schema
 
 
+def test_a_table_with_values_under_its_nulls_reads_back_with_its_fingerprint(tmp_path):
+    """A source's NaN under a masked slot, Parquet's 0 when read back; lists' "item" vs "element"."""
+    import numpy as np
+
+    t = table().append_column("distance", pa.array(np.array([1.5, np.nan, 2.0]), mask=np.array([0, 1, 0], bool)))
+    t = t.append_column("tags", pa.array([[1], None, [2, 3]]))
+    sid = write(tmp_path, t)
+    assert table_fingerprint(pq.read_table(tmp_path / "snapshots" / sid / "data.parquet")) == table_fingerprint(t)
+    assert snapshots.read(sid, tmp_path).table.equals(t.cast(snapshots.read(sid, tmp_path).table.schema))
+    assert table_fingerprint(t) != table_fingerprint(t.set_column(3, "distance", pa.array([1.5, 0.0, 2.0])))
+
+
 def test_same_table_same_id_written_once(tmp_path):
     sid = write(tmp_path)
     data = tmp_path / "snapshots" / sid / "data.parquet"
