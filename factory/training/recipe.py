@@ -218,6 +218,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     record.save()
     try:
         from factory.rundir.layout import EVALUATE_LOG
+        from factory.data.curation.chain import curation_record
         from factory.training.output import run_output
 
         with run_output(cfg, log_name=EVALUATE_LOG, progress_bar=False):  # the table only; the log the rest
@@ -225,7 +226,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                             enable_progress_bar=False)
             metrics = _first(trainer.test(model, datamodule=datamodule, verbose=False))
         record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
-                       "rows": datamodule.split_sizes}
+                       "rows": datamodule.split_sizes, **curation_record(datamodule)}
         record.best_checkpoint = str(cfg.ckpt_path)
         record.checkpoint_format = ckpts.checkpoint_format(cfg.ckpt_path)
         manifest.save_metrics(run_dir, {"test": metrics, "checkpoint": str(cfg.ckpt_path)})

@@ -108,6 +108,16 @@ def curate(loaded: LoadedTable, cfg: dict | None, run_id: str | None = None, sou
     return Curated(kept, schema, held, report)
 
 
+def curation_record(datamodule) -> dict:
+    """``run.json``'s ``data.snapshot``, ``data.curation`` (the report) and ``data.quarantine`` (file or null).
+
+    Any set-up DataModule: one without curation (a streaming one) records nulls.
+    """
+    return {"snapshot": getattr(datamodule, "snapshot_id", None),
+            "curation": getattr(datamodule, "curation_report", None),
+            "quarantine": getattr(datamodule, "quarantine_path", None)}
+
+
 def _schema_without_pii(schema: TableSchema, pii: dict[str, str]) -> TableSchema:
     """The schema once pii columns are hashed (text: categorical) or dropped (gone)."""
     if schema.target in pii:
