@@ -35,12 +35,12 @@ VERSION = 1
 SEGMENT = 4 << 20  # plaintext bytes per AES-GCM call: 16 bytes of tag per 4 MiB
 TAG = 16
 HEADER = len(MAGIC) + 1 + 8 + 8
-HINT = ("32 random bytes as base64 or hex, e.g. from "
-        "`python -c \"import os, base64; print(base64.b64encode(os.urandom(32)).decode())\"`")
+HINT = "32 random bytes as base64 or hex (`openssl rand -base64 32` makes one)"
 
 
 def load_key(env: str = KEY_ENV, file: str | os.PathLike | None = None) -> bytes:
-    """The 32-byte data key from ``file`` if given, else from the environment variable ``env``.
+    """The 32-byte data key from ``file`` if given, else the environment variable ``env``, else
+    the file named by ``<env>_FILE`` (``FACTORY_DATA_KEY_FILE``: a mounted secret).
 
     Either holds the key as base64 (44 characters) or hex (64 digits); a key file may also
     hold the 32 raw bytes. The key never appears in a message.
@@ -48,6 +48,8 @@ def load_key(env: str = KEY_ENV, file: str | os.PathLike | None = None) -> bytes
     Raises:
         DataError: no key (naming ``env``), an unreadable file, or a value that is not 32 bytes.
     """
+    if file is None and not os.environ.get(env) and os.environ.get(f"{env}_FILE"):
+        file = os.environ[f"{env}_FILE"]
     if file is not None:
         try:
             raw = Path(file).read_bytes()
@@ -58,7 +60,7 @@ def load_key(env: str = KEY_ENV, file: str | os.PathLike | None = None) -> bytes
         return _decode(raw.decode("ascii", "replace"), f"data key file {file}")
     value = os.environ.get(env)
     if not value:
-        raise DataError(f"no data key: set {env} to {HINT}")
+        raise DataError(f"no data key: set {env} to {HINT}, or {env}_FILE to a file holding it")
     return _decode(value, f"${env}")
 
 

@@ -17,6 +17,7 @@ TABLE = pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]})
 @pytest.fixture(autouse=True)
 def _no_key(monkeypatch):
     monkeypatch.delenv(encryption.KEY_ENV, raising=False)
+    monkeypatch.delenv(f"{encryption.KEY_ENV}_FILE", raising=False)
 
 
 def test_parquet_round_trip_and_the_file_is_not_plain(tmp_path):
@@ -101,6 +102,9 @@ def test_load_key_from_base64_hex_and_files(tmp_path, monkeypatch):
     (tmp_path / "key").write_text(KEY.hex() + "\n")
     (tmp_path / "raw").write_bytes(KEY)
     assert encryption.load_key(file=tmp_path / "key") == encryption.load_key(file=tmp_path / "raw") == KEY
+    monkeypatch.delenv(encryption.KEY_ENV)
+    monkeypatch.setenv(f"{encryption.KEY_ENV}_FILE", str(tmp_path / "key"))  # a mounted secret
+    assert encryption.load_key() == KEY
 
 
 @pytest.mark.parametrize("value", ["c2hvcnQ=", "zz" * 32, "not a key at all", base64.b64encode(b"k" * 31).decode()])
