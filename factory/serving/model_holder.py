@@ -16,6 +16,7 @@ re-hashed every interval).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -41,6 +42,10 @@ class Served:
         name, version, stage: the registry's entry; ``backend``: ``onnx`` or ``torch``.
         features: raw columns in model order; ``kinds``: name -> numeric | categorical.
         task: binary | multiclass | regression; ``class_labels``: label per class index.
+        hashed: features the model was trained on as keyed hashes (``pii: hash`` in its data
+            config): a request's values are hashed with ``pii_key`` before anything else sees
+            them (``protect``), so the model scores them as in training and no raw value reaches
+            the request log.
     """
 
     model: Any
@@ -52,6 +57,17 @@ class Served:
     kinds: dict[str, str]
     task: str
     class_labels: list = field(default_factory=list)
+    hashed: tuple[str, ...] = ()
+    pii_key: bytes | None = field(default=None, repr=False)  # never in a repr, a log line or an error
+
+    def protect(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``columns`` with each ``hashed`` feature's values replaced by their keyed hashes (nulls kept)."""
+        if not self.hashed:
+            return columns
+        from factory.data.curation.pii import hash_values
+
+        return {name: np.array(hash_values(values.tolist(), self.pii_key), dtype=object) if name in self.hashed
+                else values for name, values in columns.items()}
 
     def score(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         """The model's output for decoded columns (``factory.serving.protocol``): ``(N,)``
@@ -100,8 +116,23 @@ def load_served(ref: str, registry: str | Path | None, backend: str) -> Served:
     version = model.version
     # The ONNX file carries the columns' kinds: reading the preprocessor would load the torch checkpoint.
     kinds = dict(model.onnx.kinds) if model.onnx is not None else dict(model.preprocessor.schema.features)
+    hashed, key = pii_of(model.metadata, model.features)
     return Served(model, version.name, version.version, version.stage, backend, tuple(model.features),
-                  kinds, model.task, list(model.class_labels))
+                  kinds, model.task, list(model.class_labels), hashed, key)
+
+
+def pii_of(metadata: dict, features) -> tuple[tuple[str, ...], bytes | None]:
+    """The features a registered version was trained on hashed (its config's ``data.curation.columns.*.pii``)
+    and the key to hash requests with (``FACTORY_PII_KEY``), None when it hashes nothing.
+
+    Raises:
+        DataError: the version hashes a feature and no key is set (one line naming the variable).
+    """
+    from factory.data.curation import pii
+
+    tags = pii.tagged((metadata.get("config") or {}).get("data"))
+    hashed = tuple(name for name in features if tags.get(name) == "hash")
+    return hashed, (pii.load_key() if hashed else None)
 
 
 class ModelHolder:
@@ -180,8 +211,7 @@ class ModelHolder:
         failed = "failed to load"
         try:
             new = load_served(f"{target.name}@{target.version}", self.registry, self.backend)
-            new = Served(new.model, new.name, new.version, target.stage, new.backend, new.features, new.kinds,
-                         new.task, new.class_labels)
+            new = dataclasses.replace(new, stage=target.stage)
             if self.vet is not None:
                 failed = "refused"
                 self.vet(new)

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from pathlib import Path
@@ -44,6 +45,9 @@ class Scorer:
 
     With ONNX (``model.onnx.predict_columns``) the batch goes NumPy -> ONNX Runtime; otherwise
     through ``model.predict`` on the batch's feature columns (the PyTorch path, via pandas).
+
+    Columns the model's data config tags ``pii`` are hashed (``FACTORY_PII_KEY``) or dropped first,
+    as in training: the model scores what it was trained on and the output holds no raw PII.
     """
 
     def __init__(self, model):
@@ -59,12 +63,20 @@ class Scorer:
             self.task, self.labels = model.task, list(model.class_labels)
         self.model = model
         self.ref = model.version.ref
+        from factory.data.curation import pii
+
+        self.pii = pii.tagged(((getattr(model, "metadata", None) or {}).get("config") or {}).get("data"))
+        self.pii_key = pii.load_key() if "hash" in self.pii.values() else None
         self.added = ["prediction", "score", *([f"prob_{label}" for label in self.labels]
                                                if self.task == "multiclass" else []), VERSION_COLUMN]
         self._version = pa.array([], pa.string())
 
     def __call__(self, batch: pa.RecordBatch, where) -> pa.RecordBatch:
         """``batch`` with its added columns; ``where(i)`` names row ``i`` for errors (``<file>: row <n>``)."""
+        if self.pii:
+            from factory.data.curation.pii import apply
+
+            batch = apply(batch, self.pii, self.pii_key, strict=False)  # a file may lack a dropped column
         columns = feature_columns(batch, self.features, self.kinds, where)
         if self.fast is not None:
             added = added_columns(self.task, np.asarray(self.fast(columns)))
@@ -166,6 +178,31 @@ def score_table(model, table: pa.Table, output: str | os.PathLike, *, source: di
     return _score(scorer, stream(), out, record, table.num_rows, batch_rows, progress, energy)
 
 
+def _emits_lineage(score):
+    """``score.<model>`` lineage events around a scoring: the model version and its input in, the score table out."""
+    @functools.wraps(score)
+    def scored(scorer: Scorer, stream: Iterable, output: Path, record: dict, *args, **kwargs) -> dict:
+        from factory.governance import lineage
+
+        version = scorer.model.version
+        sha = ((getattr(scorer.model, "metadata", None) or {}).get("checkpoint") or {}).get("sha256")
+        inputs = [lineage.model_version(version.name, version.version, sha)]
+        if record.get("files"):  # fingerprinted as the manifest does: by path, size and mtime
+            inputs += [lineage.Dataset(str(Path(f["path"]).absolute()), lineage.FILES, rows=f.get("rows"),
+                                       version=lineage.fingerprint([Path(f["path"])], content=False))
+                       for f in record["files"]]
+        else:
+            name = str(record.get("name", "table")).removeprefix("data=")
+            inputs.append(lineage.source(name, record.get("fingerprint"), rows=record.get("rows")))
+        with lineage.job(f"score.{version.name}", inputs=inputs) as event:
+            manifest = score(scorer, stream, output, record, *args, **kwargs)
+            event.outputs.append(lineage.file(output, rows=manifest["rows"]))
+        return manifest
+
+    return scored
+
+
+@_emits_lineage
 def _score(scorer: Scorer, stream: Iterable, output: Path, record: dict, total: int | None,
            batch_rows: int, progress: bool | None, energy: Mapping | None = None) -> dict:
     """Score ``stream`` of (batch, row namer) into ``output``; the manifest."""

@@ -90,11 +90,14 @@ def _stopped(signum, frame) -> None:
 
 def check_checkpoint(ref: str, registry: str | None):
     """The version ``ref`` names, its checkpoint's sha256 checked (what a torch load checks first)."""
+    from factory.data.curation import pii
     from factory.registry import Registry
     from factory.registry.exports import checked_checkpoint
 
     version = Registry(registry).get(ref)
     checked_checkpoint(version)
+    if "hash" in pii.tagged((version.metadata().get("config") or {}).get("data")).values():
+        pii.load_key()  # each worker needs it: say so once, before the port is bound
     return SimpleNamespace(name=version.name, version=version.version, stage=version.stage, backend="torch")
 
 
