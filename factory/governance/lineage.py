@@ -166,7 +166,8 @@ class Job:
     def _emit(self, state: str, error: str | None, wait: bool) -> None:
         inputs, outputs = list(self.inputs), list(self.outputs)
         parent = (self.parent.name, self.parent.run_id) if self.parent else None
-        _send(lambda: _event(self.name, self.run_id, state, inputs, outputs, error, parent),
+        now = _now()  # when it happened, not when the sender thread gets to it
+        _send(lambda: _event(self.name, self.run_id, state, now, inputs, outputs, error, parent),
               f"{state} {self.name}", wait)
 
 
@@ -264,7 +265,7 @@ def _client(where: str):
         return _clients[where]
 
 
-def _event(name: str, run_id: str, state: str, inputs: list[Dataset], outputs: list[Dataset],
+def _event(name: str, run_id: str, state: str, time: str, inputs: list[Dataset], outputs: list[Dataset],
            error: str | None, parent: tuple[str, str] | None):
     from openlineage.client import event_v2 as ol
     from openlineage.client.facet_v2 import error_message_run, job_type_job, parent_run
@@ -278,7 +279,7 @@ def _event(name: str, run_id: str, state: str, inputs: list[Dataset], outputs: l
     kind = name.split(".", 1)[0].upper()
     job_facets = {"jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="FACTORY", jobType=kind)}
     return ol.RunEvent(
-        eventType=ol.RunState[state], eventTime=_now(), run=ol.Run(runId=run_id, facets=run_facets),
+        eventType=ol.RunState[state], eventTime=time, run=ol.Run(runId=run_id, facets=run_facets),
         job=ol.Job(namespace=NAMESPACE, name=name, facets=job_facets),
         inputs=[ol.InputDataset(d.namespace, d.name, facets=_facets(d)) for d in _unique(inputs)],
         outputs=[ol.OutputDataset(d.namespace, d.name, facets=_facets(d), outputFacets=_output_facets(d))

@@ -201,4 +201,4 @@ def _label(d: dict) -> str:
 def _short(version: str) -> str:
     """``sha256:<64 hex>`` -> ``sha256:<16 hex>``: enough to tell versions apart on screen (``--json`` has all)."""
     kind, _, digest = version.rpartition(":")
-    return f"{kind}:{digest[:16]}" if kind and len(digest) > 16 else version
+    return f"{kind + ':' if kind else ''}{digest[:16]}" if len(digest) > 16 else version

@@ -45,6 +45,8 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
             " (still running, or stopped without recording an end)" if record.status == "running" else "")
         raise FactoryError(f"run {record.run_id} has status {record.status!r}, not 'completed'{why}; "
                            "only completed runs can be registered")
+    from factory.governance import lineage
+
     name = check_name(name or record.task_name)  # before any copying
     source = _judged_checkpoint(run_dir, record)
     staging_root = registry.root / STAGING
@@ -52,13 +54,16 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
     staged = Path(tempfile.mkdtemp(prefix=f"{record.run_id}.", dir=staging_root))
     staged.chmod(0o777 & ~files.current_umask())  # mkdtemp's 0700 would lock teammates out
     try:
-        # Copy (or consolidate) outside the lock: a large checkpoint must not stall other writers.
-        _copy_checkpoint(source, staged / CHECKPOINT)
-        metadata, metric = _describe(run_dir, record, source, staged / CHECKPOINT)
-        profile = _copy_profile(run_dir, staged)
-        if profile:
-            metadata["profile"] = profile
-        return registry.add(name, staged, metadata, metric)
+        with lineage.job(f"register.{name}", inputs=[lineage.run(record.run_id), lineage.file(source)]) as event:
+            # Copy (or consolidate) outside the lock: a large checkpoint must not stall other writers.
+            _copy_checkpoint(source, staged / CHECKPOINT)
+            metadata, metric = _describe(run_dir, record, source, staged / CHECKPOINT)
+            profile = _copy_profile(run_dir, staged)
+            if profile:
+                metadata["profile"] = profile
+            version = registry.add(name, staged, metadata, metric)
+            event.outputs.append(lineage.model_version(name, version.version, metadata["checkpoint"]["sha256"]))
+        return version
     finally:
         shutil.rmtree(staged, ignore_errors=True)  # gone already when add() moved it in
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from factory.errors import FactoryError
+from factory.governance import lineage
 from factory.registry.capture import sha256
 from factory.registry.store import STAGING, ModelVersion, Registry, now, whoami
 
@@ -73,18 +74,25 @@ def export(registry: Registry, ref: str, quantize: bool = False, verify: bool = 
     staging = registry.root / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f"{version.name}.v{version.version}.onnx.", dir=staging))
+    model = lineage.model_version(version.name, version.version, (meta.get("checkpoint") or {}).get("sha256"))
     try:
-        result = export_onnx(checkpoint, staged / ONNX, metadata=_file_metadata(version, meta), quantize=quantize)
-        written = {Path(p).name: Path(p) for p in result.paths}
-        if check is not None:
-            check(version, {("int8" if name == ONNX_INT8 else "fp32"): path for name, path in written.items()})
-        described = {name: _describe(path, int8=name == ONNX_INT8) for name, path in written.items()}
+        with lineage.job(f"export.{version.name}", inputs=[model]) as event:
+            result = export_onnx(checkpoint, staged / ONNX, metadata=_file_metadata(version, meta),
+                                 quantize=quantize)
+            written = {Path(p).name: Path(p) for p in result.paths}
+            if check is not None:
+                check(version, {("int8" if name == ONNX_INT8 else "fp32"): path for name, path in written.items()})
+            described = {name: _describe(path, int8=name == ONNX_INT8) for name, path in written.items()}
 
-        def update(current: dict) -> dict:
-            return {"format": 1, "files": {**(current.get("files") or {}), **described}, "error": None}
+            def update(current: dict) -> dict:
+                return {"format": 1, "files": {**(current.get("files") or {}), **described}, "error": None}
 
-        details = {name: entry["sha256"] for name, entry in described.items()}
-        return registry.attach(version, written, EXPORTS, update, details)
+            details = {name: entry["sha256"] for name, entry in described.items()}
+            manifest = registry.attach(version, written, EXPORTS, update, details)
+            event.outputs += [lineage.Dataset(str((version.path / name).absolute()), lineage.FILES,
+                                              version=f"sha256:{entry['sha256']}", size=entry["bytes"])
+                              for name, entry in described.items()]
+        return manifest
     finally:
         shutil.rmtree(staged, ignore_errors=True)
 
@@ -118,9 +126,12 @@ def export_source(source: str, registry: Registry, output: str | None = None, qu
         cfg = read_config(run_dir) if run_dir is not None else None
         target = Path(output) if output else checkpoint.with_name(checkpoint.name.removesuffix(".ckpt") + ".onnx")
         meta = {"run_id": run_dir.name if run_dir is not None else "", "checkpoint": str(checkpoint)}
-        files, comparison = export_checked(checkpoint, target, quantize=quantize, metadata=meta,
-                                           data_cfg=cfg.data if cfg is not None else None,
-                                           monitor=cfg.monitor.metric if cfg is not None else None, **timing)
+        inputs = ([lineage.run(run_dir.name)] if run_dir is not None else []) + [lineage.file(checkpoint)]
+        with lineage.job(f"export.{cfg.task_name if cfg is not None else checkpoint.stem}", inputs=inputs) as event:
+            files, comparison = export_checked(checkpoint, target, quantize=quantize, metadata=meta,
+                                               data_cfg=cfg.data if cfg is not None else None,
+                                               monitor=cfg.monitor.metric if cfg is not None else None, **timing)
+            event.outputs += [lineage.file(path, content=True) for path in files.values()]
         return (cfg.task_name if cfg is not None else str(checkpoint)), files, comparison
     if "/" in source or source.endswith((".ckpt", ".onnx")):
         raise FactoryError(f"no such run directory or checkpoint: {source}")

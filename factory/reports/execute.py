@@ -20,6 +20,7 @@ from typing import Any, Iterator, Mapping
 
 from factory import files, redact
 from factory.errors import FactoryError
+from factory.governance import lineage
 from factory.rundir import catalog, provenance
 from factory.rundir.layout import MANIFEST
 from factory.rundir.layout import new_run_id
@@ -133,6 +134,8 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
              "ipynb": None, "html": None, "error": None, "failing_cell": None}
     meter = energy_meter.meter_for(energy)
     index.record(reports_dir, entry)
+    event = lineage.Job(f"report.{spec.name}", inputs=[lineage.run(r) for r in meta["source_run_ids"]])
+    event.start(wait=False)
 
     error, failing_cell = None, None
     ipynb = out / NOTEBOOK
@@ -158,6 +161,11 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
                  energy=energy,
                  failing_cell=failing_cell, ipynb=_rel(result.ipynb, reports_dir), html=_rel(html, reports_dir))
     index.record(reports_dir, entry)
+    event.outputs += [lineage.file(p) for p in (html, result.ipynb) if p is not None]
+    if error:
+        event.fail(error)
+    else:
+        event.complete()
     log.info("report %s %s in %.1f s: %s", spec.name, result.status, result.duration_s, out)
     if check and error:
         raise ReportFailed(result)

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from factory import redact
 from factory.rundir.layout import RUN_ID_ENV
 from factory.rundir import manifest, resume
-from factory.training import energy
+from factory.training import energy, run_lineage
 from factory.training.hooks import AfterRun, call_after_run
 
 
@@ -33,6 +33,7 @@ class RunContext:
     trainer: Any = None
     meter: energy.EnergyMeter | None = None  # rank zero's, while the run goes on
     energy_before: dict | None = None  # earlier launches' figures (resume=auto continues a run)
+    lineage: Any = None  # rank zero's OpenLineage job (factory.training.run_lineage)
 
     @property
     def record(self) -> manifest.RunRecord:
@@ -58,7 +59,9 @@ class RunContext:
             raise
         previous = os.environ.get(RUN_ID_ENV)
         os.environ[RUN_ID_ENV] = run_dir.name  # processes the strategy launches join this run
-        return cls(cfg, run_dir, attempt, is_zero, previous, meter=meter, energy_before=attempt.record.energy)
+        lineage = run_lineage.start(attempt.record) if is_zero else None
+        return cls(cfg, run_dir, attempt, is_zero, previous, meter=meter, energy_before=attempt.record.energy,
+                   lineage=lineage)
 
     def resume_from(self) -> str | None:
         """The checkpoint fit continues from (resume=auto's, else ``ckpt_path``), checked against the strategy."""
@@ -73,11 +76,15 @@ class RunContext:
 
     def set_up(self, datamodule) -> None:
         """Record what the run trains on and how; hand the config to the trackers."""
+        from factory.data.curation.chain import curation_record
+
         self.record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
-                            "rows": datamodule.split_sizes}
+                            "rows": datamodule.split_sizes, **curation_record(datamodule)}
         self.record.strategy = {"name": _strategy_name(self.cfg), "world_size": self.trainer.world_size}
         if self.is_zero:
             self.record.save()
+            if self.lineage is not None:
+                run_lineage.data_ready(self.lineage, self.cfg, self.record, getattr(datamodule, "schema", None))
         with redact.argv():  # wandb opens here and records the command line
             for logger in self.trainer.loggers:
                 logger.log_hyperparams(redact.resolved(self.cfg))  # credentials masked, as in config.yaml
@@ -105,6 +112,8 @@ class RunContext:
             resume.finish_history(self.run_dir)
             self._record_energy()
             record.finish(status)
+            if self.lineage is not None:
+                run_lineage.end(self.lineage, self.cfg, record)
         return status
 
     def fail(self, error: BaseException) -> None:
@@ -122,6 +131,8 @@ class RunContext:
             record.best_checkpoint = (kept.best_model_path or None) if kept else None  # best so far
         self._record_energy()  # measured so far: a failed or interrupted run used energy too
         record.finish("interrupted" if isinstance(error, Interrupted) else "failed", error)
+        if self.lineage is not None:
+            run_lineage.end(self.lineage, self.cfg, record, error)
 
     def after_run(self, metrics: dict[str, dict[str, float]] | None = None, error: BaseException | None = None) -> None:
         """Call the config's after-run hooks (rank zero), now that ``run.json`` is final."""

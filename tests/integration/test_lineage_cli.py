@@ -1,0 +1,96 @@
+"""Lineage end to end: a tiny run on a CSV file, registered (and exported), promoted, a file scored; then
+``scripts/lineage.py`` shows the chain both ways, back to the CSV's sha256 and on to the score table."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import factory
+from factory import registry
+from factory.serving.score import score_files
+from tests.integration.helpers import run_script
+
+TINY = ["data=files", "data.source.target=label", "task_name=fraud", "logger=csv", "trainer.max_epochs=1",
+        "baseline=null"]
+
+
+def _table(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"amount": rng.gamma(2.0, 50.0, rows), "hour": rng.integers(0, 24, rows),
+                          "channel": rng.choice(["web", "shop", "phone"], rows)})
+    frame["label"] = (frame["amount"] + rng.normal(0, 40, rows) > 120).astype(int)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> dict:
+    """FACTORY_ROOT with one run of 300 rows, ``fraud@v1`` (production, exported) and a scored file."""
+    root = tmp_path_factory.mktemp("lineage")
+    source = root / "transactions.csv"
+    _table(300, 0).to_csv(source, index=False)
+    new = root / "new.csv"
+    _table(20, 1).drop(columns="label").to_csv(new, index=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACTORY_ROOT", str(root))
+        result = factory.train(factory.compose("train", [*TINY, f"data.source.path={source}"]))
+        assert result.status == "completed"
+        version = registry.register(result.run_dir, "fraud", export=True)
+        registry.promote(version.name, version.version, "production")
+        score_files(registry.load("fraud@production", backend="onnx"), str(new), root / "scored")
+    return {"root": root, "run_id": result.run_dir.name, "source": source, "scored": root / "scored"}
+
+
+def _lineage(chain: dict, *args: str):
+    return run_script(chain["root"], "lineage.py", *args, timeout=120)
+
+
+def _walk(jobs: list[dict], way: str) -> tuple[set[str], dict[str, dict]]:
+    """Every job name and dataset (name -> node) in a ``trace`` branch."""
+    names, datasets = set(), {}
+    for job in jobs:
+        names.add(job["job"])
+        for d in job["datasets"]:
+            datasets[d["name"]] = d
+            more_names, more = _walk(d.get(way) or [], way)
+            names |= more_names
+            datasets.update(more)
+    return names, datasets
+
+
+def test_a_model_version_leads_back_to_its_source_file_and_on_to_its_scores(chain):
+    shown = _lineage(chain, "fraud@production", "--json")
+    assert shown.returncode == 0, shown.stderr
+    tree = json.loads(shown.stdout)
+    assert tree["dataset"]["name"] == "fraud@v1" and tree["dataset"]["version"].startswith("sha256:")
+    jobs, upstream = _walk(tree["upstream"], "upstream")
+    assert {"register.fraud", "train.fraud"} <= jobs
+    assert f"run:{chain['run_id']}" in upstream
+    source = upstream[str(chain["source"])]  # the CSV, by content: what sha256sum prints
+    assert source["namespace"] == "file"
+    assert source["version"] == "sha256:" + hashlib.sha256(chain["source"].read_bytes()).hexdigest()
+    jobs, downstream = _walk(tree["downstream"], "downstream")
+    assert {"export.fraud", "score.fraud"} <= jobs
+    assert downstream[str(chain["scored"])]["rows"] == 20
+    assert any(name.endswith("model.onnx") for name in downstream)
+
+
+def test_a_run_id_shows_what_it_came_from_and_what_was_made_from_it(chain):
+    shown = _lineage(chain, chain["run_id"])
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())  # the tree wraps long lines
+    for part in ("came from", "made from it", "train.fraud COMPLETE", "register.fraud COMPLETE", "fraud@v1",
+                 "score.fraud COMPLETE", "transactions.csv", "sha256:"):
+        assert part in text, part
+
+
+def test_an_unknown_name_is_one_line_and_exit_2(chain):
+    shown = _lineage(chain, "no-such-run")
+    assert shown.returncode == 2 and shown.stdout == ""
+    assert shown.stderr.count("\n") == 1 and "no event names 'no-such-run'" in shown.stderr
+    unknown_model = _lineage(chain, "nothing@production")
+    assert unknown_model.returncode == 2 and "no model named 'nothing'" in unknown_model.stderr
