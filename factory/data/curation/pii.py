@@ -6,7 +6,8 @@ and group-bys still work, a category is still a category) and nobody without the
 test a guess (an unkeyed SHA-256 of a phone number falls to a dictionary of every phone
 number). ``pii: drop`` removes the column. Nulls stay null.
 
-The key comes from ``FACTORY_PII_KEY`` or a key file (``load_key``); it is never logged and
+The key comes from ``FACTORY_PII_KEY``, or the file ``FACTORY_PII_KEY_FILE`` names (a mounted secret),
+as the same variables serve training, reports, serving and batch scoring (``load_key``); it is never logged and
 never named in an error beyond the variable or file that holds it. Rotating the key changes
 every hash: a model trained under one key scores rows hashed under another as unseen levels.
 
@@ -49,7 +50,8 @@ _HOW_TO_MAKE_ONE = "python -c 'import secrets; print(secrets.token_hex(32))'"
 
 
 def load_key(env: str = KEY_ENV, file: str | os.PathLike | None = None) -> bytes:
-    """The HMAC key: the contents of ``file`` when given, else of the environment variable ``env``.
+    """The HMAC key: the contents of ``file`` when given, else the environment variable ``env``, else
+    the file named by ``<env>_FILE`` (``FACTORY_PII_KEY_FILE``), as ``governance.encryption.load_key``.
 
     The key is the text's UTF-8 bytes, surrounding whitespace stripped (a hex or base64 string
     is used as it is, not decoded).
@@ -58,6 +60,8 @@ def load_key(env: str = KEY_ENV, file: str | os.PathLike | None = None) -> bytes
         DataError: no key (naming ``env`` and how to make one), an unreadable key file, or a key
             shorter than 16 bytes. The message never holds the key.
     """
+    if file is None and not os.environ.get(env, "").strip() and os.environ.get(f"{env}_FILE"):
+        file = os.environ[f"{env}_FILE"]
     if file is not None:
         try:
             text = Path(file).read_text(encoding="utf-8")
@@ -68,7 +72,7 @@ def load_key(env: str = KEY_ENV, file: str | os.PathLike | None = None) -> bytes
         text = os.environ.get(env, "")
         if not text.strip():
             raise DataError(f"columns tagged 'pii: hash' need a key: set {env} "
-                            f"(for example export {env}=$({_HOW_TO_MAKE_ONE}))")
+                            f"(export {env}=$({_HOW_TO_MAKE_ONE})), or {env}_FILE to a file holding it")
         where = f"${env}"
     key = text.strip().encode("utf-8")
     if len(key) < MIN_KEY_BYTES:

@@ -93,10 +93,14 @@ def test_key_from_env_and_from_a_file(monkeypatch, tmp_path):
     path = tmp_path / "pii.key"
     path.write_text("from-a-file-from-a-file\n")
     assert pii.load_key(file=path) == b"from-a-file-from-a-file"
+    monkeypatch.delenv("FACTORY_PII_KEY")
+    monkeypatch.setenv("FACTORY_PII_KEY_FILE", str(path))  # a mounted secret
+    assert pii.load_key() == b"from-a-file-from-a-file"
 
 
 def test_a_missing_key_is_one_line_without_key_material(monkeypatch, tmp_path):
     monkeypatch.delenv("FACTORY_PII_KEY", raising=False)
+    monkeypatch.delenv("FACTORY_PII_KEY_FILE", raising=False)
     with pytest.raises(DataError) as missing:
         pii.load_key()
     assert "FACTORY_PII_KEY" in str(missing.value) and "\n" not in str(missing.value)
