@@ -138,7 +138,7 @@ class ParquetStream:
                 groups = fragment.metadata
                 starts = np.concatenate([[0], np.cumsum([groups.row_group(i).num_rows
                                                          for i in range(groups.num_row_groups)])])
-                kept = fragment.subset(filter=self.expression) if self.expression is not None else fragment
+                kept = fragment.subset(filter=self.expression, schema=self.dataset.schema) if self.expression is not None else fragment
                 for group in kept.row_groups:  # row groups whose statistics rule the filter out are gone
                     units.append(Unit(fragment.path, self._name(fragment.path), group.id, int(starts[group.id]),
                                       group.num_rows))
