@@ -53,7 +53,10 @@ def print_record(record: dict, as_json: bool = False) -> None:
         "parent": record["parent"],
         "table fingerprint": record["fingerprint"],
         "data file": f"data.parquet, {record.get('bytes') or 0:,} bytes",
-        "meta": json_text(record["meta"]) if record["meta"] else None,
+        "curation": _curation(record["meta"].get("curation")),
+        "quarantine": record["meta"].get("quarantine"),
+        "meta": json_text(rest) if (rest := {k: v for k, v in record["meta"].items()
+                                              if k not in ("curation", "quarantine")}) else None,
     }
     console = _console()
     facts = Table(show_header=False, box=None)
@@ -112,6 +115,15 @@ def print_diff(result: dict, as_json: bool = False) -> None:
     for column, shift in moved.items():
         table.add_row(column, shift["kind"] or "", _summary(shift["a"]), _summary(shift["b"]), _shift(shift))
     console.print(table)
+
+
+def _curation(report: dict | None) -> str | None:
+    """The curation report in a line: rows in and kept, quarantined, duplicates, PII columns."""
+    if not isinstance(report, dict) or "rows_in" not in report:
+        return None
+    pii = ", ".join(f"{c} {how}" for c, how in (report.get("pii") or {}).items())
+    return (f"{report['rows_in']:,} rows in, {report.get('rows_out', 0):,} kept, {report.get('quarantined', 0):,} "
+            f"quarantined, {report.get('duplicates', 0):,} duplicates dropped" + (f"; pii: {pii}" if pii else ""))
 
 
 def _summary(s: dict[str, Any] | None) -> str:

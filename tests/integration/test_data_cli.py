@@ -32,7 +32,10 @@ def store(tmp_path) -> tuple[str, str]:
     b = snapshots.write(pa.table({"amount": [10.0, 20.0, 40.0, 50.0], "plan": ["basic", "pro", "gold", "gold"],
                                   "churned": ["Yes", "No", "Yes", "Yes"], "age": [30, 40, 50, 60]}),
                         TableSchema({**SCHEMA.features, "age": "numeric"}, "churned", "binary", "Yes"),
-                        tmp_path / "data", {"source": "churn", "dataset": "customers", "parent": a})
+                        tmp_path / "data", {"source": "churn", "dataset": "customers", "parent": a,
+                                            "curation": {"rows_in": 5, "rows_out": 4, "quarantined": 1,
+                                                         "duplicates": 0, "pii": {}},
+                                            "quarantine": "quarantine/0123456789abcdef.parquet"})
     return a, b
 
 
@@ -46,7 +49,9 @@ def test_list_and_show(tmp_path, store):
     shown = cli(tmp_path, "show", b[:6])
     assert shown.returncode == 0, shown.stderr
     words = " ".join(shown.stdout.split())
-    for text in (b, "binary, target churned (positive label 'Yes')", "feature (categorical)", f"parent {a}"):
+    for text in (b, "binary, target churned (positive label 'Yes')", "feature (categorical)", f"parent {a}",
+                 "curation 5 rows in, 4 kept, 1 quarantined, 0 duplicates dropped",
+                 "quarantine quarantine/0123456789abcdef.parquet"):
         assert text in words
     assert json.loads(cli(tmp_path, "show", b, "--json").stdout)["schema"]["features"]["age"] == "numeric"
 
