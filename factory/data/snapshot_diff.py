@@ -82,12 +82,21 @@ def schema_changes(a, b, types_a: dict[str, str], types_b: dict[str, str]) -> di
 def summary(column: pa.ChunkedArray, kind: str, levels: bool) -> dict[str, Any]:
     """One column in a few numbers: its null share and, by ``kind``, mean/std/min/max (numeric),
     distinct count and, with ``levels``, the top levels' shares (categorical), or min/max (time)."""
-    import pyarrow.compute as pc
-
     n = len(column)
     out: dict[str, Any] = {"null_share": column.null_count / n if n else None}
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    try:
+        out.update(_figures(column, kind, levels, n))
+    except pa.ArrowNotImplementedError:  # a type without the kernel (durations' min_max): its null share alone
+        pass
+    return out
+
+
+def _figures(column: pa.ChunkedArray, kind: str, levels: bool, n: int) -> dict[str, Any]:
+    import pyarrow.compute as pc
+
+    out: dict[str, Any] = {}
     if kind == "numeric":
         values = column.cast(pa.float64()) if pa.types.is_decimal(column.type) else column
         bounds = pc.min_max(values)

@@ -130,13 +130,15 @@ def _summary(s: dict[str, Any] | None) -> str:
     if s is None:
         return "(absent)"
     parts = []
-    if "mean" in s:
+    if s.get("mean") is not None:
         parts.append(f"mean {_num(s['mean'])} sd {_num(s['std'])} [{_num(s['min'])}, {_num(s['max'])}]")
+    elif "mean" in s:
+        parts.append("no values")
     if "distinct" in s:
         parts.append(f"{s['distinct']:,} distinct")
         if s.get("top"):
             parts.append(" ".join(f"{level}:{share:.0%}" for level, share in s["top"].items()))
-    if "mean" not in s and "min" in s:
+    if "mean" not in s and s.get("min") is not None:
         parts.append(f"[{s['min']}, {s['max']}]")
     if s.get("null_share"):
         parts.append(f"nulls {s['null_share']:.1%}")

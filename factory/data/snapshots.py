@@ -236,9 +236,14 @@ def diff(a: str, b: str, store: str | Path, key: bytes | None = None) -> dict[st
     return compare(read(a, store, key), read(b, store, key))
 
 
-def read_governed(id: str, store: str | Path, run_id: str | None = None) -> Snapshot:
+def read_governed(id: str, store: str | Path, run_id: str | None = None, audit: bool = True) -> Snapshot:
     """``read`` for a person or a command: the access policy is checked and the read audited for a
-    non-public snapshot, and the data key loaded (``FACTORY_DATA_KEY``) for an encrypted one."""
+    non-public snapshot, and the data key loaded (``FACTORY_DATA_KEY``) for an encrypted one.
+
+    Args:
+        audit: append the read to the audit log; False for all but one of the processes that
+            read the same snapshot for one run (DDP ranks: the log names the run once).
+    """
     record = load_record(id, store)
     classification = record["classification"]
     dataset = record["dataset"] or record["source"]["name"] or record["id"]
@@ -253,7 +258,7 @@ def read_governed(id: str, store: str | Path, run_id: str | None = None) -> Snap
 
         key = load_key()
     snapshot = read(record["id"], store, key)
-    if governed:
+    if governed and audit:
         access.record_read(dataset, classification, record["id"], run_id)
     return snapshot
 

@@ -219,6 +219,7 @@ def test_read_governed_checks_the_policy_and_audits_the_read(tmp_path, monkeypat
         snapshots.read_governed(sid, tmp_path)
     monkeypatch.setenv("FACTORY_DATA_KEY", key.hex())
     assert snapshots.read_governed(sid, tmp_path, run_id="r1").table.equals(table())
+    assert snapshots.read_governed(sid, tmp_path, run_id="r1", audit=False).id == sid  # another rank's read
     reads = [json.loads(line) for line in log.read_text().splitlines() if '"read"' in line]
     assert [(r["who"], r["dataset"], r["snapshot"], r["run_id"]) for r in reads] == [("alice", "churn", sid, "r1")]
 
@@ -275,3 +276,24 @@ def test_diff_names_no_levels_of_pii_or_undeclared_text(tmp_path):
     for column in ("email", "note"):
         assert d["columns"][column]["a"] == {"null_share": 0.0, "distinct": 2}
     assert "@" not in json.dumps(d)
+
+
+def test_diff_of_an_empty_table_all_nulls_and_types_without_statistics(tmp_path):
+    import datetime
+
+    from factory.data.snapshot_display import print_diff
+    from factory.files import json_text
+
+    schema = TableSchema({"x": "numeric"}, "y", "regression")
+    empty = snapshots.write(pa.table({"x": pa.array([], pa.float64()), "y": pa.array([], pa.float64())}), schema,
+                            tmp_path, {})
+    full = snapshots.write(pa.table({"x": pa.array([None] * 3, pa.float64()), "y": [1.0, 2.0, 3.0],
+                                     "when": [datetime.datetime(2020, 1, 1)] * 3,
+                                     "wait": pa.array([1, 2, 3], pa.duration("s"))}), schema, tmp_path, {})
+    d = snapshots.diff(empty, full, tmp_path)
+    json.loads(json_text(d))  # strict JSON
+    assert d["rows"] == {"added": 3, "removed": 0, "unchanged": 0, "compared_on": ["x", "y"]}
+    assert d["columns"]["x"]["a"]["null_share"] is None and d["columns"]["x"]["b"]["null_share"] == 1.0
+    assert d["columns"]["wait"]["b"] == {"null_share": 0.0}  # no min/max kernel for durations
+    assert d["columns"]["when"]["b"]["min"] == "2020-01-01 00:00:00"
+    print_diff(d)
