@@ -14,6 +14,7 @@ import json
 import sys
 
 from factory.cli import ArgumentParser as Parser, job
+from factory.formatting import count
 from factory.governance import access, audit
 from factory.registry.store import AUDIT, default_dir
 
@@ -42,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
                 continue
             found = audit.check(path)
             damaged |= found.problem is not None
-            legacy = f" ({found.legacy} unchained legacy lines first)" if found.legacy else ""
+            legacy = f" ({count(found.legacy, 'unchained legacy line')} first)" if found.legacy else ""
             anchor = f", anchored by {audit.head_path(path).name}" if found.anchored else ", no anchor"
             print(f"BAD  {found.problem}" if found.problem else
-                  f"OK   {path}: {found.lines} lines{legacy}, head {found.head or '-'}{anchor}")
+                  f"OK   {path}: {count(found.lines, 'line')}{legacy}, head {found.head or '-'}{anchor}")
         return 1 if damaged else 0
     for entry in audit.read(args.log or access.audit_path()):
         if ((args.dataset and args.dataset not in (entry.get("dataset"), entry.get("name")))

@@ -37,7 +37,7 @@ def test_verify_passes_then_names_the_tampered_line(tmp_path, monkeypatch):
     out = _audit(tmp_path, "verify")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].startswith(f"OK   {tmp_path}/governance/audit.jsonl: 1 lines, head ")
+    assert lines[0].startswith(f"OK   {tmp_path}/governance/audit.jsonl: 1 line, head ")
     assert lines[1].startswith(f"OK   {tmp_path}/registry/audit.jsonl: 5 lines, head ")
     assert lines[1].endswith("anchored by audit.head")
 
