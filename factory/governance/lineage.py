@@ -50,7 +50,7 @@ PREFIX = "event"  # its files: event-<YYYYmmdd-HHMMSS.ffffff>.json, one per even
 #: Files up to this size in all are fingerprinted by content; beyond, by path, size and mtime
 #: (cheap at any size, and it changes whenever a file is rewritten).
 HASH_LIMIT = 64 * 2**20  # sha256 reads ~1 GB/s: under 0.1 s
-WAIT_S = 30.0  # at most this long for an event to be sent (an HTTP backend that hangs)
+WAIT_S = 10.0  # a job waits at most this long for an event to be sent (an HTTP backend that does not answer)
 
 
 @dataclass(frozen=True)
@@ -251,6 +251,8 @@ def _client(where: str):
     transport into the folder ``where``."""
     with _lock:
         if where not in _clients:
+            if not os.environ.get("OPENLINEAGE_CLIENT_LOGGING"):  # its own switch; else only its warnings
+                logging.getLogger("openlineage.client").setLevel(logging.WARNING)
             from openlineage.client import OpenLineageClient
 
             if where.startswith("configured:"):

@@ -124,27 +124,31 @@ def trace(graph: Graph, key: Key) -> dict:
     """``key``'s lineage: ``{"dataset", "upstream": [job...], "downstream": [job...]}`` where a job is
     ``{"job", "run_id", "state", "started", "ended", "error", "datasets": [{... , "upstream" or "downstream"}]}``."""
     return {"dataset": _node(key, graph.datasets.get(key, {})),
-            "upstream": _walk(graph, key, "upstream", frozenset()),
-            "downstream": _walk(graph, key, "downstream", frozenset())}
+            "upstream": _walk(graph, key, "upstream", set()),
+            "downstream": _walk(graph, key, "downstream", set())}
 
 
-def _walk(graph: Graph, key: Key, way: str, seen: frozenset) -> list[dict]:
-    """The job runs that made (upstream) or read (downstream) ``key``, each with its other side, recursively."""
-    seen = seen | {key}
+def _walk(graph: Graph, key: Key, way: str, shown: set[str]) -> list[dict]:
+    """The job runs that made (upstream) or read (downstream) ``key``, each with its other side, recursively.
+
+    A job run met again (a registration reads a run and its checkpoint, both made by one training
+    run; or a cycle) is listed with ``"shown": true`` and no datasets: its branch is above.
+    """
     runs = graph.made_by.get(key, []) if way == "upstream" else graph.used_by.get(key, [])
     jobs = []
     for run_id in runs:
         run = graph.runs[run_id]
+        job = {"job": run.job, "run_id": run.run_id, "state": run.state, "started": run.started,
+               "ended": run.ended, "error": run.error, "datasets": []}
+        jobs.append(job)
+        if run_id in shown:
+            job["shown"] = True
+            continue
+        shown.add(run_id)
         side = run.inputs if way == "upstream" else run.outputs
-        datasets = []
         for other, seen_as in side.items():
-            if other == key:
-                continue
-            node = _node(other, seen_as)
-            node[way] = [] if other in seen else _walk(graph, other, way, seen)  # a cycle stops here
-            datasets.append(node)
-        jobs.append({"job": run.job, "run_id": run.run_id, "state": run.state, "started": run.started,
-                     "ended": run.ended, "error": run.error, "datasets": datasets})
+            if other != key:
+                job["datasets"].append({**_node(other, seen_as), way: _walk(graph, other, way, shown)})
     return jobs
 
 
@@ -178,11 +182,14 @@ def print_tree(tree: dict, console=None) -> None:
 
 
 def _add(branch, jobs: list[dict], way: str) -> None:
+    from rich.markup import escape
+
     for job in jobs:
         colour = {"COMPLETE": "green", "FAIL": "red", "ABORT": "yellow"}.get(job["state"], "blue")
         when = (job.get("ended") or job.get("started") or "")[:19].replace("T", " ")
-        error = f" [red]{job['error']}[/]" if job.get("error") else ""
-        node = branch.add(f"[cyan]{job['job']}[/] [{colour}]{job['state']}[/] [dim]{when}[/]{error}")
+        error = f" [red]{escape(job['error'])}[/]" if job.get("error") else ""
+        above = " [dim](shown above)[/]" if job.get("shown") else ""
+        node = branch.add(f"[cyan]{escape(job['job'])}[/] [{colour}]{job['state']}[/] [dim]{when}[/]{error}{above}")
         for d in job["datasets"]:
             _add(node.add(_label(d)), d.get(way) or [], way)
 
