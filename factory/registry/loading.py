@@ -73,8 +73,12 @@ class RegisteredModel:
 
         return OmegaConf.create(self.metadata.get("config") or {})
 
-    def predict(self, table, batch_size: int = 8192):
+    def predict(self, table, batch_size: int = 8192, *, pii: bool = True):
         """Score raw rows (pandas DataFrame or Arrow table) as at training time.
+
+        Args:
+            pii: first hash or drop the columns the run's data config tags ``pii`` (the key from
+                ``FACTORY_PII_KEY``), as training did; False for rows that already are.
 
         Returns:
             The rows plus ``prediction`` and ``score`` (and ``prob_<label>`` per class for
@@ -82,11 +86,27 @@ class RegisteredModel:
             see ``factory.models.predict.predict_table``. The ONNX backends return the same
             columns (``OnnxPredictor.predict``), probabilities within 1e-5 for fp32.
         """
+        if pii:
+            table = self._without_pii(table)
         if self.onnx is not None:
             return self.onnx.predict(table)
         from factory.models.predict import predict_table
 
         return predict_table(self.model, self.preprocessor, table, batch_size)
+
+    def _without_pii(self, table):
+        import pyarrow as pa
+
+        from factory.data.curation import pii
+
+        tags = pii.tagged((self.metadata.get("config") or {}).get("data"))
+        if not tags:
+            return table
+        key = pii.load_key() if "hash" in tags.values() else None
+        if isinstance(table, (pa.Table, pa.RecordBatch)):
+            return pii.apply(table, tags, key, strict=False)
+        hidden = pii.apply(pa.Table.from_pandas(table, preserve_index=False), tags, key, strict=False)
+        return hidden.to_pandas().set_axis(table.index)  # a DataFrame's index is kept, as predict_table keeps it
 
     def datamodule(self):
         """The run's DataModule rebuilt from its config with this preprocessing, set up for test.

@@ -81,7 +81,7 @@ class Scorer:
         if self.fast is not None:
             added = added_columns(self.task, np.asarray(self.fast(columns)))
         else:
-            scored = self.model.predict(pa.Table.from_batches([batch.select(self.features)]))
+            scored = self.model.predict(pa.Table.from_batches([batch.select(self.features)]), pii=False)  # hashed above
             added = [pa.array(scored[name].to_numpy()) for name in self.added[:-1]]
         n = batch.num_rows
         if len(self._version) < n:  # one array of the ref, sliced per batch (no per-row Python objects)

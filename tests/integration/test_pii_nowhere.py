@@ -117,6 +117,11 @@ def test_planted_pii_is_in_no_file_written(tmp_path, monkeypatch):
     assert "customer_name" not in scored.column_names and manifest["rows"] == ROWS
     assert scored.column("customer_email")[0].as_py() == hash_value(_email(0), KEY.encode())
 
+    # the notebook API (torch) on raw rows: hashed as in training too
+    in_python = registry.load(version.ref).predict(planted.slice(0, 3).to_pandas())
+    assert "customer_name" not in in_python.columns
+    assert in_python["score"].tolist() == pytest.approx(scored.column("score").to_pylist()[:3], abs=1e-5)
+
     # serving: raw values in, scored as the batch job scored them, the request log flushed at stop
     server = serve_helpers.start(tmp_path, f"model={version.ref}", "log.flush_interval_s=0.1")
     try:
