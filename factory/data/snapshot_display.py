@@ -44,7 +44,8 @@ def print_record(record: dict, as_json: bool = False) -> None:
         "created": record["created"],
         "rows": f"{record['rows']:,}",
         "task": f"{schema['task']}, target {schema['target']}"
-                + (f" (positive label {schema['positive_label']!r})" if schema.get("positive_label") is not None else "")
+                + (f" (positive label {schema['positive_label']!r})"
+                   if schema.get("positive_label") is not None else "")
                 + (f", images {tuple(schema['image_shape'])}" if schema.get("image_shape") else ""),
         "source": f"{source['name']}" + (f" (fingerprint {str(source['fingerprint'])[:16]})"
                                           if source.get("fingerprint") else ""),

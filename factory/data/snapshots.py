@@ -86,8 +86,9 @@ def write(table: pa.Table, schema: TableSchema, store: str | Path, meta: dict, k
         meta: JSON-able facts about it. ``source`` (name), ``source_fingerprint``, ``dataset``,
             ``classification`` (public | internal | restricted), ``parent`` (the snapshot this
             one extends, e.g. with labeled rows; an id or prefix) and ``pii`` (column -> hash |
-            drop; else ``curation.pii``) become snapshot.json fields; the rest is kept under
-            ``meta``. Never values of PII columns. An existing id keeps its first writer's meta.
+            drop; else ``curation.pii``, else the parent's) become snapshot.json fields; the
+            rest is kept under ``meta``. Never values of PII columns. An existing id keeps its
+            first writer's meta.
         key: a 32-byte data key (``factory.governance.encryption.load_key``): the data file is
             encrypted with it. Given for an id stored unencrypted, the file is encrypted in place.
 
@@ -113,6 +114,9 @@ def write(table: pa.Table, schema: TableSchema, store: str | Path, meta: dict, k
                         "data key (FACTORY_DATA_KEY, factory.governance.encryption.load_key)")
     if meta.get("parent"):
         meta["parent"] = resolve(meta["parent"], store)
+        if "pii" not in meta and not (meta.get("curation") or {}).get("pii"):
+            # Appended rows (labeling) have the parent's columns, so its PII tags.
+            meta["pii"] = load_record(meta["parent"], store).get("pii") or {}
     sid, fingerprint = snapshot_id(table, schema)
     root = Path(store) / SNAPSHOTS
     final = root / sid
@@ -203,7 +207,8 @@ def resolve(id: str, store: str | Path) -> str:
         raise DataError(f"snapshot id {id!r} is a path: give an id, a name ({_list_hint(store)})")
     root = Path(store) / SNAPSHOTS
     if len(id) < MIN_PREFIX:
-        raise DataError(f"snapshot id {id!r} is too short: give at least {MIN_PREFIX} of its characters ({_list_hint(store)})")
+        raise DataError(f"snapshot id {id!r} is too short: give at least {MIN_PREFIX} of its characters "
+                        f"({_list_hint(store)})")
     matches = [sid for sid in _ids(root) if sid.startswith(id.lower())] if _HEX.fullmatch(id.lower()) else []
     if not matches:
         raise DataError(f"no snapshot {id!r} in {root} ({_list_hint(store)})")

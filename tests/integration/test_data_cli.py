@@ -96,7 +96,8 @@ def test_diff_of_a_restricted_snapshot_needs_access_and_the_key(tmp_path, store)
     refused = cli(tmp_path, "diff", store[0], c, env=env)
     assert refused.returncode == 2 and "bob may not read dataset 'vault' (restricted)" in refused.stderr
     (tmp_path / "governance").mkdir(exist_ok=True)  # the refusal was logged there
-    (tmp_path / "governance" / "policy.yaml").write_text("roles: {keeper: {datasets: [vault]}}\nusers: {bob: [keeper]}\n")
+    policy = "roles: {keeper: {datasets: [vault]}}\nusers: {bob: [keeper]}\n"
+    (tmp_path / "governance" / "policy.yaml").write_text(policy)
     no_key = cli(tmp_path, "diff", store[0], c, env=env)
     assert no_key.returncode == 2 and no_key.stderr.startswith("error: no data key: set FACTORY_DATA_KEY")
     done = cli(tmp_path, "diff", store[0], c, env={**env, "FACTORY_DATA_KEY": key.hex()})

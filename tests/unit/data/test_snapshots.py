@@ -145,9 +145,10 @@ def test_a_schema_column_missing_from_the_table_is_refused(tmp_path):
 
 
 def test_a_parent_is_resolved_and_must_exist(tmp_path):
-    parent = write(tmp_path)
+    parent = write(tmp_path, pii={"plan": "hash"})
     child = write(tmp_path, table(amounts=(1.0, 2.0, 3.0)), parent=parent[:5])
     assert snapshots.read(child, tmp_path).record["parent"] == parent
+    assert snapshots.load_record(child, tmp_path)["pii"] == {"plan": "hash"}  # the parent's columns, its tags
     with pytest.raises(DataError, match="no snapshot 'abcdef12'"):
         write(tmp_path, table(amounts=(4.0, 5.0, 6.0)), parent="abcdef12")
 
