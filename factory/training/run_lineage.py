@@ -63,8 +63,8 @@ def data_ready(job: lineage.Job, cfg: DictConfig, record: RunRecord, schema=None
 @_never_fails
 def end(job: lineage.Job, cfg: DictConfig, record: RunRecord, error: BaseException | None = None) -> None:
     """``COMPLETE``, ``FAIL`` or ``ABORT`` as ``run.json`` says, with the checkpoint the run kept."""
-    if not job.inputs:  # failed before its data was read: what it was reading
-        job.inputs[:] = _source(cfg, record.data or {}, None)
+    if not job.inputs:  # cross-validation (no set_up), or failed before its data was read: what it read
+        data_ready(job, cfg, record)
     checkpoint = record.best_checkpoint or record.last_checkpoint
     job.outputs[:] = [lineage.run(record.run_id)] + ([lineage.file(checkpoint)] if checkpoint else [])
     if record.status in ("completed", "pruned"):

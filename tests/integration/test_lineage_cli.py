@@ -94,3 +94,20 @@ def test_an_unknown_name_is_one_line_and_exit_2(chain):
     assert shown.stderr.count("\n") == 1 and "no event names 'no-such-run'" in shown.stderr
     unknown_model = _lineage(chain, "nothing@production")
     assert unknown_model.returncode == 2 and "no model named 'nothing'" in unknown_model.stderr
+
+
+def test_a_failed_run_records_fail_with_its_error_and_what_it_was_reading(tmp_path):
+    from factory.errors import DataError
+    from factory.governance import lineage_graph as graphs
+    from factory.training.recipe import run
+
+    source = tmp_path / "few.csv"
+    _table(50, 2).to_csv(source, index=False)
+    with pytest.raises(DataError, match="nope"):
+        run(factory.compose("train", [*TINY, f"data.source.path={source}", "data.source.target=nope"]))
+    graph = graphs.build(graphs.read_events())
+    (run_id,) = [name for (_, name) in graph.datasets if name.startswith("run:")]
+    (training,) = graphs.trace(graph, ("factory", run_id))["upstream"]
+    assert training["job"] == "train.fraud" and training["state"] == "FAIL"
+    assert training["error"].startswith("DataError: ") and "nope" in training["error"]
+    assert [d["name"] for d in training["datasets"]] == [str(source)]
