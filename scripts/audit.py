@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "verify":
         damaged = False
         for path in args.logs or [access.audit_path(), default_dir() / AUDIT]:
-            if not args.logs and not path.exists():
+            if not args.logs and not path.exists() and not audit.head_path(path).exists():  # a deleted log is BAD
                 print(f"--   {path}: no log yet")
                 continue
             found = audit.check(path)

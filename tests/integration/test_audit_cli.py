@@ -72,3 +72,12 @@ def test_verify_names_a_deleted_line_and_show_filters(tmp_path, monkeypatch):
     assert "  alice  read  " in out.stdout and "dataset=churn" in out.stdout and "snapshot=cd34" in out.stdout
     out = _audit(tmp_path, "show", str(log), "--action", "archive", "--json")
     assert [json.loads(line)["version"] for line in out.stdout.splitlines()] == [1]
+
+
+def test_a_deleted_log_is_caught_by_its_anchor(tmp_path):
+    access.record_read("fraud", "restricted", "ab12", "run-a", identity="alice")
+    (tmp_path / "governance" / "audit.jsonl").unlink()
+    out = _audit(tmp_path, "verify")
+    assert out.returncode == 1
+    assert out.stdout.splitlines() == [f"BAD  {tmp_path}/governance/audit.jsonl: cannot read it (No such file or directory)",
+                                       f"--   {tmp_path}/registry/audit.jsonl: no log yet"]
