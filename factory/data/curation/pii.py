@@ -71,8 +71,8 @@ def load_key(env: str = KEY_ENV, file: str | os.PathLike | None = None) -> bytes
     else:
         text = os.environ.get(env, "")
         if not text.strip():
-            raise DataError(f"columns tagged 'pii: hash' need a key: set {env} "
-                            f"(export {env}=$({_HOW_TO_MAKE_ONE})), or {env}_FILE to a file holding it")
+            raise DataError(f"columns tagged 'pii: hash' need a key: set {env}, or {env}_FILE to a file holding it "
+                            f"(serving and scoring: the key training used; a new one: {_HOW_TO_MAKE_ONE})")
         where = f"${env}"
     key = text.strip().encode("utf-8")
     if len(key) < MIN_KEY_BYTES:
