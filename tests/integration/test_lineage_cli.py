@@ -111,3 +111,25 @@ def test_a_failed_run_records_fail_with_its_error_and_what_it_was_reading(tmp_pa
     assert training["job"] == "train.fraud" and training["state"] == "FAIL"
     assert training["error"].startswith("DataError: ") and "nope" in training["error"]
     assert [d["name"] for d in training["datasets"]] == [str(source)]
+
+
+def test_a_report_reads_its_runs_and_writes_its_html_or_fails(tmp_path):
+    from factory.governance import lineage_graph as graphs
+    from factory.reports import ReportFailed, run_report
+    from factory.reports.spec import ReportSpec
+    from tests.conftest import REPO
+
+    notebook = REPO / "tests" / "notebooks" / "tiny_report.ipynb"
+    run_dir = tmp_path / "outputs" / "x" / "2026-01-01_00-00-00_abcdef"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"run_id": run_dir.name}))
+    done = run_report(ReportSpec(name="tiny", notebook=notebook, parameters={"run_dir": str(run_dir)}, timeout=60),
+                      tmp_path / "reports")
+    with pytest.raises(ReportFailed):
+        run_report(ReportSpec(name="tiny", notebook=notebook, parameters={"run_dir": str(run_dir), "fail": True},
+                              timeout=60), tmp_path / "reports")
+    graph = graphs.build(graphs.read_events())
+    completed, failed = graphs.trace(graph, ("factory", f"run:{run_dir.name}"))["downstream"]
+    assert (completed["job"], completed["state"], failed["state"]) == ("report.tiny", "COMPLETE", "FAIL")
+    assert str(done.html) in [d["name"] for d in completed["datasets"]]
+    assert failed["error"]
