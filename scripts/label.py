@@ -10,10 +10,11 @@ import sys
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from factory.cli import job, run_cli, set_model, take_model_argument
+from factory.cli import job, run_cli, set_model, take_argument, take_model_argument
 from factory.errors import EXIT_BAD_INPUT
 
 MODEL = None  # the model=REF argument (a config group's name too: taken out before Hydra reads it)
+STRATEGY = None  # strategy=uncertainty|random|diverse: conf/strategy/ is a group too (distributed training)
 ACTION, ANNOTATIONS = None, None  # export | import, and import's export file: positional, not Hydra's
 
 
@@ -26,6 +27,7 @@ def main(cfg: DictConfig) -> None:
     set_model(cfg, MODEL)
     with open_dict(cfg):
         cfg.action, cfg.annotations = ACTION, ANNOTATIONS or cfg.annotations
+        cfg.strategy = STRATEGY or cfg.strategy
     validate(cfg, root="label")
     if cfg.action == "export":
         print(labeling.export_summary(labeling.export(cfg), cfg.out))
@@ -49,5 +51,6 @@ def positional(argv: list[str]) -> tuple[list[str], str | None, str | None]:
 
 if __name__ == "__main__":
     sys.argv[1:], MODEL = take_model_argument(sys.argv[1:])
+    sys.argv[1:], STRATEGY = take_argument(sys.argv[1:], "strategy")
     sys.argv[1:], ACTION, ANNOTATIONS = positional(sys.argv[1:])
     run_cli(main)
