@@ -274,3 +274,16 @@ def missing_values(datamodule) -> pd.DataFrame:
     """Missing values per column (rows) and split (columns), only columns missing any; empty when none is."""
     counts = pd.DataFrame({name: frame.isna().sum() for name, frame in _splits(datamodule).items()})
     return counts[counts.sum(axis=1) > 0]
+
+
+def quarantine_counts(run: LoadedRun) -> pd.DataFrame | None:
+    """Rows quarantined per declared rule (``run.json`` ``data.curation.by_rule``); None when none was.
+
+    The table's one column is ``rows``; its index the rules, most broken first.
+    """
+    report = (run.manifest.data or {}).get("curation") or {}
+    if not report.get("quarantined"):
+        return None
+    counts = pd.DataFrame({"rows": pd.Series(report.get("by_rule") or {}, dtype="int64")})
+    counts.index.name = "rule"
+    return counts

@@ -23,6 +23,11 @@ def test_rules_quarantine_rows_and_a_snapshot_replays_the_run(tmp_path):
     assert sum(report["by_rule"].values()) == held.num_rows
     assert sum(data["rows"].values()) == report["rows_out"] == 400 - report["quarantined"] - report["duplicates"]
     assert (tmp_path / "data" / "snapshots" / data["snapshot"] / "data.parquet").is_file()
+    import factory
+    from factory.analysis.run_summary import quarantine_counts
+
+    shown = quarantine_counts(factory.load_run(str(run_dir)))  # the run report's table
+    assert shown["rows"].to_dict() == report["by_rule"]
 
     # the source changes (more rows, no rules); the snapshot still gives the run's exact data
     replay_dir = trained_run(tmp_path, [*TINY, "data.source.rows=500", f"data.snapshot={data['snapshot']}"])
