@@ -207,9 +207,9 @@ class WarehouseSource(DataSource):
         try:
             url = sa.make_url(self.url)
             # A server that does not answer fails in seconds, not in the OS's minutes.
-            timeout = ({"connect_timeout": CONNECT_TIMEOUT_S} if url.get_backend_name() == "postgresql"
-                       and "connect_timeout" not in url.query else {})
-            engine = sa.create_engine(url, connect_args=timeout)
+            connect_args = ({"connect_timeout": CONNECT_TIMEOUT_S} if url.get_backend_name() == "postgresql"
+                            and "connect_timeout" not in url.query else {})
+            engine = sa.create_engine(url, connect_args=connect_args)
             conn = engine.connect()
         except (sa.exc.SQLAlchemyError, ImportError, ValueError) as err:
             # Only a URL's password field is masked: a one-letter password left every such
@@ -223,7 +223,8 @@ class WarehouseSource(DataSource):
             try:  # a str runs as-is (exec_driver_sql): no ":name" bind-parameter parsing
                 return pa.Table.from_pandas(pd.read_sql(sql, conn), preserve_index=False)
             except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
-                conn.rollback()  # a failed statement aborts a PostgreSQL transaction
+                with contextlib.suppress(sa.exc.SQLAlchemyError):  # a lost connection cannot roll back
+                    conn.rollback()  # a failed statement aborts a PostgreSQL transaction
                 # pandas quotes the (multi-line) SQL before the reason: the driver's error says it.
                 raise _QueryFailed(redact.text(first_line(err.__cause__ or err))) from err
 
