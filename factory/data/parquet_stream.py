@@ -7,7 +7,7 @@ Data's ``part-*.parquet`` layouts; ``_SUCCESS`` and other ``_``/``.`` files are 
 into its row groups, sorted by file and position. Row groups a ``data.source.filter`` rules out
 by their statistics, and files whose Hive partition it rules out, are never units: that is the
 filter's pushdown. Each DataLoader worker of each rank reads the units ``g, g + G, ...`` of the
-(per-epoch shuffled) list, ``g = rank * workers + worker``, ``G = world_size * workers``: every
+(per-epoch shuffled) list, ``g = worker * world_size + rank``, ``G = world_size * workers``: every
 row group is read by exactly one process.
 
 Splits. A row's split is a hash of (its file's path under the dataset's root, its position in
@@ -182,6 +182,8 @@ class ParquetStream:
             return table, rows, codes
         mask = np.ones(len(rows), dtype=bool) if split is None else codes == SPLIT_CODES[split]
         if self.expression is None:
+            if mask.all():  # one split only (or a batch of it): no copy
+                return table, rows, codes
             return table.filter(pa.array(mask)), rows[mask], codes[mask]
         table = (table.append_column(_ROW, pa.array(rows)).append_column(_SPLIT, pa.array(codes))
                  .filter(pa.array(mask)).filter(self.expression))

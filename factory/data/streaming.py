@@ -8,8 +8,9 @@ preprocessing as its checkpoint state) over ``factory.data.parquet_stream``: no 
 
 Sharding. A loader's ``StreamBatches`` knows its rank and world size (from the Trainer) and
 ``torch.utils.data.get_worker_info``: DataLoader worker ``w`` of rank ``r`` reads the row
-groups ``g, g + G, ...`` (``g = r * workers + w``, ``G = world * workers``) of the split's row
-groups, in an order reshuffled each epoch (train) from ``split_seed``. Under DDP every rank must
+groups ``g, g + G, ...`` (``g = w * world + r``, ``G = world * workers``: consecutive row groups
+go to different ranks first, so a few row groups still spread over the ranks) of the split's
+row groups, in an order reshuffled each epoch (train) from ``split_seed``. Under DDP every rank must
 take the same number of optimizer steps (the gradients' all-reduce waits for all): the unit
 counts from ``setup`` give each rank's rows, so each rank stops the train epoch at the smallest
 rank's number of full batches (a few batches of the larger shards wait for the next epoch's
@@ -58,7 +59,7 @@ class StreamBatches(IterableDataset):
         self.epoch = 0
 
     def shares(self, epoch: int) -> list[np.ndarray]:
-        """Unit indices each of the ``world_size * workers`` readers takes in ``epoch`` (global reader order)."""
+        """Unit indices each of the ``world_size * workers`` readers takes in ``epoch``; reader ``w * world + r``."""
         units = np.flatnonzero(self.unit_rows[:, self.code] > 0)
         if self.shuffle:
             units = units[np.random.default_rng([self.seed, epoch]).permutation(len(units))]
@@ -68,7 +69,7 @@ class StreamBatches(IterableDataset):
     def caps(self, epoch: int) -> np.ndarray:
         """Batches each reader yields in ``epoch``: ``(world_size, workers)``, equal rank sums when ``drop_last``."""
         rows = np.array([self.unit_rows[share, self.code].sum() for share in self.shares(epoch)], dtype=np.int64)
-        rows = rows.reshape(self.world_size, self.workers)
+        rows = rows.reshape(self.workers, self.world_size).T  # (world_size, workers)
         if not self.drop_last:
             return -(-rows // self.batch_size)
         caps = rows // self.batch_size
@@ -86,30 +87,29 @@ class StreamBatches(IterableDataset):
         worker = info.id if info is not None else 0
         if (info.num_workers if info is not None else 1) != self.workers:
             raise RuntimeError(f"StreamBatches was built for {self.workers} worker(s)")
-        reader = self.rank * self.workers + worker
+        reader = worker * self.world_size + self.rank
         cap = int(self.caps(self.epoch)[self.rank, worker])
         if cap == 0:
             return
         rng = np.random.default_rng([self.seed, self.epoch, reader])
-        pending: list[tuple[np.ndarray, ...]] = []
-        held, done = 0, 0
+        rest: tuple[np.ndarray, ...] | None = None  # the rows short of a batch, carried to the next record batch
+        done, size = 0, self.batch_size
         for index in self.shares(self.epoch)[reader]:
             for arrays in self._encoded(self.stream.units[index]):
                 if self.shuffle:
                     order = rng.permutation(len(arrays[0]))
                     arrays = tuple(a[order] for a in arrays)
-                pending.append(arrays)
-                held += len(arrays[0])
-                while held >= self.batch_size:
-                    joined = tuple(np.concatenate(parts) for parts in zip(*pending))
-                    yield tuple(torch.from_numpy(a[: self.batch_size]) for a in joined)
+                if rest is not None:  # copies under a batch of carried rows, once per record batch
+                    arrays = tuple(np.concatenate(pair) for pair in zip(rest, arrays))
+                full = len(arrays[0]) // size * size
+                for start in range(0, full, size):
+                    yield tuple(torch.from_numpy(a[start : start + size]) for a in arrays)
                     done += 1
                     if done == cap:
                         return
-                    pending = [tuple(a[self.batch_size:] for a in joined)]
-                    held -= self.batch_size
-        if held and not self.drop_last and done < cap:
-            yield tuple(torch.from_numpy(np.concatenate(parts)) for parts in zip(*pending))
+                rest = tuple(a[full:] for a in arrays) if full < len(arrays[0]) else None
+        if rest is not None and not self.drop_last and done < cap:
+            yield tuple(torch.from_numpy(a) for a in rest)
 
     def _encoded(self, unit: Unit):
         for table, rows in self.stream.read(unit):

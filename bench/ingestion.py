@@ -1,0 +1,207 @@
+"""Streamed ingestion (data=files_stream): rows/s into training batches against a raw scan, and peak memory.
+
+    python bench/ingestion.py --write                    # 1M, 10M, 30M rows x 1 and 2 ranks, ~10 min idle (+~1 min once: data)
+    python bench/ingestion.py --sizes 1M --ranks 1 2     # a smoke run, ~1 min; nothing written without --write
+    python bench/ingestion.py --sizes 1M --write --doc /tmp/benchmarks.md   # the writing, on a copy
+
+Data: the fraud generator's table (``generate_transactions``: 10 features, one of them 1,000
+merchant ids, nulls in two columns) written as a Spark-style directory under ``--data-dir``
+(``part-NNNNN.parquet`` of 1M rows each in row groups of 131,072 rows, then ``_SUCCESS``),
+generated once per size, vectorized (~2 s per 1M rows) and kept for reruns.
+
+Each measurement runs in fresh child processes, one per rank, started together (2 ranks: two
+processes, each reading its shard as a DDP rank does: ``StreamBatches(rank=r, world_size=2)``):
+
+- ``pipeline``: ``StreamingDataModule(...).setup("fit")`` (the statistics pass: every row read
+  once, as each rank of a training run does), then ``--epochs`` passes of the train loader
+  (``val_fraction=test_fraction=0``: every row is a training row; batches of 1,024 as the
+  model receives them: float32 ``x_num``, int64 ``x_cat`` and ``y`` tensors, through a
+  ``DataLoader``, ``num_workers=0`` so one process is one rank's whole memory). rows/s: the
+  best pass; for 2 ranks the rows of both over the slower rank's time.
+- ``raw``: the same rank's row groups read with ``pyarrow.parquet.ParquetFile.iter_batches``
+  (same columns, 65,536-row batches), nothing else; best of ``--epochs``.
+
+Ratio = pipeline rows/s / raw rows/s (target >= 0.8). Peak RSS: each child's own ``VmHWM`` at
+exit (its peak since exec); target: the largest size within 1.3x of the smallest, per rank count.
+Raw results: ``outputs/bench/ingestion.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import tabular
+from tabular import _strict, commit, write_section
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "outputs" / "bench" / "ingestion.json"
+FILE_ROWS = 1_000_000
+ROW_GROUP = 131_072
+BATCH = 1024
+HEADING = "## Ingestion"
+BEGIN = "<!-- ingestion: written by bench/ingestion.py, do not edit by hand -->"
+END = "<!-- /ingestion -->"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", nargs="+", default=["1M", "10M", "30M"], help="rows per dataset: 200k, 1M, 30M ...")
+    p.add_argument("--ranks", nargs="+", type=int, default=[1, 2], help="processes reading together")
+    p.add_argument("--epochs", type=int, default=2, help="passes per child; the best is kept")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers per rank (data=files_stream's default)")
+    p.add_argument("--data-dir", type=Path, default=REPO / "outputs" / "bench" / "ingestion-data",
+                   help="generated Parquet directories, kept for reruns")
+    p.add_argument("--write", action="store_true", help="rewrite the Ingestion section of --doc")
+    p.add_argument("--doc", type=Path, default=tabular.DOC, help="the page --write rewrites")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def rows_of(size: str) -> int:
+    scale = {"k": 1_000, "m": 1_000_000}.get(size[-1].lower(), 1)
+    return int(float(size[:-1] if scale > 1 else size) * scale)
+
+
+def dataset(rows: int, data_dir: Path) -> Path:
+    """The generated directory of ``rows`` rows (made once: ``_SUCCESS`` marks it complete)."""
+    import pyarrow.parquet as pq
+
+    from factory.data.sources.fraud import generate_transactions
+
+    out = data_dir / f"fraud-{rows}"
+    if (out / "_SUCCESS").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for i, begin in enumerate(range(0, rows, FILE_ROWS)):
+        table = generate_transactions(min(FILE_ROWS, rows - begin), 0.015, seed=1000 + i, world_seed=42)
+        pq.write_table(table, out / f"part-{i:05d}.parquet", row_group_size=ROW_GROUP)
+    (out / "_SUCCESS").touch()
+    print(f"generated {rows:,} rows in {time.perf_counter() - start:.1f} s -> {out}", flush=True)
+    return out
+
+
+def child(spec: dict) -> dict:
+    """One rank's measurement (run in its own process); its own peak RSS included."""
+    from factory.data.sources import FileSource
+    from factory.data.streaming import StreamBatches, StreamingDataModule
+
+    source = FileSource(spec["path"], target="is_fraud")
+    rank, world = spec["rank"], spec["world"]
+    out: dict = {"rank": rank}
+    start = time.perf_counter()
+    dm = StreamingDataModule(source, batch_size=BATCH, val_fraction=0.0, test_fraction=0.0)
+    dm.setup("test")  # "fit"'s pass, without "fit"'s demand for validation rows (every row is train here)
+    out["setup_s"] = time.perf_counter() - start
+    passes = []
+    if spec["kind"] == "pipeline":
+        from torch.utils.data import DataLoader
+
+        for epoch in range(spec["epochs"]):
+            data = StreamBatches(dm.stream, dm.preprocessor, dm._unit_rows, "train", BATCH, dm.split_seed, 0.0, 0.0,
+                                 rank=rank, world_size=world, workers=spec["workers"], shuffle=True, drop_last=True)
+            data.epoch = epoch
+            start, rows = time.perf_counter(), 0
+            for x_num, x_cat, y in DataLoader(data, batch_size=None, num_workers=spec["workers"]):
+                rows += len(y)
+            passes.append((rows, time.perf_counter() - start))
+    else:
+        import pyarrow.parquet as pq
+
+        data = StreamBatches(dm.stream, dm.preprocessor, dm._unit_rows, "train", BATCH, dm.split_seed, 0.0, 0.0,
+                             rank=rank, world_size=world, workers=spec["workers"])
+        shares = data.shares(0)  # this rank's readers: w * world + rank (one reader per worker)
+        units = [dm.stream.units[i] for g in range(rank, len(shares), world) for i in shares[g]]
+        for _ in range(spec["epochs"]):
+            start, rows = time.perf_counter(), 0
+            for unit in units:
+                for batch in pq.ParquetFile(unit.path).iter_batches(65_536, [unit.row_group], dm.stream.columns):
+                    rows += batch.num_rows
+            passes.append((rows, time.perf_counter() - start))
+    out["rows"], out["s"] = min(passes, key=lambda p: p[1])
+    import resource
+
+    # This process's peak, and its largest DataLoader worker's (a forked worker's count starts from the
+    # pages it shares with this process: an upper bound of what it holds itself).
+    out["peak_rss_mb"] = max(_vm_hwm_kib(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return out
+
+
+def _vm_hwm_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+
+def measure(kind: str, path: Path, world: int, epochs: int, workers: int) -> dict:
+    """``world`` children started together, each a rank; their figures combined."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, __file__, "--child", json.dumps(
+        {"kind": kind, "path": str(path), "rank": r, "world": world, "epochs": epochs, "workers": workers})],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO) for r in range(world)]
+    ranks = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"{kind} child failed: {stderr.strip().splitlines()[-1:]}")
+        ranks.append(json.loads(stdout.strip().splitlines()[-1]))
+    rows, slowest = sum(r["rows"] for r in ranks), max(r["s"] for r in ranks)
+    return {"kind": kind, "world": world, "rows": rows, "s": slowest, "rows_per_s": rows / slowest,
+            "setup_s": max(r["setup_s"] for r in ranks), "peak_rss_mb": max(r["peak_rss_mb"] for r in ranks),
+            "ranks": ranks}
+
+
+def render(results: list[dict], meta: dict) -> str:
+    lines = [f"Commit {meta['commit']}, {meta['machine']}; `python bench/ingestion.py {meta['argv']}`. "
+             "Rows/s: training rows (batches of 1,024 as the model receives them) per second of the slower "
+             "rank, best of the passes; raw: the same row groups through `ParquetFile.iter_batches`. Setup: "
+             "the statistics pass every rank makes first (every row once). Peak RSS: per process (VmHWM).", "",
+             "| rows | ranks | pipeline rows/s | raw scan rows/s | ratio | setup pass s | peak RSS MB (pipeline) "
+             "| peak RSS MB (raw) |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        p, raw = r["pipeline"], r["raw"]
+        lines.append(f"| {r['dataset_rows']:,} | {r['world']} | {p['rows_per_s']:,.0f} | {raw['rows_per_s']:,.0f} "
+                     f"| {p['rows_per_s'] / raw['rows_per_s']:.2f} | {p['setup_s']:.1f} | {p['peak_rss_mb']:.0f} "
+                     f"| {raw['peak_rss_mb']:.0f} |")
+    for world in sorted({r["world"] for r in results}):
+        rss = [(r["dataset_rows"], r["pipeline"]["peak_rss_mb"]) for r in results if r["world"] == world]
+        if len(rss) > 1:
+            (small, a), (large, b) = min(rss), max(rss)
+            lines.append(f"\n{world} rank(s): peak RSS at {large:,} rows is {b / a:.2f}x that at {small:,} "
+                         "(target <= 1.3x).")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    results = []
+    for size in args.sizes:
+        rows = rows_of(size)
+        path = dataset(rows, args.data_dir)
+        for world in args.ranks:
+            raw = measure("raw", path, world, args.epochs, args.workers)
+            pipeline = measure("pipeline", path, world, args.epochs, args.workers)
+            results.append({"dataset_rows": rows, "world": world, "pipeline": pipeline, "raw": raw})
+            print(f"{rows:>11,} rows, {world} rank(s): pipeline {pipeline['rows_per_s']:,.0f} rows/s, raw "
+                  f"{raw['rows_per_s']:,.0f} rows/s (ratio {pipeline['rows_per_s'] / raw['rows_per_s']:.2f}), "
+                  f"setup {pipeline['setup_s']:.1f} s, peak RSS {pipeline['peak_rss_mb']:.0f} MB "
+                  f"(raw {raw['peak_rss_mb']:.0f} MB)", flush=True)
+    meta = {"commit": commit(), "machine": tabular.machine(), "argv": " ".join(argv or sys.argv[1:])}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(_strict({"meta": meta, "results": results}), indent=1))
+    text = render(results, meta)
+    print(text)
+    if args.write:
+        tabular.DOC = args.doc  # write_section writes tabular.DOC
+        write_section(text, HEADING, BEGIN, END)
+
+
+if __name__ == "__main__":
+    main()
