@@ -211,7 +211,8 @@ def configured() -> bool:
 
 
 # One sender thread for the process: events leave in the order they were made, and the
-# client's import and a slow backend stay off the training thread where nobody waits.
+# client's import (measured: 0.15 s after Lightning is loaded, 0.2-0.3 s alone; it loads every
+# transport: http, kafka...) and a slow backend stay off the training thread where nobody waits.
 _lock = threading.Lock()
 _clients: dict[str, object] = {}
 _sender = None
