@@ -99,3 +99,14 @@ def test_a_typo_in_curation_fails_at_construction():
 
     with pytest.raises(ConfigError, match=r"^data.curation.columns.amount.maxi: unknown rule"):
         TabularDataModule(TableSource(pa.table({"a": [1]})), curation={"columns": {"amount": {"maxi": 1}}})
+
+
+def test_a_declared_rule_quarantines_a_row_validation_would_refuse():
+    churned = _table(n=90).column("churned").to_pylist()
+    churned[5] = None
+    table = _table(n=90).set_column(3, "churned", pa.array(churned))
+    with pytest.raises(DataError, match="target 'churned' has 1 missing value"):
+        TabularDataModule(TableSource(table)).setup("fit")
+    dm = TabularDataModule(TableSource(table), curation={"columns": {"churned": {"nullable": False}}})
+    dm.setup("fit")
+    assert dm.curation_report["by_rule"] == {"churned: not_nullable": 1}
