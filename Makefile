@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first and exactly: a range would make pip fetch a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install train test test-fast bench bench-tabular bench-serving bench-monitoring bench-export lab sync report-screenshots clean
+.PHONY: install train test test-fast bench bench-tabular bench-serving bench-monitoring bench-export bench-ingestion lab sync report-screenshots clean
 
 install: $(STAMP)
 
@@ -59,6 +59,12 @@ bench-monitoring: $(STAMP)
 # (fp32, int8) and compares it with PyTorch (size, max |prob diff|, metric, p50/p99 latency), ~5 min; on an idle machine.
 bench-export: $(STAMP)
 	$(BIN)/python bench/export_table.py $(ARGS)
+
+# Streamed Parquet (data=files_stream) into training batches against a raw pyarrow scan, and peak RSS per rank process,
+# at 1M/10M/30M generated rows with 1 and 2 ranks (docs/benchmarks.md "Ingestion"), ~10 min (+~2 min once: the data,
+# ~0.4 GB under outputs/bench/ingestion-data); on an idle machine.
+bench-ingestion: $(STAMP)
+	$(BIN)/python bench/ingestion.py --write $(ARGS)
 
 # JupyterLab on this environment; notebooks open with the `factory` kernel.
 lab: $(STAMP)

@@ -15,11 +15,15 @@ processes, each reading its shard as a DDP rank does: ``StreamBatches(rank=r, wo
 - ``pipeline``: ``StreamingDataModule(...).setup("fit")`` (the statistics pass: every row read
   once, as each rank of a training run does), then ``--epochs`` passes of the train loader
   (``val_fraction=test_fraction=0``: every row is a training row; batches of 1,024 as the
-  model receives them: float32 ``x_num``, int64 ``x_cat`` and ``y`` tensors, through a
-  ``DataLoader``, ``num_workers=0`` so one process is one rank's whole memory). rows/s: the
-  best pass; for 2 ranks the rows of both over the slower rank's time.
+  model receives them: float32 ``x_num``, int64 ``x_cat`` and ``y`` tensors, through the
+  ``StreamLoader`` a run uses, with each of ``--workers`` DataLoader workers: 0, the rank's
+  process alone; 2, two processes decoding and encoding their own row groups). rows/s: the
+  best pass; for 2 ranks the rows of both over the slower rank's time. A rank reads the same
+  row groups whatever its workers.
 - ``raw``: the same rank's row groups read with ``pyarrow.parquet.ParquetFile.iter_batches``
   (same columns, 65,536-row batches), nothing else; best of ``--epochs``.
+- ``encode``: ``raw`` plus ``Preprocessor.transform`` of each batch, in the rank's process (no
+  split, shuffle, tensors or workers): the floor the shared encoding sets, to read the gap by.
 
 Ratio = pipeline rows/s / raw rows/s (target >= 0.8). Peak RSS: each child's own ``VmHWM`` at
 exit (its peak since exec); target: the largest size within 1.3x of the smallest, per rank count.
@@ -53,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", nargs="+", default=["1M", "10M", "30M"], help="rows per dataset: 200k, 1M, 30M ...")
     p.add_argument("--ranks", nargs="+", type=int, default=[1, 2], help="processes reading together")
     p.add_argument("--epochs", type=int, default=2, help="passes per child; the best is kept")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers per rank (data=files_stream's default)")
+    p.add_argument("--workers", nargs="+", type=int, default=[0, 2], help="DataLoader workers per rank, each measured")
     p.add_argument("--data-dir", type=Path, default=REPO / "outputs" / "bench" / "ingestion-data",
                    help="generated Parquet directories, kept for reruns")
     p.add_argument("--write", action="store_true", help="rewrite the Ingestion section of --doc")
@@ -100,14 +104,13 @@ def child(spec: dict) -> dict:
     out["setup_s"] = time.perf_counter() - start
     passes = []
     if spec["kind"] == "pipeline":
-        from torch.utils.data import DataLoader
+        from factory.data.streaming import StreamLoader
 
         for epoch in range(spec["epochs"]):
             data = StreamBatches(dm.stream, dm.preprocessor, dm._unit_rows, "train", BATCH, dm.split_seed, 0.0, 0.0,
                                  rank=rank, world_size=world, workers=spec["workers"], shuffle=True, drop_last=True)
-            data.epoch = epoch
             start, rows = time.perf_counter(), 0
-            for x_num, x_cat, y in DataLoader(data, batch_size=None, num_workers=spec["workers"]):
+            for x_num, x_cat, y in StreamLoader(data, num_workers=spec["workers"], start_epoch=epoch):
                 rows += len(y)
             passes.append((rows, time.perf_counter() - start))
     else:
@@ -117,10 +120,15 @@ def child(spec: dict) -> dict:
                              rank=rank, world_size=world, workers=spec["workers"])
         shares = data.shares(0)  # this rank's readers: w * world + rank (one reader per worker)
         units = [dm.stream.units[i] for g in range(rank, len(shares), world) for i in shares[g]]
+        import pyarrow as pa
+
+        encode = dm.preprocessor.transform if spec["kind"] == "encode" else None
         for _ in range(spec["epochs"]):
             start, rows = time.perf_counter(), 0
             for unit in units:
                 for batch in pq.ParquetFile(unit.path).iter_batches(65_536, [unit.row_group], dm.stream.columns):
+                    if encode is not None:
+                        encode(pa.Table.from_batches([batch]))
                     rows += batch.num_rows
             passes.append((rows, time.perf_counter() - start))
     out["rows"], out["s"] = min(passes, key=lambda p: p[1])
@@ -158,21 +166,25 @@ def measure(kind: str, path: Path, world: int, epochs: int, workers: int) -> dic
 def render(results: list[dict], meta: dict) -> str:
     lines = [f"Commit {meta['commit']}, {meta['machine']}; `python bench/ingestion.py {meta['argv']}`. "
              "Rows/s: training rows (batches of 1,024 as the model receives them) per second of the slower "
-             "rank, best of the passes; raw: the same row groups through `ParquetFile.iter_batches`. Setup: "
-             "the statistics pass every rank makes first (every row once). Peak RSS: per process (VmHWM).", "",
-             "| rows | ranks | pipeline rows/s | raw scan rows/s | ratio | setup pass s | peak RSS MB (pipeline) "
-             "| peak RSS MB (raw) |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "rank, best of the passes; raw: the same row groups through `ParquetFile.iter_batches`; raw + encode: "
+             "that and `Preprocessor.transform` of each batch. Setup: the statistics pass every rank makes first "
+             "(every row once). Peak RSS: per process (VmHWM; with workers, the largest of the rank and its workers).",
+             "", "| rows | ranks | workers | pipeline rows/s | raw scan rows/s | ratio | raw + encode rows/s "
+             "| setup pass s | peak RSS MB (pipeline) | peak RSS MB (raw) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         p, raw = r["pipeline"], r["raw"]
-        lines.append(f"| {r['dataset_rows']:,} | {r['world']} | {p['rows_per_s']:,.0f} | {raw['rows_per_s']:,.0f} "
-                     f"| {p['rows_per_s'] / raw['rows_per_s']:.2f} | {p['setup_s']:.1f} | {p['peak_rss_mb']:.0f} "
+        lines.append(f"| {r['dataset_rows']:,} | {r['world']} | {r['workers']} | {p['rows_per_s']:,.0f} "
+                     f"| {raw['rows_per_s']:,.0f} | {p['rows_per_s'] / raw['rows_per_s']:.2f} "
+                     f"| {r['encode']['rows_per_s']:,.0f} | {p['setup_s']:.1f} | {p['peak_rss_mb']:.0f} "
                      f"| {raw['peak_rss_mb']:.0f} |")
-    for world in sorted({r["world"] for r in results}):
-        rss = [(r["dataset_rows"], r["pipeline"]["peak_rss_mb"]) for r in results if r["world"] == world]
+    for world, workers in sorted({(r["world"], r["workers"]) for r in results}):
+        rss = [(r["dataset_rows"], r["pipeline"]["peak_rss_mb"]) for r in results
+               if (r["world"], r["workers"]) == (world, workers)]
         if len(rss) > 1:
             (small, a), (large, b) = min(rss), max(rss)
-            lines.append(f"\n{world} rank(s): peak RSS at {large:,} rows is {b / a:.2f}x that at {small:,} "
-                         "(target <= 1.3x).")
+            lines.append(f"\n{world} rank(s), {workers} worker(s): peak RSS at {large:,} rows is {b / a:.2f}x that "
+                         f"at {small:,} (target <= 1.3x).")
     return "\n".join(lines)
 
 
@@ -186,14 +198,18 @@ def main(argv: list[str] | None = None) -> None:
         rows = rows_of(size)
         path = dataset(rows, args.data_dir)
         for world in args.ranks:
-            raw = measure("raw", path, world, args.epochs, args.workers)
-            pipeline = measure("pipeline", path, world, args.epochs, args.workers)
-            results.append({"dataset_rows": rows, "world": world, "pipeline": pipeline, "raw": raw})
-            print(f"{rows:>11,} rows, {world} rank(s): pipeline {pipeline['rows_per_s']:,.0f} rows/s, raw "
-                  f"{raw['rows_per_s']:,.0f} rows/s (ratio {pipeline['rows_per_s'] / raw['rows_per_s']:.2f}), "
-                  f"setup {pipeline['setup_s']:.1f} s, peak RSS {pipeline['peak_rss_mb']:.0f} MB "
-                  f"(raw {raw['peak_rss_mb']:.0f} MB)", flush=True)
-    meta = {"commit": commit(), "machine": tabular.machine(), "argv": " ".join(argv or sys.argv[1:])}
+            raw = measure("raw", path, world, args.epochs, 0)
+            encode = measure("encode", path, world, args.epochs, 0)
+            for workers in args.workers:
+                pipeline = measure("pipeline", path, world, args.epochs, workers)
+                results.append({"dataset_rows": rows, "world": world, "workers": workers, "pipeline": pipeline,
+                                "raw": raw, "encode": encode})
+                print(f"{rows:>11,} rows, {world} rank(s), {workers} worker(s): pipeline "
+                      f"{pipeline['rows_per_s']:,.0f} rows/s, raw {raw['rows_per_s']:,.0f} rows/s (ratio "
+                      f"{pipeline['rows_per_s'] / raw['rows_per_s']:.2f}), raw + encode {encode['rows_per_s']:,.0f} "
+                      f"rows/s, setup {pipeline['setup_s']:.1f} s, peak RSS {pipeline['peak_rss_mb']:.0f} MB "
+                      f"(raw {raw['peak_rss_mb']:.0f} MB)", flush=True)
+    meta = {"commit": commit(), "machine": tabular.machine(), "argv": " ".join(argv if argv is not None else sys.argv[1:])}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(_strict({"meta": meta, "results": results}), indent=1))
     text = render(results, meta)

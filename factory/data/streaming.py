@@ -35,6 +35,10 @@ from factory.data.split import SPLITS, check_fractions, check_split_sizes
 from factory.errors import DataError
 
 
+#: Batches a DataLoader worker hands over at once.
+CHUNK = 16
+
+
 class StreamBatches(IterableDataset):
     """``(x_num, x_cat, y)`` batches of one split, read from this process's share of the row groups.
 
@@ -57,6 +61,9 @@ class StreamBatches(IterableDataset):
         self.rank, self.world_size, self.workers = rank, world_size, max(1, workers)
         self.shuffle, self.drop_last = shuffle, drop_last
         self.epoch = 0
+        # Batches per item yielded: a worker hands over CHUNK batches at once (StreamLoader cuts them
+        # apart), since moving each small batch's tensors between processes costs more than encoding it.
+        self.chunk = CHUNK if workers > 0 else 1
 
     def shares(self, epoch: int) -> list[np.ndarray]:
         """Unit indices each of the ``world_size * workers`` readers takes in ``epoch``; reader ``w * world + r``."""
@@ -101,10 +108,11 @@ class StreamBatches(IterableDataset):
                     arrays = tuple(a[order] for a in arrays)
                 if rest is not None:  # copies under a batch of carried rows, once per record batch
                     arrays = tuple(np.concatenate(pair) for pair in zip(rest, arrays))
-                full = len(arrays[0]) // size * size
-                for start in range(0, full, size):
-                    yield tuple(torch.from_numpy(a[start : start + size]) for a in arrays)
-                    done += 1
+                full, start = len(arrays[0]) // size * size, 0
+                while start < full:
+                    count = min(self.chunk, (full - start) // size, cap - done)
+                    yield tuple(torch.from_numpy(a[start : start + count * size]) for a in arrays)
+                    done, start = done + count, start + count * size
                     if done == cap:
                         return
                 rest = tuple(a[full:] for a in arrays) if full < len(arrays[0]) else None
@@ -133,7 +141,12 @@ class StreamLoader(DataLoader):
     def __iter__(self):
         self.dataset.epoch = self.passes  # read by the workers forked for this pass
         self.passes += 1
-        return super().__iter__()
+        chunks = super().__iter__()
+        if self.dataset.chunk == 1:
+            return chunks
+        size = self.dataset.batch_size
+        return (tuple(t[start : start + size] for t in chunk) for chunk in chunks
+                for start in range(0, len(chunk[0]), size))
 
 
 class StreamingDataModule(pl.LightningDataModule):
