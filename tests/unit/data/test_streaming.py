@@ -6,12 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from torch.utils.data import DataLoader
-
 from factory.data.parquet_stream import ParquetStream, fit_statistics, split_codes
 from factory.data.preprocessing import Preprocessor
 from factory.data.sources import FileSource
-from factory.data.streaming import StreamBatches, StreamingDataModule
+from factory.data.streaming import StreamBatches, StreamingDataModule, StreamLoader
 from factory.errors import DataError
 
 
@@ -47,14 +45,13 @@ def _ids(dm: StreamingDataModule, batches) -> list[int]:
 
 
 def _readers(dm, split, world, workers, shuffle=False, drop_last=False, epoch=0):
-    """Each rank's batches as its DataLoader (with ``workers`` worker processes) yields them."""
+    """Each rank's batches as its loader (with ``workers`` worker processes, which hand over chunks) yields them."""
     out = []
     for rank in range(world):
         data = StreamBatches(dm.stream, dm.preprocessor, dm._unit_rows, split, 32, dm.split_seed, dm.val_fraction,
                              dm.test_fraction, rank=rank, world_size=world, workers=workers, shuffle=shuffle,
                              drop_last=drop_last)
-        data.epoch = epoch
-        batches = list(DataLoader(data, batch_size=None, num_workers=workers))
+        batches = list(StreamLoader(data, num_workers=workers, start_epoch=epoch))
         assert len(batches) == len(data)  # what Lightning is told is what it gets
         out.append(batches)
     return out
