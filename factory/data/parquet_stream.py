@@ -3,8 +3,8 @@
 No torch here: ``factory.data.streaming`` turns these batches into tensors for a DataLoader.
 
 Units. A dataset (a directory, with Hive partitions, or a glob of files: Spark's and Ray
-Data's ``part-*.parquet`` layouts; ``_SUCCESS`` and other ``_``/``.`` files are skipped) is cut
-into its row groups, sorted by file and position. Row groups a ``data.source.filter`` rules out
+Data's ``part-*.parquet`` layouts; ``_SUCCESS`` and other ``_``/``.`` files are skipped; a Delta
+table's directory: the files of its latest version, listed by ``deltalake``) is cut into its row groups, sorted by file and position. Row groups a ``data.source.filter`` rules out
 by their statistics, and files whose Hive partition it rules out, are never units: that is the
 filter's pushdown. Each DataLoader worker of each rank reads the units ``g, g + G, ...`` of the
 (per-epoch shuffled) list, ``g = worker * world_size + rank``, ``G = world_size * workers``: every
@@ -83,6 +83,8 @@ class ParquetStream:
             if any(ch in root for ch in "*?["):
                 files, base = sorted(fs.glob(root)), root[: min(root.find(ch) for ch in "*?[" if ch in root)]
                 base = base.rsplit("/", 1)[0] if "/" in base else ""
+            elif fs.isdir(root) and fs.isdir(f"{root.rstrip('/')}/_delta_log"):
+                files, base = _delta_files(self.path, fs, self.source.storage_options), root
             elif fs.isdir(root):
                 files, base = sorted(fs.find(root)), root
             elif fs.exists(root):
@@ -189,6 +191,22 @@ class ParquetStream:
                  .filter(pa.array(mask)).filter(self.expression))
         return (table.drop_columns([_ROW, _SPLIT]), table.column(_ROW).to_numpy(),
                 table.column(_SPLIT).to_numpy())
+
+
+def _delta_files(path: str, fs, storage_options) -> list[str]:
+    """The Parquet files of a Delta table's latest version (its directory also holds removed versions' files)."""
+    try:
+        from deltalake import DeltaTable
+    except ImportError:
+        raise DataError(f"{path} is a Delta table (it has _delta_log/): pip install 'factory[delta]' (deltalake) "
+                        "to read its latest version") from None
+    from factory.data.sources.files import _plain
+
+    try:
+        uris = DeltaTable(path, storage_options=_plain(storage_options or {}) or None).file_uris()
+    except Exception as err:  # noqa: BLE001: deltalake raises its own types (TableNotFoundError, DeltaError, ...)
+        raise DataError(f"cannot read the Delta table {path}: {first_line(err)}") from err
+    return sorted(fs._strip_protocol(uri) for uri in uris)
 
 
 def split_codes(unit: Unit, rows: np.ndarray, seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:

@@ -130,6 +130,9 @@ class FileSource(DataSource):
     def _read_directory(self, fs: AbstractFileSystem, root: str) -> pa.Table:
         import pyarrow.dataset as ds
 
+        if fs.isdir(f"{root.rstrip('/')}/_delta_log"):  # its files include those of removed versions
+            raise DataError(f"{self.path} is a Delta table: train on it with data=files_stream, which reads its "
+                            "latest version's files (docs/data.md)")
         # Same rule as pyarrow.dataset: _SUCCESS, .crc and other _/. files are not data.
         files = [f for f in fs.find(root) if not f.rsplit("/", 1)[-1].startswith(("_", "."))]
         if not files:

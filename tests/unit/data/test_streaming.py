@@ -211,3 +211,19 @@ def test_a_bad_filter_or_path_is_one_line(parquet_dir, tmp_path):
         ParquetStream(_source(tmp_path / "nope"))
     with pytest.raises(DataError, match="no train rows"):
         StreamingDataModule(_source(parquet_dir, filter=[["id", "<", 0]])).setup("fit")
+
+
+def test_a_delta_table_streams_its_latest_version_only(tmp_path):
+    deltalake = pytest.importorskip("deltalake")
+    path = tmp_path / "delta"
+    deltalake.write_deltalake(path, _table(300), partition_by=["shop"])
+    deltalake.write_deltalake(path, _table(200, start=1000), partition_by=["shop"], mode="overwrite")
+    assert len(list(path.rglob("*.parquet"))) > len(deltalake.DeltaTable(path).file_uris())  # old files remain
+    dm = StreamingDataModule(_source(path, features=["id", "amount", "shop"]), batch_size=16)
+    dm.setup("fit")
+    ids = sorted(i for name in ("train", "val", "test") for i in dm.split_table(name).column("id").to_pylist())
+    assert ids == list(range(1000, 1200))  # the overwritten version's rows (0-299) are not read
+    shops = set(dm.split_table("train").column("shop").to_pylist())
+    assert None in shops and "__HIVE_DEFAULT_PARTITION__" not in shops  # a null partition reads as null
+    with pytest.raises(DataError, match="is a Delta table: train on it with data=files_stream"):
+        FileSource(str(path), target="y").load()
