@@ -8,8 +8,8 @@ import pyarrow as pa
 def duplicate_rows(table: pa.Table) -> np.ndarray:
     """Positions of rows equal in every column to an earlier row, ascending.
 
-    Nulls equal nulls. pandas' row hashing: about 15 ms for 50k rows x 11 columns (Arrow's
-    group_by over every column took 35 ms).
+    Nulls equal nulls. pandas' row hashing: 15-45 ms for the 50k x 11 fraud table (Arrow's
+    group_by over every column measured the same or slower), under 1 ms for small tables.
     """
     if table.num_rows < 2 or table.num_columns == 0:
         return np.empty(0, dtype=np.int64)
