@@ -203,9 +203,15 @@ def _delta_files(path: str, fs, storage_options) -> list[str]:
     from factory.data.sources.files import _plain
 
     try:
-        uris = DeltaTable(path, storage_options=_plain(storage_options or {}) or None).file_uris()
+        table = DeltaTable(path, storage_options=_plain(storage_options or {}) or None)
+        uris, features = table.file_uris(), set(table.protocol().reader_features or [])
     except Exception as err:  # noqa: BLE001: deltalake raises its own types (TableNotFoundError, DeltaError, ...)
         raise DataError(f"cannot read the Delta table {path}: {first_line(err)}") from err
+    # Deletion vectors and column mapping change what the files' rows mean: read raw, they would be wrong.
+    unsupported = sorted(features & {"deletionVectors", "columnMapping"})
+    if unsupported:
+        raise DataError(f"the Delta table {path} uses {', '.join(unsupported)}, which a read of its Parquet files "
+                        "cannot apply; rewrite it without them (e.g. REORG TABLE ... APPLY (PURGE)) or export Parquet")
     return sorted(fs._strip_protocol(uri) for uri in uris)
 
 
