@@ -102,7 +102,10 @@ def test_export_from_files_with_the_diverse_strategy(env, tmp_path):
     pool = SklearnSource("breast_cancer").load().table.drop_columns(["target"])  # unlabeled
     pq.write_table(pool.slice(0, 300), tmp_path / "a.parquet")
     pq.write_table(pool.slice(300), tmp_path / "b.parquet")
-    manifest = _export(env, tmp_path / "d", f"input={tmp_path}/*.parquet", "n=4", "pool=3", strategy="diverse")
+    result = _label(env, tmp_path, "export", "model=diagnosis@production", f"data={tmp_path}/*.parquet", "n=4",
+                    "pool=3", "strategy=diverse", "out=d")  # data= names files: the pool is read as input= reads it
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((tmp_path / "d" / "labeling.json").read_text())
     assert manifest["rows"] == 4 and manifest["pool_rows"] == 569 and manifest["strategy"] == "diverse"
     assert len(set(manifest["row_ids"])) == 4
     assert manifest["source"]["files"] == [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")]
