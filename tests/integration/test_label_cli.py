@@ -155,15 +155,29 @@ def test_import_appends_the_labeled_rows_as_a_new_snapshot_that_trains(env, tmp_
     assert trained.status == "completed"
 
 
-def test_import_without_base_takes_the_models_snapshot_or_makes_a_new_dataset(env, tmp_path):
+def test_import_without_base_appends_to_the_models_training_snapshot(env, tmp_path):
     out = tmp_path / "batch"
     manifest = _export(env, out, "data=breast_cancer", "n=3")
+    assert manifest["base"] == _base(env)  # from the model's run record (data.snapshot)
     (out / "export.json").write_text(json.dumps(_annotated(out, lambda i, task: "benign" if i else None)))
     cfg = factory.compose("label", ["action=import", f"annotations={out / 'export.json'}", "unlabeled=skip"])
     result = jobs.import_labels(cfg)
     assert result["labeled"] == 2 and result["skipped"] == 1 and result["parent"] == manifest["base"]
+    assert snapshots.read(result["snapshot"], env / "data").table.num_rows == 571
+
+
+def test_a_model_without_a_training_snapshot_gives_a_snapshot_of_the_labeled_rows_alone(env, tmp_path):
+    out = tmp_path / "batch"
+    _export(env, out, "data=breast_cancer", "n=2")
+    manifest = json.loads((out / "labeling.json").read_text())
+    (out / "labeling.json").write_text(json.dumps({**manifest, "base": None}))  # as for a model trained before snapshots
+    (out / "export.json").write_text(json.dumps(_annotated(out, lambda i, task: "malignant")))
+    cfg = factory.compose("label", ["action=import", f"annotations={out / 'export.json'}"])
+    result = jobs.import_labels(cfg)
     snap = snapshots.read(result["snapshot"], env / "data")
-    assert snap.table.num_rows == (2 if manifest["base"] is None else 571)
+    assert result["parent"] is None and snap.record["parent"] is None and snap.table.num_rows == 2
+    assert snap.schema.target == "target" and snap.schema.positive_label == "benign"
+    assert snap.table.column("target").to_pylist() == ["malignant", "malignant"]
 
 
 def test_import_names_every_problem_in_one_line_and_writes_nothing(env, tmp_path):
