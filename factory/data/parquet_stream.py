@@ -128,7 +128,8 @@ class ParquetStream:
 
         sample = self.dataset.head(SCHEMA_SAMPLE_ROWS)
         if self.expression is not None:
-            sample = sample.filter(self.expression)
+            kept = sample.filter(self.expression)
+            sample = kept if kept.num_rows else sample  # the filter may keep none of the first rows
         declared = self.source.declaration
         return declare_schema(decimals_to_float(sample), declared.target, declared.features, declared.categorical,
                               declared.task, declared.positive_label, self.path)

@@ -232,7 +232,9 @@ class StreamingDataModule(pl.LightningDataModule):
                 codes = split_codes(unit, rows, self.split_seed, self.val_fraction, self.test_fraction)
                 parts.append(self.stream.select(table, rows, codes, name)[0])
         columns = [*self.schema.features, self.schema.target]
-        return pa.concat_tables(parts).select(columns) if parts else pa.table({})
+        if not parts:
+            return self.stream.dataset.schema.empty_table().select(columns)
+        return pa.concat_tables(parts).select(columns)
 
     def train_dataloader(self) -> DataLoader:
         from factory.data.batches import data_position
