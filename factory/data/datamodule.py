@@ -213,8 +213,6 @@ class TabularDataModule(pl.LightningDataModule):
         if not declared:  # today's checks on the source itself: messages number rows as the source does
             validate_table(loaded, source=self.source.name)
         curated = chain.curate(loaded, cfg, run_id, source=self.source.name)
-        if declared:  # after the quarantine: a row a rule set aside cannot fail these (rows of the kept table)
-            validate_table(LoadedTable(curated.table, curated.schema), source=self.source.name)
         source_fingerprint = table_fingerprint(loaded.table)
         held = None
         if curated.quarantine.num_rows:
@@ -222,6 +220,8 @@ class TabularDataModule(pl.LightningDataModule):
             quarantine.write(curated.quarantine, store / held, key)
             self.quarantine_path = str(store / held)
         quarantine.check_share(curated.report, cfg["max_quarantine"], self.quarantine_path)
+        if declared:  # after the quarantine: a row a rule set aside cannot fail these (rows of the kept table)
+            validate_table(LoadedTable(curated.table, curated.schema), source=self.source.name)
         meta = {"source": self.source.name, "source_fingerprint": source_fingerprint, "dataset": dataset,
                 "classification": classification, "curation": curated.report, "quarantine": held}
         self.snapshot_id = snapshots.write(curated.table, curated.schema, store, meta, key)
