@@ -43,6 +43,23 @@ def job(task: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+#: The exit status of a command whose reader went away (``| head``): as one killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 141
+
+
+def quiet_pipe(main: Callable[[], object]) -> object:
+    """``main()``; a reader that stops early (``script.py ... | head``) ends it quietly, exit 141, not with a
+    ``BrokenPipeError`` traceback."""
+    try:
+        result = main()
+        sys.stdout.flush()  # here, not at exit: a small output is still in the buffer
+        return result
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit: point it at /dev/null so that flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse for the non-Hydra scripts (registry, export): a usage error is one line and exit 2."""
 
