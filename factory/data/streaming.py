@@ -21,6 +21,9 @@ sorted (by time, by label) should be shuffled by the engine that writes them.
 """
 from __future__ import annotations
 
+import itertools
+import warnings
+
 import numpy as np
 import pyarrow as pa
 import pytorch_lightning as pl
@@ -34,6 +37,10 @@ from factory.data.spec import InputSpec, TableSchema
 from factory.data.split import SPLITS, check_fractions, check_split_sizes
 from factory.errors import DataError
 
+
+# Lightning warns that an IterableDataset's length may be wrong with workers; StreamBatches counts
+# each worker's batches from the row group counts, so its length is exact.
+warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined", category=UserWarning)
 
 #: Batches a DataLoader worker hands over at once.
 CHUNK = 16
@@ -132,21 +139,35 @@ class StreamBatches(IterableDataset):
 
 
 class StreamLoader(DataLoader):
-    """A DataLoader over ``StreamBatches`` that tells it each new pass's epoch (workers start per pass)."""
+    """A DataLoader over ``StreamBatches`` that tells it each new pass's epoch (workers start per pass).
 
-    def __init__(self, dataset: StreamBatches, num_workers: int = 0, start_epoch: int = 0):
+    Its first pass is epoch ``start_epoch`` from batch ``start_batch``: where a resumed fit stands
+    (``factory.data.batches.data_position``). The batches before it are read and dropped: an epoch's
+    batches follow from its number alone, so the fit continues with exactly the batches it missed.
+    """
+
+    def __init__(self, dataset: StreamBatches, num_workers: int = 0, start_epoch: int = 0, start_batch: int = 0):
         super().__init__(dataset, batch_size=None, num_workers=num_workers, persistent_workers=False)
-        self.passes = start_epoch
+        self.passes, self.start_batch = start_epoch, start_batch
+
+    # Lightning's "stateful loader" protocol, as batches.BatchLoader: the position comes from the
+    # restored loops (start_epoch, start_batch), so the loader is resumable without a state of its own.
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass
 
     def __iter__(self):
         self.dataset.epoch = self.passes  # read by the workers forked for this pass
         self.passes += 1
-        chunks = super().__iter__()
-        if self.dataset.chunk == 1:
-            return chunks
-        size = self.dataset.batch_size
-        return (tuple(t[start : start + size] for t in chunk) for chunk in chunks
-                for start in range(0, len(chunk[0]), size))
+        skip, self.start_batch = self.start_batch, 0
+        batches = super().__iter__()
+        if self.dataset.chunk > 1:
+            size = self.dataset.batch_size
+            batches = (tuple(t[start : start + size] for t in chunk) for chunk in batches
+                       for start in range(0, len(chunk[0]), size))
+        return itertools.islice(batches, skip, None) if skip else batches
 
 
 class StreamingDataModule(pl.LightningDataModule):
@@ -239,7 +260,7 @@ class StreamingDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         from factory.data.batches import data_position
 
-        return self._loader("train", shuffle=True, drop_last=True, start_epoch=data_position(self.trainer)[0])
+        return self._loader("train", shuffle=True, drop_last=True, start=data_position(self.trainer))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
@@ -256,7 +277,8 @@ class StreamingDataModule(pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict) -> None:
         self.preprocessor = Preprocessor.from_state_dict(state_dict["preprocessor"])
 
-    def _loader(self, split: str, shuffle: bool = False, drop_last: bool = False, start_epoch: int = 0) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool = False, drop_last: bool = False,
+                start: tuple[int, int] = (0, 0)) -> DataLoader:
         if self.stream is None:
             raise RuntimeError("StreamingDataModule.setup() has not run yet")
         trainer = self.trainer
@@ -267,7 +289,7 @@ class StreamingDataModule(pl.LightningDataModule):
         if drop_last and len(dataset) == 0:
             raise DataError(f"the train split gives some rank fewer than data.batch_size={self.batch_size} rows "
                             f"({self.split_sizes['train']} train rows over {world} rank(s)); lower the batch size")
-        return StreamLoader(dataset, num_workers=self.num_workers, start_epoch=start_epoch)
+        return StreamLoader(dataset, num_workers=self.num_workers, start_epoch=start[0], start_batch=start[1])
 
     def _fitted(self) -> Preprocessor:
         if self.preprocessor is None:

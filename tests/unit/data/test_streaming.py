@@ -227,3 +227,17 @@ def test_a_delta_table_streams_its_latest_version_only(tmp_path):
     assert None in shops and "__HIVE_DEFAULT_PARTITION__" not in shops  # a null partition reads as null
     with pytest.raises(DataError, match="is a Delta table: train on it with data=files_stream"):
         FileSource(str(path), target="y").load()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_resumed_epoch_continues_with_the_batches_it_missed(parquet_dir, workers):
+    dm = StreamingDataModule(_source(parquet_dir), batch_size=16)
+    dm.setup("fit")
+
+    def batches(start_batch):
+        data = StreamBatches(dm.stream, dm.preprocessor, dm._unit_rows, "train", 16, dm.split_seed, dm.val_fraction,
+                             dm.test_fraction, workers=workers, shuffle=True, drop_last=True)
+        return _ids(dm, StreamLoader(data, num_workers=workers, start_epoch=1, start_batch=start_batch))
+
+    whole = batches(0)
+    assert batches(5) == whole[5 * 16:] and len(whole) > 5 * 16
