@@ -7,13 +7,16 @@ The read log is $FACTORY_AUDIT_LOG, else $FACTORY_ROOT/governance/audit.jsonl (e
 ./governance/audit.jsonl); the registry's is <registry>/audit.jsonl ($FACTORY_REGISTRY, else
 $FACTORY_ROOT/registry, else ./registry). verify prints each log's line count and head hash
 (record it elsewhere to check the log against later). Exit codes: 0 intact, 1 a log is
-damaged or tampered with (the first bad line is named), 2 bad input.
+damaged or tampered with (the first bad line is named), 2 bad input (show: no such log),
+141 the reader stopped early (``| head``).
 """
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from factory.cli import ArgumentParser as Parser, job
+from factory.cli import ArgumentParser as Parser, job, quiet_pipe
+from factory.errors import FactoryError
 from factory.formatting import count
 from factory.governance import access, audit
 from factory.registry.store import AUDIT, default_dir
@@ -43,12 +46,16 @@ def run(args: argparse.Namespace) -> int:
                 continue
             found = audit.check(path)
             damaged |= found.problem is not None
-            legacy = f" ({count(found.legacy, 'unchained legacy line')} first)" if found.legacy else ""
+            torn = f", {found.torn} of them torn, not JSON (an older writer's)" if found.torn else ""
+            legacy = f" ({count(found.legacy, 'unchained legacy line')} first{torn})" if found.legacy else ""
             anchor = f", anchored by {audit.head_path(path).name}" if found.anchored else ", no anchor"
             print(f"BAD  {found.problem}" if found.problem else
                   f"OK   {path}: {count(found.lines, 'line')}{legacy}, head {found.head or '-'}{anchor}")
         return 1 if damaged else 0
-    for entry in audit.read(args.log or access.audit_path()):
+    log = Path(args.log) if args.log else access.audit_path()
+    if not log.is_file():
+        raise FactoryError(f"audit log {log}: no such file (see {parser().prog} verify)")
+    for entry in audit.read(log):
         if ((args.dataset and args.dataset not in (entry.get("dataset"), entry.get("name")))
                 or (args.user and entry.get("who") != args.user) or (args.action and entry.get("action") != args.action)):
             continue
@@ -60,4 +67,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(parser().parse_args()))
+    sys.exit(quiet_pipe(lambda: run(parser().parse_args())))

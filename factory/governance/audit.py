@@ -15,11 +15,13 @@ a commit, write-once storage) and compare it later.
 
 Logs written before the chain (the registry's ``audit.jsonl`` of older versions) start with
 unchained lines: a legacy prefix is accepted, and the first chained line's ``prev`` is the
-sha256 of the prefix's bytes, so editing the prefix is detected too. An unchained line after
-the chain has started is an error.
+sha256 of the prefix's bytes, so editing the prefix is detected too. The old writer could leave
+a torn line (not JSON) inside that prefix: it counts as legacy (a note, not an error). An
+unchained or non-JSON line after the chain has started is an error.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,6 +34,7 @@ from factory.errors import DataError
 GENESIS = "0" * 64
 CHAIN_KEYS = ("prev", "hash")
 LOCK_TIMEOUT_S = 120.0
+VERIFY_LOCK_S = 10.0  # check waits this long for a writer, then reads without the lock (anchor first)
 
 
 def head_path(path: str | os.PathLike) -> Path:
@@ -41,6 +44,12 @@ def head_path(path: str | os.PathLike) -> Path:
 
 def _lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
+
+
+def _recover(path: Path) -> str:
+    """How to get past a log that no longer matches its anchor (every refusal says it)."""
+    return (f"run scripts/audit.py verify {path}, look at the log's end, then delete {head_path(path).name} "
+            "to accept the log as it stands")
 
 
 def canonical(obj: dict) -> bytes:
@@ -62,8 +71,8 @@ def append(path: str | os.PathLike, entry: dict) -> dict:
 
     Raises:
         DataError: ``entry`` uses ``prev``/``hash``, or the log no longer matches its anchor
-            (its end was cut or its last line replaced): fix or explain that first
-            (``scripts/audit.py verify``); deleting the anchor accepts the log as it is.
+            (its end was cut or its last line replaced): the message says how to recover
+            (``scripts/audit.py verify``, then deleting the anchor accepts the log as it is).
     """
     path = Path(path)
     if clash := [k for k in CHAIN_KEYS if k in entry]:
@@ -98,11 +107,11 @@ def _tail(f, path: Path) -> tuple[str, int]:
     if head is not None:
         if size < head["bytes"]:
             raise DataError(f"audit log {path}: {size} bytes, but {head_path(path).name} recorded "
-                            f"{head['bytes']}: lines were cut from its end (see scripts/audit.py verify)")
+                            f"{head['bytes']}: lines were cut from its end; {_recover(path)}")
         last = _line_before(f, head["bytes"])
         if _parse(last).get("hash") != head["hash"]:
             raise DataError(f"audit log {path}: line {head['lines']} is not the line {head_path(path).name} "
-                            "recorded (see scripts/audit.py verify)")
+                            f"recorded (replaced?); {_recover(path)}")
         start, lines = head["bytes"], head["lines"]
     f.seek(start)
     rest = f.read()
@@ -173,31 +182,36 @@ class Check:
     legacy: int
     head: str | None
     anchored: bool
+    torn: int = 0  # legacy lines that are not JSON objects (an old writer appended after a torn line)
 
 
 def check(path: str | os.PathLike) -> Check:
     """Walk the whole log; see ``verify``. ``lines`` counts every complete line, ``legacy`` the
-    unchained prefix, ``head`` is the last line's hash, ``anchored`` whether an anchor was checked."""
+    unchained prefix (``torn`` of them not JSON), ``head`` is the last line's hash, ``anchored``
+    whether an anchor was checked. Writers may append meanwhile: see ``_read_both``."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        head, anchor_problem, data = _read_both(path)
     except OSError as e:
         return Check(path, f"{path}: cannot read it ({e.strerror})", 0, 0, None, False)
     parts = data.split(b"\n")
     fragment = parts.pop()
     hashes: list[str | None] = []
-    legacy, offset, last = 0, 0, None
+    legacy, torn, offset, last = 0, 0, 0, None
 
     def bad(number: int, why: str) -> Check:
-        return Check(path, f"{path} line {number}: {why}", len(parts), legacy, last, False)
+        return Check(path, f"{path} line {number}: {why}", len(parts), legacy, last, False, torn)
 
     for number, raw in enumerate(parts, 1):
         try:
             line = json.loads(raw, parse_constant=_reject)
         except ValueError:
-            return bad(number, "not JSON")
+            line = None
         if not isinstance(line, dict):
-            return bad(number, "not a JSON object")
+            if last is not None:
+                return bad(number, "not JSON" if line is None else "not a JSON object")
+            torn += 1  # in the legacy prefix: the old writer appended after a torn line; the prefix hash covers it
+            line = {}
         if "hash" not in line and "prev" not in line:
             if last is not None:
                 return bad(number, "no prev/hash: an unchained line inside the chain (inserted?)")
@@ -218,20 +232,38 @@ def check(path: str | os.PathLike) -> Check:
         hashes.append(last)
     if fragment:
         return bad(len(parts) + 1, "incomplete, no newline at its end (a writer died mid-line, or the line was cut)")
-    try:
-        head = _read_head(path)
-    except DataError as e:
-        return Check(path, str(e), len(parts), legacy, last, False)
-    if head is not None:
+    if anchor_problem:
+        return Check(path, anchor_problem, len(parts), legacy, last, False, torn)
+    if head is not None:  # lines past the anchor's are appends made since it was read: the chain checked them
         recorded = head["lines"]
         if len(parts) < recorded:
             return Check(path, f"{path} line {len(parts) + 1}: missing: the log has {len(parts)} lines, "
                          f"{head_path(path).name} recorded {recorded} (lines were cut from its end)",
-                         len(parts), legacy, last, True)
+                         len(parts), legacy, last, True, torn)
         if recorded and hashes[recorded - 1] != head["hash"]:
             return Check(path, f"{path} line {recorded}: not the line {head_path(path).name} recorded as "
-                         "the last (hash differs)", len(parts), legacy, last, True)
-    return Check(path, None, len(parts), legacy, last, head is not None)
+                         "the last (hash differs)", len(parts), legacy, last, True, torn)
+    return Check(path, None, len(parts), legacy, last, head is not None, torn)
+
+
+def _read_both(path: Path) -> tuple[dict | None, str | None, bytes]:
+    """``(anchor, its problem, the log's bytes)`` as of one moment: under the writers' lock, so no
+    append is half-written. A lock that cannot be had (a read-only folder, a writer holding it past
+    ``VERIFY_LOCK_S``) is done without: the anchor is read first, so an append in between only makes
+    the log longer than its anchor (accepted: the chain covers the lines past it)."""
+    held = None
+    if path.is_file():  # never create the folder of a log that is not there
+        with contextlib.suppress(OSError, TimeoutError):
+            held = files.lock(_lock_path(path), VERIFY_LOCK_S, mode=0o666)
+    try:
+        try:
+            head, problem = _read_head(path), None
+        except DataError as e:
+            head, problem = None, str(e)
+        return head, problem, path.read_bytes()
+    finally:
+        if held is not None:
+            held.release()
 
 
 def verify(path: str | os.PathLike) -> str | None:

@@ -203,9 +203,14 @@ class Registry:
             model["versions"][str(version)] = entry
             model["next_version"] = version + 1
             # The audit line first: a crash between the two leaves a change logged, never one unlogged.
-            self._log("register", name, version, {"run_id": metadata.get("run_id"),
-                                                  "run_dir": metadata.get("run_dir"),
-                                                  "source": (metadata.get("checkpoint") or {}).get("source")})
+            try:
+                self._log("register", name, version, {"run_id": metadata.get("run_id"),
+                                                      "run_dir": metadata.get("run_dir"),
+                                                      "source": (metadata.get("checkpoint") or {}).get("source")})
+            except Exception:  # refused (the log no longer matches its anchor): no version folder left behind
+                (target / METADATA).unlink(missing_ok=True)
+                os.rename(target, staged)
+                raise
             self._write_index(index)
         return self._version(name, version, entry)
 

@@ -81,3 +81,27 @@ def test_a_deleted_log_is_caught_by_its_anchor(tmp_path):
     assert out.returncode == 1
     assert out.stdout.splitlines() == [f"BAD  {tmp_path}/governance/audit.jsonl: cannot read it (No such file or directory)",
                                        f"--   {tmp_path}/registry/audit.jsonl: no log yet"]
+
+
+def test_show_of_a_missing_log_is_one_line_and_exit_2(tmp_path):
+    out = _audit(tmp_path, "show", str(tmp_path / "nope.jsonl"))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == f"error: audit log {tmp_path}/nope.jsonl: no such file (see audit.py verify)\n"
+
+
+def test_verify_notes_torn_legacy_lines_and_show_stops_quietly_when_its_reader_does(tmp_path):
+    log = tmp_path / "old.jsonl"  # a registry log of before the chain: the old writer appended after a torn line
+    log.write_text('{"action": "register", "version": 1}\n{"action": "prom{"action": "register", "version": 2}\n')
+    out = _audit(tmp_path, "verify", str(log))
+    assert out.returncode == 0, out.stdout
+    assert out.stdout.startswith(f"OK   {log}: 2 lines (2 unchained legacy lines first, 1 of them torn, not JSON")
+
+    for i in range(3):  # the reader is gone before the first line: a few are enough
+        access.record_read("fraud", "restricted", f"s{i}", "run-a", identity="alice")
+    env = script_env(tmp_path)
+    env.pop(access.AUDIT_ENV, None)
+    shown = subprocess.Popen([sys.executable, str(REPO / "scripts" / "audit.py"), "show"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    shown.stdout.close()  # `| head` that has read enough
+    assert shown.wait(timeout=120) == 141
+    assert shown.stderr.read() == b""

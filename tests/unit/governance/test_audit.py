@@ -186,3 +186,49 @@ def test_concurrent_appends_from_two_processes_stay_one_chain(tmp_path):
     assert len(entries) == 80
     for name in "ab":  # each writer's lines in its own order
         assert [e["i"] for e in entries if e["writer"] == name] == list(range(40))
+
+
+def test_verify_while_another_process_appends_sees_no_cut_end(tmp_path):
+    path = _log(tmp_path, 1)
+    writer = subprocess.Popen([sys.executable, "-c", _APPENDER, str(path), "a", "150"])
+    Path(f"{path}.go").touch()
+    try:
+        checks = 0
+        while writer.poll() is None or checks == 0:  # each check reads the log and its anchor while lines arrive
+            found = audit.check(path)
+            assert found.problem is None, found.problem
+            checks += 1
+    finally:
+        assert writer.wait(timeout=120) == 0
+    assert audit.check(path).lines == 151
+
+
+def test_a_log_longer_than_its_anchor_is_accepted_when_its_chain_holds(tmp_path):
+    path = _log(tmp_path, 2)
+    anchor = audit.head_path(path).read_text()
+    audit.append(path, {"who": "bob"})
+    audit.head_path(path).write_text(anchor)  # as a lock-free reader sees it: the anchor read before the append
+    assert audit.check(path).problem is None
+
+
+def test_torn_lines_in_the_legacy_prefix_are_a_note_not_an_error(tmp_path):
+    path = tmp_path / "audit.jsonl"  # the old writer appended after a line torn mid-write
+    path.write_text('{"action": "register", "version": 1}\n{"action": "prom{"action": "register", "version": 2}\n')
+    found = audit.check(path)
+    assert (found.problem, found.lines, found.legacy, found.torn) == (None, 2, 2, 1)
+    audit.append(path, {"action": "promote", "version": 2})
+    found = audit.check(path)
+    assert (found.problem, found.lines, found.legacy, found.torn) == (None, 3, 2, 1)
+    with open(path, "a") as f:  # after the chain started, still an error
+        f.write("not json\n")
+    assert audit.verify(path) == f"{path} line 4: not JSON"
+
+
+def test_a_refusal_says_how_to_recover(tmp_path):
+    path = _log(tmp_path)
+    _rewrite(path, _lines(path)[:-1])
+    with pytest.raises(DataError, match=r"run scripts/audit.py verify .*, then delete audit.head to accept"):
+        audit.append(path, {"who": "mallory"})
+    audit.head_path(path).unlink()  # the documented way out, once the cut is explained
+    audit.append(path, {"who": "bob"})
+    assert audit.verify(path) is None

@@ -259,3 +259,19 @@ def test_reserved_names_and_a_torn_audit_line(tmp_path):
     (tmp_path / "registry").mkdir()
     (tmp_path / "registry" / AUDIT).write_text('{"action": "register", "version": 1}\n{"action": "reg')
     assert registry.audit() == [{"action": "register", "version": 1}]
+
+
+def test_an_add_the_audit_log_refuses_leaves_no_version_folder(tmp_path):
+    registry = Registry(tmp_path / "registry")
+    _add(registry, "fraud", "a")
+    _add(registry, "fraud", "b")
+    log = registry.root / store.AUDIT
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))  # its last line cut
+    with pytest.raises(FactoryError, match="then delete audit.head to accept the log as it stands"):
+        _add(registry, "fraud", "c")
+    assert sorted(p.name for p in (registry.root / "fraud").iterdir()) == ["v1", "v2"]
+    staged = registry.root / store.STAGING / "c"
+    assert sorted(p.name for p in staged.iterdir()) == [store.CHECKPOINT]  # back where it was, no meta.json
+    assert [v.version for v in registry.versions("fraud")] == [1, 2]
+    (registry.root / "audit.head").unlink()  # the way out the refusal names
+    assert registry.add("fraud", staged, {"run_id": "run-c"}, {"name": "val/loss", "mode": "min"}).version == 3
