@@ -6,11 +6,13 @@
     python scripts/lineage.py fraud@production --json
 
 Reads the events under $FACTORY_ROOT/lineage (``--events`` another folder or a JSON-lines file);
-see docs/data.md, "Lineage". Exit codes: 0 shown, 2 nothing recorded for that name (one line).
+see docs/data.md, "Lineage". Exit codes: 0 shown, 2 nothing recorded for that name (one line),
+141 the reader stopped early (``| head``).
 """
 import argparse
+import sys
 
-from factory.cli import ArgumentParser as Parser, job
+from factory.cli import ArgumentParser as Parser, job, quiet_pipe
 
 
 def parser() -> Parser:
@@ -47,4 +49,4 @@ def run(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    run(parser().parse_args())
+    sys.exit(quiet_pipe(lambda: run(parser().parse_args())))  # `| head` ends it quietly

@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 NAMESPACE = "factory"
 FILES = "file"  # OpenLineage's namespace for a local filesystem path
 FOLDER = "lineage"  # under $FACTORY_ROOT: the file transport's events
-PREFIX = "event"  # its files: event-<YYYYmmdd-HHMMSS.ffffff>.json, one per event, in time order
+# Its files: event-<YYYYmmdd-HHMMSS.ffffff>-<pid>-<random>.json, one per event, in time order (files of
+# before the pid and random part, event-<YYYYmmdd-HHMMSS.ffffff>.json, are read back the same).
+PREFIX = "event"
 #: Files up to this size in all are fingerprinted by content; beyond, by path, size and mtime
 #: (cheap at any size, and it changes whenever a file is rewritten).
 HASH_LIMIT = 64 * 2**20  # sha256 reads ~1 GB/s: under 0.1 s
@@ -259,13 +261,28 @@ def _client(where: str):
             if where.startswith("configured:"):
                 _clients[where] = OpenLineageClient()
             else:
-                from openlineage.client.transport.file import FileConfig, FileTransport
-
                 Path(where).mkdir(parents=True, exist_ok=True)
-                # append=False: one file per event, so concurrent jobs never interleave their lines.
-                _clients[where] = OpenLineageClient(
-                    transport=FileTransport(FileConfig(log_file_path=str(Path(where) / PREFIX), append=False)))
+                _clients[where] = OpenLineageClient(transport=_event_files(str(Path(where) / PREFIX)))
         return _clients[where]
+
+
+def _event_files(prefix: str):
+    """OpenLineage's file transport, one file per event (``append=False``: concurrent jobs never
+    interleave lines), each named uniquely and written atomically. Its own names are the local time
+    to the microsecond, opened with ``"w"``: two processes in the same microsecond overwrite each
+    other, and a reader can see half a file."""
+    from datetime import datetime
+
+    from openlineage.client.serde import Serde
+    from openlineage.client.transport.file import FileConfig, FileTransport
+
+    class EventFiles(FileTransport):
+        def emit(self, event) -> None:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S.%f")  # as FileTransport: the names sort in time order
+            files.write_text(f"{self.config.log_file_path}-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json",
+                             Serde.to_json(event) + "\n")  # temp file + rename: no reader sees half of it
+
+    return EventFiles(FileConfig(log_file_path=prefix, append=False))
 
 
 def _event(name: str, run_id: str, state: str, time: str, inputs: list[Dataset], outputs: list[Dataset],

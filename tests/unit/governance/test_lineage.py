@@ -4,6 +4,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import subprocess
+import sys
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -137,3 +140,34 @@ def test_unreadable_event_files_are_skipped(tmp_path):
     (folder / "event-1.json").write_text('{"eventType": "STA')  # being written right now
     assert lineage_graph.read_events() == []
     assert lineage_graph.read_events(tmp_path / "missing") == []
+
+
+_EMITTER = """
+import os, sys, time
+from factory.governance import lineage
+lineage._client(str(lineage.events_dir().absolute()))  # the client's import before the start line
+open(f"{sys.argv[1]}.ready-{sys.argv[2]}", "w").close()
+while not os.path.exists(sys.argv[1] + ".go"):  # both start together: their events land in the same microseconds
+    time.sleep(0.005)
+for i in range(int(sys.argv[3])):
+    job = lineage.Job(f"score.{sys.argv[2]}{i}")
+    job.start()
+    job.complete()
+"""
+
+
+def test_two_processes_emitting_at_once_lose_no_event(tmp_path):
+    flag = tmp_path / "flag"
+    emitters = [subprocess.Popen([sys.executable, "-c", _EMITTER, str(flag), name, "60"]) for name in "ab"]
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{flag}.ready-{name}").exists() for name in "ab") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    Path(f"{flag}.go").touch()
+    assert [e.wait(timeout=120) for e in emitters] == [0, 0]
+    written = events(tmp_path)  # every file whole, strict JSON
+    assert len(written) == 240 and len({e["run"]["runId"] + e["eventType"] for e in written}) == 240
+    names = [p.name.split("-") for p in (tmp_path / "lineage").glob("event-*.json")]
+    assert {name[3] for name in names} == {str(e.pid) for e in emitters}  # unique across processes by name
+    old = tmp_path / "lineage" / "event-20261207-120000.123456.json"  # named as before the pid and random part
+    old.write_text(json.dumps({**written[0], "job": {**written[0]["job"], "name": "score.old"}}))
+    assert "score.old" in {e["job"]["name"] for e in lineage_graph.read_events()}
