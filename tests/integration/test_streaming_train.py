@@ -55,3 +55,29 @@ def test_ddp_on_two_cpu_processes_streams_each_its_share(tmp_path):
     record = manifest(run_dir)
     assert record["status"] == "completed" and record["strategy"] == {"name": "ddp", "world_size": 2}
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["test/auroc"] > 0.6
+
+
+@pytest.mark.slow
+def test_a_streamed_run_stopped_mid_epoch_resumes_as_if_uninterrupted(tmp_path, monkeypatch):
+    from factory import compose
+    from factory.training.fault_tolerance import EXIT_INTERRUPTED
+    from factory.training.recipe import run
+
+    path = _parquet_dir(tmp_path)
+    overrides = [*_overrides(path), "trainer.max_epochs=3", "data.num_workers=0", "resume=auto",
+                 "+callbacks.kill._target_=tests.integration.fault_injection.KillAt"]
+    monkeypatch.setenv("FACTORY_ROOT", str(tmp_path / "reference"))
+    monkeypatch.delenv("FAULT_INJECT", raising=False)
+    reference = run(compose("train", overrides)).run_dir
+    monkeypatch.setenv("FACTORY_ROOT", str(tmp_path / "resumed"))
+    monkeypatch.setenv("FAULT_INJECT", "SIGTERM@step20")  # epoch 1 of 3, mid-way (~14 steps an epoch)
+    with pytest.raises(SystemExit) as stopped:
+        run(compose("train", overrides))
+    assert stopped.value.code == EXIT_INTERRUPTED
+    (stopped_dir,) = run_dirs(tmp_path / "resumed")
+    assert manifest(stopped_dir)["error"].startswith("Interrupted: SIGTERM at epoch 1, step")
+    monkeypatch.delenv("FAULT_INJECT")
+    resumed = run(compose("train", overrides)).run_dir
+    assert manifest(resumed)["attempt"] == 2
+    assert (resumed / "csv" / "metrics.csv").read_text() == (reference / "csv" / "metrics.csv").read_text()
+    assert json.loads((resumed / "metrics.json").read_text()) == json.loads((reference / "metrics.json").read_text())
