@@ -19,8 +19,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("FACTORY_CACHE_DIR", str(tmp_path / "cache"))  # ZeRO consolidations (factory.rundir.checkpoints)
     monkeypatch.delenv("FACTORY_RUN_ID", raising=False)
-    # Governance: the developer's access policy, identity, read log and data key stay out of tests.
-    for name in ("FACTORY_POLICY", "FACTORY_AUDIT_LOG", "FACTORY_USER", "FACTORY_DATA_KEY", "FACTORY_DATA_KEY_FILE"):
+    # Governance: the developer's access policy, identity, read log, data and PII keys and OpenLineage
+    # configuration (events would go to their backend) stay out of tests.
+    for name in ("FACTORY_POLICY", "FACTORY_AUDIT_LOG", "FACTORY_USER", "FACTORY_DATA_KEY", "FACTORY_DATA_KEY_FILE",
+                 "FACTORY_PII_KEY", "FACTORY_PII_KEY_FILE", *[k for k in os.environ if k.startswith("OPENLINEAGE")]):
         monkeypatch.delenv(name, raising=False)
     # wandb keeps its service's address here once this process has used it, and child processes
     # would join that service: a child killed by a test (kill -9) then leaves its run id "in use".
