@@ -4,7 +4,8 @@
 overlaps data loading), ``COMPLETE`` (a completed or pruned run), ``FAIL`` or ``ABORT`` (interrupted)
 once ``run.json`` is final. Inputs: the run's snapshot (``snapshot:<id>``), or, for a run without
 one, its source: the local files a ``files`` source read (content fingerprints) or ``source:<name>``
-with the table's fingerprint. Outputs: ``run:<run_id>`` and its checkpoint file. A run that curated
+with the source table's fingerprint (the snapshot's ``source_fingerprint``: run.json's ``data.fingerprint``
+is the curated table's once curation dropped rows). Outputs: ``run:<run_id>`` and its checkpoint file. A run that curated
 its data (no ``data.snapshot`` replay) also emits ``curate.<dataset>``, a child job: the source in,
 the snapshot out; so a snapshot leads back to the files it was made from.
 """
@@ -80,10 +81,28 @@ def _source(cfg: DictConfig, data: dict, schema) -> list[lineage.Dataset]:
     found = lineage.source_files(path) if isinstance(path, str) else []
     if not found:
         uri = path if isinstance(path, str) else None
-        fingerprint = data.get("fingerprint")  # factory.data.fingerprint: the sha256 of the table's content
+        fingerprint = _source_fingerprint(cfg, data)  # factory.data.fingerprint: the sha256 of the table's content
         version = f"sha256:{fingerprint}" if fingerprint and ":" not in fingerprint else fingerprint
         found = [lineage.source(_dataset(cfg, data), version, uri, _fields(schema))]
     return found
+
+
+def _source_fingerprint(cfg: DictConfig, data: dict) -> str | None:
+    """The source table's fingerprint: its snapshot's record, else run.json's (no snapshot: the same table)."""
+    if data.get("snapshot"):
+        from factory.data import snapshots
+        from factory.errors import DataError
+
+        curation = cfg.data.get("curation") or {}
+        store = curation.get("store") if hasattr(curation, "get") else None
+        try:
+            found = snapshots.load_record(data["snapshot"], store or snapshots.default_store())
+        except DataError as e:
+            log.warning("lineage: the source's fingerprint is the curated table's: %s", e)
+        else:
+            if (found.get("source") or {}).get("fingerprint"):
+                return found["source"]["fingerprint"]
+    return data.get("fingerprint")
 
 
 def _dataset(cfg: DictConfig, data: dict) -> str:

@@ -133,3 +133,20 @@ def test_a_report_reads_its_runs_and_writes_its_html_or_fails(tmp_path):
     assert (completed["job"], completed["state"], failed["state"]) == ("report.tiny", "COMPLETE", "FAIL")
     assert str(done.html) in [d["name"] for d in completed["datasets"]]
     assert failed["error"]
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    from factory.governance import lineage
+    from tests.conftest import REPO, script_env
+
+    with lineage.job("register.fraud", inputs=[lineage.run("r1")]) as job:
+        job.outputs.append(lineage.model_version("fraud", 1))
+    for args, code in ((["--json"], 141), ([], 1)):  # the tree goes through rich, which exits 1 quietly itself
+        shown = subprocess.Popen([sys.executable, str(REPO / "scripts" / "lineage.py"), "fraud@v1", *args],
+                                 cwd=tmp_path, env=script_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        shown.stdout.close()  # `| head` that has read enough
+        assert shown.wait(timeout=120) == code
+        assert shown.stderr.read() == b""

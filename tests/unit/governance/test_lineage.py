@@ -171,3 +171,26 @@ def test_two_processes_emitting_at_once_lose_no_event(tmp_path):
     old = tmp_path / "lineage" / "event-20261207-120000.123456.json"  # named as before the pid and random part
     old.write_text(json.dumps({**written[0], "job": {**written[0]["job"], "name": "score.old"}}))
     assert "score.old" in {e["job"]["name"] for e in lineage_graph.read_events()}
+
+
+def test_a_run_that_curated_names_its_source_by_the_source_tables_fingerprint(tmp_path):
+    import pyarrow as pa
+    from omegaconf import OmegaConf
+
+    from factory.data import snapshots
+    from factory.data.fingerprint import table_fingerprint
+    from factory.data.spec import TableSchema
+    from factory.training import run_lineage
+
+    source = pa.table({"x": [1.0, 1.0, 2.0], "y": [0, 0, 1]})
+    curated = source.slice(1)  # dedupe dropped a row: run.json's data.fingerprint is this table's
+    store = tmp_path / "store"
+    snapshot_id = snapshots.write(curated, TableSchema({"x": "numeric"}, "y", "binary"), store,
+                                  {"source": "synthetic", "source_fingerprint": table_fingerprint(source)})
+    cfg = OmegaConf.create({"data": {"source": {"_target_": "factory.data.sources.SyntheticSource"},
+                                     "curation": {"dataset": None, "store": str(store)}}})
+    data = {"source": "synthetic", "snapshot": snapshot_id, "fingerprint": table_fingerprint(curated)}
+    (found,) = run_lineage._source(cfg, data, None)
+    assert (found.name, found.version) == ("source:synthetic", f"sha256:{table_fingerprint(source)}")
+    (unsnapshotted,) = run_lineage._source(cfg, {**data, "snapshot": None}, None)  # no snapshot: run.json's
+    assert unsnapshotted.version == f"sha256:{table_fingerprint(curated)}"
