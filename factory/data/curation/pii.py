@@ -4,7 +4,10 @@ A column tagged ``pii: hash`` in ``data.curation.columns`` is replaced by the he
 HMAC-SHA256 of each value's string form under a secret key: equal values stay equal (joins
 and group-bys still work, a category is still a category) and nobody without the key can
 test a guess (an unkeyed SHA-256 of a phone number falls to a dictionary of every phone
-number). ``pii: drop`` removes the column. Nulls stay null.
+number). ``pii: drop`` removes the column. Nulls stay null, and so does ``""``: every reader
+takes an empty string for a missing value (the server's protocol, the preprocessing, the ONNX
+graph), so hashing it into a real digest would make a known level offline of what is missing online.
+A dictionary (categorical) column is hashed and scanned as its values.
 
 The key comes from ``FACTORY_PII_KEY``, or the file ``FACTORY_PII_KEY_FILE`` names (a mounted secret),
 as the same variables serve training, reports, serving and batch scoring (``load_key``); it is never logged and
@@ -94,10 +97,12 @@ def value_text(value: Any) -> str:
 
 
 def hash_value(value: Any, key: bytes) -> str | None:
-    """The hex HMAC-SHA256 of ``value``'s string form under ``key``; ``None`` for ``None``."""
-    if value is None:
+    """The hex HMAC-SHA256 of ``value``'s string form under ``key``; ``None`` for ``None`` and ``""``
+    (missing, as every reader takes it)."""
+    text = None if value is None else value_text(value)
+    if not text:
         return None
-    return hmac.new(key, value_text(value).encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def hash_values(values: Iterable[Any], key: bytes) -> list[str | None]:
@@ -105,11 +110,12 @@ def hash_values(values: Iterable[Any], key: bytes) -> list[str | None]:
     base = hmac.new(key, digestmod=hashlib.sha256)
     out: list[str | None] = []
     for value in values:
-        if value is None:
+        text = value if value is None or isinstance(value, str) else value_text(value)
+        if not text:  # None or "": missing
             out.append(None)
             continue
         digest = base.copy()
-        digest.update((value if isinstance(value, str) else value_text(value)).encode("utf-8"))
+        digest.update(text.encode("utf-8"))
         out.append(digest.hexdigest())
     return out
 
@@ -156,7 +162,8 @@ def apply(table: pa.Table, columns: Mapping[str, str], key: bytes | None, *, str
             carry a dropped column).
 
     Returns:
-        A new table; a hashed column is a string column of 64-hex-digit digests, nulls kept.
+        A new table; a hashed column is a string column of 64-hex-digit digests, nulls and ``""``
+        null. A dictionary column is hashed as its values.
 
     Raises:
         ConfigError: a mode other than hash or drop.
@@ -186,6 +193,8 @@ def _hashed(column: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:
     """Each distinct value hashed once, then spread back over the rows (a Python call per distinct value)."""
     import pyarrow.compute as pc
 
+    if pa.types.is_dictionary(column.type):  # index_in takes no dictionary value set (ArrowTypeError)
+        column = column.cast(column.type.value_type)
     distinct = pc.unique(column)
     digests = pa.array(hash_values(distinct.to_pylist(), key), pa.string())
     return digests.take(pc.index_in(column, value_set=distinct))
