@@ -181,7 +181,8 @@ class TabularDataModule(pl.LightningDataModule):
         """The snapshot ``self.snapshot``, as curated when it was written (access checked, read audited)."""
         from factory.data import snapshots
 
-        found = snapshots.read_governed(self.snapshot, self.store, os.environ.get("FACTORY_RUN_ID"))
+        found = snapshots.read_governed(self.snapshot, self.store, os.environ.get("FACTORY_RUN_ID"),
+                                        audit=_rank_zero())  # one audited read per run, not per DDP rank
         meta = found.meta
         self.snapshot_id, self.fingerprint = found.id, found.record["fingerprint"]
         self.curation_report = meta.get("curation")
@@ -216,7 +217,7 @@ class TabularDataModule(pl.LightningDataModule):
         source_fingerprint = table_fingerprint(loaded.table)
         held = None
         if curated.quarantine.num_rows:
-            held = f"quarantine/{source_fingerprint[:snapshots.ID_LENGTH]}.parquet"
+            held = quarantine.file_name(curated.quarantine, source_fingerprint, classification, snapshots.ID_LENGTH)
             quarantine.write(curated.quarantine, store / held, key)
             self.quarantine_path = str(store / held)
         quarantine.check_share(curated.report, cfg["max_quarantine"], self.quarantine_path)

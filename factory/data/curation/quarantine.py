@@ -12,6 +12,7 @@ A row breaking two rules is listed twice and counted once in the quarantined sha
 """
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 
@@ -116,6 +117,19 @@ def check_share(report: dict, max_quarantine: float, path: str | Path | None) ->
     more = f" and {len(top) - TOP_RULES} more rules" if len(top) > TOP_RULES else ""
     raise DataError(f"data.curation.max_quarantine: {quarantined / rows:.1%} of {rows} rows quarantined "
                     f"(limit {max_quarantine:.1%}): {named}{more}; rows in {path}")
+
+
+def file_name(quarantine: pa.Table, source_fingerprint: str, classification: str, length: int = 16) -> str:
+    """``quarantine/<id>.parquet``: ``<id>`` a hash of the source, the classification and the table itself.
+
+    Named by content, not by the source alone: two configs curating one source with other
+    rules, pii tags or classification (encrypted or not) never share a file, so a run's
+    run.json keeps pointing at the rows it quarantined; the same config names the same file.
+    """
+    from factory.data.fingerprint import table_fingerprint
+
+    text = f"{source_fingerprint}\n{classification}\n{table_fingerprint(quarantine)}"
+    return f"quarantine/{hashlib.sha256(text.encode()).hexdigest()[:length]}.parquet"
 
 
 def write(quarantine: pa.Table, path: str | Path, key: bytes | None = None) -> Path:
