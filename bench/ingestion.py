@@ -13,7 +13,7 @@ Each measurement runs in fresh child processes, one per rank, started together (
 processes, each reading its shard as a DDP rank does: ``StreamBatches(rank=r, world_size=2)``):
 
 - ``pipeline``: ``StreamingDataModule(...).setup("fit")`` (the statistics pass: every row read
-  once, as each rank of a training run does), then ``--epochs`` passes of the train loader
+  once; each rank its own, with no ``stats_cache``), then ``--epochs`` passes of the train loader
   (``val_fraction=test_fraction=0``: every row is a training row; batches of 1,024 as the
   model receives them: float32 ``x_num``, int64 ``x_cat`` and ``y`` tensors, through the
   ``StreamLoader`` a run uses, with each of ``--workers`` DataLoader workers: 0, the rank's
@@ -168,8 +168,8 @@ def render(results: list[dict], meta: dict) -> str:
     lines = [f"Commit {meta['commit']}, {meta['machine']}; `python bench/ingestion.py {meta['argv']}`. "
              "Rows/s: training rows (batches of 1,024 as the model receives them) per second of the slower "
              "rank, best of the passes; raw: the same row groups through `ParquetFile.iter_batches`; raw + encode: "
-             "that and `Preprocessor.transform` of each batch. Setup: the statistics pass every rank makes first "
-             "(every row once). Peak RSS: per process (VmHWM; with workers, the largest of the rank and its workers).",
+             "that and `Preprocessor.transform` of each batch. Setup: the statistics pass (every row once), each rank "
+             "its own here (no `stats_cache`: a run's ranks share one). Peak RSS: per process (VmHWM; with workers, the largest of the rank and its workers).",
              "", "| rows | ranks | workers | pipeline rows/s | raw scan rows/s | ratio | raw + encode rows/s "
              "| setup pass s | peak RSS MB (pipeline) | peak RSS MB (raw) |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -100,6 +100,7 @@ class StreamingDataModuleConf:
     max_onehot: int = bounded(NON_NEGATIVE, 16)
     batch_rows: int = bounded(COUNT, 65536)  # rows per record batch read
     sample_rows: int = bounded(COUNT, 1000000)  # quantile bins from at most this many sampled rows
+    stats_cache: Optional[str] = None  # a directory sharing the statistics pass between ranks and runs
 
 
 SHIFT_SD = Range(ge=-10, le=10)  # a covariate shift, in reference standard deviations

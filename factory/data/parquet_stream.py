@@ -303,6 +303,49 @@ class StreamStatistics:
     unit_rows: np.ndarray  # (n_units, 3) int64: train, val, test rows of each unit (after the filter)
     targets: tuple[pa.Array, np.ndarray]  # the train target's distinct values and their counts (classification)
 
+    def to_json(self) -> dict:
+        return {"preprocessor": self.preprocessor.state_dict(), "unit_rows": self.unit_rows.tolist(),
+                "targets": [self.targets[0].to_pylist(), self.targets[1].tolist()]}
+
+    @classmethod
+    def from_json(cls, data: dict, target_type: pa.DataType) -> StreamStatistics:
+        values, counts = data["targets"]
+        return cls(Preprocessor.from_state_dict(data["preprocessor"]),
+                   np.array(data["unit_rows"], dtype=np.int64).reshape(-1, 3),
+                   (pa.array(values, target_type), np.array(counts, dtype=np.int64)))
+
+
+def cached_statistics(stream: ParquetStream, fingerprint: str, cache: str | None, *args) -> StreamStatistics:
+    """``fit_statistics(stream, *args)``, kept in ``<cache>/<key>.json``: one pass per machine, not per rank.
+
+    The key hashes the files' fingerprint, the columns, the schema and ``args``, so changed files or
+    settings make a new pass. The first process to take the key's lock makes the pass; the ranks
+    waiting on it read its result (on a shared filesystem, the whole cluster's ranks). ``cache`` None:
+    no file, a pass per call.
+    """
+    if cache is None:
+        return fit_statistics(stream, *args)
+    from pathlib import Path
+
+    from factory.files import locked, write_json
+
+    schema = {"features": stream.schema.features, "target": stream.schema.target, "task": stream.schema.task,
+              "positive_label": stream.schema.positive_label}
+    key = hashlib.sha256(json.dumps([fingerprint, stream.columns, schema, list(args)], default=str,
+                                    sort_keys=True).encode()).hexdigest()[:32]
+    path = Path(cache) / f"{key}.json"
+    target_type = stream.dataset.schema.field(stream.schema.target).type
+    if pa.types.is_dictionary(target_type):
+        target_type = target_type.value_type
+    with locked(path.with_suffix(".lock")):
+        if path.exists():
+            stats = StreamStatistics.from_json(json.loads(path.read_text()), target_type)
+            if len(stats.unit_rows) == len(stream.units):
+                return stats
+        stats = fit_statistics(stream, *args)
+        write_json(path, stats.to_json())
+        return stats
+
 
 def fit_statistics(stream: ParquetStream, seed: int, val_fraction: float, test_fraction: float,
                    max_onehot: int = 16, sample_rows: int = 1_000_000) -> StreamStatistics:

@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from factory.data.datamodule import auto_batch_size
-from factory.data.parquet_stream import SPLIT_CODES, ParquetStream, Unit, fit_statistics, split_codes
+from factory.data.parquet_stream import SPLIT_CODES, ParquetStream, Unit, cached_statistics, split_codes
 from factory.data.preprocessing import Preprocessor
 from factory.data.spec import InputSpec, TableSchema
 from factory.data.split import SPLITS, check_fractions, check_split_sizes
@@ -185,6 +185,9 @@ class StreamingDataModule(pl.LightningDataModule):
         max_onehot: as ``TabularDataModule``.
         batch_rows: rows per record batch read from a file (memory per worker ~ a few of them).
         sample_rows: at most this many rows sampled for the quantile bins.
+        stats_cache: a directory keeping the statistics pass's result by the files' fingerprint
+            (``cached_statistics``): the ranks of a run share one pass, later runs on the same files none.
+            ``None``: each process makes its own pass.
 
     Example:
         >>> dm = StreamingDataModule(FileSource("data/tx/", target="is_fraud"), num_workers=2)
@@ -193,12 +196,13 @@ class StreamingDataModule(pl.LightningDataModule):
 
     def __init__(self, source, batch_size: int | None = None, num_workers: int = 0, val_fraction: float = 0.15,
                  test_fraction: float = 0.15, split_seed: int = 42, max_onehot: int = 16,
-                 batch_rows: int = 65536, sample_rows: int = 1000000):
+                 batch_rows: int = 65536, sample_rows: int = 1000000, stats_cache: str | None = None):
         super().__init__()
         check_fractions(val_fraction, test_fraction)
         self.source, self.batch_size, self.num_workers = source, batch_size, num_workers
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.max_onehot, self.batch_rows, self.sample_rows = max_onehot, batch_rows, sample_rows
+        self.stats_cache = stats_cache
         self.preprocessor: Preprocessor | None = None
         self.schema: TableSchema | None = None
         self.input_spec: InputSpec | None = None
@@ -216,17 +220,17 @@ class StreamingDataModule(pl.LightningDataModule):
         return self._fitted().class_labels
 
     def setup(self, stage: str | None = None) -> None:
-        """Open the files and make the statistics pass, once for all stages (``fit_statistics``).
+        """Open the files and make the statistics pass (or read it from ``stats_cache``), once for all stages.
 
         A preprocessor restored with ``load_state_dict`` is kept (the pass then only counts and checks).
         """
         if self.stream is not None:
             return
         stream = ParquetStream(self.source, self.batch_rows)
-        stats = fit_statistics(stream, self.split_seed, self.val_fraction, self.test_fraction, self.max_onehot,
-                               self.sample_rows)
-        self.stream, self.schema, self._unit_rows = stream, stream.schema, stats.unit_rows
         self.fingerprint = stream.fingerprint()
+        stats = cached_statistics(stream, self.fingerprint, self.stats_cache, self.split_seed, self.val_fraction,
+                                  self.test_fraction, self.max_onehot, self.sample_rows)
+        self.stream, self.schema, self._unit_rows = stream, stream.schema, stats.unit_rows
         self.split_sizes = {name: int(stats.unit_rows[:, code].sum()) for name, code in SPLIT_CODES.items()}
         check_split_sizes(self.split_sizes, self.val_fraction, self.test_fraction,
                           need_val=stage in (None, "fit", "validate"))

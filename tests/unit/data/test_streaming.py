@@ -241,3 +241,19 @@ def test_a_resumed_epoch_continues_with_the_batches_it_missed(parquet_dir, worke
 
     whole = batches(0)
     assert batches(5) == whole[5 * 16:] and len(whole) > 5 * 16
+
+
+def test_the_statistics_pass_is_kept_by_fingerprint_and_shared(parquet_dir, tmp_path_factory, monkeypatch):
+    import factory.data.parquet_stream as parquet_stream
+
+    passes = []
+    real = parquet_stream.fit_statistics
+    monkeypatch.setattr(parquet_stream, "fit_statistics", lambda *a: passes.append(1) or real(*a))
+    cache = str(tmp_path_factory.mktemp("stats"))
+    first, second = (StreamingDataModule(_source(parquet_dir), batch_size=32, stats_cache=cache) for _ in range(2))
+    first.setup("fit")
+    second.setup("fit")  # another rank, or a later run on the same files: no second pass
+    assert len(passes) == 1 and first.preprocessor.state_dict() == second.preprocessor.state_dict()
+    assert second.split_sizes == first.split_sizes and second.input_spec == first.input_spec
+    StreamingDataModule(_source(parquet_dir), batch_size=32, stats_cache=cache, split_seed=7).setup("fit")
+    assert len(passes) == 2  # other settings: their own pass
