@@ -112,6 +112,7 @@ class TabularDataModule(pl.LightningDataModule):
         self.schema: TableSchema | None = None
         self.input_spec: InputSpec | None = None
         self.fingerprint: str | None = None
+        self.classification: str | None = None  # as read: the stricter of the config's and the policy's
         self.snapshot_id: str | None = None  # the curated table's stored snapshot, once set up
         self.curation_report: dict | None = None  # chain.curate's report (the snapshot's, on replay)
         self.quarantine_path: str | None = None  # the quarantined rows' Parquet file, when any
@@ -186,6 +187,7 @@ class TabularDataModule(pl.LightningDataModule):
         meta = found.meta
         self.snapshot_id, self.fingerprint = found.id, found.record["fingerprint"]
         self.curation_report = meta.get("curation")
+        self.classification = meta.get("classification")
         self.quarantine_path = str(self.store / meta["quarantine"]) if meta.get("quarantine") else None
         replayed = LoadedTable(found.table, found.schema)
         validate_table(replayed, source=self.source.name)
@@ -197,12 +199,12 @@ class TabularDataModule(pl.LightningDataModule):
         from factory.data.curation import chain, quarantine
 
         cfg, dataset, store = self.curation, self.dataset, self.store
-        classification = cfg["classification"]
         run_id = os.environ.get("FACTORY_RUN_ID")
-        if classification != "public":  # before any read: a refused reader reads nothing
-            from factory.governance import access
+        from factory.governance import access
 
-            access.authorize(dataset, classification)
+        # Before any read: a refused reader reads nothing. The policy's classification of the
+        # dataset applies when stricter than the config's (a command line cannot lower it).
+        classification = self.classification = access.authorize(dataset, cfg["classification"])
         key = None
         if classification == "restricted":
             from factory.governance import encryption
@@ -225,7 +227,8 @@ class TabularDataModule(pl.LightningDataModule):
             validate_table(LoadedTable(curated.table, curated.schema), source=self.source.name)
         meta = {"source": self.source.name, "source_fingerprint": source_fingerprint, "dataset": dataset,
                 "classification": classification, "curation": curated.report, "quarantine": held}
-        self.snapshot_id = snapshots.write(curated.table, curated.schema, store, meta, key)
+        self.snapshot_id = snapshots.write(curated.table, curated.schema, store, meta, key,
+                                           fingerprint=source_fingerprint if curated.table is loaded.table else None)
         self.fingerprint = (source_fingerprint if curated.table is loaded.table
                             else snapshots.load_record(self.snapshot_id, store)["fingerprint"])
         self.curation_report = curated.report

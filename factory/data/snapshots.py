@@ -62,18 +62,20 @@ def default_store() -> Path:
     return Path(os.environ.get("FACTORY_ROOT", ".")) / "data"
 
 
-def snapshot_id(table: pa.Table, schema: TableSchema) -> tuple[str, str]:
+def snapshot_id(table: pa.Table, schema: TableSchema, fingerprint: str | None = None) -> tuple[str, str]:
     """``(id, table fingerprint)`` of ``table`` read as ``schema``.
 
     The schema is part of the id: the same rows with another target or feature kinds are
     another snapshot, so a replay never trains on a schema it was not declared with.
+    ``fingerprint``: ``table_fingerprint(table)`` when the caller has it already (not recomputed).
     """
-    fingerprint = table_fingerprint(table)
+    fingerprint = fingerprint or table_fingerprint(table)
     key = json_text({"table": fingerprint, "schema": schema_record(schema)})
     return hashlib.sha256(key.encode()).hexdigest()[:ID_LENGTH], fingerprint
 
 
-def write(table: pa.Table, schema: TableSchema, store: str | Path, meta: dict, key: bytes | None = None) -> str:
+def write(table: pa.Table, schema: TableSchema, store: str | Path, meta: dict, key: bytes | None = None,
+          fingerprint: str | None = None) -> str:
     """Store ``table`` as a snapshot (once: an existing id is kept as it is) and return its id.
 
     Atomic: the files are written into a temp directory beside the snapshot's and renamed onto
@@ -88,9 +90,11 @@ def write(table: pa.Table, schema: TableSchema, store: str | Path, meta: dict, k
             one extends, e.g. with labeled rows; an id or prefix) and ``pii`` (column -> hash |
             drop; else ``curation.pii``, else the parent's) become snapshot.json fields; the
             rest is kept under ``meta``. Never values of PII columns. An existing id keeps its
-            first writer's meta.
+            first writer's meta, but its classification is raised when this writer declares a
+            stricter one (a replay is checked at the strictest level ever declared).
         key: a 32-byte data key (``factory.governance.encryption.load_key``): the data file is
             encrypted with it. Given for an id stored unencrypted, the file is encrypted in place.
+        fingerprint: ``table_fingerprint(table)`` if the caller computed it (saves a pass over the table).
 
     Returns:
         The id (16 hex characters).
@@ -117,13 +121,12 @@ def write(table: pa.Table, schema: TableSchema, store: str | Path, meta: dict, k
         if "pii" not in meta and not (meta.get("curation") or {}).get("pii"):
             # Appended rows (labeling) have the parent's columns, so its PII tags.
             meta["pii"] = load_record(meta["parent"], store).get("pii") or {}
-    sid, fingerprint = snapshot_id(table, schema)
+    sid, fingerprint = snapshot_id(table, schema, fingerprint)
     root = Path(store) / SNAPSHOTS
     final = root / sid
     if (final / RECORD).is_file():
         _check_same(final, fingerprint)
-        if key is not None:
-            _encrypt_in_place(final, key, classification)
+        _upgrade(final, key, classification)
         return sid
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{sid}."))  # dot: list_snapshots skips it
@@ -249,13 +252,14 @@ def read_governed(id: str, store: str | Path, run_id: str | None = None, audit: 
         audit: append the read to the audit log; False for all but one of the processes that
             read the same snapshot for one run (DDP ranks: the log names the run once).
     """
+    from factory.governance import access
+
     record = load_record(id, store)
-    classification = record["classification"]
     dataset = record["dataset"] or record["source"]["name"] or record["id"]
+    # The policy's classification of the dataset, when stricter than the record's, applies too.
+    classification = access.effective(dataset, record["classification"])
     governed = classification != "public"
     if governed:
-        from factory.governance import access
-
         access.authorize(dataset, classification)
     key = None
     if record["encrypted"] or _looks_encrypted(Path(store) / SNAPSHOTS / record["id"] / DATA):
@@ -263,6 +267,7 @@ def read_governed(id: str, store: str | Path, run_id: str | None = None, audit: 
 
         key = load_key()
     snapshot = read(record["id"], store, key)
+    snapshot.meta["classification"] = classification  # as checked: the policy's when stricter
     if governed and audit:
         access.record_read(dataset, classification, record["id"], run_id)
     return snapshot
@@ -343,23 +348,32 @@ def _looks_encrypted(path: Path) -> bool:
         return False
 
 
-def _encrypt_in_place(final: Path, key: bytes, classification: str) -> None:
-    """A restricted write of a snapshot stored in the clear: encrypt its data file (atomically)."""
+def _upgrade(final: Path, key: bytes | None, classification: str) -> None:
+    """A later write of a stored snapshot: raise its classification to ``classification`` when that
+    is stricter, and encrypt a data file stored in the clear when ``key`` is given (atomically)."""
     import json
 
     from factory.files import locked
+    from factory.governance.access import CLASSIFICATIONS
 
+    def rank(level: str) -> int:
+        return CLASSIFICATIONS.index(level) if level in CLASSIFICATIONS else 0
+
+    record = json.loads((final / RECORD).read_text(encoding="utf-8"))
+    clear = not (record["encrypted"] and _looks_encrypted(final / DATA))
+    if rank(classification) <= rank(record["classification"]) and not (key is not None and clear):
+        return  # nothing to change: skip the lock
     with locked(final.parent / f".{final.name}.lock"):  # two ranks upgrading at once: one does it
         record = json.loads((final / RECORD).read_text(encoding="utf-8"))
-        if record["encrypted"] and _looks_encrypted(final / DATA):
-            return
-        import pyarrow.parquet as pq
+        if key is not None and not (record["encrypted"] and _looks_encrypted(final / DATA)):
+            import pyarrow.parquet as pq
 
-        from factory.governance.encryption import write_parquet
+            from factory.governance.encryption import write_parquet
 
-        write_parquet(pq.read_table(final / DATA), final / DATA, key)
-        record.update(encrypted=True, classification=classification,
-                      bytes=(final / DATA).stat().st_size)
+            write_parquet(pq.read_table(final / DATA), final / DATA, key)
+            record.update(encrypted=True, bytes=(final / DATA).stat().st_size)
+        if rank(classification) > rank(record["classification"]):
+            record["classification"] = classification
         write_json(final / RECORD, record)
 
 

@@ -9,11 +9,15 @@ The policy (``$FACTORY_POLICY``, else ``<FACTORY_ROOT or .>/governance/policy.ya
     users:
       alice: [analyst]                      # identity -> roles
     default_roles: []                       # roles every identity has, listed or not
+    datasets:                               # optional: datasets' classifications, whatever a reader's
+      fraud_restricted: restricted          #   config says (the stricter of the two applies)
 
 ``public`` data is always readable. ``internal`` and ``restricted`` data need a role that grants
 the classification or the dataset; a role grants exactly what it lists (``restricted`` does not
 imply ``internal``). Without a policy file only public data is readable: access is granted,
-never assumed. The identity is ``$FACTORY_USER`` (or a configured one), else the OS user; it is
+never assumed. A dataset the policy classifies is read at the stricter of that and the reader's
+declared classification, so ``data.curation.classification=public`` on a command line does not
+skip the check. The identity is ``$FACTORY_USER`` (or a configured one), else the OS user; it is
 asserted, not authenticated, so the audit log records the OS user beside it.
 """
 from __future__ import annotations
@@ -30,7 +34,7 @@ CLASSIFICATIONS = ("public", "internal", "restricted")
 POLICY_ENV = "FACTORY_POLICY"
 AUDIT_ENV = "FACTORY_AUDIT_LOG"
 USER_ENV = "FACTORY_USER"
-_KEYS = {"roles", "users", "default_roles"}
+_KEYS = {"roles", "users", "default_roles", "datasets"}
 _ROLE_KEYS = {"classifications", "datasets"}
 
 
@@ -77,6 +81,7 @@ class Policy:
     users: dict[str, tuple[str, ...]] = field(default_factory=dict)
     default_roles: tuple[str, ...] = ()
     exists: bool = True
+    datasets: dict[str, str] = field(default_factory=dict)  # dataset -> its classification
 
     def roles_of(self, who: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.default_roles + self.users.get(who, ())))
@@ -144,7 +149,13 @@ def load_policy(policy: str | os.PathLike | None = None) -> Policy:
         raise bad("users", "expected a mapping of identity -> list of roles")
     users = {str(who): known(_names(names, bad, f"users.{who}"), f"users.{who}") for who, names in raw_users.items()}
     default = known(_names(doc.get("default_roles"), bad, "default_roles"), "default_roles")
-    return Policy(path, roles, users, default)
+    raw_datasets = doc.get("datasets") or {}
+    if not isinstance(raw_datasets, dict):
+        raise bad("datasets", "expected a mapping of dataset -> classification")
+    for name, level in raw_datasets.items():
+        if level not in CLASSIFICATIONS:
+            raise bad(f"datasets.{name}", f"{level!r} is not one of {', '.join(CLASSIFICATIONS)}")
+    return Policy(path, roles, users, default, datasets={str(k): v for k, v in raw_datasets.items()})
 
 
 def _names(value, bad, key: str) -> list[str]:
@@ -164,23 +175,41 @@ def check_classification(dataset: str, classification: str) -> str:
     return classification
 
 
+def stricter(a: str, b: str) -> str:
+    """The stricter of two classifications (``restricted`` > ``internal`` > ``public``)."""
+    return max(a, b, key=CLASSIFICATIONS.index)
+
+
+def effective(dataset: str, classification: str, policy: str | os.PathLike | None = None) -> str:
+    """``dataset``'s classification: the stricter of the declared one and the policy file's
+    ``datasets`` entry, if any (a reader cannot declare a dataset less sensitive than the policy does).
+
+    Raises:
+        DataError: an unknown classification or a malformed policy file.
+    """
+    check_classification(dataset, classification)
+    return stricter(classification, load_policy(policy).datasets.get(dataset, "public"))
+
+
 def authorize(dataset: str, classification: str, identity: str | None = None,
-              policy: str | os.PathLike | None = None) -> None:
+              policy: str | os.PathLike | None = None) -> str:
     """Raise ``AccessError`` unless ``identity`` may read ``dataset``; call it before reading a byte.
 
-    Public data needs no policy. A refusal is also appended to the read log (action ``deny``).
+    Public data needs no grant. The classification checked is ``effective(dataset, classification)``
+    (the policy's, when stricter), and is returned. A refusal is also appended to the read log
+    (action ``deny``).
 
     Raises:
         AccessError: one line naming who, the dataset, its classification and what would grant it.
         DataError: an unknown classification or a malformed policy file.
     """
-    check_classification(dataset, classification)
-    if classification == "public":
-        return
-    who = _identity(identity)
     rules = load_policy(policy)
+    classification = stricter(check_classification(dataset, classification), rules.datasets.get(dataset, "public"))
+    if classification == "public":
+        return classification
+    who = _identity(identity)
     if rules.grants(who, dataset, classification):
-        return
+        return classification
     if not rules.exists:
         missing = f"there is no policy file at {rules.path} (set ${POLICY_ENV} or create it)"
     else:
@@ -195,11 +224,12 @@ def authorize(dataset: str, classification: str, identity: str | None = None,
 
 
 def record_read(dataset: str, classification: str, snapshot: str | None, run_id: str | None,
-                identity: str | None = None) -> None:
-    """Append a ``read`` entry (who, OS user, when, dataset, classification, snapshot, run) to the
-    read log (``audit_path()``), hash-chained by ``factory.governance.audit``."""
+                identity: str | None = None, purpose: str | None = None) -> None:
+    """Append a ``read`` entry (who, OS user, when, dataset, classification, snapshot, run, and
+    ``purpose`` when given, e.g. ``score``) to the read log (``audit_path()``), hash-chained by
+    ``factory.governance.audit``."""
     check_classification(dataset, classification)
-    _log("read", dataset, classification, snapshot, run_id, _identity(identity))
+    _log("read", dataset, classification, snapshot, run_id, _identity(identity), purpose)
 
 
 def _identity(configured: str | None) -> str:  # the functions' ``identity`` argument hides ``identity()``
@@ -207,9 +237,11 @@ def _identity(configured: str | None) -> str:  # the functions' ``identity`` arg
 
 
 def _log(action: str, dataset: str, classification: str, snapshot: str | None, run_id: str | None,
-         who: str) -> dict:
+         who: str, purpose: str | None = None) -> dict:
     from factory.governance import audit
 
     entry = {"when": files.utc_stamp("milliseconds"), "who": who, "os_user": os_user(), "action": action,
              "dataset": dataset, "classification": classification, "snapshot": snapshot, "run_id": run_id}
+    if purpose:
+        entry["purpose"] = purpose
     return audit.append(audit_path(), entry)
