@@ -1,6 +1,6 @@
 """Streamed ingestion (data=files_stream): rows/s into training batches against a raw scan, and peak memory.
 
-    python bench/ingestion.py --write                    # 1M, 10M, 30M rows x 1 and 2 ranks, ~10 min idle (+~1 min once: data)
+    python bench/ingestion.py --write                    # 1M, 10M, 30M rows x 1, 2 ranks: ~10 min idle (+data once)
     python bench/ingestion.py --sizes 1M --ranks 1 2     # a smoke run, ~1 min; nothing written without --write
     python bench/ingestion.py --sizes 1M --write --doc /tmp/benchmarks.md   # the writing, on a copy
 
@@ -169,7 +169,8 @@ def render(results: list[dict], meta: dict) -> str:
              "Rows/s: training rows (batches of 1,024 as the model receives them) per second of the slower "
              "rank, best of the passes; raw: the same row groups through `ParquetFile.iter_batches`; raw + encode: "
              "that and `Preprocessor.transform` of each batch. Setup: the statistics pass (every row once), each rank "
-             "its own here (no `stats_cache`: a run's ranks share one). Peak RSS: per process (VmHWM; with workers, the largest of the rank and its workers).",
+             "its own here (no `stats_cache`: a run's ranks share one). Peak RSS: per process (VmHWM; with workers, "
+             "the largest of the rank and its workers).",
              "", "| rows | ranks | workers | pipeline rows/s | raw scan rows/s | ratio | raw + encode rows/s "
              "| setup pass s | peak RSS MB (pipeline) | peak RSS MB (raw) |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"{pipeline['rows_per_s'] / raw['rows_per_s']:.2f}), raw + encode {encode['rows_per_s']:,.0f} "
                       f"rows/s, setup {pipeline['setup_s']:.1f} s, peak RSS {pipeline['peak_rss_mb']:.0f} MB "
                       f"(raw {raw['peak_rss_mb']:.0f} MB)", flush=True)
-    meta = {"commit": commit(), "machine": tabular.machine(), "argv": " ".join(argv if argv is not None else sys.argv[1:])}
+    argv = argv if argv is not None else sys.argv[1:]
+    meta = {"commit": commit(), "machine": tabular.machine(), "argv": " ".join(argv)}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(_strict({"meta": meta, "results": results}), indent=1))
     text = render(results, meta)

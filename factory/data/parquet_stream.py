@@ -4,8 +4,8 @@ No torch here: ``factory.data.streaming`` turns these batches into tensors for a
 
 Units. A dataset (a directory, with Hive partitions, or a glob of files: Spark's and Ray
 Data's ``part-*.parquet`` layouts; ``_SUCCESS`` and other ``_``/``.`` files are skipped; a Delta
-table's directory: the files of its latest version, listed by ``deltalake``) is cut into its row groups, sorted by file and position. Row groups a ``data.source.filter`` rules out
-by their statistics, and files whose Hive partition it rules out, are never units: that is the
+table's directory: the files of its latest version, listed by ``deltalake``) is cut into its row
+groups, sorted by file and position. Row groups a ``data.source.filter`` rules out by their statistics, and files whose Hive partition it rules out, are never units: that is the
 filter's pushdown. Each DataLoader worker of each rank reads the units ``g, g + G, ...`` of the
 (per-epoch shuffled) list, ``g = worker * world_size + rank``, ``G = world_size * workers``: every
 row group is read by exactly one process.
@@ -126,11 +126,21 @@ class ParquetStream:
         """The schema declared over the first rows (features and task inferred as ``data=files`` infers them)."""
         from factory.data.sources.declared import declare_schema
 
-        sample = self.dataset.head(SCHEMA_SAMPLE_ROWS)
+        declared = self.source.declaration
+        columns = None if declared.features is None else list(dict.fromkeys(  # a projection already here
+            [*declared.features, declared.target, *filter_columns(self.source.filter)]))
+        names = self.dataset.schema.names
+        absent = [c for c in columns or [] if c not in names]
+        if absent:  # declare_schema's words, before Arrow's
+            what = "target" if absent[0] == declared.target else "feature"
+            raise DataError(f"unknown {what} column {listing(map(repr, absent))}; available columns: {listing(names)}")
+        try:
+            sample = self.dataset.head(SCHEMA_SAMPLE_ROWS, columns=columns)
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(f"cannot read {self.path}: {first_line(err)}") from err
         if self.expression is not None:
             kept = sample.filter(self.expression)
             sample = kept if kept.num_rows else sample  # the filter may keep none of the first rows
-        declared = self.source.declaration
         return declare_schema(decimals_to_float(sample), declared.target, declared.features, declared.categorical,
                               declared.task, declared.positive_label, self.path)
 
@@ -141,7 +151,8 @@ class ParquetStream:
                 groups = fragment.metadata
                 starts = np.concatenate([[0], np.cumsum([groups.row_group(i).num_rows
                                                          for i in range(groups.num_row_groups)])])
-                kept = fragment.subset(filter=self.expression, schema=self.dataset.schema) if self.expression is not None else fragment
+                kept = fragment if self.expression is None else fragment.subset(filter=self.expression,
+                                                                                 schema=self.dataset.schema)
                 for group in kept.row_groups:  # row groups whose statistics rule the filter out are gone
                     units.append(Unit(fragment.path, self._name(fragment.path), group.id, int(starts[group.id]),
                                       group.num_rows))

@@ -209,6 +209,8 @@ def test_a_bad_filter_or_path_is_one_line(parquet_dir, tmp_path):
         ParquetStream(_source(parquet_dir, filter=[["amt", ">", 1]]))
     with pytest.raises(DataError, match="no such file or directory"):
         ParquetStream(_source(tmp_path / "nope"))
+    with pytest.raises(DataError, match=r"^unknown feature column 'nope'; available columns: id, amount, shop"):
+        ParquetStream(_source(parquet_dir, features=["amount", "nope"]))
     with pytest.raises(DataError, match="no train rows"):
         StreamingDataModule(_source(parquet_dir, filter=[["id", "<", 0]])).setup("fit")
 
