@@ -19,7 +19,7 @@ from factory.data.sources.base import LoadedTable
 
 
 def load_governed(data_cfg: Any, run_id: str | None = None, purpose: str = "read",
-                  pii_columns: dict[str, str] | None = None) -> LoadedTable:
+                  pii_columns: dict[str, str] | None = None, source: Any = None) -> LoadedTable:
     """The table of ``data_cfg.source``, read as ``data_cfg.curation`` governs it.
 
     The classification is the stricter of ``curation.classification`` and the policy file's
@@ -33,6 +33,7 @@ def load_governed(data_cfg: Any, run_id: str | None = None, purpose: str = "read
         purpose: why it is read (``score``, ``monitor``, ``label-export``): in the audit entry.
         pii_columns: column -> ``hash`` | ``drop`` to apply; None: the config's own
             ``curation.columns.*.pii`` tags; ``{}``: none (the caller applies a model's tags itself).
+        source: ``data_cfg.source`` already built (a caller that names it); None: built here.
 
     Raises:
         AccessError: the identity may not read the dataset.
@@ -42,7 +43,7 @@ def load_governed(data_cfg: Any, run_id: str | None = None, purpose: str = "read
     from factory.data.curation import pii
     from factory.governance import access
 
-    source = build(data_cfg["source"], "data.source")
+    source = source if source is not None else build(data_cfg["source"], "data.source")
     curation = _get(data_cfg, "curation") or {}
     dataset = _get(curation, "dataset") or source.name
     classification = access.authorize(dataset, _get(curation, "classification") or "public")

@@ -225,12 +225,13 @@ def _source(cfg, version) -> tuple[dict, object, dict]:
     window = {"given": text, "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}
     if source["kind"] == "data":
         from factory import redact
-        from factory.config.instantiate import build
+        from factory.data.governed import load_governed
 
         if start is not None or end is not None:
             raise ConfigError(f"window={text}: a data config's table has no request times; use window=all")
         source["config"] = redact.container(OmegaConf.to_container(data.source))
-        table = build(data.source, "data.source").load().table
+        # Access checked and the read audited; PII left to the Scorer, which applies the model's tags.
+        table = load_governed(data, purpose="monitor", pii_columns={}).table
         batches = iter(table.to_batches(max_chunksize=int(cfg.batch_rows)))
     else:
         batches = iter_batches(given, start=start, end=end, batch_rows=int(cfg.batch_rows))

@@ -7,6 +7,8 @@ after-run hook ``after_run`` and saved in the run directory as two files
 
     profile.json            strict JSON: per feature a histogram or level counts, rates, moments
     profile-sample.parquet  a uniform sample of up to 10,000 of those rows: raw features + ``score``
+                            (AES-GCM encrypted with ``FACTORY_DATA_KEY`` when the run's data is
+                            restricted: reading it then needs the key, as the snapshot does)
 
 Numeric features (and the score) keep ``edges``: the inner edges of ``bins`` quantile bins
 of the reference values (duplicates dropped, so a 0/1 feature has 2); the outer edges are
@@ -66,7 +68,12 @@ class Profile:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        if self.sample is not None:
+        if self.sample is not None and self.meta.get("classification") == "restricted":
+            # Restricted rows are never stored in the clear (the registry copies this file too).
+            from factory.governance.encryption import load_key, write_parquet
+
+            write_parquet(self.sample, directory / PROFILE_SAMPLE, load_key())
+        elif self.sample is not None:
             atomic_write(directory / PROFILE_SAMPLE, lambda tmp: pq.write_table(self.sample, tmp))
         return files.write_json(directory / PROFILE, self.to_json())
 
@@ -195,14 +202,13 @@ def load_profile(path: str | Path, *, registry: str | Path | None = None, sample
         path: a directory holding ``profile.json``, the file itself, or a registry reference
             (``fraud_detection@production``, resolved in ``registry``) when no such path exists.
         registry: the registry directory for a reference (default ``factory.registry.default_dir()``).
-        sample: also read ``profile-sample.parquet`` (when present).
+        sample: also read ``profile-sample.parquet`` (when present; an encrypted one with
+            ``FACTORY_DATA_KEY``).
 
     Raises:
-        FactoryError: no profile there (naming the path), or a registered copy whose sha256
-            differs from its ``meta.json``.
+        FactoryError: no profile there (naming the path), a registered copy whose sha256
+            differs from its ``meta.json``, or an encrypted sample without the data key.
     """
-    import pyarrow.parquet as pq
-
     path = Path(path)
     if not path.exists() and ("@" in str(path) or registry is not None):
         from factory.registry import Registry
@@ -217,10 +223,26 @@ def load_profile(path: str | Path, *, registry: str | Path | None = None, sample
     try:
         data = json.loads(document.read_text())
         sample_path = directory / PROFILE_SAMPLE
-        table = pq.read_table(sample_path) if sample and sample_path.is_file() else None
+        table = _read_sample(sample_path) if sample and sample_path.is_file() else None
         return Profile(data["meta"], data["features"], data["score"], int(data["rows"]), table)
     except (ValueError, KeyError, TypeError, OSError) as e:
         raise FactoryError(f"{document}: not a readable profile ({type(e).__name__}: {e})") from None
+
+
+def _read_sample(path: Path):
+    """profile-sample.parquet, decrypted with the data key when the run's data was restricted."""
+    import pyarrow.parquet as pq
+
+    from factory.governance.encryption import MAGIC, is_encrypted, load_key, read_parquet
+
+    with open(path, "rb") as f:
+        if not is_encrypted(f.read(len(MAGIC))):
+            return pq.read_table(path)
+    try:
+        key = load_key()
+    except DataError as e:
+        raise DataError(f"{path}: the reference sample is encrypted (restricted data): {e}") from None
+    return read_parquet(path, key)
 
 
 def _check_registered(directory: Path) -> None:
@@ -296,6 +318,7 @@ def profile_run(cfg, checkpoint: Path, *, run_id: str | None = None, val_metrics
     meta = {"task": schema.task, "target": schema.target, "class_labels": list(datamodule.class_labels),
             "positive_label": schema.positive_label, "split": "val", "run_id": run_id,
             "data_source": datamodule.source_name, "data_fingerprint": datamodule.fingerprint,
+            "classification": datamodule.classification or "public",
             "checkpoint": checkpoint.name, "val_metrics": dict(val_metrics or {}),
             "image_shape": list(schema.image_shape) if schema.image_shape else None}
     known = {c["name"]: c["levels"] for c in preprocessing.get("categorical", []) if "levels" in c}

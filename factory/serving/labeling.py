@@ -11,6 +11,11 @@ back as a new snapshot of the dataset. The table work is ``factory.data.labeling
     rows.parquet    the picked rows as read (row_id + the model's features): the values import appends
     labeling.json   what import needs: model, classes, target, the base snapshot, strategy, row ids
 
+A restricted dataset (the model's or the data config's classification, or the policy's) is
+exported only with the data key (``FACTORY_DATA_KEY``): rows.parquet is then encrypted, while
+tasks.json holds the rows' feature values (PII columns hashed or dropped) in the clear, as Label
+Studio needs them: keep the folder where the dataset may be.
+
 ``import`` reads the folder back, so the appended rows hold the exact values scored, not the JSON
 round trip's (an integer read back as float, a time as text), and an edited task cannot change them.
 
@@ -59,6 +64,10 @@ def export(cfg) -> dict:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"out={out}: exists and is not an empty folder (a labeling batch is never overwritten)")
     model = registry.load(cfg.model, cfg.registry)
+    data_record = model.metadata.get("data") or {}
+    curation = ((model.metadata.get("config") or {}).get("data") or {}).get("curation") or {}
+    dataset = curation.get("dataset") or data_record.get("source")
+    classification, key = _classification(cfg, model, dataset, curation)
     if model.task not in ("binary", "multiclass"):
         raise DataError(f"{model.ref} is a {model.task} model: labeling picks a class, so it needs a binary "
                         "or multiclass one")
@@ -86,22 +95,41 @@ def export(cfg) -> dict:
     tasks = labeling.tasks(rows, ids, classes, predicted=predicted, scores=confidence[picked].tolist(),
                            model_version=model.ref)
     schema = model.preprocessor.schema
-    data_record = model.metadata.get("data") or {}
-    curation = ((model.metadata.get("config") or {}).get("data") or {}).get("curation") or {}
     manifest = {
         "model": {"ref": model.ref, "name": model.version.name, "version": model.version.version},
         "task": model.task, "target": schema.target, "positive_label": schema.positive_label,
         "classes": classes, "class_values": list(model.class_labels), "features": dict(schema.features),
-        "base": data_record.get("snapshot"), "dataset": curation.get("dataset") or data_record.get("source"),
-        "classification": curation.get("classification") or "public",
+        "base": data_record.get("snapshot"), "dataset": dataset,
+        "classification": classification, "rows_encrypted": key is not None,
         "strategy": cfg.strategy, "n": cfg.n, "seed": cfg.seed, "pool_rows": pool.num_rows,
         "rows": rows.num_rows, "row_ids": ids, "source": source, "created": utc_stamp(),
         "mean_uncertainty": {"picked": float(uncertainty[picked].mean()) if len(picked) else None,
                              "pool": float(uncertainty.mean()) if len(uncertainty) else None},
     }
     _write_folder(out, tasks, labeling.labeling_config(classes, f"{schema.target}: which class is this row?"),
-                  rows.append_column(labeling.ROW_ID, pa.array(ids, pa.string())), manifest)
+                  rows.append_column(labeling.ROW_ID, pa.array(ids, pa.string())), manifest, key)
     return manifest
+
+
+def _classification(cfg, model, dataset: str | None, curation: dict) -> tuple[str, bytes | None]:
+    """The export's classification (the stricter of the model's data config, ``data=``'s and the
+    policy's) and the data key for a restricted one: without it, one line and nothing is read."""
+    from factory.governance import access
+
+    level = curation.get("classification") or "public"
+    data = cfg.get("data")
+    if data is not None and (data.get("curation") or {}).get("classification"):
+        level = access.stricter(level, data.curation.classification)
+    level = access.effective(str(dataset or model.version.name), level)
+    if level != "restricted":
+        return level, None
+    from factory.governance.encryption import KEY_ENV, load_key
+
+    try:
+        return level, load_key()
+    except DataError as e:
+        raise DataError(f"dataset {dataset!r} is restricted: label.py export writes its rows encrypted, so it needs "
+                        f"the data key ({KEY_ENV}): {e}") from None
 
 
 def _pool(cfg, model) -> tuple[pa.Table, dict]:
@@ -111,6 +139,7 @@ def _pool(cfg, model) -> tuple[pa.Table, dict]:
 
     from factory.data.curation import pii
 
+    tagged = pii.tagged(((model.metadata or {}).get("config") or {}).get("data"))
     if cfg.input is not None:
         from factory.serving.score_input import batches, find_files, open_files
 
@@ -126,17 +155,20 @@ def _pool(cfg, model) -> tuple[pa.Table, dict]:
     else:
         from factory import redact
         from factory.config.instantiate import build
+        from factory.data.governed import load_governed
 
         built = build(cfg.data.source, "data.source")
-        table = built.load().table
+        # Access checked and the read audited; the model's PII tags applied there, as for input= below.
+        table = load_governed(cfg.data, purpose="label-export", pii_columns=tagged, source=built).table
         source = {"name": f"data={built.name}", "config": redact.container(OmegaConf.to_container(cfg.data.source))}
-    tagged = pii.tagged(((model.metadata or {}).get("config") or {}).get("data"))
+        return table, source
     if tagged:
         table = pii.apply(table, tagged, pii.load_key() if "hash" in tagged.values() else None, strict=False)
     return table, source
 
 
-def _write_folder(out: Path, tasks: list, config: str, rows: pa.Table, manifest: dict) -> None:
+def _write_folder(out: Path, tasks: list, config: str, rows: pa.Table, manifest: dict,
+                  key: bytes | None = None) -> None:
     """The four files, written into a temp folder beside ``out`` and renamed onto it: a batch is all there or absent."""
     import shutil
     import tempfile
@@ -149,7 +181,12 @@ def _write_folder(out: Path, tasks: list, config: str, rows: pa.Table, manifest:
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide the batch from teammates
         write_json(tmp / TASKS, tasks)
         write_text(tmp / CONFIG, config)
-        pq.write_table(rows, tmp / ROWS)
+        if key is not None:  # restricted: encrypted at rest (tasks.json cannot be: Label Studio reads it)
+            from factory.governance.encryption import write_parquet
+
+            write_parquet(rows, tmp / ROWS, key)
+        else:
+            pq.write_table(rows, tmp / ROWS)
         write_json(tmp / MANIFEST, manifest)
         if out.exists():
             out.rmdir()  # empty (checked): replaced by the complete folder
@@ -171,8 +208,6 @@ def import_labels(cfg) -> dict:
         DataError: an unreadable export or folder, any invalid task (``labeling.parse_export``), no
             label at all, a labeled column the base snapshot cannot hold.
     """
-    import pyarrow.parquet as pq
-
     from factory.data import snapshots
     from factory.data.spec import TableSchema
 
@@ -183,7 +218,7 @@ def import_labels(cfg) -> dict:
     manifest = _read_json(folder / MANIFEST, f"tasks={folder}: no {MANIFEST} (give tasks=<the folder label.py "
                                              "export wrote>)")
     export_ = _read_json(path, f"{path}: no such file")
-    rows = pq.read_table(folder / ROWS)
+    rows = _read_rows(folder / ROWS, manifest)
     labels = labeling.parse_export(export_, manifest["classes"], rows.column(labeling.ROW_ID).to_pylist(),
                                    where=str(path), unlabeled=cfg.unlabeled)
     if labels.num_rows == 0:
@@ -265,3 +300,19 @@ def import_summary(result: dict) -> str:
     skipped = f", {result['skipped']} unlabeled task(s) skipped" if result["skipped"] else ""
     return (f"snapshot {result['snapshot']}: {result['labeled']} labeled row(s) {onto} ({result['rows']:,} rows"
             f"{skipped}); train on it with data.snapshot={result['snapshot']}")
+
+
+def _read_rows(path: Path, manifest: dict) -> pa.Table:
+    """rows.parquet, decrypted with ``FACTORY_DATA_KEY`` when export encrypted it (restricted data)."""
+    from factory.governance.encryption import MAGIC, is_encrypted, load_key, read_parquet
+
+    try:
+        with open(path, "rb") as f:
+            encrypted = is_encrypted(f.read(len(MAGIC)))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror})") from None
+    if encrypted or manifest.get("rows_encrypted"):
+        return read_parquet(path, load_key())
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)

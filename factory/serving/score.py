@@ -270,9 +270,11 @@ def score(cfg) -> dict:
                            energy=cfg.get("energy"))
     from factory import redact
     from factory.config.instantiate import build
+    from factory.data.governed import load_governed
 
     source = build(data.source, "data.source")
-    table = source.load().table
+    # Access checked and the read audited; PII left to the Scorer, which applies the model's tags.
+    table = load_governed(data, purpose="score", pii_columns={}, source=source).table
     described = {"name": f"data={source.name}", "config": redact.container(OmegaConf.to_container(data.source))}
     return score_table(model, table, cfg.output, source=described, batch_rows=cfg.batch_rows, progress=cfg.progress,
                        energy=cfg.get("energy"))
