@@ -101,6 +101,8 @@ class StreamingDataModuleConf:
     batch_rows: int = bounded(COUNT, 65536)  # rows per record batch read
     sample_rows: int = bounded(COUNT, 1000000)  # quantile bins from at most this many sampled rows
     stats_cache: Optional[str] = None  # a directory sharing the statistics pass between ranks and runs
+    dataset: Optional[str] = None  # the governed dataset's name (access policy, audit); None: the source's name
+    classification: str = choices("public", "internal", "restricted", default="public")
 
 
 SHIFT_SD = Range(ge=-10, le=10)  # a covariate shift, in reference standard deviations

@@ -22,6 +22,7 @@ sorted (by time, by label) should be shuffled by the engine that writes them.
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
 
 import numpy as np
@@ -196,13 +197,15 @@ class StreamingDataModule(pl.LightningDataModule):
 
     def __init__(self, source, batch_size: int | None = None, num_workers: int = 0, val_fraction: float = 0.15,
                  test_fraction: float = 0.15, split_seed: int = 42, max_onehot: int = 16,
-                 batch_rows: int = 65536, sample_rows: int = 1000000, stats_cache: str | None = None):
+                 batch_rows: int = 65536, sample_rows: int = 1000000, stats_cache: str | None = None,
+                 dataset: str | None = None, classification: str = "public"):
         super().__init__()
         check_fractions(val_fraction, test_fraction)
         self.source, self.batch_size, self.num_workers = source, batch_size, num_workers
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.max_onehot, self.batch_rows, self.sample_rows = max_onehot, batch_rows, sample_rows
         self.stats_cache = stats_cache
+        self.dataset, self.classification = dataset, classification
         self.preprocessor: Preprocessor | None = None
         self.schema: TableSchema | None = None
         self.input_spec: InputSpec | None = None
@@ -226,8 +229,17 @@ class StreamingDataModule(pl.LightningDataModule):
         """
         if self.stream is not None:
             return
+        from factory.data.datamodule import _rank_zero
+        from factory.governance import access
+
+        # governed as the in-memory path is: checked before a byte is read, the read recorded once
+        dataset = self.dataset or self.source.name
+        self.classification = access.authorize(dataset, self.classification)
         stream = ParquetStream(self.source, self.batch_rows)
         self.fingerprint = stream.fingerprint()
+        if self.classification != "public" and _rank_zero():
+            access.record_read(dataset, self.classification, None, os.environ.get("FACTORY_RUN_ID"),
+                               purpose="stream")
         stats = cached_statistics(stream, self.fingerprint, self.stats_cache, self.split_seed, self.val_fraction,
                                   self.test_fraction, self.max_onehot, self.sample_rows)
         self.stream, self.schema, self._unit_rows = stream, stream.schema, stats.unit_rows
