@@ -14,7 +14,7 @@ The tracker measures the whole machine (CodeCarbon's ``machine`` mode: on a shar
 neighbours' load counts too; under DDP or DeepSpeed, rank zero's machine, all its ranks), so it
 runs in a small process of its own beside the job: codecarbon is never imported into the job,
 its threads never hold the job's GIL (a tracker thread in a busy training process took seconds
-to start), and its start-up (~0.6 s of CPU, mostly importing pandas) runs at a lower priority on
+to start), and its start-up (~0.6 s of CPU, mostly importing pandas) runs at the lowest priority (nice 19) on
 whatever core is spare. It measures from the moment it has found the hardware (2-3 s after the
 start at a load average of 8): ``duration_s`` is the span the figures cover. A job that
 ends before then waits for it.
@@ -169,7 +169,7 @@ def _serve(country: str, measure_power_secs: float) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the job decides when measuring ends
     with contextlib.suppress(OSError):  # the job's cores first: imports and probes wait for spare cycles
-        os.nice(10)
+        os.nice(19)
     tracker = None
     try:
         try:
