@@ -26,6 +26,7 @@ def main(cfg: DictConfig) -> None:
     from factory.distributed.planner import make_plan, print_plan
 
     datamodule = build(cfg.data, "data")
+    datamodule.persist = False  # a plan writes nothing: no snapshot, no quarantine file
     datamodule.setup("fit")  # the model's input widths come from the data
     print_plan(make_plan(cfg, datamodule.input_spec, datamodule.batch_size))
 

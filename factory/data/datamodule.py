@@ -116,6 +116,9 @@ class TabularDataModule(pl.LightningDataModule):
         self.snapshot_id: str | None = None  # the curated table's stored snapshot, once set up
         self.curation_report: dict | None = None  # chain.curate's report (the snapshot's, on replay)
         self.quarantine_path: str | None = None  # the quarantined rows' Parquet file, when any
+        # False: curate without writing the snapshot or quarantine file (a command that only looks,
+        # such as scripts/plan.py, leaves nothing behind); a run keeps it True
+        self.persist = True
         self.split_sizes: dict[str, int] = {}
         self._table: pa.Table | None = None
         self._rows: dict[str, np.ndarray] = {}
@@ -210,7 +213,8 @@ class TabularDataModule(pl.LightningDataModule):
             from factory.governance import encryption
 
             key = encryption.load_key()
-        _check_writable(store)
+        if self.persist:
+            _check_writable(store)
         loaded = self.source.load()
         declared = bool(cfg["columns"] or cfg["unique"])
         if not declared:  # today's checks on the source itself: messages number rows as the source does
@@ -218,7 +222,7 @@ class TabularDataModule(pl.LightningDataModule):
         curated = chain.curate(loaded, cfg, run_id, source=self.source.name)
         source_fingerprint = table_fingerprint(loaded.table)
         held = None
-        if curated.quarantine.num_rows:
+        if curated.quarantine.num_rows and self.persist:
             held = quarantine.file_name(curated.quarantine, source_fingerprint, classification, snapshots.ID_LENGTH)
             quarantine.write(curated.quarantine, store / held, key)
             self.quarantine_path = str(store / held)
@@ -227,10 +231,12 @@ class TabularDataModule(pl.LightningDataModule):
             validate_table(LoadedTable(curated.table, curated.schema), source=self.source.name)
         meta = {"source": self.source.name, "source_fingerprint": source_fingerprint, "dataset": dataset,
                 "classification": classification, "curation": curated.report, "quarantine": held}
-        self.snapshot_id = snapshots.write(curated.table, curated.schema, store, meta, key,
-                                           fingerprint=source_fingerprint if curated.table is loaded.table else None)
-        self.fingerprint = (source_fingerprint if curated.table is loaded.table
-                            else snapshots.load_record(self.snapshot_id, store)["fingerprint"])
+        unchanged = source_fingerprint if curated.table is loaded.table else None
+        if self.persist:
+            self.snapshot_id = snapshots.write(curated.table, curated.schema, store, meta, key, fingerprint=unchanged)
+            self.fingerprint = unchanged or snapshots.load_record(self.snapshot_id, store)["fingerprint"]
+        else:
+            self.snapshot_id, self.fingerprint = snapshots.snapshot_id(curated.table, curated.schema, unchanged)
         self.curation_report = curated.report
         if classification != "public" and _rank_zero():
             access.record_read(dataset, classification, self.snapshot_id, run_id)

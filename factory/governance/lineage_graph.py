@@ -173,7 +173,10 @@ def print_tree(tree: dict, console=None) -> None:
     from rich.console import Console
     from rich.tree import Tree
 
-    console = console or Console()
+    if console is None:  # piped or captured: no fold in the middle of a path or id (grep, tests read it)
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=max(console.width, 1000))
     root = Tree(_label(tree["dataset"]))
     for way, title in (("upstream", "came from"), ("downstream", "made from it")):
         branch = root.add(f"[bold]{title}[/]" + ("" if tree[way] else " [dim](nothing recorded)[/]"))

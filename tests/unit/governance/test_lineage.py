@@ -194,3 +194,17 @@ def test_a_run_that_curated_names_its_source_by_the_source_tables_fingerprint(tm
     assert (found.name, found.version) == ("source:synthetic", f"sha256:{table_fingerprint(source)}")
     (unsnapshotted,) = run_lineage._source(cfg, {**data, "snapshot": None}, None)  # no snapshot: run.json's
     assert unsnapshotted.version == f"sha256:{table_fingerprint(curated)}"
+
+
+def test_a_piped_tree_keeps_long_paths_whole(capsys):
+    """Piped output is not folded at 80 columns: a deep tree's long file path stays one word."""
+    from factory.governance import lineage_graph
+
+    path = "/tmp/" + "/".join(["a-rather-long-folder-name"] * 6) + "/transactions.csv"
+    source = {"namespace": "file", "name": path}
+    tree = {"dataset": {"namespace": "factory", "name": "run:r1"}, "downstream": [],
+            "upstream": [{"job": "train.fraud", "state": "COMPLETE", "datasets": [
+                {"namespace": "factory", "name": "snapshot:abc", "upstream": [
+                    {"job": "curate.fraud", "state": "COMPLETE", "datasets": [{**source, "upstream": []}]}]}]}]}
+    lineage_graph.print_tree(tree)
+    assert path in capsys.readouterr().out
