@@ -117,7 +117,6 @@ def compare(checkpoint: str | Path, data_cfg, onnx: dict[str, Path], monitor: st
     """
     import torch
 
-    from factory.data.datamodule import TabularDataModule
     from factory.export import OnnxPredictor
     from factory.models import SupervisedModel
     from factory.training.restore import load_factory_checkpoint, restore_datamodule
