@@ -8,6 +8,9 @@ model's for the task (``factory.models.metrics``), without the split prefix.
 - ``hist_gradient_boosting``: scikit-learn's ``HistGradientBoosting{Classifier,Regressor}``
   with default settings on the raw columns: categoricals natively (pandas ``category``), missing
   values left to the trees. The bar practitioners hold a tabular model to.
+
+A language model's run always records a ``unigram`` and a ``bigram`` baseline on its val tokens
+instead (``language_model``, ``factory.training.ngram``).
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import numpy as np
 
 from factory.errors import ConfigError
 
+#: ``input_spec.task`` of a language model's data (``factory.data.text.TextSpec``).
+LANGUAGE_MODELING = "language_modeling"
 #: HistGradientBoosting bins a categorical's levels: at most this many (its ``max_bins`` default).
 MAX_CATEGORIES = 255
 
@@ -45,6 +50,26 @@ def check(value: Any, task: str) -> None:
 def run_all(datamodule, value: Any, split: str = "test", seed: int = 0) -> dict[str, dict[str, float]]:
     """Every baseline ``value`` names, fitted on the train split and scored on ``split``: ``{name: metrics}``."""
     return {name: BASELINES[name](datamodule, split=split, seed=seed) for name in names(value)}
+
+
+def for_run(datamodule, value: Any, seed: int = 0) -> dict[str, dict[str, float]]:
+    """The baselines a run records in ``metrics.json``: for a language model always its unigram and
+    bigram (cheap; ``language_model``), else those ``value`` names (``run_all``)."""
+    if datamodule.input_spec.task == LANGUAGE_MODELING:
+        return language_model(datamodule)
+    return run_all(datamodule, value, seed=seed)
+
+
+def language_model(datamodule, split: str = "val") -> dict[str, dict[str, float]]:
+    """A unigram and a bigram fitted on the train tokens, scored on every token of ``split``
+    (``factory.training.ngram``): ``{"unigram": {"loss", "perplexity"}, "bigram": {...}}``; ``{}``
+    when the split holds fewer than two tokens."""
+    from factory.training.ngram import ngram_baselines
+
+    evaluated = datamodule.tokens(split)
+    if len(evaluated) < 2:
+        return {}
+    return ngram_baselines(datamodule.tokens("train"), evaluated, datamodule.input_spec.vocab_size)
 
 
 def logistic_regression(datamodule, split: str = "test", seed: int = 0) -> dict[str, float]:
