@@ -601,6 +601,7 @@ class BatchingConf:
 class LimitsConf:
     max_rows: int = bounded(COUNT, 10000)  # rows per request; more is 413
     max_body_mb: float = bounded(Range(gt=0), 32.0)  # request body size in MB; more is 413
+    max_new_tokens: int = bounded(COUNT, 256)  # a language model's max_tokens per generate request; more is 422
 
 
 @dataclass
