@@ -3,6 +3,7 @@
     python scripts/plan.py model=mlp_wide model.net.width=4096 model.net.depth=10 \
         strategy=deepspeed_zero3 trainer.devices=2
     python scripts/plan.py model=mlp_wide trainer.devices=8 trainer.num_nodes=2 plan.device_memory_gb=80
+    python scripts/plan.py experiment=gpt_7b     # a language model plans from its config: no corpus read
 """
 import sys
 
@@ -24,7 +25,12 @@ def main(cfg: DictConfig) -> None:
     validate(cfg, root="train")  # before torch loads: config errors answer fast
     from factory.config.instantiate import build
     from factory.distributed.planner import make_plan, print_plan
+    from factory.distributed.transformer import config_spec
 
+    spec = config_spec(cfg.data)  # a language model's vocabulary and block come from its config
+    if spec is not None:
+        print_plan(make_plan(cfg, spec, cfg.data.batch_size))
+        return
     datamodule = build(cfg.data, "data")
     datamodule.persist = False  # a plan writes nothing: no snapshot, no quarantine file
     datamodule.setup("fit")  # the model's input widths come from the data

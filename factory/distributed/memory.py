@@ -156,6 +156,7 @@ class ModelSize:
     activations: int       # bytes one fp32 training step keeps for backward, for one process's batch
     batch_size: int = 0
     activations_measured: bool = True  # False: the forward could not run on meta tensors
+    block_size: int = 0    # a language model's tokens per window (its batch is batch_size x block_size tokens)
 
 
 @dataclass(frozen=True)

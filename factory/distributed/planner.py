@@ -5,7 +5,8 @@
 
 The model is built on ``torch.device("meta")``: shapes without storage, so a 151M-parameter
 network costs nothing to count and one forward on meta tensors of the configured batch
-shows what autograd keeps. The arithmetic per strategy is in ``memory.py``.
+shows what autograd keeps. A language model (``task="language_modeling"``) is counted from
+its config instead (``transformer.py``). The arithmetic per strategy is in ``memory.py``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any, Mapping
 from factory.data.spec import InputSpec
 from factory.distributed.memory import (GB, LAYOUTS, Budget, Buckets, Estimate, ModelSize, cheapest_fit,
                                         estimate, fmt, strategy_layout)
+from factory.distributed.transformer import gpt_shape, is_language_model
 from factory.errors import ConfigError
 
 
@@ -51,7 +53,9 @@ def make_plan(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None
 
     Args:
         cfg: a composed ``train`` config (``model``, ``strategy``, ``trainer``, ``plan``).
-        spec: the data's ``InputSpec`` (``TabularDataModule.input_spec`` after ``setup``).
+        spec: the data's ``InputSpec`` (``TabularDataModule.input_spec`` after ``setup``), a
+            ``TextSpec``, or ``transformer.config_spec(cfg.data)`` (a language model planned
+            without its corpus).
         batch_size: rows per process and step; default ``cfg.data.batch_size`` (the largest
             automatic size when that is null: the data is not loaded here).
 
@@ -67,7 +71,7 @@ def make_plan(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None
     layouts = {layout.name: (layout, Buckets()) for layout in LAYOUTS}
     if configured is not None:
         layouts[configured[0].name] = configured  # its own buckets; a non-standard mix is appended
-    model = measure_model(cfg.model, spec, batch_size)
+    model = measure_model(cfg.model, spec, batch_size, cuda=_on_gpus(trainer))
     precision = _effective_precision(trainer)
     estimates = [estimate(model, layout, precision, per_node * nodes, buckets)
                  for layout, buckets in layouts.values()]
@@ -114,12 +118,19 @@ def refusal(plan: Plan) -> str:
             "(trainer.devices, trainer.num_nodes), lower data.batch_size, or set plan.check=false")
 
 
-def measure_model(model_cfg: Any, spec: InputSpec | Mapping, batch_size: int) -> ModelSize:
+def measure_model(model_cfg: Any, spec: InputSpec | Mapping, batch_size: int, cuda: bool = False) -> ModelSize:
     """Parameter count, largest layer and activation bytes of the configured model, on meta tensors.
 
     The model is built as ``training.recipe.run`` builds it (``configure_model`` included), but
-    on the meta device: no memory is allocated and no arithmetic runs.
+    on the meta device: no memory is allocated and no arithmetic runs. A language model is
+    counted from ``model.net`` and the spec (``transformer.gpt_shape``); ``cuda`` says whether
+    its attention runs a fused kernel even with dropout.
     """
+    if is_language_model(spec):
+        shape = gpt_shape(model_cfg.net, spec)
+        fused = cuda or shape.dropout == 0  # torch's CPU flash kernel does not do dropout
+        return ModelSize(shape.parameters(), shape.largest_layer(),
+                         int(shape.activation_bytes(batch_size, fused)), batch_size, block_size=shape.block_size)
     import torch
 
     from factory.config.instantiate import build
@@ -280,7 +291,9 @@ def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
     largest = max(budget.need(e) for e in plan.estimates)
     unit, size = next(((u, s) for u, s in (("GB", GB), ("MB", 1e6)) if largest >= s), ("kB", 1e3))
     console.print(f"model: {model.params:,} parameters (largest layer {model.largest_layer:,}), "
-                  f"batch {model.batch_size} per device, precision {plan.precision}"
+                  f"batch {model.batch_size}"
+                  + (f" x {model.block_size} tokens" if model.block_size else "")
+                  + f" per device, precision {plan.precision}"
                   + ("" if plan.precision == plan.requested_precision else
                      f" (trainer.precision={plan.requested_precision} is not supported here)"),
                   highlight=False, soft_wrap=True)
