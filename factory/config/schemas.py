@@ -534,6 +534,22 @@ class ScoreConf:
 
 
 @dataclass
+class GenerateConf:
+    """Text sampled from a language model (``scripts/generate.py``, ``factory.serving.samples``)."""
+
+    model: str = MISSING  # a run directory or id, a checkpoint, or NAME, NAME@VERSION, NAME@STAGE
+    registry: Optional[str] = None  # None: factory.registry.default_dir()
+    prompt: str = ""  # the text continued; "": a new document
+    max_new_tokens: int = bounded(COUNT, 64)
+    temperature: float = bounded(POSITIVE, 1.0)
+    top_k: Optional[int] = bounded(COUNT, None)  # None: sample from the whole vocabulary
+    seed: Optional[int] = bounded(SEED, None)  # None: a fresh seed each call (printed)
+    num_samples: int = bounded(COUNT, 1)
+    paths: PathsConf = MISSING
+    task_name: str = "generate"
+
+
+@dataclass
 class LabelConf:
     """Labeling with Label Studio (``scripts/label.py``, ``factory.serving.labeling``)."""
 
@@ -763,5 +779,6 @@ ROOTS["score"] = ScoreConf
 ROOTS["monitor"] = MonitorRootConf
 ROOTS["retrain"] = RetrainConf
 ROOTS["label"] = LabelConf
+ROOTS["generate"] = GenerateConf
 
 SCHEMAS.update(TORCH_SCHEMAS)
