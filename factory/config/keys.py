@@ -51,6 +51,8 @@ FILLED_BY_FACTORY: dict[str, dict[str, str]] = {
     "factory.models.TabM": {"spec": "the data"},
     "factory.models.WideMLP": {"spec": "the data"},
     "factory.models.SmallCNN": {"spec": "the data"},
+    "factory.models.LanguageModel": {"spec": "the data"},
+    "factory.models.GPT": {"spec": "the data"},
     "factory.distributed.cpu_adam": {"params": "the model"},
     **{target: {"params": "the model"} for target in TORCH_SCHEMAS if ".lr_scheduler." not in target},
     **{target: {"optimizer": "model.optimizer"} for target in TORCH_SCHEMAS if ".lr_scheduler." in target},

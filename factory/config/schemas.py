@@ -105,6 +105,41 @@ class StreamingDataModuleConf:
     classification: str = choices("public", "internal", "restricted", default="public")
 
 
+@dataclass
+class TextSourceConf:
+    """``data.source`` of ``data=text``: the files (or the embedded stdlib corpus) and how to read them."""
+
+    path: Optional[str] = None  # a .txt/.jsonl file, glob or directory; None: the embedded Python stdlib corpus
+    text_field: str = "text"  # the field of each JSONL line that holds its document
+    document_separator: Optional[str] = None  # cuts each .txt file into documents; None: a file is one
+    max_bytes: Optional[int] = bounded(COUNT, None)  # documents in order up to this many UTF-8 bytes; None: all
+
+
+@dataclass
+class TextTokenizerConf:
+    """``data.tokenizer`` of ``data=text``: a byte-level BPE trained here, or a tokenizer.json."""
+
+    vocab_size: int = bounded(Range(ge=257, le=2**31 - 1), 4096)  # trained vocabulary (256 bytes + EOS at least)
+    path: Optional[str] = None  # a Hugging Face tokenizer.json to use instead of training one
+    eos_token: str = "<|endoftext|>"  # the token closing each document
+
+
+@schema_for("factory.data.text.TextDataModule")
+@dataclass
+class TextDataModuleConf:
+    source: Optional[TextSourceConf] = None  # None: TextSourceConf's defaults (the embedded corpus)
+    tokenizer: Optional[TextTokenizerConf] = None  # None: TextTokenizerConf's defaults
+    block_size: int = bounded(COUNT, 256)  # tokens of context per window
+    batch_size: Optional[int] = bounded(COUNT, None)  # windows per batch and process; None: 32
+    num_workers: int = bounded(NON_NEGATIVE, 0)
+    val_fraction: float = bounded(FRACTION, 0.05)  # share of the text (by document) for validation
+    test_fraction: float = bounded(FRACTION, 0.05)
+    split_seed: int = bounded(SEED, 42)  # the document split and the training windows' draws
+    windows_per_epoch: Optional[int] = bounded(COUNT, None)  # over all ranks; None: train tokens // block_size
+    eval_windows: Optional[int] = bounded(COUNT, 256)  # cap on val/test windows; None: every stride
+    cache_dir: Optional[str] = None  # tokenizers and token files; None: $FACTORY_ROOT/data/text-cache
+
+
 SHIFT_SD = Range(ge=-10, le=10)  # a covariate shift, in reference standard deviations
 
 
@@ -236,6 +271,36 @@ class WideMLPConf:
 class SmallCNNConf:
     channels: List[int] = bounded(COUNT, default_factory=lambda: [16, 32])
     dropout: float = bounded(FRACTION, 0.2)
+
+
+@dataclass
+class LRScheduleConf:
+    """``model.schedule``: linear warmup, then cosine decay to ``min_lr_ratio`` x lr at the last step."""
+
+    warmup_steps: int = bounded(NON_NEGATIVE, 100)
+    min_lr_ratio: float = bounded(Range(ge=0, le=1), 0.1)
+
+
+@schema_for("factory.models.LanguageModel")
+@dataclass
+class LanguageModelConf:
+    net: Any = MISSING
+    optimizer: Any = MISSING
+    schedule: Optional[LRScheduleConf] = None  # None: a constant learning rate
+    weight_decay: float = bounded(NON_NEGATIVE, 0.1)  # on the Linear layers' weights only
+    peak_flops: Optional[float] = bounded(POSITIVE, None)  # per device, for train/mfu; None: known GPUs' table
+
+
+@schema_for("factory.models.GPT")
+@dataclass
+class GPTConf:
+    n_layer: int = bounded(COUNT, 4)
+    n_head: int = bounded(COUNT, 4)
+    n_embd: int = bounded(COUNT, 128)  # a multiple of n_head
+    dropout: float = bounded(FRACTION, 0.0)
+    bias: bool = False
+    positions: str = choices("learned", "rotary", default="learned")
+    activation_checkpointing: bool = False
 
 
 # --- strategy ---------------------------------------------------------------

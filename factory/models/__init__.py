@@ -8,11 +8,14 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
+    "GPT": "factory.models.gpt",
+    "LanguageModel": "factory.models.language",
     "SmallCNN": "factory.models.cnn",
     "SupervisedModel": "factory.models.module",
     "TabM": "factory.models.tabm",
     "TabularMLP": "factory.models.tabular_mlp",
     "WideMLP": "factory.models.wide_mlp",
+    "load_model": "factory.models.loading",
 }
 
 
