@@ -35,7 +35,8 @@ def gpt_parameters(vocab_size: int, block_size: int, n_layer: int, n_embd: int, 
     return vocab_size * c + positional + n_layer * block + final_norm
 
 
-def check_sizes(n_layer: int, n_head: int, n_embd: int, dropout: float = 0.0, positions: str = "learned") -> None:
+def check_sizes(n_layer: int = 4, n_head: int = 4, n_embd: int = 128, dropout: float = 0.0,
+                positions: str = "learned") -> None:
     """Refuse sizes ``GPT`` cannot build, naming the ``model.net`` key (before any training starts).
 
     Raises:
