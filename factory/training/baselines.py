@@ -39,8 +39,11 @@ def check(value: Any, task: str) -> None:
     """Refuse, before training, a baseline that cannot run for ``task``.
 
     Raises:
-        ConfigError: ``logistic_regression`` for a regression task.
+        ConfigError: ``logistic_regression`` for a regression task; any for a language model.
     """
+    if task == LANGUAGE_MODELING and names(value):
+        raise ConfigError(f"baseline: [{','.join(names(value))}] is for tabular data; a language model's run "
+                          "records its own unigram and bigram baselines: set baseline=null")
     if task == "regression" and "logistic_regression" in names(value):
         others = [name for name in names(value) if name != "logistic_regression"]
         raise ConfigError("baseline: logistic_regression needs a classification task and this data's task is "
