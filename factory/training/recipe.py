@@ -39,12 +39,12 @@ class RunResult:
                    (record.monitor or {}).get("best"))
 
     def load_model(self):
-        """The trained model (best checkpoint, else last), in eval mode on the CPU."""
-        from factory.models import SupervisedModel
+        """The trained model (best checkpoint, else last), in eval mode on the CPU: a ``SupervisedModel``
+        or a ``LanguageModel`` (``factory.models.load_model``)."""
+        from factory.models import load_model
         from factory.rundir.checkpoints import judged_checkpoint
 
-        path = judged_checkpoint(self.run_dir, self.best_checkpoint)
-        return SupervisedModel.load_from_checkpoint(path, map_location="cpu").eval()
+        return load_model(judged_checkpoint(self.run_dir, self.best_checkpoint))
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -195,7 +195,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from factory.rundir import checkpoints as ckpts
     from factory.training import restore
     from factory.config.instantiate import build
-    from factory.models import SupervisedModel
+    from factory.models import load_model
 
     checkpoint_path = ckpts.as_file(cfg.ckpt_path)  # a ZeRO directory: its consolidation, cached outside the run
     checkpoint = restore.load_factory_checkpoint(checkpoint_path)
@@ -204,7 +204,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         validate_key(cfg, "data", root="evaluate")  # only the data is new: the rest passed above
     datamodule = restore.restore_datamodule(cfg.data, checkpoint)
     evaluation.check_split(datamodule, trained, cfg.ckpt_path, own_data=cfg.data == trained.data)
-    model = SupervisedModel.load_from_checkpoint(checkpoint_path, map_location="cpu")
+    model = load_model(checkpoint_path)
 
     with open_dict(cfg):  # the run directory: created only now that the inputs are known good
         cfg.paths.run_dir = str(Path(cfg.paths.run_dir).resolve())
