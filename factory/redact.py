@@ -28,6 +28,9 @@ MASK = "***"
 #: Keys whose value is a credential (the last part of a dotted key, any case).
 _SECRET_WORD = r"(?:password|passwd|secret|token|api_?key|access_?key|private_?key|credentials?)"
 _SECRET_KEY = re.compile(rf"(?:^|.*[_.\-]){_SECRET_WORD}", re.IGNORECASE)
+#: Keys named like a secret that hold none: a tokenizer's special tokens (``data.tokenizer.eos_token``),
+#: which evaluate and the registry must read back as written.
+_NOT_SECRET_KEY = re.compile(r"(?:eos|bos|pad|unk|sep|cls|mask)_?token", re.IGNORECASE)
 #: ``key=value`` with a secret key, inside free text (a command line, an override list).
 _SECRET_PAIR = re.compile(rf"(?P<key>\b[\w.\-]*{_SECRET_WORD})(?P<sep>=)(?P<value>[^\s,;'\"&)]+)",
                           re.IGNORECASE)
@@ -59,13 +62,17 @@ def text(value: str) -> str:
     value = _URL.sub(lambda m: url(m.group(0)), value)
     value = _ESCAPED_USERINFO.sub(lambda m: m.group(0) if _is_reference(m.group("password"))
                                   else f"{m.group('head')}{MASK}@", value)
-    return _SECRET_PAIR.sub(lambda m: m.group(0) if _is_reference(m.group("value"))
+    return _SECRET_PAIR.sub(lambda m: m.group(0) if _is_reference(m.group("value")) or _not_secret(m.group("key"))
                             else f"{m.group('key')}{m.group('sep')}{MASK}", value)
 
 
 def is_secret_key(key: str) -> bool:
     """Whether a config key (its last dotted part) names a credential: ``data.source.password``."""
-    return bool(_SECRET_KEY.fullmatch(str(key).rsplit(".", 1)[-1]))
+    return bool(_SECRET_KEY.fullmatch(str(key).rsplit(".", 1)[-1])) and not _not_secret(key)
+
+
+def _not_secret(key: str) -> bool:
+    return bool(_NOT_SECRET_KEY.fullmatch(str(key).rsplit(".", 1)[-1]))
 
 
 def container(value: Any, key: str = "") -> Any:
