@@ -75,6 +75,11 @@ def run(args: argparse.Namespace) -> None:
 
         check_output(args.output)  # bad input is refused before the model loads
         table = read_table(args.score) if args.score else None
+        if table is not None and store.get(args.ref).metadata().get("kind") == "language_model":
+            from factory.errors import FactoryError
+
+            raise FactoryError(f"--score: {args.ref} is a language model: it scores no rows; generate text with "
+                               f"python scripts/generate.py model={args.ref}")
         loaded = registry.load(args.ref, store.root, backend=args.backend)
         # Scored rows on stdout (to pipe) put the summary on stderr.
         display.print_loaded(loaded, sys.stderr if table is not None and not args.output else sys.stdout)

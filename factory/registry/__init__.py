@@ -13,17 +13,19 @@ Example:
     >>> fraud.predict(new_rows)            # raw columns in; prediction and score out
     >>> registry.export("fraud_detection@production", quantize=True)   # model.onnx, model.int8.onnx
     >>> registry.load("fraud_detection@production", backend="onnx").predict(new_rows)  # same, no torch
+    >>> registry.load("gpt_small@production").generate_text("def main(", max_new_tokens=40, seed=1)
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from factory.errors import FactoryError
+from factory.registry.language import RegisteredLanguageModel
 from factory.registry.loading import RegisteredModel
 from factory.registry.store import STAGES, ModelVersion, Registry, default_dir, parse_ref
 
-__all__ = ["Registry", "ModelVersion", "RegisteredModel", "STAGES", "default_dir", "parse_ref",
-           "register", "versions", "get", "show", "promote", "load", "export", "exported", "audit",
+__all__ = ["Registry", "ModelVersion", "RegisteredModel", "RegisteredLanguageModel", "STAGES", "default_dir",
+           "parse_ref", "register", "versions", "get", "show", "promote", "load", "export", "exported", "audit",
            "log_gate"]
 
 PathLike = str | Path | None
@@ -41,12 +43,13 @@ def register(run: str | Path, name: str | None = None, registry: PathLike = None
         export: also export it to ONNX (``model.onnx``, as ``export``), best effort: a model
             that cannot be exported is registered all the same and ``exports.json`` says why.
             Off by default: it loads torch and traces the model (seconds; see docs/serving.md).
+            A language model is never exported (it keeps its ``tokenizer.json`` instead).
     """
     from factory.registry.capture import register as _register
 
     store = Registry(registry)
     version = _register(store, run, name, root)
-    if export:
+    if export and version.metadata().get("kind") != "language_model":  # a language model has no ONNX graph
         from factory.registry.exports import export as _export, record_failure
 
         try:
@@ -83,6 +86,8 @@ def load(ref: str, registry: PathLike = None, verify: bool = True, backend: str 
     ``torch``: the eval-mode model and fitted preprocessing from the checkpoint; ``onnx``:
     the exported graph in ONNX Runtime (no torch import), the same ``predict`` result;
     ``onnx-int8``: its quantized copy. ``verify`` checks the file's sha256.
+    A language model is a ``RegisteredLanguageModel`` (``.generate_text``, ``.stream_text``),
+    torch only.
     """
     from factory.registry.loading import load as _load
 

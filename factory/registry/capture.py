@@ -12,6 +12,7 @@ from pathlib import Path
 
 from factory import files
 from factory.errors import FactoryError
+from factory.registry import language
 from factory.registry.store import CHECKPOINT, STAGING, ModelVersion, Registry, check_name
 
 
@@ -58,9 +59,13 @@ def register(registry: Registry, run: str | Path, name: str | None = None,
             # Copy (or consolidate) outside the lock: a large checkpoint must not stall other writers.
             _copy_checkpoint(source, staged / CHECKPOINT)
             metadata, metric = _describe(run_dir, record, source, staged / CHECKPOINT)
-            profile = _copy_profile(run_dir, staged)
-            if profile:
-                metadata["profile"] = profile
+            if language.is_language_model(metadata["config"]):  # + tokenizer.json; no tabular profile
+                metadata.update(language.describe(record.run_id, run_dir, staged / CHECKPOINT, staged,
+                                                  metadata["metrics"]))
+            else:
+                profile = _copy_profile(run_dir, staged)
+                if profile:
+                    metadata["profile"] = profile
             version = registry.add(name, staged, metadata, metric)
             event.outputs.append(lineage.model_version(name, version.version, metadata["checkpoint"]["sha256"]))
         return version

@@ -66,6 +66,8 @@ def print_version(meta: dict, as_json: bool = False) -> None:
                       f"{str(checkpoint.get('sha256'))[:12]}; from a {checkpoint.get('source_format')} checkpoint)",
         "exports": exports_line(meta.get("exports") or {}, f"{meta['name']}@{meta['version']}"),
     }
+    if meta.get("kind") == "language_model":
+        fields.update(language_fields(meta))
     console = _console()
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
@@ -83,8 +85,31 @@ def print_version(meta: dict, as_json: bool = False) -> None:
     console.print(OmegaConf.to_yaml(OmegaConf.create(meta.get("config") or {})), highlight=False, markup=False)
 
 
+def language_fields(meta: dict) -> dict:
+    """``show``'s lines for a language model: what it is, its tokenizer, and why it has no export."""
+    lm = meta.get("language_model") or {}
+    tokenizer = meta.get("tokenizer") or {}
+    perplexity = lm.get("val_perplexity")
+    return {
+        "kind": "language model",
+        "language model": f"{lm.get('parameters') or 0:,} parameters, vocabulary {lm.get('vocab_size')}, block "
+                          f"{lm.get('block_size')} tokens, val perplexity "
+                          f"{'?' if perplexity is None else f'{perplexity:.2f}'}",
+        "tokenizer": f"{tokenizer.get('file')} ({tokenizer.get('bytes')} bytes, sha256 "
+                     f"{str(tokenizer.get('sha256'))[:12]})",
+        "exports": "none: a language model is served through PyTorch (ONNX export and the reference profile "
+                   "are for tabular models)",
+    }
+
+
 def print_loaded(loaded, file=None) -> None:
     """``load``: what was loaded and what it expects."""
+    if loaded.kind == "language_model":
+        parameters = sum(p.numel() for p in loaded.model.parameters())
+        print(f"loaded {loaded.name} v{loaded.version} ({loaded.stage}): {type(loaded.model).__name__}, "
+              f"{parameters:,} parameters, eval mode; vocabulary {loaded.vocab_size}, block {loaded.block_size} "
+              f"tokens; run {loaded.entry.run_id}", file=file)
+        return
     v = loaded.version
     classes = f", classes {loaded.class_labels}" if loaded.class_labels else ""
     if loaded.onnx is not None:

@@ -69,8 +69,12 @@ def export(registry: Registry, ref: str, quantize: bool = False, verify: bool = 
     from factory.export import export_onnx
 
     version = registry.get(ref)
-    checkpoint = checked_checkpoint(version, verify)
     meta = version.metadata()
+    if meta.get("kind") == "language_model":
+        raise FactoryError(f"{version.ref} is a language model: ONNX export applies to tabular models (a graph of "
+                           "feature columns); serve it as it is: python scripts/serve.py "
+                           f"model={version.ref}")
+    checkpoint = checked_checkpoint(version, verify)
     staging = registry.root / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f"{version.name}.v{version.version}.onnx.", dir=staging))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import DataError, FactoryError
+from factory.registry import language
 from factory.registry.exports import BACKENDS, checked_checkpoint, exported_file
 from factory.registry.store import ModelVersion, Registry
 
@@ -35,8 +36,14 @@ class RegisteredModel:
         self._model, self._preprocessor, self._datamodule_state = model, preprocessor, datamodule_state
         self._verify = verify
 
+    kind = "tabular"  # a language model loads as factory.registry.language.RegisteredLanguageModel
+
     def __repr__(self) -> str:
         return f"RegisteredModel({self.ref}, stage={self.version.stage}, backend={self.backend})"
+
+    @property
+    def name(self) -> str:
+        return self.version.name
 
     @property
     def ref(self) -> str:
@@ -126,8 +133,9 @@ class RegisteredModel:
         self._model, self._preprocessor, self._datamodule_state = model, preprocessor, state
 
 
-def load(registry: Registry, ref: str, verify: bool = True, backend: str = "torch") -> RegisteredModel:
-    """Load ``ref`` (``NAME``, ``NAME@3``, ``NAME@production``) for inference.
+def load(registry: Registry, ref: str, verify: bool = True, backend: str = "torch"):
+    """Load ``ref`` (``NAME``, ``NAME@3``, ``NAME@production``) for inference: a ``RegisteredModel``,
+    or a ``RegisteredLanguageModel`` for a language model (``kind == "language_model"``).
 
     Args:
         registry: the registry to read.
@@ -138,12 +146,17 @@ def load(registry: Registry, ref: str, verify: bool = True, backend: str = "torc
 
     Raises:
         FactoryError: an unknown reference or backend, a missing or altered checkpoint or
-            exported file, a version not exported (for the ONNX backends).
+            exported file, a version not exported (for the ONNX backends), an ONNX backend
+            for a language model.
     """
     if backend not in BACKENDS:
         raise FactoryError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     version = registry.get(ref)  # a bad reference answers before torch or ONNX Runtime loads
     metadata = version.metadata()
+    if language.kind(metadata) == language.KIND:
+        if backend != "torch":
+            raise language.refuse_backend(version, backend)
+        return language.load(version, metadata, checked_checkpoint(version, verify), verify)
     if backend != "torch":
         from factory.export import OnnxPredictor
 

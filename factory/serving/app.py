@@ -1,4 +1,5 @@
-"""The FastAPI app: Open Inference Protocol v2 endpoints, ``/predict``, ``/metrics``, ``/docs``.
+"""The FastAPI app: Open Inference Protocol v2 endpoints, ``/predict``, ``/metrics``, ``/docs``; for a
+language model, ``/v2/models/{name}/generate`` and ``generate_stream`` (``factory.serving.generation``).
 
 ``create_app(cfg, holder)`` builds it around a ``ModelHolder``. Handlers read the body as
 bytes and decode it with ``factory.serving.protocol``; a bad request is a 4xx with
@@ -126,6 +127,7 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
     batching.install(app, cfg)  # batching.enabled: requests coalesce in one queue (replaces the scorer)
     request_log.install(app, cfg)  # log.enabled: every scored row to Parquet; closes after batching drains
     max_rows = int(cfg.limits.max_rows)
+    max_new_tokens = int(cfg.limits.max_new_tokens)
     max_body_mb = float(cfg.limits.max_body_mb)
     max_body = int(max_body_mb * 2**20)
 
@@ -196,6 +198,13 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
         return ok({"name": "factory", "version": version, "extensions": []})
 
     def model_metadata(served: Served) -> Response:
+        if served.is_language_model:  # Triton's generate extension: text in, text out
+            lm = served.model
+            return ok({"name": served.name, "versions": [str(served.version)], "platform": "pytorch",
+                       "inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [1]}],
+                       "outputs": [{"name": "text_output", "datatype": "BYTES", "shape": [-1]}],
+                       "parameters": {"task": served.task, "stage": served.stage, "vocab_size": lm.vocab_size,
+                                      "block_size": lm.block_size, "max_new_tokens": max_new_tokens}})
         inputs = [{"name": f, "datatype": "BYTES" if served.kinds[f] == "categorical" else "FP64", "shape": [-1]}
                   for f in served.features]
         outputs = [{"name": o, "datatype": "FP64" if o != "prediction" or served.task == "regression" else "INT64",
@@ -207,8 +216,14 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
                    "parameters": {"task": served.task, "stage": served.stage,
                                   "class_labels": [str(c) for c in served.class_labels]}})
 
+    def scorable(served: Served) -> Served:
+        if served.is_language_model:
+            raise RequestError(f"model {served.name!r} is a language model: it scores no rows; generate text with "
+                               f"POST /v2/models/{served.name}/generate (or generate_stream)", 400)
+        return served
+
     async def infer(request: Request, name: str, version: str | None) -> Response:
-        served = model(name, version)  # read once: decoded against, scored by and named by this version
+        served = scorable(model(name, version))  # read once: decoded against, scored by and named by this version
         rid = request_id(request)
         body = await read_body(request)
         req = decode_infer(body, served.signature(max_rows))
@@ -257,11 +272,17 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
         """`{"rows": [{column: value, ...}, ...]}` -> one prediction per row, with the model version
         that scored them and the request id (also the `X-Request-ID` header; a client's own is kept)."""
         rid = request_id(request)
-        served = holder.current  # read once: decoded against, scored by and named by this version
+        served = scorable(holder.current)  # read once: decoded against, scored by and named by this version
         columns, rows = decode_rows(await read_body(request), served.signature(max_rows))
         out, served = await score(rid, columns, rows, served)
         return ok({"model": served.name, "version": served.version, "request_id": rid,
                    "predictions": encode_predictions(out, served.task, served.class_labels)}, rid)
+
+    # --- language models: Triton's generate extension (factory.serving.generation) ---
+
+    from factory.serving import generation
+
+    generation.install(app, model=model, read_body=read_body, request_id=request_id, max_new_tokens=max_new_tokens)
 
     @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics (text format)")
     async def prometheus() -> Response:

@@ -31,6 +31,7 @@ from factory.errors import FactoryError
 log = logging.getLogger(__name__)
 
 RETRY_CAP_S = 60.0  # the longest wait before a failed version is tried again (the index unchanged)
+LANGUAGE_MODELING = "language_modeling"  # a Served's task when it is a language model (text in, text out)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Served:
         model: the ``RegisteredModel`` (``factory.registry.load``).
         name, version, stage: the registry's entry; ``backend``: ``onnx`` or ``torch``.
         features: raw columns in model order; ``kinds``: name -> numeric | categorical.
-        task: binary | multiclass | regression; ``class_labels``: label per class index.
+        task: binary | multiclass | regression; ``class_labels``: label per class index. A language
+            model's task is ``language_modeling``: no features, ``model`` a ``RegisteredLanguageModel``.
         hashed: features the model was trained on as keyed hashes (``pii: hash`` in its data
             config): a request's values are hashed with ``pii_key`` before anything else sees
             them (``protect``), so the model scores them as in training and no raw value reaches
@@ -59,6 +61,10 @@ class Served:
     class_labels: list = field(default_factory=list)
     hashed: tuple[str, ...] = ()
     pii_key: bytes | None = field(default=None, repr=False)  # never in a repr, a log line or an error
+
+    @property
+    def is_language_model(self) -> bool:
+        return self.task == LANGUAGE_MODELING
 
     def protect(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``columns`` with each ``hashed`` feature's values replaced by their keyed hashes (nulls kept)."""
@@ -112,6 +118,8 @@ def load_served(ref: str, registry: str | Path | None, backend: str) -> Served:
     """
     from factory import registry as registry_api
 
+    if registry_api.Registry(registry).get(ref).metadata().get("kind") == "language_model":
+        return _load_language_model(ref, registry, backend)
     model = registry_api.load(ref, registry, backend=backend)
     version = model.version
     # The ONNX file carries the columns' kinds: reading the preprocessor would load the torch checkpoint.
@@ -119,6 +127,18 @@ def load_served(ref: str, registry: str | Path | None, backend: str) -> Served:
     hashed, key = pii_of(model.metadata, model.features)
     return Served(model, version.name, version.version, version.stage, backend, tuple(model.features),
                   kinds, model.task, list(model.class_labels), hashed, key)
+
+
+def _load_language_model(ref: str, registry: str | Path | None, backend: str) -> Served:
+    """A language model, served through PyTorch whatever ``backend`` says (it has no ONNX graph):
+    no feature columns; ``/generate`` and ``/generate_stream`` use it, ``/infer`` and ``/predict`` refuse it."""
+    from factory import registry as registry_api
+
+    model = registry_api.load(ref, registry, backend="torch")
+    if backend != "torch":
+        log.info("%s v%d is a language model: served through PyTorch (backend=%s applies to tabular models)",
+                 model.name, model.version, backend)
+    return Served(model, model.name, model.version, model.stage, "torch", (), {}, LANGUAGE_MODELING)
 
 
 def pii_of(metadata: dict, features) -> tuple[tuple[str, ...], bytes | None]:

@@ -76,6 +76,25 @@ class ModelMetadata(BaseModel):
     outputs: List[TensorMetadata]
 
 
+class GenerateParameters(BaseModel):
+    max_tokens: Optional[int] = Field(None, description="Tokens to generate, 1 to limits.max_new_tokens (default "
+                                                        "64, or the limit when lower)")
+    temperature: Optional[float] = Field(None, description="Sampling temperature, > 0 (default 1.0)")
+    top_k: Optional[int] = Field(None, description="Sample among the k likeliest tokens, >= 1 (default: all)")
+    seed: Optional[int] = Field(None, description="Seeded sampling is reproducible (default: unseeded)")
+
+
+class GenerateRequest(BaseModel):
+    text_input: str = Field(..., description="The prompt", json_schema_extra={"examples": ["def main("]})
+    parameters: Optional[GenerateParameters] = None
+
+
+class GenerateResponse(BaseModel):
+    model_name: str
+    model_version: str
+    text_output: str = Field(..., description="The generated text (the prompt not repeated)")
+
+
 class Error(BaseModel):
     error: str
 
@@ -102,4 +121,5 @@ def _inline(node: Any, defs: dict) -> Any:
 ERRORS = {400: {"model": Error, "description": "Bad input: the message names the field, column and row"},
           401: {"model": Error, "description": "Missing or invalid bearer token (when auth is on)"},
           404: {"model": Error, "description": "Unknown model name or version"},
-          413: {"model": Error, "description": "More rows than limits.max_rows"}}
+          413: {"model": Error, "description": "More rows than limits.max_rows"},
+          422: {"model": Error, "description": "max_tokens over limits.max_new_tokens (language models)"}}

@@ -266,10 +266,15 @@ class RequestLogHook:
         self.log_cfg, self.serving_dir = log_cfg, serving_dir
         self.logs: dict[str, RequestLog] = {}
 
+    def log_for(self, name: str) -> RequestLog:
+        """The log of model ``name``: one per name, so a reload of the stage keeps writing to the same folder."""
+        log = self.logs.get(name)
+        if log is None:
+            log = self.logs[name] = RequestLog.from_config(self.log_cfg, self.serving_dir, name)
+        return log
+
     def __call__(self, request_id: str, served: Any, columns: Mapping[str, np.ndarray], out: np.ndarray) -> None:
-        log = self.logs.get(served.name)
-        if log is None:  # one per model name: a reload of the stage keeps writing to the same folder
-            log = self.logs[served.name] = RequestLog.from_config(self.log_cfg, self.serving_dir, served.name)
+        log = self.log_for(served.name)
         prediction, score, probabilities = outcome(out, served.task, served.class_labels)
         log.append(request_id=request_id, model=served.name, version=served.version,
                    features={name: columns[name] for name in served.features}, prediction=prediction,
@@ -292,5 +297,6 @@ def install(app: Any, cfg: Any) -> None:
     served = app.state.holder.current
     check_features([f for f in served.features if f not in set(cfg.log.exclude or ())])
     hook.logs[served.name] = RequestLog.from_config(cfg.log, cfg.serving_dir, served.name)
+    app.state.request_log = hook  # a language model's generations are logged through it too (serving.generation)
     app.state.after_score.append(hook)
     app.state.closers.append(hook.close)

@@ -123,7 +123,7 @@ def log_check(cfg: Any):
     keep out) is a ConfigError at start-up and a warning on a reload.
     """
     def check(served, starting: bool = False) -> None:
-        if not cfg.log.enabled:
+        if not cfg.log.enabled or served.is_language_model:  # its log rows hold counts, never text or features
             return
         from factory.serving.request_log import check_features
 
