@@ -266,8 +266,8 @@ def after_run(run) -> None:
     Rebuilds the run's data with its fitted preprocessing, scores the validation split with
     the best checkpoint, saves ``profile.json`` and ``profile-sample.parquet`` in the run
     directory and names them in ``run.json`` (``profile``). Skipped, with the reason logged,
-    for a run that did not complete, a cross-validated run (its checkpoint is one fold's
-    model) and a sharded (DeepSpeed) checkpoint. Remove it from ``after_run`` to turn it off.
+    for a run that did not complete, a language model's run, a cross-validated run (its checkpoint
+    is one fold's model) and a sharded (DeepSpeed) checkpoint. Remove it from ``after_run`` to turn it off.
     """
     import time
 
@@ -290,6 +290,8 @@ def _skip_reason(run) -> str | None:
 
     if run.status != "completed":
         return f"status {run.status!r}"
+    if "tokenizer_hash" in (run.record.data or {}):  # recorded for a language model's text data only
+        return "a language model: reference profiles describe tabular features and scores"
     if run.cfg.get("data", {}).get("cv_folds"):
         return "cross-validated (data.cv_folds): the checkpoint is one fold's model, its validation split one fold's"
     best = run.record.best_checkpoint

@@ -18,6 +18,7 @@ Layout of ``outputs/<task_name>/<YYYY-MM-DD_HH-MM-SS>_<id>/`` (a sweep trial's: 
     cv/<i>/csv/metrics.csv   CV_FOLDS: fold i's history in a cross-validated run (data.cv_folds)
     profile.json             PROFILE: the reference profile drift is measured against (factory.monitoring.profile)
     profile-sample.parquet   PROFILE_SAMPLE: up to 10,000 of the profile's rows (raw features + score)
+    tokenizer.json           TOKENIZER: a language model's tokenizer (Hugging Face JSON; its sha256 in run.json data)
 
 The conf/ YAML repeats three of these for Lightning (``conf/callbacks/default.yaml``: ``checkpoints``
 and ``filename: best``; ``conf/logger/csv.yaml``: ``name: csv``); ``tests/unit/rundir/test_layout.py``
@@ -67,6 +68,8 @@ WANDB_DIR = "wandb"
 #: A completed run's reference profile (``factory.monitoring.profile``), copied into registered versions.
 PROFILE = "profile.json"
 PROFILE_SAMPLE = "profile-sample.parquet"
+#: A language model run's tokenizer (``TextDataModule.tokenizer_json``), written at set-up.
+TOKENIZER = "tokenizer.json"
 TENSORBOARD_DIR = "tensorboard"
 
 

@@ -80,8 +80,16 @@ class RunContext:
 
         self.record.data = {"source": datamodule.source_name, "fingerprint": datamodule.fingerprint,
                             "rows": datamodule.split_sizes, **curation_record(datamodule)}
+        tokenizer_json = getattr(datamodule, "tokenizer_json", None)  # a language model's data (TextDataModule)
+        if tokenizer_json is not None:
+            self.record.data["tokenizer_hash"] = datamodule.input_spec.tokenizer_hash
         self.record.strategy = {"name": _strategy_name(self.cfg), "world_size": self.trainer.world_size}
         if self.is_zero:
+            if tokenizer_json is not None:
+                from factory import files
+                from factory.rundir.layout import TOKENIZER
+
+                files.write_text(self.run_dir / TOKENIZER, tokenizer_json)
             self.record.save()
             if self.lineage is not None:
                 run_lineage.data_ready(self.lineage, self.cfg, self.record, getattr(datamodule, "schema", None))
