@@ -111,7 +111,7 @@ class TextSourceConf:
 
     path: Optional[str] = None  # a .txt/.jsonl file, glob or directory; None: the embedded Python stdlib corpus
     text_field: str = "text"  # the field of each JSONL line that holds its document
-    document_separator: Optional[str] = None  # cuts each .txt file into documents; None: a file is one
+    document_separator: Optional[str] = None  # a regex cutting .txt files into documents; None: a file is one
     max_bytes: Optional[int] = bounded(COUNT, None)  # documents in order up to this many UTF-8 bytes; None: all
 
 

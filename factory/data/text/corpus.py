@@ -1,7 +1,8 @@
 """Where a language model's text comes from: ``.txt`` and ``.jsonl`` files, read as documents.
 
 A document is the unit the splits are cut by and that ``<|endoftext|>`` closes: a whole
-``.txt`` file (or each part of it between ``source.document_separator``s) or one JSONL line's
+``.txt`` file (or each part of it between matches of the regular expression
+``source.document_separator``, e.g. ``\n{3,}``: it passes a command line intact) or one JSONL line's
 ``source.text_field``. Files are read in sorted path order; a directory is searched recursively.
 
 The corpus fingerprint hashes the files' bytes and the settings that shape the documents,
@@ -12,6 +13,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -50,6 +52,12 @@ def file_corpus(path: str, text_field: str = "text", document_separator: str | N
         DataError: nothing matches ``path``, or it names a file of another type.
     """
     files = resolve(path)
+    if document_separator is not None:
+        try:
+            re.compile(document_separator)
+        except re.error as e:
+            raise DataError(f"data.source.document_separator: {document_separator!r} is not a regular expression "
+                            f"({e})") from None
     settings = {"text_field": text_field if any(f.suffix == ".jsonl" for f in files) else None,
                 "document_separator": document_separator, "max_bytes": max_bytes}
     digest = hashlib.sha256(f"{FINGERPRINT_VERSION}\0files\0{json.dumps(settings, sort_keys=True)}".encode())
@@ -104,7 +112,7 @@ def _decode(f: Path) -> str:
 
 def _txt_documents(f: Path, separator: str | None) -> list[str]:
     text = _decode(f)
-    parts = text.split(separator) if separator else [text]
+    parts = re.split(separator, text) if separator else [text]
     return [part for part in parts if part.strip()]
 
 

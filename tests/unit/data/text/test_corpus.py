@@ -55,9 +55,11 @@ def test_not_utf8_names_the_file(tmp_path):
 def test_separator_and_cap(tmp_path):
     (tmp_path / "book.txt").write_text("chapter one\n\n\nchapter two\n\n\n\n\nchapter three")
     assert len(file_corpus(str(tmp_path / "book.txt")).read()) == 1
-    parts = file_corpus(str(tmp_path / "book.txt"), document_separator="\n\n\n").read()
+    parts = file_corpus(str(tmp_path / "book.txt"), document_separator=r"\n{3,}").read()
     assert [p.strip() for p in parts] == ["chapter one", "chapter two", "chapter three"]
-    assert file_corpus(str(tmp_path / "book.txt"), document_separator="\n\n\n", max_bytes=25).read() == parts[:2]
+    assert file_corpus(str(tmp_path / "book.txt"), document_separator=r"\n{3,}", max_bytes=25).read() == parts[:2]
+    with pytest.raises(DataError, match=r"data.source.document_separator: .* is not a regular expression"):
+        file_corpus(str(tmp_path / "book.txt"), document_separator="(")
 
 
 def test_fingerprint_follows_content_and_settings(corpus_dir):
