@@ -243,6 +243,22 @@ def check_split(datamodule, trained: Trained, checkpoint: str | Path, own_data: 
                           f"Leave out data=... to test on the run's own test split{hint}")
 
 
+def check_context(datamodule, model) -> None:
+    """Refuse to test a language model on windows longer than the context it was trained with
+    (``data=text data.block_size=...``): its positions stop there. Shorter windows test fine.
+
+    Raises:
+        ConfigError: naming ``data.block_size`` and the longest it may be.
+    """
+    spec = getattr(model, "spec", None) or {}
+    if spec.get("task") != "language_modeling":
+        return
+    trained, asked = int(spec["block_size"]), int(datamodule.input_spec.block_size)
+    if asked > trained:
+        raise ConfigError(f"data.block_size: {asked} tokens is longer than the model's context ({trained}, its "
+                          f"training block_size): pass data.block_size={trained} or less")
+
+
 def _split(data) -> dict:
     get = data.get if isinstance(data, dict) else lambda key, default: getattr(data, key, default)
     split = {key: get(key, _SPLIT_DEFAULTS.get(key)) for key in SPLIT_KEYS}

@@ -205,6 +205,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule = restore.restore_datamodule(cfg.data, checkpoint)
     evaluation.check_split(datamodule, trained, cfg.ckpt_path, own_data=cfg.data == trained.data)
     model = load_model(checkpoint_path)
+    evaluation.check_context(datamodule, model)  # a language model: windows no longer than its context
 
     with open_dict(cfg):  # the run directory: created only now that the inputs are known good
         cfg.paths.run_dir = str(Path(cfg.paths.run_dir).resolve())
