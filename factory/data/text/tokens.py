@@ -65,6 +65,8 @@ def cached_tokens(directory: Path, documents: Callable[[], dict[str, list[str]]]
         tokenizer = from_json(tokenizer_json)
         dtype = token_dtype(vocab_size)
         directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob(".*.tmp"):  # a killed builder's; none is being written while the lock is held
+            stale.unlink(missing_ok=True)
         by_split = documents()
         sizes = {split: write_tokens(directory / f"{split}.bin", tokenizer, by_split[split], eos_id, dtype)
                  for split in SPLITS}
