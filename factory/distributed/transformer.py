@@ -30,6 +30,7 @@ backward. Measured against ``GPT`` on CPU: exact to the element per block and fo
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -120,11 +121,17 @@ def gpt_shape(net: Any, spec: Any) -> GPTShape:
 def config_spec(data: Any) -> dict | None:
     """A language model's spec from its ``data`` config, without reading the corpus; ``None`` otherwise.
 
-    ``data.block_size`` and ``data.tokenizer.vocab_size`` are what ``TextDataModule`` builds
-    the spec from (a trained tokenizer reaches the configured size on any corpus worth
-    planning for).
+    ``data.block_size``, and the vocabulary of ``data.tokenizer.path`` when it names a file,
+    else ``data.tokenizer.vocab_size`` (a tokenizer trained on any corpus worth planning for
+    reaches it).
     """
     if not data or "block_size" not in data or "tokenizer" not in data:
         return None
-    return {"task": LANGUAGE_MODELING, "block_size": int(data["block_size"]),
-            "vocab_size": int(data["tokenizer"]["vocab_size"])}
+    tokenizer = data["tokenizer"]
+    vocab_size = tokenizer.get("vocab_size")
+    path = tokenizer.get("path")
+    if path and os.path.isfile(path):
+        from tokenizers import Tokenizer
+
+        vocab_size = Tokenizer.from_file(path).get_vocab_size(with_added_tokens=True)
+    return {"task": LANGUAGE_MODELING, "block_size": int(data["block_size"]), "vocab_size": int(vocab_size)}

@@ -135,3 +135,20 @@ def test_language_model_activations_follow_the_device():
     spec = {"task": "language_modeling", "vocab_size": 500, "block_size": 256}
     assert measure_model(OmegaConf.create({"net": net}), spec, 4).activations > \
         1.5 * measure_model(OmegaConf.create({"net": net}), spec, 4, cuda=True).activations
+
+
+def test_the_7b_preset_plans_from_its_config_alone():
+    cfg = compose("train", ["experiment=gpt_7b"])  # its corpus is never read: the spec is the config's
+    plan = make_plan(cfg, config_spec(cfg.data))
+    fits = {e.layout.name: plan.budget.fits(e) for e in plan.estimates}
+    assert plan.model.params == pytest.approx(6.57e9, rel=0.01) and plan.world_size == 8
+    assert not fits["ddp"] and fits["deepspeed_zero3"] and plan.chosen.layout.name == "deepspeed_zero3"
+
+
+def test_a_tokenizer_file_gives_the_vocabulary(tmp_path):
+    from factory.data.text.tokenizer import train_bpe
+
+    tokenizer = train_bpe(["def f(x):\n    return x + 1\n"] * 20, vocab_size=300)
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    data = OmegaConf.create({"block_size": 64, "tokenizer": {"vocab_size": 50304, "path": str(tmp_path / "tokenizer.json")}})
+    assert config_spec(data)["vocab_size"] == tokenizer.get_vocab_size(with_added_tokens=True) < 50304
