@@ -95,7 +95,8 @@ def test_config_spec_reads_block_and_vocabulary_from_the_data_config():
 
 
 def test_zero3_needs_less_per_device_than_zero1_than_ddp():
-    cfg = _lm_cfg(*GPU8, "strategy=ddp", n_layer=24, n_head=16, n_embd=1024, block=1024, vocab=50304, batch=8)  # GPT-2 350M
+    # GPT-2 350M
+    cfg = _lm_cfg(*GPU8, "strategy=ddp", n_layer=24, n_head=16, n_embd=1024, block=1024, vocab=50304, batch=8)
     plan = make_plan(cfg, config_spec(cfg.data))
     need = {e.layout.name: plan.budget.need(e) for e in plan.estimates}
     assert need["deepspeed_zero3"] < need["deepspeed_zero1"] < need["ddp"]
@@ -150,5 +151,6 @@ def test_a_tokenizer_file_gives_the_vocabulary(tmp_path):
 
     tokenizer = train_bpe(["def f(x):\n    return x + 1\n"] * 20, vocab_size=300)
     tokenizer.save(str(tmp_path / "tokenizer.json"))
-    data = OmegaConf.create({"block_size": 64, "tokenizer": {"vocab_size": 50304, "path": str(tmp_path / "tokenizer.json")}})
+    path = str(tmp_path / "tokenizer.json")
+    data = OmegaConf.create({"block_size": 64, "tokenizer": {"vocab_size": 50304, "path": path}})
     assert config_spec(data)["vocab_size"] == tokenizer.get_vocab_size(with_added_tokens=True) < 50304
