@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> None:
         v = registry.register(args.run, args.name, store.root, export=args.export)
         metric = f", {v.metric['name']} {v.metric['val']:.4f}" if v.metric.get("val") is not None else ""
         print(f"registered {v.name} v{v.version} (run {v.run_id}{metric}) in {store.root}")
-        if args.export:
+        if args.export and v.metadata().get("kind") == "language_model":
+            print("exports: " + display.language_fields(v.metadata())["exports"])
+        elif args.export:
             print("exports: " + display.exports_line(registry.exported(v.ref, store.root), v.ref))
     elif args.command == "list":
         display.print_versions(store.versions(), store.root, args.json)

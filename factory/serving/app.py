@@ -97,7 +97,8 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
     metrics = Metrics(holder.current.task)
     from factory.serving.request_log_files import monitoring_file
 
-    metrics.watch_monitoring(monitoring_file(cfg.serving_dir, holder.current.name))  # drift gauges, when written
+    if not holder.current.is_language_model:  # the monitor job reads feature columns: it writes none for one
+        metrics.watch_monitoring(monitoring_file(cfg.serving_dir, holder.current.name))  # drift gauges, when written
     holder.on_swap = lambda old, new: metrics.model_loaded(new, old)
 
     @asynccontextmanager

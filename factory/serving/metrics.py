@@ -10,8 +10,9 @@
 - a language model's (``/generate``, ``/generate_stream``; registered once one is served):
   ``factory_generated_tokens_total`` and ``factory_prompt_tokens_total``: tokens sampled and
   read; ``factory_time_to_first_token_seconds``: a stream's first piece, request in to event out;
-  ``factory_generations_total{finish}``: generations by how they ended (``length``, ``stop``,
-  ``cancelled``: the client went away). Their latency is ``factory_request_duration_seconds``.
+  ``factory_generations_total{finish}``: generations by how they ended (``completed``,
+  ``cancelled``: the client went away mid-stream, ``error``). Their latency is
+  ``factory_request_duration_seconds``.
 - ``factory_monitor_*``: the latest monitoring figures of the served model (drift per feature,
   score drift, quality, fairness, alerts), read from the file ``scripts/monitor.py`` writes
   (``request_log_files.monitoring_file``: ``<serving_dir>/<model>/monitoring/drift.prom``),
@@ -109,8 +110,8 @@ class Metrics:
                 prompt=Counter("factory_prompt_tokens", "Prompt tokens read by a language model.", registry=r),
                 first=Histogram("factory_time_to_first_token_seconds", "Seconds from a stream's request to its "
                                 "first piece of text.", buckets=FIRST_TOKEN_BUCKETS, registry=r),
-                finished=Counter("factory_generations", "Generations by how they ended (length, stop, cancelled).",
-                                 ["finish"], registry=r))
+                finished=Counter("factory_generations", "Generations by how they ended (completed, cancelled, "
+                                 "error).", ["finish"], registry=r))
         return self._text
 
     def observe_generation(self, prompt_tokens: int, generated_tokens: int, finish: str) -> None:
