@@ -263,6 +263,9 @@ def score(cfg) -> dict:
         raise ConfigError("input: give input=<file, glob or directory> or data=<config>, one of the two")
     check_output(cfg.output)  # before the model loads
     _exit_on_sigterm()
+    if registry.get(cfg.model, cfg.registry).metadata().get("kind") == "language_model":
+        raise ConfigError(f"model={cfg.model}: a language model scores no rows; generate text with "
+                          f"python scripts/generate.py model={cfg.model} prompt=...")
     model = registry.load(cfg.model, cfg.registry, backend=cfg.backend)
     if cfg.input is not None:
         inputs = OmegaConf.to_container(cfg.input) if not isinstance(cfg.input, str) else cfg.input
