@@ -126,8 +126,9 @@ def _jsonl_documents(f: Path, field: str) -> list[str]:
         except json.JSONDecodeError as e:
             raise DataError(f"data.source.path: {f} line {number} is not JSON ({e.msg})") from None
         if not isinstance(record, dict) or field not in record:
-            keys = ", ".join(list(record)[:8]) if isinstance(record, dict) else type(record).__name__
-            raise DataError(f"data.source.text_field: {f} line {number} has no {field!r} field ({keys})")
+            found = f"fields: {', '.join(list(record)[:8])}" if isinstance(record, dict) else \
+                f"a JSON {type(record).__name__}, not an object"
+            raise DataError(f"data.source.text_field: {f} line {number} has no {field!r} field ({found})")
         value = record[field]
         if not isinstance(value, str):
             raise DataError(f"data.source.text_field: {f} line {number}: {field!r} is a "

@@ -38,8 +38,12 @@ def test_jsonl_documents_and_bad_lines(tmp_path):
     bad.write_text('{"text": "ok"}\n{"text": oops}\n')
     with pytest.raises(DataError, match=r"data.source.path: .*bad.jsonl line 2 is not JSON"):
         file_corpus(str(bad)).read()
-    with pytest.raises(DataError, match=r"data.source.text_field: .*good.jsonl line 1 has no 'text' field \(body, id\)"):
+    with pytest.raises(DataError, match=r"data.source.text_field: .*good.jsonl line 1 has no 'text' field "
+                                        r"\(fields: body, id\)"):
         file_corpus(str(good)).read()
+    (tmp_path / "list.jsonl").write_text('["text"]\n')
+    with pytest.raises(DataError, match=r"list.jsonl line 1 has no 'text' field \(a JSON list, not an object\)"):
+        file_corpus(str(tmp_path / "list.jsonl")).read()
     number = tmp_path / "number.jsonl"
     number.write_text('{"text": 3}\n')
     with pytest.raises(DataError, match=r"number.jsonl line 1: 'text' is a int, not a string"):
