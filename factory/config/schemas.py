@@ -119,7 +119,7 @@ class TextSourceConf:
 class TextTokenizerConf:
     """``data.tokenizer`` of ``data=text``: a byte-level BPE trained here, or a tokenizer.json."""
 
-    vocab_size: int = bounded(Range(ge=257, le=2**31 - 1), 4096)  # trained vocabulary (256 bytes + EOS at least)
+    vocab_size: int = bounded(Range(ge=257), 4096)  # trained vocabulary: 256 bytes, EOS, then merges
     path: Optional[str] = None  # a Hugging Face tokenizer.json to use instead of training one
     eos_token: str = "<|endoftext|>"  # the token closing each document
 

@@ -139,7 +139,7 @@ def test_empty_corpus_and_bad_settings_are_one_line(module, tmp_path):
         module(source={"path": str(tmp_path / "corpus"), "max_bytes": 5}).setup()
     with pytest.raises(ConfigError, match=r"data.source.pth: unknown key; expected one of path"):
         module(source={"pth": "x"})
-    with pytest.raises(ConfigError, match=r"data.tokenizer.vocab_size: must be in \[257"):
+    with pytest.raises(ConfigError, match=r"data.tokenizer.vocab_size: must be >= 257"):
         module(tokenizer={"vocab_size": 10})
     with pytest.raises(ConfigError, match=r"data.block_size: must be >= 1"):
         module(block_size=0)
