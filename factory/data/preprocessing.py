@@ -344,20 +344,27 @@ def _numeric_matrix(table: pa.Table, names: list[str]) -> np.ndarray:
     """
     out = np.empty((table.num_rows, len(names)), dtype=np.float64)
     for j, name in enumerate(names):
-        column = _decoded(table.column(name))
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            # The parse validation checked (pandas', via pandera); Arrow's cast is stricter.
-            out[:, j] = column.to_pandas().astype("float64").to_numpy()
-        else:
-            out[:, j] = pc.cast(column, pa.float64()).to_numpy()
-        check_finite(out[:, j], f"numeric feature '{name}'")
+        out[:, j] = _numeric_column(table, name)
     return out
 
 
-def _codes(column: pa.ChunkedArray, levels: list[str]) -> np.ndarray:
+def _numeric_column(table: pa.Table, name: str) -> np.ndarray:
+    """One column of ``_numeric_matrix``: (N,) float64, NaN for nulls; an infinity is a ``DataError``."""
+    column = _decoded(table.column(name))
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        # The parse validation checked (pandas', via pandera); Arrow's cast is stricter.
+        values = column.to_pandas().astype("float64").to_numpy()
+    else:
+        values = pc.cast(column, pa.float64()).to_numpy()
+    check_finite(values, f"numeric feature '{name}'")
+    return values
+
+
+def _codes(column: pa.ChunkedArray, levels: list[str] | pa.Array) -> np.ndarray:
     """(N,) int64 codes: MISSING (a null or ``""``), UNSEEN, or FIRST_LEVEL + position in ``levels``."""
     text = _as_text(column)
-    index = pc.fill_null(pc.index_in(text, value_set=pa.array(levels, pa.string())), -1).to_numpy()
+    levels = levels if isinstance(levels, pa.Array) else pa.array(levels, pa.string())
+    index = pc.fill_null(pc.index_in(text, value_set=levels), -1).to_numpy()
     codes = index.astype(np.int64) + FIRST_LEVEL
     missing = pc.fill_null(pc.equal(text, ""), True).to_numpy(zero_copy_only=False)  # null or ""
     codes[missing] = MISSING  # also where an old state's levels hold "" (fitted before "" was missing)
