@@ -178,7 +178,7 @@ class TextDataModule(pl.LightningDataModule):
                 sizes = ", ".join(f"{s} {self.split_sizes[s]}" for s in SPLITS)
                 hint = "" if name == "train" else f", a larger data.{name}_fraction"
                 single = " (each .txt file is one document: data.source.document_separator cuts it)" \
-                    if self.documents[name] <= 1 else ""
+                    if self.documents[name] <= 1 and self.source_settings["path"] else ""
                 raise DataError(f"data.block_size: the {name} split has {self.split_sizes[name]} tokens, fewer than "
                                 f"block_size + 1 = {need} (tokens: {sizes}; documents: {sum(self.documents.values())})"
                                 f"{single}; give more text{hint} or a smaller data.block_size")
