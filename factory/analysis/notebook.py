@@ -33,7 +33,8 @@ from factory.console import printed_to_log
 from factory.formatting import MISSING, format_value
 
 #: A metric only one task logs (``factory.models.metrics.task_metrics``): how a run's task is read back.
-_TASK_METRICS = {"binary": {"pr_auc", "auroc"}, "multiclass": {"f1_macro"}, "regression": {"r2", "mse"}}
+_TASK_METRICS = {"binary": {"pr_auc", "auroc"}, "multiclass": {"f1_macro"}, "regression": {"r2", "mse"},
+                 "language_modeling": {"perplexity"}}
 
 
 @dataclass
@@ -71,8 +72,8 @@ class LoadedRun(RunFiles):
 
     @property
     def task(self) -> str | None:
-        """``binary``, ``multiclass`` or ``regression``, read from the metric names the run logged
-        (``factory.models.metrics.task_metrics``); None for a run that logged none."""
+        """``binary``, ``multiclass``, ``regression`` or ``language_modeling``, read from the metric names
+        the run logged (``factory.models.metrics.task_metrics``); None for a run that logged none."""
         names = {name.split("/", 1)[-1] for values in metric_sections(self.metrics).values() for name in values}
         return next((task for task, marker in _TASK_METRICS.items() if marker & names), None)
 

@@ -26,7 +26,7 @@ from factory.rundir.layout import MANIFEST
 from factory.rundir.layout import new_run_id
 from factory.reports import index
 from factory.reports.kernel import ensure_kernel
-from factory.reports.spec import ReportSpec, check_inputs
+from factory.reports.spec import ReportSpec, check_inputs, for_run_kind
 from factory.training import energy as energy_meter
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ def run_report(spec: ReportSpec, reports_dir: str | Path, *, trigger: str = "man
         ReportFailed: with ``check``, when a cell raised, the kernel died or timed out.
     """
     notes = check_inputs(spec, cwd)  # before any kernel or directory: a bad path is one line
+    spec = for_run_kind(spec, cwd)  # the run report on a language model: its own notebook
     for note in notes:
         log.warning("report %s: %s", spec.name, note)
     reports_dir = Path(reports_dir).absolute()

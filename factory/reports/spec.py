@@ -225,6 +225,40 @@ def check_inputs(spec: ReportSpec, cwd: str | Path | None = None) -> list[str]:
     return notes
 
 
+#: ``report=run_report`` on a language model's run executes this notebook instead of the run report's:
+#: loss curves, perplexity against the n-gram baselines and samples, where a tabular run has predictions.
+RUN_REPORT_NOTEBOOK = CODE_DIR / "notebooks" / "run_report.ipynb"
+LANGUAGE_MODEL_NOTEBOOK = CODE_DIR / "notebooks" / "lm_report.ipynb"
+#: ``model._target_`` in a language model's ``config.yaml`` (read without torch).
+LANGUAGE_MODEL_TARGET = "factory.models.LanguageModel"
+
+
+def for_run_kind(spec: ReportSpec, cwd: str | Path | None = None) -> ReportSpec:
+    """``spec``, or for the run report on a language model's run the same report with
+    ``LANGUAGE_MODEL_NOTEBOOK`` (its name, parameters and output place unchanged).
+
+    Call after ``check_inputs``, which resolves ``run_dir`` (``latest:<task>``).
+    """
+    import dataclasses
+
+    run = spec.parameters.get("run_dir")
+    if Path(spec.notebook).resolve() != RUN_REPORT_NOTEBOOK.resolve() or not isinstance(run, str):
+        return spec
+    found = _find_runs(run, Path(cwd or os.getcwd()))
+    if len(found) != 1 or not is_language_model_run(found[0]):
+        return spec
+    return dataclasses.replace(spec, notebook=LANGUAGE_MODEL_NOTEBOOK)
+
+
+def is_language_model_run(run_dir: str | Path) -> bool:
+    """Whether the run's ``config.yaml`` trained a language model (``model._target_``)."""
+    try:
+        model = catalog.read_config(run_dir).get("model")
+    except Exception:  # noqa: BLE001: an unreadable config.yaml is the notebook's to report, not the choice's
+        return False
+    return isinstance(model, DictConfig) and model.get("_target_") == LANGUAGE_MODEL_TARGET
+
+
 def _resolve_latest(value: Any, base: Path) -> Any:
     """``value`` with each ``latest:<task>`` (alone or in a list) replaced by that run's directory."""
     if isinstance(value, list):
