@@ -19,8 +19,6 @@ from typing import Any
 
 from factory.errors import ConfigError, FactoryError
 
-#: ``model._target_`` of a language model's run (``conf/model/gpt.yaml``): other runs are refused before torch loads.
-LANGUAGE_MODEL_TARGET = "factory.models.LanguageModel"
 
 
 @dataclass
@@ -93,13 +91,12 @@ def load_language_model(ref: str, registry: str | None = None, root: str | Path 
             raise ConfigError(f"model: {ref!r} is no run directory or checkpoint, no run id under "
                               f"{Path(root or '.') / 'outputs'}, nor a registered model ({not_registered})") from None
         return _from_path(run_dir, ref)
-    kind = version.metadata().get("kind")
-    if kind not in (None, "language_model"):
+    from factory.registry import language
+
+    kind = language.kind(version.metadata())
+    if kind != language.KIND:  # before the checkpoint loads
         raise _not_a_language_model(ref, f"registered {kind} model")
-    loaded = models.load(ref, registry)
-    if not hasattr(loaded, "generate_text"):
-        raise _not_a_language_model(ref, "registered tabular model")
-    return loaded
+    return models.load(ref, registry)  # a RegisteredLanguageModel
 
 
 def _from_path(path: Path, ref: str) -> Any:
@@ -107,13 +104,14 @@ def _from_path(path: Path, ref: str) -> Any:
     from factory.rundir.layout import is_run_dir
 
     if is_run_dir(path):
+        from factory.registry.language import MODEL_TARGET
         from factory.rundir.catalog import read_config
 
         try:
             target = (read_config(path).get("model") or {}).get("_target_")
-        except (OSError, ValueError):
-            target = None  # no readable config.yaml: the checkpoint says what it is
-        if target is not None and target != LANGUAGE_MODEL_TARGET:
+        except Exception:  # noqa: BLE001: an unreadable config.yaml: the checkpoint says what it is
+            target = None
+        if target is not None and target != MODEL_TARGET:  # refused before torch loads
             raise _not_a_language_model(ref, f"run of {str(target).rsplit('.', 1)[-1]}")
     from factory.models import load_model
 

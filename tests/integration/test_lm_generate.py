@@ -140,3 +140,21 @@ def test_evaluate_tests_on_the_runs_own_split(lm):
                 "data.block_size: 64 tokens is longer than the model's context (32, its training block_size): "
                 "pass data.block_size=32 or less")):
             evaluate(too_long)
+
+
+def test_registered_versions_by_name_and_stage(lm, tmp_path):
+    from factory import registry
+    from factory.errors import ConfigError
+    from factory.models import load_model
+    from factory.serving.samples import load_language_model
+
+    root, run_dir = lm
+    reg = tmp_path / "registry"
+    version = registry.register(run_dir, registry=reg)
+    registry.promote(version.name, version.version, "production", reg)
+    loaded = load_language_model(f"{version.name}@production", str(reg))
+    assert loaded.generate_text("def ", max_new_tokens=10, seed=3) == \
+        load_model(run_dir).generate_text("def ", max_new_tokens=10, seed=3)
+    tabular = registry.register(trained_run(tmp_path), registry=reg)
+    with pytest.raises(ConfigError, match=f"^model: {tabular.name}@1 is a registered tabular model, not a language"):
+        load_language_model(f"{tabular.name}@1", str(reg))
