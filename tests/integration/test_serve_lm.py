@@ -206,22 +206,17 @@ def test_a_long_stream_leaves_health_responsive_and_stops_when_the_client_goes(s
 
 
 def test_health_answers_while_a_long_generate_samples(server, client):
-    """Sampling runs in a worker thread: a probe during a ~2 s generation is answered at once."""
+    """Sampling runs in a worker thread: probes sent during a generation (~4 s here) are answered before it ends."""
     result: dict = {}
     worker = threading.Thread(target=lambda: result.update(answer=client.post(
-        f"/v2/models/{NAME}/generate", json=body(max_tokens=300, seed=None))))
-    start = time.perf_counter()
+        f"/v2/models/{NAME}/generate", json=body(max_tokens=600, seed=None))))
     worker.start()
-    time.sleep(0.3)
-    probes = []
+    time.sleep(0.3)  # the generation is under way
     for _ in range(5):
-        begin = time.perf_counter()
-        assert httpx.get(server.url + "/v2/health/live", timeout=10).status_code == 200
-        probes.append(time.perf_counter() - begin)
+        assert httpx.get(server.url + "/v2/health/live", timeout=30).status_code == 200
+    assert worker.is_alive(), "the probes were answered only after the generation"
     worker.join()
-    took = time.perf_counter() - start
     assert result["answer"].status_code == 200
-    assert took > 1.0 and max(probes) < took / 4, (took, probes)  # the probes did not wait for the generation
 
 
 def test_generate_on_a_tabular_model_is_refused(tmp_path):
