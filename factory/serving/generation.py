@@ -11,6 +11,10 @@ Routes (``install``), beside the Open Inference Protocol ones and behind the sam
   ``"final": true`` and the token counts. An error after the stream started is a last
   ``data: {"error": "..."}`` event (the status line was already sent).
 
+Counts (the final event, the metrics, the request log): the prompt's tokens as the model reads
+them; generated tokens as the pieces sampled, one per token except that a character whose UTF-8
+bytes span tokens comes as one piece (``LanguageModel.stream_text`` yields text, not ids).
+
 The parameters may also sit at the top level (``{"text_input": ..., "max_tokens": 32}``), as
 Triton's TensorRT-LLM clients send them. Bad input is a 4xx naming the field, before any
 sampling: ``max_tokens`` over ``limits.max_new_tokens`` is 422, the rest 400.
@@ -137,17 +141,14 @@ def sse(doc: dict) -> bytes:
     return b"data: " + dumps(doc) + b"\n\n"
 
 
-def token_count(served: Served, text: str) -> int:
-    """Tokens of ``text`` in the model's tokenizer (the tokenizer is built once per loaded model).
-
-    The generated text is counted re-tokenized: ``stream_text`` yields text, not ids, and a
-    piece may hold several tokens (an unfinished UTF-8 character is held back).
-    """
+def prompt_tokens(served: Served, text: str) -> int:
+    """Tokens the model reads for prompt ``text`` (an empty prompt: the one end-of-text token that starts
+    a document). The tokenizer is built once per loaded model."""
     tokenizer = served.__dict__.get("_tokenizer")
     if tokenizer is None:
         tokenizer = served.model.model.tokenizer
         object.__setattr__(served, "_tokenizer", tokenizer)  # a cache on a frozen dataclass: not a field
-    return len(tokenizer.encode(text).ids) if text else 0
+    return max(len(tokenizer.encode(text).ids), 1)
 
 
 def install(app: FastAPI, *, model: Callable[..., Served], read_body: Callable, request_id: Callable[[Request], str],
@@ -185,9 +186,10 @@ def install(app: FastAPI, *, model: Callable[..., Served], read_body: Callable, 
                                          score=np.array([np.nan]))
 
     def whole(served: Served, req: GenerateRequest) -> tuple[str, int, int]:
-        text = served.model.generate_text(req.text, max_new_tokens=req.max_tokens, temperature=req.temperature,
-                                          top_k=req.top_k, seed=req.seed)
-        return text, token_count(served, req.text), token_count(served, text)
+        # generate_text is stream_text's pieces joined: taking the pieces here counts the tokens as a stream does
+        pieces = list(served.model.stream_text(req.text, max_new_tokens=req.max_tokens,
+                                               temperature=req.temperature, top_k=req.top_k, seed=req.seed))
+        return "".join(pieces), prompt_tokens(served, req.text), len(pieces)
 
     async def generate(request: Request, name: str, version: str | None) -> Response:
         served = language_model(name, version)  # read once: the version that generates is the one named
@@ -223,8 +225,7 @@ def install(app: FastAPI, *, model: Callable[..., Served], read_body: Callable, 
                         metrics.observe_first_token(time.perf_counter() - start)
                     sent.append(piece)
                     yield sse({**named, "text_output": piece})
-                prompt, generated = await run_in_threadpool(
-                    lambda: (token_count(served, req.text), token_count(served, "".join(sent))))
+                prompt, generated = await run_in_threadpool(prompt_tokens, served, req.text), len(sent)
                 finish = "completed"
                 yield sse({**named, "text_output": "", "final": True, "prompt_tokens": prompt,
                            "generated_tokens": generated})
@@ -237,7 +238,7 @@ def install(app: FastAPI, *, model: Callable[..., Served], read_body: Callable, 
             finally:
                 pieces.close()  # a cancelled stream stops sampling here (the step in flight has returned)
                 if finish != "completed":
-                    prompt, generated = token_count(served, req.text), token_count(served, "".join(sent))
+                    prompt, generated = prompt_tokens(served, req.text), len(sent)
                 record(rid, served, "generate_stream", req, prompt, generated, finish, time.perf_counter() - start)
 
         return StreamingResponse(events(), media_type="text/event-stream",
