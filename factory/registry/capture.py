@@ -1,7 +1,8 @@
 """Registering a run: its judged checkpoint copied in as one file, with the run's lineage.
 
 The copy makes the registry independent of ``outputs/``: deleting a run directory
-leaves every registered version loadable.
+leaves every registered version loadable. A language model's tokenizer is copied too
+(``factory.registry.language``), and no tabular profile.
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ Layout (``$FACTORY_REGISTRY``, else ``${FACTORY_ROOT:-.}/registry``)::
     .lock             held around every read-modify-write of the index (filelock)
     <name>/v<N>/      model.ckpt (one file) and meta.json (what was registered; never rewritten);
                       profile.json and profile-sample.parquet when the run has a reference profile;
+                      tokenizer.json for a language model (factory.registry.language);
                       later model.onnx, model.int8.onnx and exports.json (factory.registry.exports)
     .staging/         checkpoints being copied in, before they get a version number
 
