@@ -17,7 +17,7 @@ def _train(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("overrides, expected", [
     (["model.net.hiden_dims=[1]"], "error: model.net.hiden_dims: unknown key"),
     (["trainer.max_epochs=abc"], "error: trainer.max_epochs: expected int, got str 'abc'"),
-    (["data=nope"], "error: data/nope: no such config (available: breast_cancer, digits, files, files_stream, fraud, warehouse)"),
+    (["data=nope"], "error: data/nope: no such config (available: breast_cancer, digits, files, files_stream, fraud, text, warehouse)"),
     (["logger=null"], "error: logger=null: a config group takes one of its options (csv, mlflow, tensorboard, "
                       "wandb); to drop it, write ~logger"),
     (["data=files", "data.source.target=y"], "error: data.source.path: missing required value"),
@@ -43,6 +43,6 @@ def test_config_errors_do_not_import_torch(tmp_path):
 
 
 def test_help_and_cfg_job_answer(tmp_path):
-    assert "data: breast_cancer, digits, files, files_stream, fraud, warehouse" in _train(tmp_path, "--help").stdout
+    assert "data: breast_cancer, digits, files, files_stream, fraud, text, warehouse" in _train(tmp_path, "--help").stdout
     out = _train(tmp_path, "--cfg", "job", "experiment=digits").stdout
     assert "factory.models.SmallCNN" in out
