@@ -51,6 +51,9 @@ class LanguageModel(pl.LightningModule):
             raise ValueError("LanguageModel needs spec= (TextDataModule.input_spec)")
         net, optimizer, schedule = (v if isinstance(v, nn.Module) else _plain(v) for v in (net, optimizer, schedule))
         self.spec: dict = dict(_plain(spec) if isinstance(spec, Mapping) else spec.to_dict())
+        if self.spec.get("task") != TASK:
+            raise ConfigError(f"model: a language model trains on text (data=text); this data's task is "
+                              f"{self.spec.get('task')!r}")
         self.net: nn.Module | None = None
         if isinstance(net, nn.Module):
             self.net = net

@@ -52,6 +52,8 @@ class SupervisedModel(pl.LightningModule):
         # the saved dict, and a DictConfig compared with a dict builds OmegaConf nodes of all of it
         # (seconds, with a spec's fitted bin edges).
         net, optimizer, scheduler = (v if isinstance(v, nn.Module) else _plain(v) for v in (net, optimizer, scheduler))
+        if isinstance(spec, Mapping) and spec.get("task") == "language_modeling":
+            raise ConfigError("model: this model is for tables; text data (data=text) needs model=gpt")
         self.spec = InputSpec(**_plain(spec)) if isinstance(spec, Mapping) else spec
         self.net: nn.Module | None = None
         if isinstance(net, nn.Module):
