@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch first and exactly: a range would make pip fetch a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install train test test-fast bench bench-tabular bench-serving bench-monitoring bench-export bench-ingestion lab sync report-screenshots clean
+.PHONY: install train test test-fast bench bench-tabular bench-serving bench-monitoring bench-export bench-ingestion bench-llm lab sync report-screenshots clean
 
 install: $(STAMP)
 
@@ -65,6 +65,12 @@ bench-export: $(STAMP)
 # ~0.4 GB under outputs/bench/ingestion-data); on an idle machine.
 bench-ingestion: $(STAMP)
 	$(BIN)/python bench/ingestion.py --write $(ARGS)
+
+# Language models (docs/benchmarks.md "Language models"): gpt_small's val perplexity against unigram/bigram baselines
+# and nanoGPT's char-level CPU recipe, tokens/s against a hand-written nanoGPT loop (single, ddp, ZeRO-3 on 2 ranks),
+# peak RSS per rank against the planner (gpt2_124m, ddp and ZeRO-1/2/3), ~35 min; on an idle machine.
+bench-llm: $(STAMP)
+	$(BIN)/python bench/llm.py $(ARGS)
 
 # JupyterLab on this environment; notebooks open with the `factory` kernel.
 lab: $(STAMP)
