@@ -285,6 +285,11 @@ class BatchingScorer:
         return served.score(columns), served
 
     @property
+    def max_batch_size(self) -> int:
+        """Rows per model call: a request this large is a batch alone (the server scores it directly)."""
+        return self.batcher.max_batch_size
+
+    @property
     def closed(self) -> bool:
         """Shut down: new requests are refused (503), not scored another way."""
         return self.batcher.closed

@@ -128,13 +128,13 @@ class Metrics:
         """One model call of ``rows`` rows."""
         self.batch_rows.observe(rows)
 
-    def observe_scores(self, scores: list[float]) -> None:
-        """Scores returned to a caller (``rows_scored`` counts them too)."""
+    def observe_scores(self, scores) -> None:
+        """Scores returned to a caller, an array or a list (``rows_scored`` counts them too)."""
+        import numpy as np
+
+        scores = np.asarray(scores, dtype=np.float64).ravel()
         self.rows.inc(len(scores))
-        observe = self.scores.observe
-        for s in scores:
-            if s == s:  # NaN is no bucket's
-                observe(s)
+        observe_many(self.scores, scores[~np.isnan(scores)])  # NaN is no bucket's
 
     def watch_monitoring(self, path: str | os.PathLike) -> None:
         """Append the monitoring figures in ``path`` (Prometheus text) to ``/metrics`` from now on."""
@@ -270,6 +270,33 @@ class RequestMetrics:
         from starlette.routing import Match
 
         return next((r for r in self.routes if r.matches(scope)[0] != Match.NONE), None)
+
+
+def observe_many(histogram, values) -> None:
+    """``histogram.observe(v)`` for each of ``values`` (a float array without NaN), in bulk.
+
+    prometheus_client observes one value at a time: 0.17 ms of CPU for a 256-row request's scores,
+    a tenth of the event loop's work on it. Here each bucket's count is added at once, to the same
+    value objects ``observe`` increments (an unlabelled histogram's ``_buckets`` and ``_sum``, in
+    single- and multiprocess mode), with the bucket ``observe`` picks (the first bound >= v); the
+    sum is added as one float, so it may differ from one-at-a-time adds in the last bits. A
+    prometheus_client without those attributes gets the one-at-a-time loop.
+    """
+    import numpy as np
+
+    if not len(values):
+        return
+    bounds, buckets, total = (getattr(histogram, name, None) for name in ("_upper_bounds", "_buckets", "_sum"))
+    if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    counts = np.bincount(np.searchsorted(np.asarray(bounds, dtype=np.float64), values, side="left"),
+                         minlength=len(bounds))
+    with np.errstate(invalid="ignore"):  # inf + -inf: NaN, as one at a time, without a warning
+        total.inc(float(values.sum()))
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))
 
 
 def mark_worker_dead(pid: int) -> None:

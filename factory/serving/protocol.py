@@ -1,6 +1,6 @@
 """Request bodies in, response bodies out: ``/predict`` rows and Open Inference Protocol v2 tensors.
 
-Bodies are parsed from bytes with ``json.loads`` and checked by hand, value by value: a
+Bodies are parsed from bytes with orjson (``json`` where it differs: ``parse_body``) and checked by hand, value by value: a
 pydantic model per row costs more than the model call at batch 1. Every problem is a
 ``RequestError`` whose one-line message names the field, column and row, and whose status
 is the HTTP answer (400, or 413 over ``limits.max_rows``).
@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -61,9 +62,20 @@ class InferRequest:
 
 
 def parse_body(body: bytes) -> Any:
-    """The JSON of a request body. Raises RequestError for an empty or malformed one."""
-    if not body.strip():
+    """The JSON of a request body. Raises RequestError for an empty or malformed one.
+
+    orjson reads it (a 256-row ``/predict`` body: 0.12 ms, ``json.loads`` 0.35 ms); ``json`` then reads
+    what orjson refuses or would read otherwise, so the result and every message stay ``json``'s:
+    NaN and Infinity, a byte-order mark, a lone surrogate escape, integers past 64 bits (orjson
+    makes floats of them; a body with 19 digits in a row goes to ``json``).
+    """
+    if not body or body.isspace():
         raise RequestError("empty request body: send a JSON object")
+    if _LONG_DIGITS not in body.translate(_DIGITS):  # (a regular expression took 1.7 ms on 56 kB, this 0.03)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # json's own answer below: what it accepts beyond orjson, or its message
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -94,26 +106,42 @@ def decode_rows(body: bytes, sig: Signature) -> tuple[dict[str, np.ndarray], int
     if len(rows) > sig.max_rows:
         raise RequestError(f"rows: {len(rows)} rows, over the limit of {sig.max_rows} per request "
                            "(limits.max_rows)", 413)
-    wanted = set(sig.features)
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise RequestError(f"rows[{i}]: expected an object of column: value, got {_kind(row)}")
-        if len(row) != len(wanted) or row.keys() != wanted:
-            missing = [f for f in sig.features if f not in row]
-            if missing:
-                raise RequestError(f"rows[{i}]: missing column {missing[0]!r}"
-                                   + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-            extra = next(k for k in row if k not in wanted)
-            raise RequestError(f"rows[{i}]: unknown column {extra!r} (the model's columns: "
-                               f"{', '.join(sig.features)})")
+    # The usual case in C: every row an object of exactly the model's columns (as many keys, none missing),
+    # read into one tuple per row; a per-row loop in Python was most of the decoding. Else the loop names the row.
+    features = sig.features
+    get = itemgetter(*features) if len(features) > 1 else lambda row, name=features[0]: (row[name],)
+    try:
+        table = list(map(get, rows)) if set(map(type, rows)) == _DICT and set(map(len, rows)) == {len(features)} \
+            else None
+    except KeyError:
+        table = None
+    if table is None:
+        _check_rows(rows, features)  # raises: the checks above failed for some row
+        table = list(map(get, rows))
     columns = {}
-    for name in sig.features:
-        values = [row[name] for row in rows]
+    by_feature = zip(*table)  # one tuple of values per feature
+    for name, values in zip(sig.features, by_feature):
         if sig.kinds[name] == "categorical":
             columns[name] = _categorical(values, lambda i, n=name: f"rows[{i}].{n}")
         else:
             columns[name] = _numeric(values, lambda i, n=name: f"rows[{i}].{n}")
     return columns, len(rows)
+
+
+def _check_rows(rows: list, features: tuple[str, ...]) -> None:
+    """The RequestError naming the first row that is not an object of exactly ``features``, if any."""
+    wanted = set(features)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise RequestError(f"rows[{i}]: expected an object of column: value, got {_kind(row)}")
+        if len(row) != len(wanted) or row.keys() != wanted:
+            missing = [f for f in features if f not in row]
+            if missing:
+                raise RequestError(f"rows[{i}]: missing column {missing[0]!r}"
+                                   + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            extra = next(k for k in row if k not in wanted)
+            raise RequestError(f"rows[{i}]: unknown column {extra!r} (the model's columns: "
+                               f"{', '.join(features)})")
 
 
 def decode_infer(body: bytes, sig: Signature) -> InferRequest:
@@ -234,6 +262,11 @@ def dumps(doc: Any) -> bytes:
 # Internals
 
 _PLAIN_NUMBERS = {float, int, type(None)}  # bool is its own type: never plain
+_STR = {str}
+_DICT = {dict}
+# 19 digits in a row may be an integer past 64 bits: for json.loads, not orjson (found in ``body.translate(_DIGITS)``)
+_DIGITS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))  # a digit -> "0", anything else -> " "
+_LONG_DIGITS = b"0" * 19
 
 def _numeric(values: list, where) -> np.ndarray:
     """float64 with NaN for null/NaN; a string, bool, list, object or infinity is an error."""
@@ -259,6 +292,10 @@ def _numeric(values: list, where) -> np.ndarray:
 
 def _categorical(values: list, where) -> np.ndarray:
     """object array of str, None for missing (null or ""); an integer is read as its digits."""
+    if set(map(type, values)) == _STR and all(map(str.isascii, values)):  # the usual case, checked as a whole
+        out = np.empty(len(values), dtype=object)
+        out[:] = values if "" not in values else [v or None for v in values]
+        return out
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
         t = type(v)

@@ -84,7 +84,12 @@ class RequestLog:
         self._checked: Any = None  # the feature names last checked against the log's own columns
         self._closed = False
         self._lock = threading.Lock()
-        import pyarrow.parquet  # noqa: F401 - now, not in the first flush: an import under load holds the GIL ~1 s
+        # Now, not in the first flush: pyarrow.parquet's import, and pandas' (pyarrow's first conversion from NumPy
+        # imports it): an import under load holds the GIL ~1 s, and every request waits. A tiny table, in memory.
+        parquet_bytes(rows_table([{"request_id": "warm-up", "model": "", "version": 0, "time": 0,
+                                   "features": {"n": np.zeros(1), "s": np.array([None], dtype=object)},
+                                   "prediction": np.array(["0"], dtype=object), "score": np.zeros(1),
+                                   "probabilities": {}}]))
         self._writer = threading.Thread(target=self._run, name="factory-request-log", daemon=True)
         self._writer.start()
 
