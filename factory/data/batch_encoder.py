@@ -49,6 +49,7 @@ class BatchEncoder:
             self._categorical.append((cat["name"], levels, col if cat["onehot"] else None))
             col += len(cat["levels"]) + FIRST_LEVEL if cat["onehot"] else 0
         self._embedded = sum(off is None for _, _, off in self._categorical)
+        self._luts: dict[str, tuple[pa.Array, np.ndarray]] = {}  # column -> its last dictionary and codes
 
     def encode(self, table: pa.Table, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``preprocessor.transform(table)``, its rows taken in ``order`` (None: as they are).
@@ -68,23 +69,24 @@ class BatchEncoder:
         # place by one transposed copy: writing (N,)-columns into the row-major block strided costs 5x.
         block = np.empty((k + flagged, n), dtype=np.float32)
         for j, name in enumerate(self._names):
-            column = table.column(name)
-            raw = _numeric_column(table, name)  # float64, NaN = missing; infinities refused here, in table order
+            raw = _exact_integers(table.column(name))
+            if raw is None:
+                raw = _numeric_column(table, name)  # float64, NaN = missing; infinities refused, in table order
             if order is not None:
                 raw = raw[order]
-            z = raw - self._mean[j]  # transform's float64 arithmetic, element for element
+            z = np.subtract(raw, self._mean[j], dtype=np.float64)  # transform's float64 arithmetic, elementwise
             np.divide(z, self._std[j], out=z)
-            if column.null_count or not pa.types.is_integer(column.type):  # an integer column has no NaN
+            if raw.dtype == np.float64:  # integers (no nulls) hold no NaN
                 z[np.isnan(z)] = 0.0  # nan_to_num(nan=0): the train mean; infinities cast to float32 as theirs do
             block[j] = z
             if self._flag[j] is not None:
-                block[k + self._flag[j]] = np.isnan(raw)
+                block[k + self._flag[j]] = np.isnan(raw) if raw.dtype == np.float64 else 0.0
         x_num = np.zeros((n, self._width), dtype=np.float32)
         x_num[:, : k + flagged] = block.T
         x_cat = np.empty((n, self._embedded), dtype=np.int64)
         hot, embedded = [], 0
         for name, levels, offset in self._categorical:
-            codes = _fast_codes(table.column(name), levels)
+            codes = self._codes(name, table.column(name), levels)
             if order is not None:
                 codes = codes[order]
             if offset is None:
@@ -108,23 +110,42 @@ class BatchEncoder:
                 return values.astype(np.int64)  # a copy: Arrow buffers are read-only
         return self.pre._encode_target(column)
 
+    def _codes(self, name: str, column: pa.ChunkedArray, levels: pa.Array) -> np.ndarray:
+        """``preprocessing._codes``: through each chunk's dictionary when the column has one (or is text)."""
+        if not (pa.types.is_dictionary(column.type) or pa.types.is_string(column.type)
+                or pa.types.is_large_string(column.type)):
+            return _codes(column, levels)
+        parts = []
+        for chunk in column.chunks:
+            if not pa.types.is_dictionary(chunk.type):
+                chunk = pc.dictionary_encode(chunk)  # nulls stay null indices
+            # The codes of the dictionary's entries (the same function of each value as _codes), then a
+            # gather; a null index points one past them, at MISSING. A Parquet column chunk's batches
+            # share its dictionary, and the files' chunks often hold equal ones: looked up once.
+            last = self._luts.get(name)
+            if last is not None and last[0].equals(chunk.dictionary):
+                lut = last[1]
+            else:
+                lut = np.append(_codes(pa.chunked_array([chunk.dictionary]), levels), MISSING)
+                self._luts[name] = (chunk.dictionary, lut)
+            index = chunk.indices
+            if index.null_count:
+                index = pc.fill_null(index, len(chunk.dictionary))
+            parts.append(lut[index.to_numpy()])
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
-def _fast_codes(column: pa.ChunkedArray, levels: pa.Array) -> np.ndarray:
-    """``preprocessing._codes``: through each chunk's dictionary when the column has one (or is text)."""
-    if not (pa.types.is_dictionary(column.type) or pa.types.is_string(column.type)
-            or pa.types.is_large_string(column.type)):
-        return _codes(column, levels.to_pylist())
-    parts = []
-    for chunk in column.chunks:
-        if not pa.types.is_dictionary(chunk.type):
-            chunk = pc.dictionary_encode(chunk)  # nulls stay null indices
-        # The codes of the dictionary's entries (the same function of each value as _codes), then a
-        # gather; a null index points one past them, at MISSING.
-        lut = np.append(_codes(pa.chunked_array([chunk.dictionary]), levels), MISSING)
-        index = chunk.indices
-        if index.null_count:
-            index = pc.fill_null(index, len(chunk.dictionary))
-        parts.append(lut[index.to_numpy()])
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+def _exact_integers(column: pa.ChunkedArray) -> np.ndarray | None:
+    """An integer column without nulls as its int64 values, when float64 holds each exactly; else None.
+
+    numpy's int64 -> float64 conversion rounds as Arrow's cast does, and within 2**53 (where Arrow's
+    safe cast succeeds) both are exact; beyond it, or with nulls, ``_numeric_column`` decides.
+    """
+    if column.null_count or not pa.types.is_integer(column.type) or pa.types.is_uint64(column.type):
+        return None
+    values = column.to_numpy()
+    if values.size and (values.max() > 2**53 or values.min() < -(2**53)):
+        return None
+    return values

@@ -11,7 +11,7 @@ from factory.data.spec import TableSchema
 from factory.errors import DataError
 
 SCHEMA = TableSchema(
-    features={"amount": "numeric", "count": "numeric", "flag": "numeric", "text_num": "numeric",
+    features={"amount": "numeric", "count": "numeric", "age": "numeric", "flag": "numeric", "text_num": "numeric",
               "city": "categorical", "shop": "categorical", "merchant": "categorical", "size": "categorical",
               "vip": "categorical"},
     target="y", task="binary",
@@ -26,6 +26,7 @@ def _table(n: int, seed: int, merchants: int) -> pa.Table:
     return pa.table({
         "amount": pa.array(amount, mask=rng.random(n) < 0.05),
         "count": pa.array(rng.integers(-5, 10**9, n), mask=rng.random(n) < 0.1),
+        "age": rng.integers(-(2**53), 2**53, n),  # integers without nulls: read without Arrow's cast
         "flag": rng.random(n) < 0.4,  # a bool numeric
         "text_num": pa.array([f"{v:.3f}" for v in rng.normal(0, 1, n)]),  # numbers stored as text
         "city": pa.array(rng.choice(["a", "b", "", "c"], n), mask=rng.random(n) < 0.1),
@@ -68,8 +69,9 @@ def test_dictionary_text_and_chunked_columns_encode_the_same(pre):
     # two chunks, each with its own dictionary (as two record batches of a Parquet file carry)
     chunked = pa.concat_tables([_encoded(fresh.slice(0, 700)), _encoded(fresh.slice(700))])
     expected = pre.transform(fresh)
-    _same(BatchEncoder(pre).encode(dictionary), expected)
-    _same(BatchEncoder(pre).encode(chunked), expected)
+    encoder = BatchEncoder(pre)  # one encoder over batches: dictionaries seen before are looked up again
+    for table in (dictionary, chunked, dictionary, chunked):
+        _same(encoder.encode(table), expected)
 
 
 def test_missing_categorical_values_and_empty_tables(pre):
@@ -88,6 +90,12 @@ def test_bad_values_fail_as_transform_does(pre):
         BatchEncoder(pre).encode(bad, np.arange(20)[::-1].copy())
     with pytest.raises(DataError, match="lacks column"):
         BatchEncoder(pre).encode(bad.drop_columns(["city"]))
+    huge = _table(20, 8, 10)  # beyond 2**53 float64 is inexact: Arrow's cast refuses, and so does the encoder
+    huge = huge.set_column(huge.schema.get_field_index("age"), "age", pa.array([2**53 + 1] * 20))
+    with pytest.raises(pa.ArrowInvalid, match="not in range"):
+        pre.transform(huge)
+    with pytest.raises(pa.ArrowInvalid, match="not in range"):
+        BatchEncoder(pre).encode(huge)
     two = _table(20, 7, 10)
     two = two.set_column(two.schema.get_field_index("y"), "y", pa.array([0, 1] * 9 + [2, 0]))
     with pytest.raises(DataError, match="binary target 'y' must be 0/1"):
