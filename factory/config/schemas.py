@@ -495,6 +495,7 @@ class PlanConf:
 
     check: bool = True
     device_memory_gb: Optional[float] = bounded(POSITIVE, None)
+    host_memory_gb: Optional[float] = bounded(POSITIVE, None)  # per node, for offload; None: this machine's RAM
     headroom: float = bounded(Range(gt=0, le=1), 0.9)
 
 

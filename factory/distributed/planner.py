@@ -196,12 +196,17 @@ def device_counts(trainer: Any) -> tuple[int, int]:
 def memory_budget(settings: Mapping, trainer: Any, devices_per_node: int) -> Budget:
     """Memory per process: ``plan.device_memory_gb``, else the local GPU's, else host RAM / devices.
 
+    Host RAM (what offloaded states use, and the devices when they are CPUs) is
+    ``plan.host_memory_gb`` per node when set, else this machine's.
+
     Raises:
         ConfigError: GPUs asked for, none here, and no ``plan.device_memory_gb``.
     """
     # Their ranges (PlanConf) were checked with the config: every caller plans a validated one.
     headroom, gb = float(settings["headroom"]), settings["device_memory_gb"]
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if settings.get("host_memory_gb") is not None:  # planning for another machine's RAM (offload)
+        ram = float(settings["host_memory_gb"]) * GB
     host, gpus = ram / devices_per_node, _on_gpus(trainer)
     if gb is not None:
         total, source = float(gb) * GB, f"plan.device_memory_gb={gb:g}"

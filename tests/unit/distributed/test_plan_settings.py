@@ -15,4 +15,5 @@ def test_out_of_range_plan_values_are_one_line(plan, message):
 
 
 def test_missing_plan_takes_the_schema_defaults():
-    assert _plan_settings(OmegaConf.create({})) == {"check": True, "device_memory_gb": None, "headroom": 0.9}
+    assert _plan_settings(OmegaConf.create({})) == {"check": True, "device_memory_gb": None,
+                                                    "host_memory_gb": None, "headroom": 0.9}

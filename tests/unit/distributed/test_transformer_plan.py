@@ -154,3 +154,14 @@ def test_a_tokenizer_file_gives_the_vocabulary(tmp_path):
     path = str(tmp_path / "tokenizer.json")
     data = OmegaConf.create({"block_size": 64, "tokenizer": {"vocab_size": 50304, "path": path}})
     assert config_spec(data)["vocab_size"] == tokenizer.get_vocab_size(with_added_tokens=True) < 50304
+
+
+def test_offload_is_planned_against_the_host_memory_named():
+    cfg = _lm_cfg(*GPU8, "strategy=deepspeed_zero3_offload", **SEVEN_B, checkpointing=True)
+    spec = config_spec(cfg.data)
+    small = _lm_cfg(*GPU8, "strategy=deepspeed_zero3_offload", "plan.host_memory_gb=64", **SEVEN_B, checkpointing=True)
+    big = _lm_cfg(*GPU8, "strategy=deepspeed_zero3_offload", "plan.host_memory_gb=1000", **SEVEN_B, checkpointing=True)
+    # 16 GB per process offloaded (fp32 master and moments, gradients, the parameter shard): 8 x 16 GB > 64 x 0.9
+    assert make_plan(cfg, spec).chosen.host > 15 * GB
+    assert not make_plan(small, spec).budget.fits(make_plan(small, spec).chosen)
+    assert make_plan(big, spec).budget.fits(make_plan(big, spec).chosen)
