@@ -71,8 +71,8 @@ def make_plan(cfg: Any, spec: InputSpec | Mapping, batch_size: int | None = None
     layouts = {layout.name: (layout, Buckets()) for layout in LAYOUTS}
     if configured is not None:
         layouts[configured[0].name] = configured  # its own buckets; a non-standard mix is appended
-    model = measure_model(cfg.model, spec, batch_size, cuda=_on_gpus(trainer))
     precision = _effective_precision(trainer)
+    model = measure_model(cfg.model, spec, batch_size, cuda=_on_gpus(trainer), precision=precision)
     estimates = [estimate(model, layout, precision, per_node * nodes, buckets)
                  for layout, buckets in layouts.values()]
     chosen = next((e for e in estimates if configured and e.layout == configured[0]), None)
@@ -118,19 +118,22 @@ def refusal(plan: Plan) -> str:
             "(trainer.devices, trainer.num_nodes), lower data.batch_size, or set plan.check=false")
 
 
-def measure_model(model_cfg: Any, spec: InputSpec | Mapping, batch_size: int, cuda: bool = False) -> ModelSize:
+def measure_model(model_cfg: Any, spec: InputSpec | Mapping, batch_size: int, cuda: bool = False,
+                  precision: str = "32-true") -> ModelSize:
     """Parameter count, largest layer and activation bytes of the configured model, on meta tensors.
 
     The model is built as ``training.recipe.run`` builds it (``configure_model`` included), but
     on the meta device: no memory is allocated and no arithmetic runs. A language model is
     counted from ``model.net`` and the spec (``transformer.gpt_shape``); ``cuda`` says whether
-    its attention runs a fused kernel even with dropout.
+    its attention runs a fused kernel even with dropout, ``precision`` whether its loss is the
+    only fp32 part of 16-bit activations.
     """
     if is_language_model(spec):
         shape = gpt_shape(model_cfg.net, spec)
         fused = cuda or shape.dropout == 0  # torch's CPU flash kernel does not do dropout
+        half = str(precision).startswith(("16", "bf16"))
         return ModelSize(shape.parameters(), shape.largest_layer(),
-                         int(shape.activation_bytes(batch_size, fused)), batch_size, block_size=shape.block_size)
+                         int(shape.activation_bytes(batch_size, fused, half)), batch_size, block_size=shape.block_size)
     import torch
 
     from factory.config.instantiate import build
@@ -326,6 +329,9 @@ def print_plan(plan: Plan, console: Any = None, deepspeed: bool = True) -> None:
              "node: model states only, for 16-bit mixed precision."]
     if not model.activations_measured:
         notes.append("activations: not measured (the model's forward does not run on meta tensors).")
+    if model.block_size:
+        notes.append("activations: a GPT's, counted per token and layer from its config (factory.distributed."
+                     "transformer; docs/planner.md, Language models); not sharded: each device runs its own batch.")
     if plan.chosen is not None:
         notes.append(f"strategy={plan.chosen.layout.name} fits: ~{fmt(budget.need(plan.chosen))} per device."
                      if budget.fits(plan.chosen) else refusal(plan).split("; ")[0] + ".")

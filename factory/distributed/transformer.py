@@ -26,7 +26,7 @@ LayerNorm's input and output and statistics (2h + 2) and the log-probabilities o
 vocabulary (V), plus, as the planner adds for every model, the two largest tensors backward
 holds at once (the gradients of the logits and the log-probabilities, 2V). With activation
 checkpointing a block keeps only its input (h) and one block is recomputed at a time in
-backward. Measured against ``GPT`` on CPU: exact to the element per block and for the head.
+backward. In 16-bit training the loss still runs in fp32: the vocabulary-sized tensors keep 4 bytes. Measured against ``GPT`` on CPU: exact to the element per block and for the head.
 """
 from __future__ import annotations
 
@@ -82,9 +82,14 @@ class GPTShape:
             saved += 2 * h
         return saved
 
-    def activation_bytes(self, batch_size: int, fused_attention: bool) -> float:
-        """fp32 bytes one training step keeps for backward, for ``batch_size`` windows of ``block_size``."""
-        h, v = self.n_embd, self.vocab_size
+    def activation_bytes(self, batch_size: int, fused_attention: bool, half: bool = False) -> float:
+        """fp32 bytes one training step keeps for backward, for ``batch_size`` windows of ``block_size``.
+
+        ``half``: training in 16 bits, where the planner halves every activation; the loss still
+        runs in fp32 (``LanguageModel`` upcasts the logits), so the vocabulary-sized tensors are
+        counted twice here to come out at 4 bytes.
+        """
+        h, v = self.n_embd, self.vocab_size * (2 if half else 1)
         block = self.block_elements_per_token(fused_attention)
         if self.activation_checkpointing:
             layers = self.n_layer * h + block  # inputs kept, one block recomputed at a time

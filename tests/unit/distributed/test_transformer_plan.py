@@ -107,7 +107,7 @@ def test_a_7b_model_on_eight_80gb_gpus_fits_with_zero3_not_ddp():
     # P = 6.58B. DDP under bf16 autocast keeps fp32 weights, gradients and Adam's two moments
     # (16 B per parameter, 105 GB) and its gradient buckets (4 B, 26 GB): 131 GB > 72 GB usable.
     # ZeRO-3 shards 2 B weights, 2 B gradients and 12 B of fp32 master and moments over 8 GPUs:
-    # 2 B per parameter (13 GB), plus ~10 GB of checkpointed bf16 activations for 16k tokens.
+    # 2 B per parameter (13 GB), plus ~13 GB of checkpointed activations for 16k tokens (bf16; the loss in fp32).
     cfg = _lm_cfg(*GPU8, "strategy=deepspeed_zero3", **SEVEN_B, checkpointing=True)
     plan = make_plan(cfg, config_spec(cfg.data))
     by_name = {e.layout.name: e for e in plan.estimates}
@@ -165,3 +165,10 @@ def test_offload_is_planned_against_the_host_memory_named():
     assert make_plan(cfg, spec).chosen.host > 15 * GB
     assert not make_plan(small, spec).budget.fits(make_plan(small, spec).chosen)
     assert make_plan(big, spec).budget.fits(make_plan(big, spec).chosen)
+
+
+def test_in_16_bits_the_loss_keeps_fp32_vocabulary_tensors():
+    shape = GPTShape(2, 4, 64, 32, 500)
+    # log-probs and the two gradients backward holds, (B, T, V) each, counted twice before the planner halves them
+    extra = shape.activation_bytes(4, True, half=True) - shape.activation_bytes(4, True)
+    assert extra == 4 * 4 * 32 * 3 * 500
