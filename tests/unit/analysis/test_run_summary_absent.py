@@ -61,6 +61,8 @@ def test_a_checkpoint_that_cannot_be_loaded_says_so_in_one_line(tmp_path: Path):
     run = _run(tmp_path, ["experiment=diagnosis"], best_checkpoint=str(checkpoint))
     model, reason = run_summary.model_or_reason(run)
     assert model is None
-    assert _one_line(reason, "no checkpoint: `") == f"no checkpoint: `{checkpoint}` cannot be loaded (UnpicklingError)"
+    # factory.models.load_model names the file and the cause, as the data's restore does below
+    assert _one_line(reason, "no checkpoint: `") == (f"no checkpoint: `ckpt_path: {checkpoint} is not a readable "
+                                                     "checkpoint (UnpicklingError)`")
     datamodule, no_data = run_summary.data_or_reason(run)  # its preprocessing is in that file too
     assert datamodule is None and _one_line(no_data, "data not available: `ckpt_path:")
