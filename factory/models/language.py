@@ -246,9 +246,15 @@ class LanguageModel(pl.LightningModule):
         optimizer = _call(self.hparams.optimizer, "model.optimizer", self.parameter_groups())
         if self.hparams.schedule is None:
             return optimizer
-        schedule = WarmupCosine(total_steps=self._total_steps(), **self.hparams.schedule)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        # The last step is set in on_train_start: estimated_stepping_batches here would build the train
+        # loader before a resumed fit restores its position, and the epoch would restart at batch 0.
+        self._schedule = WarmupCosine(total_steps=None, **self.hparams.schedule)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        if getattr(self, "_schedule", None) is not None:
+            self._schedule.total_steps = self._total_steps()
 
     def _total_steps(self) -> int:
         trainer = self.trainer
@@ -369,14 +375,16 @@ class LanguageModel(pl.LightningModule):
 class WarmupCosine:
     """LR multiplier at optimizer step ``s``: ``(s + 1) / (warmup_steps + 1)`` during warmup, then cosine
     from 1 to ``min_lr_ratio`` at ``total_steps``, flat after. A plain object: ``LambdaLR`` saves its
-    ``__dict__`` with the scheduler, so a resumed run keeps the schedule it started with."""
+    ``__dict__`` with the scheduler (and a resume updates this one in place)."""
 
-    def __init__(self, total_steps: int, warmup_steps: int = 100, min_lr_ratio: float = 0.1) -> None:
+    def __init__(self, total_steps: int | None, warmup_steps: int = 100, min_lr_ratio: float = 0.1) -> None:
         self.total_steps, self.warmup_steps, self.min_lr_ratio = total_steps, warmup_steps, min_lr_ratio
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / (self.warmup_steps + 1)
+        if self.total_steps is None:  # LambdaLR's first call, before training starts and the total is known
+            return 1.0
         span = max(self.total_steps - self.warmup_steps, 1)
         progress = min((step - self.warmup_steps) / span, 1.0)
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -16,7 +16,7 @@ from factory.training.fault_tolerance import EXIT_INTERRUPTED
 from tests.integration.helpers import failed_run, manifest, run_dirs
 from tests.integration.test_resume import KILL, assert_same_metrics, launch, metrics_of
 
-# 2 layers, 64 wide, vocabulary 512, block 32: ~60k parameters; 160 windows of 16 per epoch (10 steps on one
+# 2 layers, 64 wide, vocabulary 512, block 32: ~0.1M parameters; 160 windows of 16 per epoch (10 steps on one
 # process, 5 per rank on two).
 SMALL = ["logger=csv", "model.net.n_layer=2", "model.net.n_embd=64", "data.tokenizer.vocab_size=512",
          "data.block_size=32", "data.windows_per_epoch=160", "data.eval_windows=32", "data.val_fraction=0.2",
@@ -40,7 +40,7 @@ def overrides(root: Path, *more: str) -> list[str]:
 
 def test_gpt_tiny_trains_records_and_generates(tmp_path, monkeypatch):
     monkeypatch.setenv("FACTORY_ROOT", str(tmp_path))
-    result = factory.train(factory.compose("train", overrides(tmp_path, "trainer.max_steps=20")))
+    result = factory.train(factory.compose("train", overrides(tmp_path, "trainer.max_epochs=2")))
     assert result.status == "completed"
     record = manifest(result.run_dir)
     tokenizer = (result.run_dir / "tokenizer.json").read_text()
@@ -79,7 +79,7 @@ def test_zero3_on_two_ranks_resumes_exactly_after_kill_9_and_sigterm(tmp_path):
     ref_root, root = tmp_path / "reference", tmp_path / "resumed"
     ref_root.mkdir(), root.mkdir()
     config = overrides(tmp_path, "strategy=deepspeed_zero3", "trainer.accelerator=cpu", "trainer.devices=2",
-                       "trainer.max_steps=15", KILL, "resume=auto")
+                       "trainer.max_epochs=3", KILL, "resume=auto")
     done = launch(ref_root, config, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
