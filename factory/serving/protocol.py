@@ -1,9 +1,9 @@
 """Request bodies in, response bodies out: ``/predict`` rows and Open Inference Protocol v2 tensors.
 
-Bodies are parsed from bytes with orjson (``json`` where it differs: ``parse_body``) and checked by hand, value by value: a
-pydantic model per row costs more than the model call at batch 1. Every problem is a
-``RequestError`` whose one-line message names the field, column and row, and whose status
-is the HTTP answer (400, or 413 over ``limits.max_rows``).
+Bodies are parsed from bytes with orjson (``json`` where it differs: ``parse_body``) and checked
+by hand, value by value: a pydantic model per row costs more than the model call at batch 1.
+Every problem is a ``RequestError`` whose one-line message names the field, column and row,
+and whose status is the HTTP answer (400, or 413 over ``limits.max_rows``).
 
 Decoded rows are *columns*: ``{feature: numpy array}``, float64 with NaN for a missing
 numeric value, object (``str`` or ``None``) for a categorical one; an empty string is
