@@ -101,7 +101,8 @@ def test_bulk_scores_give_the_exposition_of_one_observe_each(task):
     else:
         scores = np.concatenate([rng.normal(0, 20, 300), [-np.inf, np.inf, 10.0, 0.005, np.nan]])
     bulk, single = Metrics(task), Metrics(task)
-    bulk.observe_scores(scores[:100])
+    bulk.observe_scores(scores[:3])  # one observe each
+    bulk.observe_scores(scores[3:100])  # in bulk
     bulk.observe_scores(scores[100:])
     single.rows.inc(len(scores))
     for value in scores.tolist():
