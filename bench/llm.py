@@ -45,9 +45,10 @@ GB = 1e9
 # name -> settings; --quick swaps in tiny sizes so every path runs in under two minutes.
 FULL = {
     "quality": {"overrides": ["experiment=gpt_small"], "char_iters": 2000, "char_eval_iters": 200, "timeout": 900},
-    "throughput": {"overrides": ["experiment=gpt_small"], "steps": 30, "warmup": 3, "repeats": 3,
+    "throughput": {"overrides": ["experiment=gpt_small"], "steps": 60, "warmup": 5, "repeats": 3,
                    "strategies": ["single", "ddp", "deepspeed_zero3"]},
-    "memory": {"overrides": ["experiment=gpt2_124m", "data.block_size=256", "data.batch_size=2"], "steps": 3,
+    "memory": {"overrides": ["experiment=gpt2_124m", "data.block_size=256", "data.batch_size=2",
+                            "trainer.accumulate_grad_batches=1"], "steps": 3,
                "strategies": ["ddp", "deepspeed_zero1", "deepspeed_zero2", "deepspeed_zero3"]},
 }
 QUICK = {
