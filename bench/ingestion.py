@@ -22,8 +22,9 @@ processes, each reading its shard as a DDP rank does: ``StreamBatches(rank=r, wo
   row groups whatever its workers.
 - ``raw``: the same rank's row groups read with ``pyarrow.parquet.ParquetFile.iter_batches``
   (same columns, 65,536-row batches), nothing else; best of ``--epochs``.
-- ``encode``: ``raw`` plus ``Preprocessor.transform`` of each batch, in the rank's process (no
-  split, shuffle, tensors or workers): the floor the shared encoding sets, to read the gap by.
+- ``encode``: the same row groups read as the pipeline reads them (text categoricals as Arrow
+  dictionaries) and encoded by its ``BatchEncoder`` (``Preprocessor.transform``'s arrays), in the
+  rank's process (no split, shuffle, tensors or workers): the floor the encoding sets, to read the gap by.
 
 Ratio = pipeline rows/s / raw rows/s (target >= 0.8). Peak RSS: each child's own ``VmHWM`` at
 exit (its peak since exec); target: the largest size within 1.3x of the smallest, per rank count.
@@ -123,11 +124,15 @@ def child(spec: dict) -> dict:
         units = [dm.stream.units[i] for g in range(rank, len(shares), world) for i in shares[g]]
         import pyarrow as pa
 
-        encode = dm.preprocessor.transform if spec["kind"] == "encode" else None
+        from factory.data.batch_encoder import BatchEncoder
+
+        encode = BatchEncoder(dm.preprocessor).encode if spec["kind"] == "encode" else None
+        dictionaries = dm.stream.dictionary_columns if encode is not None else None
         for _ in range(spec["epochs"]):
             start, rows = time.perf_counter(), 0
             for unit in units:
-                for batch in pq.ParquetFile(unit.path).iter_batches(65_536, [unit.row_group], dm.stream.columns):
+                for batch in pq.ParquetFile(unit.path, read_dictionary=dictionaries).iter_batches(
+                        65_536, [unit.row_group], dm.stream.columns):
                     if encode is not None:
                         encode(pa.Table.from_batches([batch]))
                     rows += batch.num_rows
@@ -168,7 +173,7 @@ def render(results: list[dict], meta: dict) -> str:
     lines = [f"Commit {meta['commit']}, {meta['machine']}; `python bench/ingestion.py {meta['argv']}`. "
              "Rows/s: training rows (batches of 1,024 as the model receives them) per second of the slower "
              "rank, best of the passes; raw: the same row groups through `ParquetFile.iter_batches`; raw + encode: "
-             "that and `Preprocessor.transform` of each batch. Setup: the statistics pass (every row once), each rank "
+             "those read as the pipeline reads them (text categoricals as dictionaries) and encoded by its `BatchEncoder`. Setup: the statistics pass (every row once), each rank "
              "its own here (no `stats_cache`: a run's ranks share one). Peak RSS: per process (VmHWM; with workers, "
              "the largest of the rank and its workers).",
              "", "| rows | ranks | workers | pipeline rows/s | raw scan rows/s | ratio | raw + encode rows/s "
