@@ -14,7 +14,7 @@ from factory.data.text.tokenizer import tokenizer_hash
 from factory.errors import ConfigError
 from factory.training.fault_tolerance import EXIT_INTERRUPTED
 from tests.integration.helpers import failed_run, manifest, run_dirs
-from tests.integration.test_resume import KILL, assert_same_metrics, launch, metrics_of
+from tests.integration.test_resume import KILL, launch, metrics_of
 
 # 2 layers, 64 wide, vocabulary 512, block 32: ~0.1M parameters; 160 windows of 16 per epoch (10 steps on one
 # process, 5 per rank on two).
@@ -66,6 +66,14 @@ def test_a_tabular_baseline_is_refused_for_a_language_model(tmp_path, monkeypatc
                r"^baseline: \[hist_gradient_boosting\] is for tabular data; .* set baseline=null$")
 
 
+def assert_same_metrics(resumed: dict, reference: dict) -> None:
+    """val and test to 1e-6; the n-gram baselines (``{name: {loss, perplexity}}``) fitted on the same tokens: equal."""
+    assert resumed.keys() == reference.keys()
+    for section in ("val", "test"):
+        assert resumed[section] == pytest.approx(reference[section], abs=1e-6, rel=0), section
+    assert resumed.get("baseline") == reference.get("baseline")
+
+
 def history_without_throughput(run_dir: Path) -> list[dict]:
     """The metrics history less ``train/tokens_per_s``: a rate of wall-clock time, never the same twice."""
     rows = csv.DictReader(io.StringIO((run_dir / "csv" / "metrics.csv").read_text()))
@@ -111,3 +119,23 @@ def test_a_model_and_data_of_different_kinds_are_refused(tmp_path, monkeypatch, 
         config = ["data=breast_cancer", "model=gpt", "logger=csv"]
         message = r"^model: a language model trains on text \(data=text\); this data's task is 'binary'$"
     failed_run(tmp_path, config, ConfigError, message)
+
+
+def test_sigterm_mid_epoch_then_resume_auto_ends_as_uninterrupted(tmp_path, monkeypatch):
+    """One process, in this one: the resumed epoch goes on from the batch after the last trained one
+    (the schedule's total must not build the train loader before the position is restored)."""
+    config = overrides(tmp_path, "trainer.max_epochs=2", KILL, "resume=auto")
+    monkeypatch.setenv("FACTORY_ROOT", str(tmp_path / "reference"))
+    monkeypatch.delenv("FAULT_INJECT", raising=False)
+    reference = factory.train(factory.compose("train", config)).run_dir
+
+    monkeypatch.setenv("FACTORY_ROOT", str(tmp_path / "resumed"))
+    monkeypatch.setenv("FAULT_INJECT", "SIGTERM@step13")  # inside epoch 1 (steps 10-19)
+    with pytest.raises(SystemExit) as stopped:
+        factory.train(factory.compose("train", config))
+    assert stopped.value.code == EXIT_INTERRUPTED
+    monkeypatch.delenv("FAULT_INJECT")
+    result = factory.train(factory.compose("train", config))
+    assert manifest(result.run_dir)["attempt"] == 2
+    assert_same_metrics(metrics_of(result.run_dir), metrics_of(reference))
+    assert history_without_throughput(result.run_dir) == history_without_throughput(reference)
