@@ -173,7 +173,8 @@ def render(results: list[dict], meta: dict) -> str:
     lines = [f"Commit {meta['commit']}, {meta['machine']}; `python bench/ingestion.py {meta['argv']}`. "
              "Rows/s: training rows (batches of 1,024 as the model receives them) per second of the slower "
              "rank, best of the passes; raw: the same row groups through `ParquetFile.iter_batches`; raw + encode: "
-             "those read as the pipeline reads them (text categoricals as dictionaries) and encoded by its `BatchEncoder`. Setup: the statistics pass (every row once), each rank "
+             "those read as the pipeline reads them (text categoricals as dictionaries) and encoded by its "
+             "`BatchEncoder`. Setup: the statistics pass (every row once), each rank "
              "its own here (no `stats_cache`: a run's ranks share one). Peak RSS: per process (VmHWM; with workers, "
              "the largest of the rank and its workers).",
              "", "| rows | ranks | workers | pipeline rows/s | raw scan rows/s | ratio | raw + encode rows/s "
