@@ -67,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--from-json", type=Path, help="render saved results instead of running")
     p.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    p.add_argument("--strategies", nargs="+", help="only these strategies in the throughput and memory parts")
     p.add_argument("--threads", type=int, help="torch threads of the one-process runs (default: torch's, one per "
                    "core); 2-rank runs use one per rank. 1 is steadier on a busy machine")
     return p.parse_args(argv)
@@ -128,6 +129,7 @@ def quality(settings: dict) -> dict:
             "model": model_val, "run_val_perplexity": run_metrics.get("val/perplexity"),
             "baselines": baselines, "split_tokens": dm.split_sizes, "vocab_size": dm.input_spec.vocab_size,
             "block_size": dm.block_size, "max_steps": cfg.trainer.get("max_steps"),
+            "eval_windows": cfg.data.get("eval_windows"),
             "char": char_anchor(overrides, settings["char_iters"], settings["char_eval_iters"])}
 
 
@@ -339,7 +341,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
     else:
-        settings = QUICK if args.quick else FULL
+        settings = {part: dict(values) for part, values in (QUICK if args.quick else FULL).items()}
+        if args.strategies:
+            for part in ("throughput", "memory"):
+                settings[part]["strategies"] = args.strategies
         if args.threads:
             import torch
 
@@ -361,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"raw results: {out.relative_to(REPO)} ({saved['wall_s']} s)")
     text = render(saved)
     print(text)
-    if not args.no_write and not saved.get("quick") and set(PARTS) <= set(saved):
+    if not args.no_write and not saved.get("quick") and set(PARTS) <= set(saved) and not args.strategies:
         write(text)
         print("wrote docs/benchmarks.md (## Language models)")
 
