@@ -171,11 +171,12 @@ def create_app(cfg: Any, holder: ModelHolder, tokens: list[bytes] | None = None)
         columns = served.protect(columns)  # pii: hash features: hashed before the model and the request log see them
         # A request of max_batch_size rows or more fills a batch alone: batching cannot help it, and the queue
         # cost it a third of its rows/s (256-row requests at 8 connections: 74.7k rows/s, 116k scored directly).
-        scorer = app.state.scorer
-        if scorer is not app.state.direct and not getattr(scorer, "closed", False) and (
-                rows >= getattr(scorer, "max_batch_size", rows + 1)
-                or (metrics.in_flight == 1 and app.state.direct.quick(served))):
-            scorer = app.state.direct
+        # (Unless the direct path would hold the event loop with a slow model's call: see DirectScorer.quick.)
+        scorer, direct = app.state.scorer, app.state.direct
+        if scorer is not direct and not getattr(scorer, "closed", False) and (
+                (rows >= getattr(scorer, "max_batch_size", rows + 1) and (rows > INLINE_ROWS or direct.quick(served)))
+                or (metrics.in_flight == 1 and direct.quick(served))):
+            scorer = direct
         try:
             out, served = await scorer(columns, rows, served)
         except BatcherClosed:
