@@ -250,9 +250,9 @@ def check_context(datamodule, model) -> None:
     Raises:
         ConfigError: naming ``data.block_size`` and the longest it may be.
     """
-    spec = getattr(model, "spec", None) or {}
-    if spec.get("task") != "language_modeling":
+    if getattr(model, "task", None) != "language_modeling":  # a SupervisedModel's spec is an InputSpec
         return
+    spec = model.spec
     trained, asked = int(spec["block_size"]), int(datamodule.input_spec.block_size)
     if asked > trained:
         raise ConfigError(f"data.block_size: {asked} tokens is longer than the model's context ({trained}, its "
