@@ -57,7 +57,7 @@ QUICK = {
     "throughput": {"overrides": ["experiment=gpt_tiny", "data.source.max_bytes=2000000"], "steps": 8, "warmup": 2,
                    "repeats": 1, "strategies": ["single", "ddp"]},
     "memory": {"overrides": ["experiment=gpt_tiny", "data.source.max_bytes=2000000"], "steps": 2,
-               "strategies": ["deepspeed_zero3"]},
+               "strategies": ["ddp"]},
 }
 
 
