@@ -290,7 +290,7 @@ def _skip_reason(run) -> str | None:
 
     if run.status != "completed":
         return f"status {run.status!r}"
-    if "tokenizer_hash" in (run.record.data or {}):  # recorded for a language model's text data only
+    if "tokenizer_hash" in (getattr(run.record, "data", None) or {}):  # recorded for text data only
         return "a language model: reference profiles describe tabular features and scores"
     if run.cfg.get("data", {}).get("cv_folds"):
         return "cross-validated (data.cv_folds): the checkpoint is one fold's model, its validation split one fold's"
