@@ -20,10 +20,10 @@ from typing import Any, Iterator
 from factory import files
 from factory.errors import FactoryError
 from factory.registry.store import ModelVersion
+from factory.rundir.layout import TOKENIZER  # a version keeps its run's tokenizer under the run's file name
 
 KIND = "language_model"
 TASK = "language_modeling"  # the spec's task (factory.data.text.TextSpec)
-TOKENIZER = "tokenizer.json"
 MODEL_TARGET = "factory.models.LanguageModel"
 
 
