@@ -23,6 +23,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -266,7 +268,8 @@ def _single(loop: str, strategy: str, settings: dict) -> dict:
         trainer = build_trainer(cfg, Path(tmp) / "run")
         clock = StepClock(settings["warmup"])
         trainer.callbacks.append(clock)
-        trainer.fit(model, datamodule=dm)
+        with contextlib.redirect_stdout(io.StringIO()):  # Lightning's model summary
+            trainer.fit(model, datamodule=dm)
         return {"tokens_per_s": clock.tokens_per_s}
 
 
