@@ -22,6 +22,9 @@ processes, each reading its shard as a DDP rank does: ``StreamBatches(rank=r, wo
   row groups whatever its workers.
 - ``raw``: the same rank's row groups read with ``pyarrow.parquet.ParquetFile.iter_batches``
   (same columns, 65,536-row batches), nothing else; best of ``--epochs``.
+- ``cached`` (``--cache``, with 0 workers): the pipeline with ``data.encoded_cache`` in a fresh
+  directory (shared by the ranks, deleted after): epoch 1 reads, encodes and writes each row
+  group's encoded rows; epochs 2+ (best of them) map them and shuffle by a gather.
 - ``encode``: the same row groups read as the pipeline reads them (text categoricals as Arrow
   dictionaries) and encoded by its ``BatchEncoder`` (``Preprocessor.transform``'s arrays), in the
   rank's process (no split, shuffle, tensors or workers): the floor the encoding sets, to read the gap by.
@@ -60,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ranks", nargs="+", type=int, default=[1, 2], help="processes reading together")
     p.add_argument("--epochs", type=int, default=2, help="passes per child; the best is kept")
     p.add_argument("--workers", nargs="+", type=int, default=[0, 2], help="DataLoader workers per rank, each measured")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure data.encoded_cache: epoch 1 (writes) and epochs 2+ (reads); needs --epochs >= 2")
     p.add_argument("--data-dir", type=Path, default=REPO / "outputs" / "bench" / "ingestion-data",
                    help="generated Parquet directories, kept for reruns")
     p.add_argument("--write", action="store_true", help="rewrite the Ingestion section of --doc")
@@ -105,12 +110,18 @@ def child(spec: dict) -> dict:
     dm.setup("test")  # "fit"'s pass, without "fit"'s demand for validation rows (every row is train here)
     out["setup_s"] = time.perf_counter() - start
     passes = []
-    if spec["kind"] == "pipeline":
+    if spec["kind"] in ("pipeline", "cached"):
+        from factory.data.encoded_cache import EncodedCache
         from factory.data.streaming import StreamLoader
 
+        cache = None
+        if spec["kind"] == "cached":
+            cache = EncodedCache.for_stream(spec["cache_dir"], dm.fingerprint, dm.preprocessor.state_dict(),
+                                            dm.split_seed, 0.0, 0.0, dm.batch_rows, dm.stream.columns)
         for epoch in range(spec["epochs"]):
             data = StreamBatches(dm.stream, dm.preprocessor, dm._unit_rows, "train", BATCH, dm.split_seed, 0.0, 0.0,
-                                 rank=rank, world_size=world, workers=spec["workers"], shuffle=True, drop_last=True)
+                                 rank=rank, world_size=world, workers=spec["workers"], shuffle=True, drop_last=True,
+                                 cache=cache)
             start, rows = time.perf_counter(), 0
             for x_num, x_cat, y in StreamLoader(data, num_workers=spec["workers"], start_epoch=epoch):
                 rows += len(y)
@@ -137,6 +148,9 @@ def child(spec: dict) -> dict:
                         encode(pa.Table.from_batches([batch]))
                     rows += batch.num_rows
             passes.append((rows, time.perf_counter() - start))
+    if spec["kind"] == "cached":  # epoch 1 writes the cache; the best of the later ones reads it
+        out["first_rows"], out["first_s"] = passes[0]
+        passes = passes[1:]
     out["rows"], out["s"] = min(passes, key=lambda p: p[1])
     import resource
 
@@ -153,9 +167,23 @@ def _vm_hwm_kib() -> int:
 
 def measure(kind: str, path: Path, world: int, epochs: int, workers: int) -> dict:
     """``world`` children started together, each a rank; their figures combined."""
+    if kind == "cached":  # a fresh cache directory beside the data, shared by the ranks, deleted after
+        import shutil
+        import tempfile
+
+        cache_dir = tempfile.mkdtemp(prefix="encoded-", dir=path.parent)
+        try:
+            return _measure(kind, path, world, epochs, workers, cache_dir)
+        finally:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+    return _measure(kind, path, world, epochs, workers, None)
+
+
+def _measure(kind: str, path: Path, world: int, epochs: int, workers: int, cache_dir: str | None) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, __file__, "--child", json.dumps(
-        {"kind": kind, "path": str(path), "rank": r, "world": world, "epochs": epochs, "workers": workers})],
+        {"kind": kind, "path": str(path), "rank": r, "world": world, "epochs": epochs, "workers": workers,
+         "cache_dir": cache_dir})],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO) for r in range(world)]
     ranks = []
     for proc in procs:
@@ -164,9 +192,12 @@ def measure(kind: str, path: Path, world: int, epochs: int, workers: int) -> dic
             raise SystemExit(f"{kind} child failed: {stderr.strip().splitlines()[-1:]}")
         ranks.append(json.loads(stdout.strip().splitlines()[-1]))
     rows, slowest = sum(r["rows"] for r in ranks), max(r["s"] for r in ranks)
-    return {"kind": kind, "world": world, "rows": rows, "s": slowest, "rows_per_s": rows / slowest,
-            "setup_s": max(r["setup_s"] for r in ranks), "peak_rss_mb": max(r["peak_rss_mb"] for r in ranks),
-            "ranks": ranks}
+    out = {"kind": kind, "world": world, "rows": rows, "s": slowest, "rows_per_s": rows / slowest,
+           "setup_s": max(r["setup_s"] for r in ranks), "peak_rss_mb": max(r["peak_rss_mb"] for r in ranks),
+           "ranks": ranks}
+    if kind == "cached":
+        out["first_rows_per_s"] = sum(r["first_rows"] for r in ranks) / max(r["first_s"] for r in ranks)
+    return out
 
 
 def render(results: list[dict], meta: dict) -> str:
@@ -176,16 +207,18 @@ def render(results: list[dict], meta: dict) -> str:
              "those read as the pipeline reads them (text categoricals as dictionaries) and encoded by its "
              "`BatchEncoder`. Setup: the statistics pass (every row once), each rank "
              "its own here (no `stats_cache`: a run's ranks share one). Peak RSS: per process (VmHWM; with workers, "
-             "the largest of the rank and its workers).",
+             "the largest of the rank and its workers). Cached (0 workers): `data.encoded_cache` in a fresh "
+             "directory; epoch 1 writes it, epoch 2+ (best) reads it; ratios to the raw scan.",
              "", "| rows | ranks | workers | pipeline rows/s | raw scan rows/s | ratio | raw + encode rows/s "
-             "| setup pass s | peak RSS MB (pipeline) | peak RSS MB (raw) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| setup pass s | peak RSS MB (pipeline) | peak RSS MB (raw) | cached epoch 1 rows/s (ratio) "
+             "| cached epoch 2+ rows/s (ratio) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         p, raw = r["pipeline"], r["raw"]
         lines.append(f"| {r['dataset_rows']:,} | {r['world']} | {r['workers']} | {p['rows_per_s']:,.0f} "
                      f"| {raw['rows_per_s']:,.0f} | {p['rows_per_s'] / raw['rows_per_s']:.2f} "
                      f"| {r['encode']['rows_per_s']:,.0f} | {p['setup_s']:.1f} | {p['peak_rss_mb']:.0f} "
-                     f"| {raw['peak_rss_mb']:.0f} |")
+                     f"| {raw['peak_rss_mb']:.0f} | {_cached(r, 'first_rows_per_s')} | {_cached(r, 'rows_per_s')} |")
     for world, workers in sorted({(r["world"], r["workers"]) for r in results}):
         rss = [(r["dataset_rows"], r["pipeline"]["peak_rss_mb"]) for r in results
                if (r["world"], r["workers"]) == (world, workers)]
@@ -198,6 +231,13 @@ def render(results: list[dict], meta: dict) -> str:
         lines.append(f"\nPending: {', '.join(pending)} rows (not run here); `make bench-ingestion` runs every size "
                      "(~10 min on an idle machine).")
     return "\n".join(lines)
+
+
+def _cached(result: dict, key: str) -> str:
+    if "cached" not in result:
+        return "-"
+    rate = result["cached"][key]
+    return f"{rate:,.0f} ({rate / result['raw']['rows_per_s']:.2f})"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,6 +256,13 @@ def main(argv: list[str] | None = None) -> None:
                 pipeline = measure("pipeline", path, world, args.epochs, workers)
                 results.append({"dataset_rows": rows, "world": world, "workers": workers, "pipeline": pipeline,
                                 "raw": raw, "encode": encode})
+                if args.cache and workers == 0 and args.epochs >= 2:
+                    cached = results[-1]["cached"] = measure("cached", path, world, args.epochs, 0)
+                    print(f"{rows:>11,} rows, {world} rank(s), encoded cache: epoch 1 "
+                          f"{cached['first_rows_per_s']:,.0f} rows/s (ratio "
+                          f"{cached['first_rows_per_s'] / raw['rows_per_s']:.2f}), epoch 2+ "
+                          f"{cached['rows_per_s']:,.0f} rows/s (ratio {cached['rows_per_s'] / raw['rows_per_s']:.2f})",
+                          flush=True)
                 print(f"{rows:>11,} rows, {world} rank(s), {workers} worker(s): pipeline "
                       f"{pipeline['rows_per_s']:,.0f} rows/s, raw {raw['rows_per_s']:,.0f} rows/s (ratio "
                       f"{pipeline['rows_per_s'] / raw['rows_per_s']:.2f}), raw + encode {encode['rows_per_s']:,.0f} "

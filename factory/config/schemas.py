@@ -101,6 +101,7 @@ class StreamingDataModuleConf:
     batch_rows: int = bounded(COUNT, 65536)  # rows per record batch read
     sample_rows: int = bounded(COUNT, 1000000)  # quantile bins from at most this many sampled rows
     stats_cache: Optional[str] = None  # a directory sharing the statistics pass between ranks and runs
+    encoded_cache: Optional[str] = None  # a directory keeping encoded rows after the first epoch (docs/data.md)
     dataset: Optional[str] = None  # the governed dataset's name (access policy, audit); None: the source's name
     classification: str = choices("public", "internal", "restricted", default="public")
 

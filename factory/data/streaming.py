@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from factory.data.batch_encoder import BatchEncoder
 from factory.data.datamodule import auto_batch_size
+from factory.data.encoded_cache import EncodedCache, wait
 from factory.data.parquet_stream import SPLIT_CODES, ParquetStream, Unit, cached_statistics, split_codes
 from factory.data.preprocessing import Preprocessor
 from factory.data.spec import InputSpec, TableSchema
@@ -59,16 +60,18 @@ class StreamBatches(IterableDataset):
         rank, world_size: this process's place in the run. workers: DataLoader workers (0: the main process).
         shuffle: new row group order each epoch (``epoch``, set by ``StreamLoader``), rows permuted per batch.
         drop_last: a train epoch is whole batches only, the same count on every rank.
+        cache: where encoded units are kept and read (``factory.data.encoded_cache``); None: encode every epoch.
     """
 
     def __init__(self, stream: ParquetStream, preprocessor: Preprocessor, unit_rows: np.ndarray, split: str,
                  batch_size: int, seed: int, val_fraction: float, test_fraction: float, *, rank: int = 0,
-                 world_size: int = 1, workers: int = 0, shuffle: bool = False, drop_last: bool = False):
+                 world_size: int = 1, workers: int = 0, shuffle: bool = False, drop_last: bool = False,
+                 cache: EncodedCache | None = None):
         self.stream, self.preprocessor, self.unit_rows = stream, preprocessor, unit_rows
         self.split, self.code, self.batch_size = split, SPLIT_CODES[split], batch_size
         self.seed, self.fractions = seed, (val_fraction, test_fraction)
         self.rank, self.world_size, self.workers = rank, world_size, max(1, workers)
-        self.shuffle, self.drop_last = shuffle, drop_last
+        self.shuffle, self.drop_last, self.cache = shuffle, drop_last, cache
         self.epoch = 0
         # Batches per item yielded: a worker hands over CHUNK batches at once (StreamLoader cuts them
         # apart), since moving each small batch's tensors between processes costs more than encoding it.
@@ -111,7 +114,8 @@ class StreamBatches(IterableDataset):
         rest: tuple[np.ndarray, ...] | None = None  # the rows short of a batch, carried to the next record batch
         done, size = 0, self.batch_size
         for index in self.shares(self.epoch)[reader]:
-            for arrays in self._encoded(self.stream.units[index], rng if self.shuffle else None):
+            parts = self._encoded(index, rng if self.shuffle else None)
+            for arrays in parts:
                 if rest is not None:  # the carried rows and the first new ones make a batch (only it is copied)
                     need = size - len(rest[0])
                     if len(arrays[0]) < need:
@@ -120,6 +124,8 @@ class StreamBatches(IterableDataset):
                     yield tuple(torch.from_numpy(np.concatenate((r, a[:need]))) for r, a in zip(rest, arrays))
                     done, rest = done + 1, None
                     if done == cap:
+                        self._finish(parts, index)
+                        self._published()
                         return
                     arrays = tuple(a[need:] for a in arrays)
                 full, start = len(arrays[0]) // size * size, 0
@@ -128,13 +134,62 @@ class StreamBatches(IterableDataset):
                     yield tuple(torch.from_numpy(a[start : start + count * size]) for a in arrays)
                     done, start = done + count, start + count * size
                     if done == cap:
+                        self._finish(parts, index)
+                        self._published()
                         return
                 rest = tuple(a[full:] for a in arrays) if full < len(arrays[0]) else None
         if rest is not None and not self.drop_last and done < cap:
             yield tuple(torch.from_numpy(a) for a in rest)
+        self._published()
 
-    def _encoded(self, unit: Unit, rng: np.random.Generator | None):
-        """The unit's rows of this split, encoded (``Preprocessor.transform``'s arrays), shuffled by ``rng``."""
+    def _published(self) -> None:
+        if self.cache is not None:  # the units this epoch wrote are on disk before it ends
+            wait()
+
+    def _finish(self, parts, index: int) -> None:
+        """Read the rest of a unit the epoch stops in, when it is being cached (a partial unit is never kept)."""
+        if self.cache is not None and getattr(self, "_writing", None) == index:
+            for _ in parts:
+                pass
+
+    def _encoded(self, index: int, rng: np.random.Generator | None):
+        """Unit ``index``'s rows of this split, encoded (``Preprocessor.transform``'s arrays), shuffled by ``rng``.
+
+        With a cache: from its mapped copy when complete (the same record batches, the same draws of
+        ``rng``), else encoded unshuffled, written, and shuffled by a gather (equal to the fused shuffle).
+        """
+        unit, rows_in_split = self.stream.units[index], int(self.unit_rows[index, self.code])
+        if self.cache is None:
+            yield from self._encode(unit, rng)
+            return
+        kept = self.cache.load(self.split, index, rows_in_split, f"{unit.name}#{unit.row_group}")
+        if kept is not None:
+            arrays, start = kept[0], 0
+            for n in kept[1]:
+                if rng is None:
+                    yield tuple(a[start : start + n].copy() for a in arrays)  # out of the read-only map
+                else:
+                    order = rng.permutation(n) + start
+                    yield tuple(np.take(a, order, axis=0) for a in arrays)  # 2x a[order] on 2-D rows
+                start += n
+            return
+        writer = self.cache.writer(self.split, index, rows_in_split, f"{unit.name}#{unit.row_group}")
+        self._writing = index
+        try:
+            for arrays in self._encode(unit, None):
+                writer.add(arrays)
+                if rng is None:
+                    yield arrays
+                else:
+                    order = rng.permutation(len(arrays[0]))
+                    yield tuple(np.take(a, order, axis=0) for a in arrays)
+            writer.commit()
+        finally:
+            writer.discard()
+            if self._writing == index:
+                self._writing = None
+
+    def _encode(self, unit: Unit, rng: np.random.Generator | None):
         if not hasattr(self, "_encoder"):  # built where it runs (a worker builds its own)
             self._encoder = BatchEncoder(self.preprocessor)
         for table, rows in self.stream.read(unit, dictionaries=True):
@@ -203,6 +258,9 @@ class StreamingDataModule(pl.LightningDataModule):
         stats_cache: a directory keeping the statistics pass's result by the files' fingerprint
             (``cached_statistics``): the ranks of a run share one pass, later runs on the same files none.
             ``None``: each process makes its own pass.
+        encoded_cache: a directory keeping each unit's encoded rows from the first epoch that reads it
+            (``factory.data.encoded_cache``): later epochs and runs map them, reading no Parquet.
+            ``None``: every epoch reads and encodes.
 
     Example:
         >>> dm = StreamingDataModule(FileSource("data/tx/", target="is_fraud"), num_workers=2)
@@ -212,13 +270,13 @@ class StreamingDataModule(pl.LightningDataModule):
     def __init__(self, source, batch_size: int | None = None, num_workers: int = 0, val_fraction: float = 0.15,
                  test_fraction: float = 0.15, split_seed: int = 42, max_onehot: int = 16,
                  batch_rows: int = 65536, sample_rows: int = 1000000, stats_cache: str | None = None,
-                 dataset: str | None = None, classification: str = "public"):
+                 encoded_cache: str | None = None, dataset: str | None = None, classification: str = "public"):
         super().__init__()
         check_fractions(val_fraction, test_fraction)
         self.source, self.batch_size, self.num_workers = source, batch_size, num_workers
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.max_onehot, self.batch_rows, self.sample_rows = max_onehot, batch_rows, sample_rows
-        self.stats_cache = stats_cache
+        self.stats_cache, self.encoded_cache = stats_cache, encoded_cache
         self.dataset, self.classification = dataset, classification
         self.preprocessor: Preprocessor | None = None
         self.schema: TableSchema | None = None
@@ -313,9 +371,14 @@ class StreamingDataModule(pl.LightningDataModule):
             raise RuntimeError("StreamingDataModule.setup() has not run yet")
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        cache = None
+        if self.encoded_cache is not None:
+            cache = EncodedCache.for_stream(self.encoded_cache, self.fingerprint, self._fitted().state_dict(),
+                                            self.split_seed, self.val_fraction, self.test_fraction, self.batch_rows,
+                                            self.stream.columns)
         dataset = StreamBatches(self.stream, self._fitted(), self._unit_rows, split, self.batch_size,
                                 self.split_seed, self.val_fraction, self.test_fraction, rank=rank, world_size=world,
-                                workers=self.num_workers, shuffle=shuffle, drop_last=drop_last)
+                                workers=self.num_workers, shuffle=shuffle, drop_last=drop_last, cache=cache)
         if drop_last and len(dataset) == 0:
             raise DataError(f"the train split gives some rank fewer than data.batch_size={self.batch_size} rows "
                             f"({self.split_sizes['train']} train rows over {world} rank(s)); lower the batch size")
