@@ -3,7 +3,7 @@ notebook displays: the summary, perplexity beside the unigram and bigram baselin
 bar chart), the loss curves against the step, and samples drawn from the checkpoint.
 
 The baselines are those the run recorded in ``metrics.json`` (``factory.training.ngram``: fitted on
-the train tokens, scored on every val token); the model's val perplexity is the run's own.
+the train tokens, scored on the model's val windows); the model's val perplexity is the run's own.
 
 Example:
     >>> run = factory.load_run(run_dir)

@@ -608,7 +608,7 @@ class GenerateConf:
     registry: Optional[str] = None  # None: factory.registry.default_dir()
     prompt: str = ""  # the text continued; "": a new document
     max_new_tokens: int = bounded(COUNT, 64)
-    temperature: float = bounded(POSITIVE, 1.0)
+    temperature: float = bounded(NON_NEGATIVE, 1.0)  # 0: greedy, as the server's generate
     top_k: Optional[int] = bounded(COUNT, None)  # None: sample from the whole vocabulary
     seed: Optional[int] = bounded(SEED, None)  # None: a fresh seed each call (printed)
     num_samples: int = bounded(COUNT, 1)

@@ -258,7 +258,8 @@ class LanguageModel(pl.LightningModule):
 
     def _total_steps(self) -> int:
         trainer = self.trainer
-        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else trainer.estimated_stepping_batches
+        # Lightning's estimate is the smaller of max_steps and the epochs' total: training ends at the first
+        total = trainer.estimated_stepping_batches
         if not math.isfinite(total):
             raise ConfigError("model.schedule: the cosine schedule needs a last step: set trainer.max_steps "
                               "or trainer.max_epochs")

@@ -10,10 +10,13 @@ from __future__ import annotations
 PEAK_FLOPS: tuple[tuple[str, float, float], ...] = (
     ("H200", 989e12, 67e12),
     ("H100 PCIe", 756e12, 51e12),
+    ("H100 NVL", 835e12, 60e12),
     ("H100", 989e12, 67e12),  # SXM
     ("A100", 312e12, 19.5e12),
     ("L40S", 362e12, 91.6e12),
+    ("L40", 181e12, 90.5e12),  # before "L4", which its name contains
     ("L4", 121e12, 30.3e12),
+    ("A10G", 70e12, 31.2e12),  # AWS's A10 at lower clocks; before "A10"
     ("A10", 125e12, 31.2e12),
     ("V100", 125e12, 15.7e12),  # fp16 (no bf16)
     ("RTX 4090", 165e12, 82.6e12),

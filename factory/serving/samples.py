@@ -35,7 +35,7 @@ def generate(cfg) -> Samples:
     """Sample ``cfg.num_samples`` continuations of ``cfg.prompt`` as ``conf/generate.yaml`` says.
 
     Raises:
-        ConfigError: a bad key or value (``temperature <= 0``, ``top_k < 1``, ...); ``model`` naming
+        ConfigError: a bad key or value (``temperature < 0``, ``top_k < 1``, ...); ``model`` naming
             nothing, or a model that is not a language model.
     """
     from factory.config.validate import validate

@@ -64,15 +64,19 @@ def for_run(datamodule, value: Any, seed: int = 0) -> dict[str, dict[str, float]
 
 
 def language_model(datamodule, split: str = "val") -> dict[str, dict[str, float]]:
-    """A unigram and a bigram fitted on the train tokens, scored on every token of ``split``
-    (``factory.training.ngram``): ``{"unigram": {"loss", "perplexity"}, "bigram": {...}}``; ``{}``
-    when the split holds fewer than two tokens."""
+    """A unigram and a bigram fitted on the train tokens, scored on the targets of the windows the
+    model's ``val/perplexity`` is measured on (``data.eval_windows`` of ``split``; the same tokens, so
+    the ratio compares like with like; ``factory.training.ngram``):
+    ``{"unigram": {"loss", "perplexity"}, "bigram": {...}}``; ``{}`` when the split holds too few tokens."""
+    from factory.data.text.windows import EvalWindows
     from factory.training.ngram import ngram_baselines
 
-    evaluated = datamodule.tokens(split)
-    if len(evaluated) < 2:
+    evaluated, block_size = datamodule.tokens(split), datamodule.block_size
+    if len(evaluated) < block_size + 1:
         return {}
-    return ngram_baselines(datamodule.tokens("train"), evaluated, datamodule.input_spec.vocab_size)
+    starts = EvalWindows(len(evaluated), block_size, 1, datamodule.eval_windows).starts()
+    return ngram_baselines(datamodule.tokens("train"), evaluated, datamodule.input_spec.vocab_size,
+                           windows=(starts, block_size))
 
 
 def logistic_regression(datamodule, split: str = "test", seed: int = 0) -> dict[str, float]:

@@ -100,7 +100,8 @@ def cross_entropy(model: np.ndarray | Bigram, tokens) -> float:
     return total / (len(tokens) - 1)
 
 
-def ngram_baselines(train, evaluated, vocab_size: int) -> dict[str, dict[str, float]]:
+def ngram_baselines(train, evaluated, vocab_size: int, windows: tuple[np.ndarray, int] | None = None
+                    ) -> dict[str, dict[str, float]]:
     """The unigram and bigram fitted on ``train``, scored on ``evaluated``: ``{name: {"loss", "perplexity"}}``.
 
     Metric names are the model's without the split prefix, as every baseline in ``metrics.json``
@@ -110,13 +111,20 @@ def ngram_baselines(train, evaluated, vocab_size: int) -> dict[str, dict[str, fl
         train: token ids (a numpy array or memmap of any integer type).
         evaluated: token ids of the split scored (val).
         vocab_size: the tokenizer's vocabulary size (ids are ``0 .. vocab_size - 1``).
+        windows: ``(starts, block_size)``: score only the targets of these windows of ``evaluated``
+            (``evaluated[s + 1 : s + block_size + 1]``, each given its predecessor), the tokens a
+            language model's ``val/perplexity`` is measured on; None: every token.
 
     Raises:
         DataError: a token id outside the vocabulary; fewer than two evaluated tokens.
     """
     results = {}
     for name, model in (("unigram", fit_unigram(train, vocab_size)), ("bigram", fit_bigram(train, vocab_size))):
-        loss = cross_entropy(model, evaluated)
+        if windows is None:
+            loss = cross_entropy(model, evaluated)
+        else:  # windows of one length: the mean of their means is the mean over their tokens
+            starts, block_size = windows
+            loss = float(np.mean([cross_entropy(model, evaluated[s:s + block_size + 1]) for s in starts]))
         results[name] = {"loss": loss, "perplexity": math.exp(loss)}
     return results
 

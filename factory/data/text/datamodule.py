@@ -128,7 +128,7 @@ class TextDataModule(pl.LightningDataModule):
         eos = bpe.eos_id(tokenizer, self.tokenizer_settings["eos_token"], where)
         vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
         token_hash = bpe.tokenizer_hash(self.tokenizer_json)
-        directory = self.cache_dir / "tokens" / cache_key(corpus.fingerprint, token_hash, split)
+        directory = self.cache_dir / "tokens" / cache_key(corpus.fingerprint, token_hash, {**split, "eos_id": eos})
         record = {"source": corpus.name, "fingerprint": corpus.fingerprint, "tokenizer_hash": token_hash, **split}
         meta, built = cached_tokens(directory, by_split, self.tokenizer_json, eos, vocab_size, record)
         self.cache["tokens"] = "built" if built else "cached"

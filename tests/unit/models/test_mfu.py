@@ -11,6 +11,9 @@ from factory.models.mfu import mfu, peak_flops
     ("NVIDIA H100 PCIe", "16-mixed", 756e12),  # the PCIe card, not the SXM one its name also contains
     ("NVIDIA L40S", "bf16-true", 362e12),
     ("NVIDIA L4", "bf16-mixed", 121e12),
+    ("NVIDIA L40", "bf16-mixed", 181e12),  # not the L4 its name contains
+    ("NVIDIA A10G", "bf16-mixed", 70e12),  # not the A10
+    ("NVIDIA H100 NVL", "bf16-mixed", 835e12),
     ("Tesla V100-SXM2-16GB", "16-mixed", 125e12),
     ("NVIDIA GeForce GTX 1080", "bf16-mixed", None),
 ])
