@@ -42,6 +42,9 @@ RESULTS = REPO / "outputs" / "bench" / "llm.json"
 CACHE = REPO / "data" / "text-cache"  # tokenizers and token files, shared by every run of the bench
 COMMON = ["logger=csv", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", f"data.cache_dir={CACHE}"]
 PARTS = ("quality", "throughput", "memory")
+# callbacks=none, except that a preset's callbacks.early_stopping.patience would then be a node without _target_
+NO_CALLBACKS = [f"callbacks.{name}=null" for name in ("model_checkpoint", "preemption", "early_stopping",
+                                                       "learning_rate_monitor")]
 GB = 1e9
 
 # name -> settings; --quick swaps in tiny sizes so every path runs in under two minutes.
@@ -231,7 +234,7 @@ def _median(values: list[float]) -> float | None:
 
 def _run_overrides(settings: dict, strategy: str, ranks: int) -> list[str]:
     return [*settings["overrides"], f"strategy={strategy}", f"trainer.devices={ranks}",
-            f"trainer.max_steps={settings['steps']}", "trainer.limit_val_batches=0", "test=false", "callbacks=none",
+            f"trainer.max_steps={settings['steps']}", "trainer.limit_val_batches=0", "test=false", *NO_CALLBACKS,
             "plan.check=false"]
 
 
@@ -307,7 +310,7 @@ def memory(settings: dict) -> list[dict]:
     for strategy in settings["strategies"]:
         overrides = [*settings["overrides"], f"strategy={strategy}", "trainer.devices=2",
                      f"trainer.max_steps={settings['steps']}", "trainer.limit_val_batches=0", "test=false",
-                     "callbacks=none", "plan.check=false", "trainer.precision=32-true"]
+                     *NO_CALLBACKS, "plan.check=false", "trainer.precision=32-true"]
         cfg = _compose(overrides)
         dm = _datamodule(overrides)
         plan = make_plan(cfg, dm.input_spec, dm.batch_size)
