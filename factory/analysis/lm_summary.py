@@ -89,10 +89,7 @@ def summary(run: LoadedRun, model=None) -> str:
     """The report's opening (markdown): a failed or interrupted run says so first, then a line each for
     status and perplexity, data and model, when and from what commit (and energy, when measured)."""
     record = run.manifest
-    lines = []
-    if record.status != "completed":
-        lines.append(f"**This run is {record.status}**: `{record.error or 'no error recorded'}`. "
-                     "The sections below show what it recorded before it stopped.\n")
+    lines = run_summary.stopped_banner(record)
     lines += [f"- **{record.status}**: {headline(run)}",
               f"- data: {data_line(run, model)}",
               f"- model: {model_line(run, model)}",

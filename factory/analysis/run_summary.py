@@ -139,14 +139,19 @@ def energy_line(run: LoadedRun) -> str | None:
             f"{energy.get('country')} grid), over {energy.get('duration_s', 0):.1f} s of the run{whole}")
 
 
+def stopped_banner(record) -> list[str]:
+    """A failed or interrupted run's first line in a report (none for a completed run)."""
+    if record.status == "completed":
+        return []
+    return [f"**This run is {record.status}**: `{record.error or 'no error recorded'}`. "
+            "The sections below show what it recorded before it stopped.\n"]
+
+
 def summary(run: LoadedRun, model=None, task: str | None = None) -> str:
     """The report's opening (markdown): a failed or interrupted run says so first, then a line each
     for status and headline metric, data and model, and when and from what commit."""
     record = run.manifest
-    lines = []
-    if record.status != "completed":
-        lines.append(f"**This run is {record.status}**: `{record.error or 'no error recorded'}`. "
-                     "The sections below show what it recorded before it stopped.\n")
+    lines = stopped_banner(record)
     lines += [f"- **{record.status}**: {headline(run)}",
               f"- data: {data_line(run, task)}; model: {model_line(run, model)}",
               f"- ran {when_line(run)}"]
