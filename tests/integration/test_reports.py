@@ -182,7 +182,7 @@ def test_cli_failing_cell_exits_1_naming_the_cell(tmp_path: Path):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["report=nope"], "error: report/nope: no such config (available: champion_challenger, compare_runs, monitor, run_report"),
+    (["report=nope"], "error: report/nope: no such config (available: champion_challenger, compare_runs, lm_report, monitor, run_report"),
     (["report.parameters.run_dir=x", "report.notebook=notebooks/missing.ipynb"],
      "error: report.notebook: notebooks/missing.ipynb: no such notebook"),
     ([f"report.notebook={TINY}"], "error: report.parameters.run_dir: missing required value"),
